@@ -1,0 +1,232 @@
+//! `mailc explain CONFIG ADDRESS`: how a recipient resolves and why. Uses the
+//! same lookup the server uses ([`Tables::resolve`]), so what it prints is what
+//! the server does.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::compile::{self, Compiled, Options};
+use crate::spec::source::Sources;
+use crate::tables::resolve::{Matched, Resolution};
+use crate::tables::{AddressKind, LocalPartCase, Tables, TargetKind};
+
+/// Exit codes: 0 the address is accepted, 2 it is rejected (or not local),
+/// 1 the config does not compile.
+pub fn run(config: &Path, address: &str, offline: bool) -> i32 {
+    let out = compile::compile_file(config, Options { offline });
+    let Some(compiled) = &out.compiled else {
+        let text =
+            crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100);
+        eprint!("{text}");
+        eprintln!(
+            "{}: failed ({})",
+            config.display(),
+            crate::diag::summary(&out.diags)
+        );
+        return 1;
+    };
+    let (text, accepted) = explain(compiled, &out.sources, address);
+    print!("{text}");
+    if accepted { 0 } else { 2 }
+}
+
+/// The explanation text and whether the address is accepted.
+pub fn explain(c: &Compiled, sources: &Sources, address: &str) -> (String, bool) {
+    let t: &Tables = &c.tables;
+    let mut o = String::new();
+    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let _ = writeln!(o, "address      {address}");
+    let accepted = match t.resolve(address) {
+        Resolution::Invalid { reason } => {
+            let _ = writeln!(o, "verdict      rejected: not a valid address ({reason})");
+            let _ = writeln!(o, "reply        501 5.1.3 bad recipient address syntax");
+            false
+        }
+        Resolution::NotLocal { domain } => {
+            let _ = writeln!(o, "domain       {domain} (not a domain of this server)");
+            let _ = writeln!(
+                o,
+                "verdict      relayed only for logged-in users (submission) and trusted networks{}",
+                if t.trusted_networks.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        t.trusted_networks
+                            .iter()
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+            let _ = writeln!(
+                o,
+                "reply        554 5.7.1 relay access denied, for anyone else"
+            );
+            false
+        }
+        Resolution::UnknownUser { domain, normalized } => {
+            domain_lines(
+                &mut o,
+                c,
+                sources,
+                &domain.name,
+                &domain.unicode,
+                domain.local_part_case,
+            );
+            let _ = writeln!(o, "normalised   {normalized}");
+            let _ = writeln!(
+                o,
+                "verdict      rejected: no mailbox, alias{} for this address",
+                if domain.plus_separator.is_some() {
+                    ", plus address or catch-all"
+                } else {
+                    " or catch-all"
+                }
+            );
+            let _ = writeln!(o, "reply        550 5.1.1 no such user");
+            false
+        }
+        Resolution::Deliver(d) => {
+            domain_lines(
+                &mut o,
+                c,
+                sources,
+                &d.domain.name,
+                &d.domain.unicode,
+                d.domain.local_part_case,
+            );
+            let _ = writeln!(o, "normalised   {}", d.normalized);
+            match d.matched {
+                Matched::Exact => {}
+                Matched::PlusDetail => {
+                    let _ = writeln!(
+                        o,
+                        "plus detail  \"{}\" removed (separator \"{}\") → {}",
+                        d.detail.as_deref().unwrap_or_default(),
+                        d.domain.plus_separator.as_deref().unwrap_or_default(),
+                        d.address
+                    );
+                }
+                Matched::CatchAll => {
+                    let at = c
+                        .origins
+                        .catch_alls
+                        .get(&d.domain.name)
+                        .map(|s| format!(" (defined at {})", sources.location(*s)))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        o,
+                        "catch-all    no address matched; the catch-all takes it → {}{at}",
+                        d.address
+                    );
+                }
+            }
+            if let Some(kind) = d.kind {
+                let what = match kind {
+                    AddressKind::Mailbox => "a mailbox",
+                    AddressKind::MailboxAlias => "an extra address of a mailbox",
+                    AddressKind::Alias => "an alias",
+                };
+                let at = c
+                    .origins
+                    .addresses
+                    .get(&d.address)
+                    .map(|s| format!(" (defined at {})", sources.location(*s)))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "matched      {} is {what}{at}", d.address);
+            }
+            let _ = writeln!(o, "delivers to");
+            let mut local = 0;
+            let mut remote = 0;
+            let mut disabled = 0;
+            let width = d
+                .targets
+                .iter()
+                .map(|t| t.address.chars().count())
+                .max()
+                .unwrap_or(0);
+            for target in d.targets {
+                let mut line = format!("  {:width$}  ", target.address);
+                match target.kind {
+                    TargetKind::Mailbox => {
+                        let m = t.mailboxes.get(&target.address);
+                        if m.is_some_and(|m| m.disabled) {
+                            disabled += 1;
+                            line.push_str("mailbox, DISABLED (refused: 550 5.2.1)");
+                        } else {
+                            local += 1;
+                            line.push_str("mailbox");
+                            if let Some(m) = m {
+                                let _ = write!(line, " {}", m.maildir.display());
+                            }
+                        }
+                    }
+                    TargetKind::Remote => {
+                        remote += 1;
+                        line.push_str("remote: forwarded");
+                    }
+                }
+                if !target.via.is_empty() {
+                    let _ = write!(line, " (via {})", target.via.join(" → "));
+                }
+                let _ = writeln!(o, "{line}");
+            }
+            let ok = local + remote > 0;
+            let mut parts = Vec::new();
+            if local > 0 {
+                parts.push(format!(
+                    "{local} local mailbox{}",
+                    if local == 1 { "" } else { "es" }
+                ));
+            }
+            if remote > 0 {
+                parts.push(format!(
+                    "{remote} forward{}",
+                    if remote == 1 { "" } else { "s" }
+                ));
+            }
+            if disabled > 0 {
+                parts.push(format!("{disabled} disabled"));
+            }
+            if ok {
+                let _ = writeln!(o, "verdict      accepted: {}", parts.join(", "));
+            } else {
+                let _ = writeln!(o, "verdict      rejected: every target is disabled");
+                let _ = writeln!(o, "reply        550 5.2.1 mailbox disabled");
+            }
+            ok
+        }
+    };
+    (o, accepted)
+}
+
+fn domain_lines(
+    o: &mut String,
+    c: &Compiled,
+    sources: &Sources,
+    ascii: &str,
+    unicode: &str,
+    case: LocalPartCase,
+) {
+    let at = c
+        .origins
+        .domains
+        .get(ascii)
+        .map(|s| format!(", defined at {}", sources.location(*s)))
+        .unwrap_or_default();
+    let shown = if ascii == unicode {
+        ascii.to_string()
+    } else {
+        format!("{unicode} = {ascii}")
+    };
+    let _ = writeln!(
+        o,
+        "domain       {shown} (local{at}; local parts {})",
+        match case {
+            LocalPartCase::Insensitive => "case-insensitive",
+            LocalPartCase::Sensitive => "case-sensitive",
+        }
+    );
+}

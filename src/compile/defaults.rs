@@ -1,0 +1,77 @@
+//! Every default of the configuration language, and nothing else. When a
+//! setting is absent from the config, the compiler takes its value from here;
+//! no other module may invent one. `tests/snapshots` pins the tables compiled
+//! from a minimal config, so a changed default shows up in review.
+
+use crate::tables::{Action, DkimAlgorithm, LocalPartCase};
+
+pub const STATE_DIR: &str = "/var/lib/mailc";
+pub const LOG_LEVEL: &str = "info";
+pub const LOG_FORMAT: &str = "text";
+
+/// MX preference of the implied MX (the server hostname).
+pub const MX_PRIORITY: u16 = 10;
+pub const PLUS_SEPARATOR: &str = "+";
+pub const LOCAL_PART_CASE: LocalPartCase = LocalPartCase::Insensitive;
+
+/// RSA is what every verifier understands; add an ed25519 selector beside it.
+pub const DKIM_ALGORITHM: DkimAlgorithm = DkimAlgorithm::Rsa;
+/// The published SPF record when a domain has no `spf` node: `v=spf1 mx -all`.
+pub const SPF_TERMS: &[&str] = &["mx"];
+pub const SPF_ALL: &str = "fail";
+pub const DMARC_PCT: u8 = 100;
+pub const DMARC_ALIGNMENT: &str = "relaxed";
+/// A new MTA-STS policy starts in testing: enforcing a policy before the
+/// certificate is right would make senders refuse to deliver.
+pub const MTA_STS_MODE: &str = "testing";
+pub const MTA_STS_MAX_AGE_SECS: u64 = 7 * 86400;
+
+/// 25 MiB: what the large providers accept, so forwarding does not bounce.
+pub const MAX_MESSAGE_SIZE: u64 = 25 << 20;
+/// RFC 5321 §4.5.3.1.8: servers must accept at least 100 recipients.
+pub const MAX_RECIPIENTS: u32 = 100;
+/// SPF fail alone is not proof of forgery (forwarding breaks SPF): junk it.
+pub const SPF_FAIL: Action = Action::Junk;
+pub const SPF_SOFTFAIL: Action = Action::Accept;
+/// RFC 6376 §6.1: a failed signature is treated like no signature.
+pub const DKIM_FAIL: Action = Action::Accept;
+/// Do what the sending domain asks for.
+pub const DMARC_REJECT: Action = Action::Reject;
+pub const DMARC_QUARANTINE: Action = Action::Junk;
+
+pub const SUBMISSION_AUTH_REQUIRED: bool = true;
+pub const SUBMISSION_SENDER_MUST_OWN: bool = true;
+pub const SUBMISSION_STRIP_CLIENT_IP: bool = false;
+
+pub const MAX_CONNECTIONS: u32 = 1000;
+/// Generous enough for an office behind one NAT address running IMAP clients
+/// with several connections each.
+pub const MAX_CONNECTIONS_PER_IP: u32 = 50;
+pub const MAX_ERRORS: u32 = 10;
+pub const AUTH_FAILURES: u32 = 5;
+pub const AUTH_LOCKOUT_SECS: u64 = 15 * 60;
+
+/// RFC 5321 §4.5.3.2.7: at least 5 minutes awaiting the next command.
+pub const SMTP_COMMAND_SECS: u64 = 5 * 60;
+/// RFC 5321 §4.5.3.2.5 asks 3 minutes per data block of the client; the server
+/// side is more generous.
+pub const SMTP_DATA_SECS: u64 = 10 * 60;
+/// RFC 9051 §5.4: the autologout timer is at least 30 minutes.
+pub const IMAP_SECS: u64 = 30 * 60;
+pub const IMAP_IDLE_SECS: u64 = 30 * 60;
+/// RFC 1939 §3: at least 10 minutes.
+pub const POP3_SECS: u64 = 10 * 60;
+pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// Minimums the RFCs ask servers to allow; shorter values get a warning.
+pub const RFC_MIN_SMTP_COMMAND_SECS: u64 = 5 * 60;
+pub const RFC_MIN_SMTP_DATA_SECS: u64 = 3 * 60;
+pub const RFC_MIN_IMAP_SECS: u64 = 30 * 60;
+pub const RFC_MIN_POP3_SECS: u64 = 10 * 60;
+
+/// Submission port of a relay host when none is given.
+pub const RELAY_PORT_STARTTLS: u16 = 587;
+pub const RELAY_PORT_IMPLICIT: u16 = 465;
+
+/// Names a self-signed development certificate covers besides the hostname.
+pub const SELF_SIGNED_EXTRA_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];

@@ -1,0 +1,147 @@
+//! `compile`: the spanned model → checked, immutable [`Tables`].
+//!
+//! Name resolution (domains, addresses, aliases), the safety policy (open relay,
+//! plaintext AUTH, TLS without certificates), secret-file checks and lowering.
+//! Defaults come from [`defaults`] only. Every problem is reported; tables are
+//! produced only when there is no error.
+
+pub mod defaults;
+mod domains;
+mod recipients;
+mod secrets;
+mod server;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::diag::Diags;
+use crate::spec::{self, Parsed, source::Sources, source::Span};
+use crate::tables::{FORMAT_VERSION, Tables};
+
+/// What the compiler may look at besides the config text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Do not read secret files (password files, keys): for builds in a
+    /// sandbox where they do not exist yet (`mailc check --offline`).
+    pub offline: bool,
+}
+
+/// Secrets that were written inline in the config. They are deliberately not
+/// part of [`Tables`] (which must be safe to print and to commit).
+#[derive(Clone, Default, PartialEq)]
+pub struct Secrets {
+    /// Mailbox address → password hash written with `password=`.
+    pub inline_password_hashes: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("inline_password_hashes", &self.inline_password_hashes.len())
+            .finish()
+    }
+}
+
+/// Where things were defined, for `mailc explain` (not part of the tables, so
+/// moving a line does not change the content hash).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    pub addresses: BTreeMap<String, Span>,
+    pub domains: BTreeMap<String, Span>,
+    pub catch_alls: BTreeMap<String, Span>,
+}
+
+/// A successful compilation.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub tables: Tables,
+    pub secrets: Secrets,
+    pub origins: Origins,
+}
+
+/// Everything a compile run produced: the sources (for rendering
+/// diagnostics), the diagnostics, and the result when there was no error.
+pub struct Output {
+    pub sources: Sources,
+    pub diags: Diags,
+    pub compiled: Option<Compiled>,
+}
+
+/// Reads and compiles the configuration at `path`.
+pub fn compile_file(path: &Path, options: Options) -> Output {
+    let mut diags = Diags::new();
+    let parsed = spec::parse_file(path, &mut diags);
+    finish(parsed, options, diags)
+}
+
+/// Compiles text held in memory; relative paths resolve against `dir`.
+pub fn compile_str(name: &str, dir: &Path, text: &str, options: Options) -> Output {
+    let mut diags = Diags::new();
+    let parsed = spec::parse_str(name, dir, text, &mut diags);
+    finish(parsed, options, diags)
+}
+
+fn finish(parsed: Parsed, options: Options, mut diags: Diags) -> Output {
+    let compiled = compile(&parsed, options, &mut diags);
+    Output {
+        sources: parsed.sources,
+        diags,
+        compiled,
+    }
+}
+
+/// Lowers a parsed config. Returns `None` when any error was reported (by the
+/// spec stage before, or here).
+pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<Compiled> {
+    if parsed.sources.is_empty() || diags.iter().any(|d| d.code == crate::diag::Code::Syntax) {
+        // The main file could not be read, or some file is not KDL: checking
+        // the meaning of a partial config would only add noise.
+        return None;
+    }
+    let cfg = &parsed.config;
+    let mut cx = Cx { options, diags };
+    let server = server::lower(cfg, &mut cx);
+    let mut doms = domains::lower(cfg, &server, &mut cx);
+    let recips = recipients::lower(cfg, &server, &mut doms, &mut cx);
+    server::check_relay_safety(cfg, &mut cx);
+
+    if cx.diags.has_errors() {
+        return None;
+    }
+    let hostname = server.hostname?;
+    let tables = Tables {
+        format_version: FORMAT_VERSION,
+        content_hash: String::new(),
+        hostname,
+        state_dir: server.state_dir,
+        public_ips: server.public_ips,
+        log: server.log,
+        tls: server.certificates,
+        listeners: server.listeners,
+        domains: doms.tables,
+        mailboxes: recips.mailboxes,
+        addresses: recips.addresses,
+        trusted_networks: server.trusted_networks,
+        inbound: server.inbound,
+        submission: server.submission,
+        limits: server.limits,
+        timeouts: server.timeouts,
+        relay_host: server.relay_host,
+    }
+    .seal();
+    Some(Compiled {
+        tables,
+        secrets: recips.secrets,
+        origins: Origins {
+            addresses: recips.origins,
+            domains: doms.origins,
+            catch_alls: doms.catch_all_origins,
+        },
+    })
+}
+
+/// State shared by the lowering passes.
+pub(crate) struct Cx<'a> {
+    pub options: Options,
+    pub diags: &'a mut Diags,
+}

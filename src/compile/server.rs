@@ -1,0 +1,626 @@
+//! Server-wide settings: hostname, state directory, TLS certificates,
+//! listeners (TLS and AUTH modes, the plaintext-AUTH rule), relay safety,
+//! policies, limits, timeouts and the relay host.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use super::{Cx, defaults as def, secrets};
+use crate::addr;
+use crate::diag::{Code, Diag};
+use crate::ipnet::Network;
+use crate::spec::ast::Config;
+use crate::spec::source::Spanned;
+use crate::tables::{
+    Action, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind, ListenerTable,
+    LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
+};
+
+pub(super) struct Server {
+    pub hostname: Option<String>,
+    pub state_dir: PathBuf,
+    pub public_ips: Vec<IpAddr>,
+    pub log: LogTable,
+    pub certificates: Vec<Certificate>,
+    pub listeners: Vec<ListenerTable>,
+    pub trusted_networks: Vec<Network>,
+    pub inbound: InboundPolicy,
+    pub submission: SubmissionPolicy,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub relay_host: Option<RelayHostTable>,
+}
+
+fn or<T: Clone>(v: &Option<Spanned<T>>, default: T) -> T {
+    v.as_ref().map_or(default, |s| s.value.clone())
+}
+
+fn action(v: &Option<Spanned<&'static str>>, default: Action) -> Action {
+    match v.as_ref().map(|s| s.value) {
+        Some("accept") => Action::Accept,
+        Some("junk") => Action::Junk,
+        Some("reject") => Action::Reject,
+        _ => default,
+    }
+}
+
+pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
+    let hostname = cfg.hostname.as_ref().and_then(|h| {
+        match addr::normalize_domain(&h.value) {
+            Ok(d) if addr::is_fqdn(&d.ascii) => Some(d.ascii),
+            Ok(d) => {
+                cx.diags.push(
+                    Diag::error(
+                        Code::HostnameInvalid,
+                        format!("hostname `{}` is not fully qualified", h.value),
+                    )
+                    .label(h.span, "needs a domain part")
+                    .help(format!(
+                        "use the full name other servers reach this host by, e.g. \"mail.{}.example\"",
+                        d.ascii
+                    )),
+                );
+                None
+            }
+            Err(e) => {
+                cx.diags.push(
+                    Diag::error(Code::HostnameInvalid, format!("hostname `{}`: {e}", h.value))
+                        .label(h.span, "not a valid host name")
+                        .help("the hostname is a DNS name such as \"mail.example.com\""),
+                );
+                None
+            }
+        }
+    });
+
+    let state_dir = cfg
+        .state
+        .as_ref()
+        .map_or_else(|| PathBuf::from(def::STATE_DIR), |s| s.value.clone());
+
+    let limits = Limits {
+        max_connections: or(&cfg.limits.max_connections, def::MAX_CONNECTIONS),
+        max_connections_per_ip: or(
+            &cfg.limits.max_connections_per_ip,
+            def::MAX_CONNECTIONS_PER_IP,
+        ),
+        max_errors: or(&cfg.limits.max_errors, def::MAX_ERRORS),
+        auth_failures: or(&cfg.limits.auth_failures, def::AUTH_FAILURES),
+        auth_lockout_secs: or(&cfg.limits.auth_lockout, def::AUTH_LOCKOUT_SECS),
+    };
+
+    let certificates = certificates(cfg, hostname.as_deref(), &state_dir, cx);
+    let listeners = listeners(cfg, !certificates.is_empty(), &limits, cx);
+
+    let t = &cfg.timeouts;
+    for (v, min, rfc) in [
+        (
+            &t.smtp_command,
+            def::RFC_MIN_SMTP_COMMAND_SECS,
+            "RFC 5321 §4.5.3.2.7",
+        ),
+        (
+            &t.smtp_data,
+            def::RFC_MIN_SMTP_DATA_SECS,
+            "RFC 5321 §4.5.3.2.5",
+        ),
+        (&t.imap, def::RFC_MIN_IMAP_SECS, "RFC 9051 §5.4"),
+        (&t.pop3, def::RFC_MIN_POP3_SECS, "RFC 1939 §3"),
+    ] {
+        if let Some(v) = v
+            && v.value < min
+        {
+            cx.diags.push(
+                Diag::warning(
+                    Code::TimeoutBelowRfc,
+                    format!(
+                        "timeout of {} is below the {} that {rfc} asks servers to allow",
+                        crate::spec::value::format_duration(v.value),
+                        crate::spec::value::format_duration(min)
+                    ),
+                )
+                .label(v.span, "shorter than the RFC minimum")
+                .help("slow but legitimate clients will be cut off; raise it unless you know why"),
+            );
+        }
+    }
+    let timeouts = Timeouts {
+        smtp_command_secs: or(&t.smtp_command, def::SMTP_COMMAND_SECS),
+        smtp_data_secs: or(&t.smtp_data, def::SMTP_DATA_SECS),
+        imap_secs: or(&t.imap, def::IMAP_SECS),
+        imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS),
+        pop3_secs: or(&t.pop3, def::POP3_SECS),
+        shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
+    };
+
+    let i = &cfg.inbound;
+    let inbound = InboundPolicy {
+        max_message_size: or(&i.max_message_size, def::MAX_MESSAGE_SIZE),
+        max_recipients: or(&i.max_recipients, def::MAX_RECIPIENTS),
+        spf_fail: action(&i.spf_fail, def::SPF_FAIL),
+        spf_softfail: action(&i.spf_softfail, def::SPF_SOFTFAIL),
+        dkim_fail: action(&i.dkim_fail, def::DKIM_FAIL),
+        dmarc_reject: action(&i.dmarc_reject, def::DMARC_REJECT),
+        dmarc_quarantine: action(&i.dmarc_quarantine, def::DMARC_QUARANTINE),
+    };
+    let s = &cfg.submission;
+    let submission = SubmissionPolicy {
+        auth_required: or(&s.auth_required, def::SUBMISSION_AUTH_REQUIRED),
+        sender_must_own: or(&s.sender_must_own, def::SUBMISSION_SENDER_MUST_OWN),
+        strip_client_ip: or(&s.strip_client_ip, def::SUBMISSION_STRIP_CLIENT_IP),
+        max_message_size: or(&s.max_message_size, def::MAX_MESSAGE_SIZE),
+        max_recipients: or(&s.max_recipients, def::MAX_RECIPIENTS),
+    };
+
+    Server {
+        hostname,
+        state_dir,
+        public_ips: cfg.public_ips.iter().map(|s| s.value).collect(),
+        log: LogTable {
+            level: or(&cfg.log.level, def::LOG_LEVEL).to_string(),
+            format: or(&cfg.log.format, def::LOG_FORMAT).to_string(),
+        },
+        certificates,
+        listeners,
+        trusted_networks: cfg.trusted_networks.iter().map(|s| s.value).collect(),
+        inbound,
+        submission,
+        limits,
+        timeouts,
+        relay_host: relay_host(cfg, cx),
+    }
+}
+
+fn certificates(
+    cfg: &Config,
+    hostname: Option<&str>,
+    state_dir: &std::path::Path,
+    cx: &mut Cx<'_>,
+) -> Vec<Certificate> {
+    let mut out: Vec<Certificate> = Vec::new();
+    let mut names_seen: Vec<Spanned<String>> = Vec::new();
+    let mut self_signed_seen: Option<crate::spec::source::Span> = None;
+    let mut default_seen = false;
+    for t in &cfg.tls {
+        let mut names = Vec::new();
+        for n in &t.names {
+            let (wild, rest) = match n.value.strip_prefix("*.") {
+                Some(rest) => (true, rest),
+                None => (false, n.value.as_str()),
+            };
+            match addr::normalize_domain(rest) {
+                Ok(d) => {
+                    let name = if wild {
+                        format!("*.{}", d.ascii)
+                    } else {
+                        d.ascii
+                    };
+                    if let Some(prev) = names_seen.iter().find(|p| p.value == name) {
+                        cx.diags.push(
+                            Diag::error(
+                                Code::TlsDuplicateName,
+                                format!("two certificates are selected by `{name}`"),
+                            )
+                            .label(n.span, "named again here")
+                            .label(prev.span, "first named here")
+                            .help("each SNI name selects exactly one certificate"),
+                        );
+                    } else {
+                        names_seen.push(Spanned::new(name.clone(), n.span));
+                        names.push(name);
+                    }
+                }
+                Err(e) => cx.diags.push(
+                    Diag::error(Code::DomainInvalid, format!("SNI name `{}`: {e}", n.value))
+                        .label(n.span, "not a host name")
+                        .help("SNI names are host names, optionally starting with `*.`"),
+                ),
+            }
+        }
+        let self_signed = t.self_signed.as_ref().is_some_and(|s| s.value);
+        let source = if self_signed {
+            if let Some(f) = t.cert.as_ref().or(t.key.as_ref()) {
+                cx.diags.push(
+                    Diag::error(
+                        Code::TlsConflict,
+                        "a certificate cannot be both self-signed and read from files",
+                    )
+                    .label(f.span, "certificate file given")
+                    .label(
+                        t.self_signed.as_ref().map_or(t.span, |s| s.span),
+                        "self-signed requested",
+                    )
+                    .help(
+                        "drop `self-signed=#true` for a real certificate, or drop `cert=`/`key=`",
+                    ),
+                );
+                continue;
+            }
+            if let Some(prev) = self_signed_seen {
+                cx.diags.push(
+                    Diag::error(Code::TlsConflict, "more than one self-signed certificate")
+                        .label(t.span, "second self-signed certificate")
+                        .label(prev, "first one")
+                        .help("one development certificate covers every name; remove the second"),
+                );
+                continue;
+            }
+            self_signed_seen = Some(t.span);
+            cx.diags.push(
+                Diag::warning(
+                    Code::TlsSelfSigned,
+                    "TLS uses a self-signed certificate: for development only",
+                )
+                .label(t.self_signed.as_ref().map_or(t.span, |s| s.span), "self-signed")
+                .help("clients and other servers will not trust it; use a real certificate (e.g. from ACME) in production"),
+            );
+            let dir = state_dir.join("tls");
+            let mut subject_names: Vec<String> = hostname.into_iter().map(str::to_string).collect();
+            subject_names.extend(names.iter().cloned());
+            subject_names.extend(def::SELF_SIGNED_EXTRA_NAMES.iter().map(|s| s.to_string()));
+            subject_names.dedup();
+            CertSource::SelfSigned {
+                cert: dir.join("selfsigned.pem"),
+                key: dir.join("selfsigned.key"),
+                subject_names,
+            }
+        } else {
+            match (&t.cert, &t.key) {
+                (Some(c), Some(k)) => {
+                    secrets::check_file(c, false, "certificate", cx);
+                    secrets::check_file(k, true, "TLS private key", cx);
+                    CertSource::Files {
+                        cert: c.value.clone(),
+                        key: k.value.clone(),
+                    }
+                }
+                (Some(only), None) | (None, Some(only)) => {
+                    let missing = if t.cert.is_some() { "key" } else { "cert" };
+                    cx.diags.push(
+                        Diag::error(Code::TlsIncomplete, format!("`tls` is missing `{missing}=`"))
+                            .label(only.span, format!("needs a matching `{missing}=`"))
+                            .help("a certificate needs both `cert=` (PEM chain) and `key=` (PEM private key)"),
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    cx.diags.push(
+                        Diag::error(Code::TlsIncomplete, "`tls` names no certificate")
+                            .label(t.span, "no cert=, key= or self-signed=#true")
+                            .help("write `tls cert=\"fullchain.pem\" key=\"key.pem\"`, or `tls self-signed=#true` for development"),
+                    );
+                    continue;
+                }
+            }
+        };
+        let is_default = names.is_empty() && !default_seen;
+        default_seen |= is_default;
+        out.push(Certificate {
+            names,
+            default: is_default,
+            source,
+        });
+    }
+    // Without an explicit default, the first certificate serves clients whose
+    // SNI matches nothing.
+    if !default_seen && let Some(first) = out.first_mut() {
+        first.default = true;
+    }
+    out
+}
+
+fn listeners(
+    cfg: &Config,
+    have_certs: bool,
+    limits: &Limits,
+    cx: &mut Cx<'_>,
+) -> Vec<ListenerTable> {
+    let mut out: Vec<(ListenerTable, crate::spec::source::Span)> = Vec::new();
+    for l in &cfg.listeners {
+        let Some(kind) = ListenerKind::parse(l.kind.value) else {
+            continue;
+        };
+        let addr: SocketAddr = l.addr.value;
+        if let Some((_, prev)) = out.iter().find(|(o, _)| conflicts(o.address, addr)) {
+            let same = cfg
+                .listeners
+                .iter()
+                .find(|x| x.span == *prev)
+                .is_some_and(|x| x.addr.value == addr);
+            cx.diags.push(
+                Diag::error(
+                    Code::ListenerDuplicate,
+                    if same {
+                        format!("two listeners on {addr}")
+                    } else {
+                        format!("{addr} overlaps another listener on the same port")
+                    },
+                )
+                .label(l.addr.span, "bound again here")
+                .label(*prev, "already bound here")
+                .help("every listener needs its own IP:PORT; a wildcard address (0.0.0.0 or [::]) covers all addresses of its family"),
+            );
+            continue;
+        }
+        let starttls_capable = matches!(
+            kind,
+            ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::Imap | ListenerKind::Pop3
+        );
+        if let Some(s) = &l.starttls
+            && !starttls_capable
+        {
+            cx.diags.push(
+                Diag::error(
+                    Code::ListenerOption,
+                    format!("`starttls` does not apply to a {} listener", kind.as_str()),
+                )
+                .label(s.span, "not applicable")
+                .help(if kind == ListenerKind::Lmtp {
+                    "LMTP is plain; keep it on loopback"
+                } else {
+                    "this kind is TLS from the first byte"
+                }),
+            );
+        }
+        if let Some(a) = &l.auth
+            && kind != ListenerKind::Smtp
+        {
+            cx.diags.push(
+                Diag::error(
+                    Code::ListenerOption,
+                    format!("`auth` does not apply to a {} listener", kind.as_str()),
+                )
+                .label(a.span, "not applicable")
+                .help(if kind == ListenerKind::Lmtp {
+                    "LMTP never authenticates"
+                } else {
+                    "this kind always offers authentication (after TLS)"
+                }),
+            );
+        }
+        let tls = match kind {
+            ListenerKind::Submissions | ListenerKind::Imaps | ListenerKind::Pop3s => {
+                TlsMode::Implicit
+            }
+            ListenerKind::Lmtp => TlsMode::None,
+            _ => {
+                if l.starttls.as_ref().is_none_or(|s| s.value) {
+                    TlsMode::Starttls
+                } else {
+                    TlsMode::None
+                }
+            }
+        };
+        let offers_auth = match kind {
+            ListenerKind::Lmtp => false,
+            ListenerKind::Smtp => l.auth.as_ref().is_some_and(|a| a.value),
+            _ => true,
+        };
+        let insecure = l.insecure_plaintext_auth.as_ref().is_some_and(|v| v.value);
+        let auth = if !offers_auth {
+            AuthMode::None
+        } else if insecure && tls != TlsMode::Implicit {
+            cx.diags.push(
+                Diag::warning(
+                    Code::AuthPlaintext,
+                    format!("{} listener on {addr} accepts passwords without TLS", kind.as_str()),
+                )
+                .label(
+                    l.insecure_plaintext_auth.as_ref().map_or(l.span, |s| s.span),
+                    "insecure override",
+                )
+                .help("anyone on the network path can read these passwords; use only on loopback behind a local proxy"),
+            );
+            AuthMode::Plaintext
+        } else if tls == TlsMode::None {
+            let at = l.starttls.as_ref().map_or(l.kind.span, |s| s.span);
+            cx.diags.push(
+                Diag::error(
+                    Code::AuthPlaintext,
+                    format!(
+                        "{} listener on {addr} would accept passwords over an unencrypted connection",
+                        kind.as_str()
+                    ),
+                )
+                .label(at, "no TLS on this listener")
+                .label(l.kind.span, "this kind authenticates users")
+                .help("keep STARTTLS on (remove `starttls=#false`), or use the implicit-TLS kind (submissions, imaps, pop3s)"),
+            );
+            AuthMode::None
+        } else {
+            AuthMode::AfterTls
+        };
+        if tls != TlsMode::None && !have_certs {
+            cx.diags.push(
+                Diag::error(
+                    Code::TlsMissingCertificate,
+                    format!("{} listener on {addr} needs a TLS certificate", kind.as_str()),
+                )
+                .label(l.kind.span, "needs TLS")
+                .help("add `tls cert=\"/path/fullchain.pem\" key=\"/path/key.pem\"`, or `tls self-signed=#true` for development"),
+            );
+        }
+        if kind == ListenerKind::Lmtp && !addr.ip().is_loopback() {
+            cx.diags.push(
+                Diag::warning(
+                    Code::ListenerLmtpPublic,
+                    format!("LMTP listens on {addr}, which is not loopback"),
+                )
+                .label(l.addr.span, "reachable from the network")
+                .help("LMTP has no authentication: anyone who can connect can deliver local mail; bind it to 127.0.0.1"),
+            );
+        }
+        out.push((
+            ListenerTable {
+                kind,
+                address: addr,
+                tls,
+                auth,
+                max_connections: l
+                    .max_connections
+                    .as_ref()
+                    .map_or(limits.max_connections, |v| v.value),
+                max_connections_per_ip: l
+                    .max_connections_per_ip
+                    .as_ref()
+                    .map_or(limits.max_connections_per_ip, |v| v.value),
+            },
+            l.span,
+        ));
+    }
+    if cfg.listeners.is_empty() {
+        let at = cfg.hostname.as_ref().map_or(
+            crate::spec::source::Span::new(crate::spec::source::FileId(0), 0, 0),
+            |h| h.span,
+        );
+        let d = Diag::warning(Code::ListenerNone, "no listeners configured")
+            .label(at, "this server listens nowhere");
+        cx.diags.push(
+            d.help("add e.g. `listen \"smtp\" \"0.0.0.0:25\"`; without listeners `mailc serve` accepts nothing"),
+        );
+    }
+    let mut tables: Vec<ListenerTable> = out.into_iter().map(|(t, _)| t).collect();
+    tables.sort_by(|a, b| {
+        (a.address.ip(), a.address.port(), a.kind).cmp(&(b.address.ip(), b.address.port(), b.kind))
+    });
+    tables
+}
+
+/// Two socket addresses cannot both be bound: same port, same family, and
+/// equal IPs or one of them the wildcard.
+fn conflicts(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn relay_host(cfg: &Config, cx: &mut Cx<'_>) -> Option<RelayHostTable> {
+    let r = cfg.relay_host.as_ref()?;
+    let tls = match r.tls.as_ref().map(|t| t.value) {
+        Some("implicit") => RelayTls::Implicit,
+        _ => RelayTls::Starttls,
+    };
+    let text = r.host.value.as_str();
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.starts_with('[') => (h, Some(p)),
+        _ => (text, None),
+    };
+    let port = match port.map(str::parse::<u16>) {
+        None => Some(match tls {
+            RelayTls::Starttls => def::RELAY_PORT_STARTTLS,
+            RelayTls::Implicit => def::RELAY_PORT_IMPLICIT,
+        }),
+        Some(Ok(p)) if p > 0 => Some(p),
+        Some(_) => None,
+    };
+    let host_ok = if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        ip.parse::<IpAddr>().is_ok().then(|| host.to_string())
+    } else if host.parse::<IpAddr>().is_ok() {
+        Some(host.to_string())
+    } else {
+        addr::normalize_domain(host).ok().map(|d| d.ascii)
+    };
+    let (Some(host), Some(port)) = (host_ok, port) else {
+        cx.diags.push(
+            Diag::error(
+                Code::RelayHostInvalid,
+                format!("relay host `{text}` is not HOST:PORT"),
+            )
+            .label(r.host.span, "not HOST:PORT")
+            .help("write it as \"smtp.provider.example:587\" (IPv6 as \"[2001:db8::1]:587\")"),
+        );
+        return None;
+    };
+    if let Some(p) = &r.password_file {
+        secrets::check_file(p, true, "relay host password file", cx);
+        if r.user.is_none() {
+            cx.diags.push(
+                Diag::error(
+                    Code::PropertyMissing,
+                    "`relay-host` has a password but no user",
+                )
+                .label(p.span, "password without user")
+                .help("add `user=\"...\"`"),
+            );
+        }
+    } else if let Some(u) = &r.user {
+        cx.diags.push(
+            Diag::error(
+                Code::PropertyMissing,
+                "`relay-host` has a user but no password file",
+            )
+            .label(u.span, "user without password")
+            .help("add `password-file=\"/run/credentials/relay-password\"`"),
+        );
+    }
+    Some(RelayHostTable {
+        host,
+        port,
+        tls,
+        user: r.user.as_ref().map(|u| u.value.clone()),
+        password_file: r.password_file.as_ref().map(|p| p.value.clone()),
+    })
+}
+
+/// The open-relay rules: trusting broad public networks, or submission
+/// without authentication, lets strangers send mail anywhere through us.
+pub(super) fn check_relay_safety(cfg: &Config, cx: &mut Cx<'_>) {
+    let overridden = cfg.insecure_open_relay.as_ref().is_some_and(|o| o.value);
+    let mut found = false;
+    for n in &cfg.trusted_networks {
+        if n.value.is_broad_public() {
+            found = true;
+            let mut d = if overridden {
+                Diag::warning(
+                    Code::RelayOpen,
+                    format!(
+                        "trusting {} makes this server an open relay (overridden)",
+                        n.value
+                    ),
+                )
+            } else {
+                Diag::error(
+                    Code::RelayOpen,
+                    format!("trusting {} makes this server an open relay", n.value),
+                )
+            };
+            d = d
+                .label(n.span, "public address space trusted to relay without login")
+                .help("list only the hosts that must relay without a login (a /24 or narrower for IPv4, /48 for IPv6), and let everyone else use submission with AUTH");
+            cx.diags.push(d);
+        }
+    }
+    if let Some(a) = &cfg.submission.auth_required
+        && !a.value
+    {
+        found = true;
+        let d = if overridden {
+            Diag::warning(
+                Code::RelayOpen,
+                "submission without authentication is an open relay (overridden)",
+            )
+        } else {
+            Diag::error(
+                Code::RelayOpen,
+                "submission without authentication would make an open relay",
+            )
+        };
+        cx.diags.push(
+            d.label(a.span, "anyone reaching the submission port could send anywhere")
+                .help("keep `auth-required #true`; hosts that cannot log in can be listed in `trusted-networks`"),
+        );
+    }
+    if overridden
+        && !found
+        && let Some(o) = &cfg.insecure_open_relay
+    {
+        cx.diags.push(
+            Diag::warning(
+                Code::RelayOpen,
+                "`insecure-open-relay` is set but nothing needs it",
+            )
+            .label(o.span, "unneeded override")
+            .help("remove it, so that a future open-relay mistake is caught"),
+        );
+    }
+}

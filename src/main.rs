@@ -1,0 +1,74 @@
+//! The `mailc` binary: argument parsing only; the work is in `mailc::cli`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mailc::cli;
+
+#[derive(Parser)]
+#[command(
+    name = "mailc",
+    version,
+    about = "A mail server declared in one checked KDL file"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and compile a config; print every diagnostic. Exit 1 on errors.
+    Check {
+        config: PathBuf,
+        /// Do not read secret files (for builds where secrets are not present).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print the compiled tables as deterministic JSON.
+    Compile {
+        config: PathBuf,
+        /// Write to FILE instead of stdout (atomically).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Do not read secret files.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print the JSON Schema of the configuration or of the compiled tables.
+    Schema {
+        #[arg(value_enum, default_value = "config")]
+        kind: cli::SchemaKind,
+    },
+    /// Show where a recipient address goes, and why.
+    Explain {
+        config: PathBuf,
+        address: String,
+        /// Do not read secret files.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Hash a password with argon2id for `password=` or a password file.
+    HashPassword,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let code = match args.command {
+        Command::Check { config, offline } => cli::check(&config, offline),
+        Command::Compile {
+            config,
+            output,
+            offline,
+        } => cli::compile(&config, output.as_deref(), offline),
+        Command::Schema { kind } => cli::schema(kind),
+        Command::Explain {
+            config,
+            address,
+            offline,
+        } => cli::explain::run(&config, &address, offline),
+        Command::HashPassword => cli::hash_password(),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

@@ -1,0 +1,496 @@
+//! The typed, spanned model of a configuration, built from the checked tree.
+//! Optional settings stay `None` here: defaults are applied by the compiler.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use super::source::{Span, Spanned};
+use super::tree::{SNode, SVal, Value};
+use crate::ipnet::Network;
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub hostname: Option<Spanned<String>>,
+    pub state: Option<Spanned<PathBuf>>,
+    pub public_ips: Vec<Spanned<IpAddr>>,
+    pub log: Log,
+    pub tls: Vec<TlsCert>,
+    pub listeners: Vec<Listener>,
+    pub domains: Vec<Domain>,
+    pub trusted_networks: Vec<Spanned<Network>>,
+    pub insecure_open_relay: Option<Spanned<bool>>,
+    pub inbound: Inbound,
+    pub submission: Submission,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub relay_host: Option<RelayHost>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    pub level: Option<Spanned<&'static str>>,
+    pub format: Option<Spanned<&'static str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsCert {
+    pub span: Span,
+    pub names: Vec<Spanned<String>>,
+    pub cert: Option<Spanned<PathBuf>>,
+    pub key: Option<Spanned<PathBuf>>,
+    pub self_signed: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub span: Span,
+    pub kind: Spanned<&'static str>,
+    pub addr: Spanned<SocketAddr>,
+    pub max_connections: Option<Spanned<u32>>,
+    pub max_connections_per_ip: Option<Spanned<u32>>,
+    pub starttls: Option<Spanned<bool>>,
+    pub auth: Option<Spanned<bool>>,
+    pub insecure_plaintext_auth: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub span: Span,
+    pub name: Spanned<String>,
+    pub mx: Vec<Mx>,
+    pub catch_all: Option<Spanned<String>>,
+    /// `Some(None)` is an explicit `#null`: plus addressing off.
+    pub plus_separator: Option<Spanned<Option<String>>>,
+    pub local_part_case: Option<Spanned<&'static str>>,
+    pub dkim: Vec<Dkim>,
+    pub spf: Option<Spf>,
+    pub dmarc: Option<Dmarc>,
+    pub mta_sts: Option<MtaSts>,
+    pub tls_rpt: Option<TlsRpt>,
+    pub mailboxes: Vec<Mailbox>,
+    pub aliases: Vec<Alias>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mx {
+    pub host: Spanned<String>,
+    pub priority: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    pub span: Span,
+    pub selector: Spanned<String>,
+    pub algorithm: Option<Spanned<&'static str>>,
+    pub key: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Spf {
+    pub span: Span,
+    pub terms: Vec<Spanned<String>>,
+    pub all: Option<Spanned<&'static str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dmarc {
+    pub span: Span,
+    pub policy: Spanned<&'static str>,
+    pub subdomain_policy: Option<Spanned<&'static str>>,
+    pub rua: Option<Spanned<String>>,
+    pub ruf: Option<Spanned<String>>,
+    pub pct: Option<Spanned<u8>>,
+    pub adkim: Option<Spanned<&'static str>>,
+    pub aspf: Option<Spanned<&'static str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MtaSts {
+    pub span: Span,
+    pub mode: Option<Spanned<&'static str>>,
+    pub max_age: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsRpt {
+    pub span: Span,
+    pub rua: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub span: Span,
+    pub local_part: Spanned<String>,
+    pub password: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub quota: Option<Spanned<u64>>,
+    pub disabled: Option<Spanned<bool>>,
+    pub sieve: Option<Spanned<PathBuf>>,
+    pub aliases: Vec<Spanned<String>>,
+    pub send_as: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub span: Span,
+    pub local_part: Spanned<String>,
+    pub targets: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    pub max_message_size: Option<Spanned<u64>>,
+    pub max_recipients: Option<Spanned<u32>>,
+    pub spf_fail: Option<Spanned<&'static str>>,
+    pub spf_softfail: Option<Spanned<&'static str>>,
+    pub dkim_fail: Option<Spanned<&'static str>>,
+    pub dmarc_reject: Option<Spanned<&'static str>>,
+    pub dmarc_quarantine: Option<Spanned<&'static str>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    pub auth_required: Option<Spanned<bool>>,
+    pub sender_must_own: Option<Spanned<bool>>,
+    pub strip_client_ip: Option<Spanned<bool>>,
+    pub max_message_size: Option<Spanned<u64>>,
+    pub max_recipients: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub max_connections: Option<Spanned<u32>>,
+    pub max_connections_per_ip: Option<Spanned<u32>>,
+    pub max_errors: Option<Spanned<u32>>,
+    pub auth_failures: Option<Spanned<u32>>,
+    pub auth_lockout: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timeouts {
+    pub smtp_command: Option<Spanned<u64>>,
+    pub smtp_data: Option<Spanned<u64>>,
+    pub imap: Option<Spanned<u64>>,
+    pub imap_idle: Option<Spanned<u64>>,
+    pub pop3: Option<Spanned<u64>>,
+    pub shutdown_grace: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayHost {
+    pub span: Span,
+    pub host: Spanned<String>,
+    pub tls: Option<Spanned<&'static str>>,
+    pub user: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+}
+
+// ---- extraction helpers: the checked tree guarantees the types, so a value
+// of another type cannot occur; `None` is returned rather than panicking.
+
+fn s_str(v: &SVal) -> Option<Spanned<String>> {
+    match &v.value {
+        Value::Str(s) => Some(Spanned::new(s.clone(), v.span)),
+        _ => None,
+    }
+}
+
+fn s_bool(v: &SVal) -> Option<Spanned<bool>> {
+    match v.value {
+        Value::Bool(b) => Some(Spanned::new(b, v.span)),
+        _ => None,
+    }
+}
+
+fn s_choice(v: &SVal) -> Option<Spanned<&'static str>> {
+    match v.value {
+        Value::Choice(c) => Some(Spanned::new(c, v.span)),
+        _ => None,
+    }
+}
+
+fn s_int<T: TryFrom<i64>>(v: &SVal) -> Option<Spanned<T>> {
+    match v.value {
+        Value::Int(n) => T::try_from(n).ok().map(|n| Spanned::new(n, v.span)),
+        _ => None,
+    }
+}
+
+fn s_size(v: &SVal) -> Option<Spanned<u64>> {
+    match v.value {
+        Value::Size(n) => Some(Spanned::new(n, v.span)),
+        _ => None,
+    }
+}
+
+fn s_duration(v: &SVal) -> Option<Spanned<u64>> {
+    match v.value {
+        Value::Duration(n) => Some(Spanned::new(n, v.span)),
+        _ => None,
+    }
+}
+
+fn s_path(v: &SVal) -> Option<Spanned<PathBuf>> {
+    match &v.value {
+        Value::Path(p) => Some(Spanned::new(p.clone(), v.span)),
+        _ => None,
+    }
+}
+
+impl SNode {
+    fn p<T>(&self, name: &str, f: fn(&SVal) -> Option<Spanned<T>>) -> Option<Spanned<T>> {
+        self.prop(name).and_then(f)
+    }
+
+    fn a<T>(&self, i: usize, f: fn(&SVal) -> Option<Spanned<T>>) -> Option<Spanned<T>> {
+        self.arg(i).and_then(f)
+    }
+
+    fn all_args<T>(&self, f: fn(&SVal) -> Option<Spanned<T>>) -> Vec<Spanned<T>> {
+        self.args.iter().filter_map(f).collect()
+    }
+
+    /// The single argument of a child setting node such as `max-recipients 100`.
+    fn setting<T>(&self, name: &str, f: fn(&SVal) -> Option<Spanned<T>>) -> Option<Spanned<T>> {
+        self.child(name).and_then(|c| c.a(0, f))
+    }
+}
+
+/// Builds the typed model from the checked top-level nodes.
+pub fn build(root: &[SNode]) -> Config {
+    let mut c = Config::default();
+    for n in root {
+        match n.spec.name {
+            "hostname" => c.hostname = n.a(0, s_str),
+            "state" => c.state = n.a(0, s_path),
+            "public-ip" => {
+                c.public_ips = n
+                    .args
+                    .iter()
+                    .filter_map(|v| match v.value {
+                        Value::Ip(ip) => Some(Spanned::new(ip, v.span)),
+                        _ => None,
+                    })
+                    .collect()
+            }
+            "log" => {
+                c.log = Log {
+                    level: n.p("level", s_choice),
+                    format: n.p("format", s_choice),
+                }
+            }
+            "tls" => c.tls.push(TlsCert {
+                span: n.span,
+                names: n.all_args(s_str),
+                cert: n.p("cert", s_path),
+                key: n.p("key", s_path),
+                self_signed: n.p("self-signed", s_bool),
+            }),
+            "listen" => {
+                let (Some(kind), Some(addr)) = (
+                    n.a(0, s_choice),
+                    n.arg(1).and_then(|v| match v.value {
+                        Value::SocketAddr(a) => Some(Spanned::new(a, v.span)),
+                        _ => None,
+                    }),
+                ) else {
+                    continue;
+                };
+                c.listeners.push(Listener {
+                    span: n.span,
+                    kind,
+                    addr,
+                    max_connections: n.p("max-connections", s_int),
+                    max_connections_per_ip: n.p("max-connections-per-ip", s_int),
+                    starttls: n.p("starttls", s_bool),
+                    auth: n.p("auth", s_bool),
+                    insecure_plaintext_auth: n.p("insecure-plaintext-auth", s_bool),
+                });
+            }
+            "domain" => {
+                if let Some(d) = domain(n) {
+                    c.domains.push(d);
+                }
+            }
+            "trusted-networks" => {
+                c.trusted_networks = n
+                    .args
+                    .iter()
+                    .filter_map(|v| match v.value {
+                        Value::Network(net) => Some(Spanned::new(net, v.span)),
+                        _ => None,
+                    })
+                    .collect()
+            }
+            "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
+            "inbound" => {
+                c.inbound = Inbound {
+                    max_message_size: n.setting("max-message-size", s_size),
+                    max_recipients: n.setting("max-recipients", s_int),
+                    spf_fail: n.child("spf").and_then(|s| s.p("fail", s_choice)),
+                    spf_softfail: n.child("spf").and_then(|s| s.p("softfail", s_choice)),
+                    dkim_fail: n.child("dkim").and_then(|s| s.p("fail", s_choice)),
+                    dmarc_reject: n.child("dmarc").and_then(|s| s.p("reject", s_choice)),
+                    dmarc_quarantine: n.child("dmarc").and_then(|s| s.p("quarantine", s_choice)),
+                }
+            }
+            "submission" => {
+                c.submission = Submission {
+                    auth_required: n.setting("auth-required", s_bool),
+                    sender_must_own: n.setting("sender-must-own", s_bool),
+                    strip_client_ip: n.setting("strip-client-ip", s_bool),
+                    max_message_size: n.setting("max-message-size", s_size),
+                    max_recipients: n.setting("max-recipients", s_int),
+                }
+            }
+            "limits" => {
+                c.limits = Limits {
+                    max_connections: n.setting("max-connections", s_int),
+                    max_connections_per_ip: n.setting("max-connections-per-ip", s_int),
+                    max_errors: n.setting("max-errors", s_int),
+                    auth_failures: n.setting("auth-failures", s_int),
+                    auth_lockout: n.setting("auth-lockout", s_duration),
+                }
+            }
+            "timeouts" => {
+                c.timeouts = Timeouts {
+                    smtp_command: n.setting("smtp-command", s_duration),
+                    smtp_data: n.setting("smtp-data", s_duration),
+                    imap: n.setting("imap", s_duration),
+                    imap_idle: n.setting("imap-idle", s_duration),
+                    pop3: n.setting("pop3", s_duration),
+                    shutdown_grace: n.setting("shutdown-grace", s_duration),
+                }
+            }
+            "relay-host" => {
+                if let Some(host) = n.a(0, s_str) {
+                    c.relay_host = Some(RelayHost {
+                        span: n.span,
+                        host,
+                        tls: n.p("tls", s_choice),
+                        user: n.p("user", s_str),
+                        password_file: n.p("password-file", s_path),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+fn domain(n: &SNode) -> Option<Domain> {
+    let mut d = Domain {
+        span: n.span,
+        name: n.a(0, s_str)?,
+        mx: Vec::new(),
+        catch_all: None,
+        plus_separator: None,
+        local_part_case: None,
+        dkim: Vec::new(),
+        spf: None,
+        dmarc: None,
+        mta_sts: None,
+        tls_rpt: None,
+        mailboxes: Vec::new(),
+        aliases: Vec::new(),
+    };
+    for c in &n.children {
+        match c.spec.name {
+            "mx" => {
+                if let Some(host) = c.a(0, s_str) {
+                    d.mx.push(Mx {
+                        host,
+                        priority: c.p("priority", s_int),
+                    });
+                }
+            }
+            "catch-all" => d.catch_all = c.a(0, s_str),
+            "plus-separator" => {
+                d.plus_separator = c.arg(0).map(|v| match &v.value {
+                    Value::Str(s) => Spanned::new(Some(s.clone()), v.span),
+                    _ => Spanned::new(None, v.span),
+                })
+            }
+            "local-part-case" => d.local_part_case = c.a(0, s_choice),
+            "dkim" => {
+                if let Some(selector) = c.p("selector", s_str) {
+                    d.dkim.push(Dkim {
+                        span: c.span,
+                        selector,
+                        algorithm: c.p("algorithm", s_choice),
+                        key: c.p("key", s_path),
+                    });
+                }
+            }
+            "spf" => {
+                d.spf = Some(Spf {
+                    span: c.span,
+                    terms: c.all_args(s_str),
+                    all: c.p("all", s_choice),
+                })
+            }
+            "dmarc" => {
+                if let Some(policy) = c.p("policy", s_choice) {
+                    d.dmarc = Some(Dmarc {
+                        span: c.span,
+                        policy,
+                        subdomain_policy: c.p("subdomain-policy", s_choice),
+                        rua: c.p("rua", s_str),
+                        ruf: c.p("ruf", s_str),
+                        pct: c.p("pct", s_int),
+                        adkim: c.p("adkim", s_choice),
+                        aspf: c.p("aspf", s_choice),
+                    });
+                }
+            }
+            "mta-sts" => {
+                d.mta_sts = Some(MtaSts {
+                    span: c.span,
+                    mode: c.p("mode", s_choice),
+                    max_age: c.p("max-age", s_duration),
+                })
+            }
+            "tls-rpt" => {
+                d.tls_rpt = Some(TlsRpt {
+                    span: c.span,
+                    rua: c.all_args(s_str),
+                })
+            }
+            "mailbox" => {
+                if let Some(local_part) = c.a(0, s_str) {
+                    d.mailboxes.push(Mailbox {
+                        span: c.span,
+                        local_part,
+                        password: c.p("password", s_str),
+                        password_file: c.p("password-file", s_path),
+                        quota: c.p("quota", s_size),
+                        disabled: c.p("disabled", s_bool),
+                        sieve: c.p("sieve", s_path),
+                        aliases: c
+                            .children_named("alias")
+                            .flat_map(|a| a.all_args(s_str))
+                            .collect(),
+                        send_as: c
+                            .children_named("send-as")
+                            .flat_map(|a| a.all_args(s_str))
+                            .collect(),
+                    });
+                }
+            }
+            "alias" => {
+                if let Some(local_part) = c.a(0, s_str) {
+                    let mut targets: Vec<Spanned<String>> = c.p("to", s_str).into_iter().collect();
+                    targets.extend(c.children_named("to").flat_map(|t| t.all_args(s_str)));
+                    d.aliases.push(Alias {
+                        span: c.span,
+                        local_part,
+                        targets,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(d)
+}

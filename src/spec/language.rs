@@ -1,0 +1,755 @@
+//! The grammar of mailc's configuration language, one row per node.
+//! `ROOT` is the document; everything else hangs below it.
+//!
+//! Defaults are NOT here: they live in `compile::defaults`, the only place.
+
+use super::schema::{ArgSpec, Args, NodeSpec, PropSpec, Ty};
+
+const fn arg(name: &'static str, ty: Ty, doc: &'static str) -> ArgSpec {
+    ArgSpec {
+        name,
+        ty,
+        nullable: false,
+        doc,
+    }
+}
+
+const fn opt(name: &'static str, ty: Ty, doc: &'static str) -> PropSpec {
+    PropSpec {
+        name,
+        ty,
+        required: false,
+        doc,
+    }
+}
+
+const fn req(name: &'static str, ty: Ty, doc: &'static str) -> PropSpec {
+    PropSpec {
+        required: true,
+        ..opt(name, ty, doc)
+    }
+}
+
+/// A node with one required argument and nothing else, appearing at most once.
+const fn setting(name: &'static str, args: &'static [ArgSpec], doc: &'static str) -> NodeSpec {
+    NodeSpec {
+        name,
+        doc,
+        args: Args {
+            fixed: args,
+            required: args.len(),
+            rest: None,
+        },
+        props: &[],
+        children: &[],
+        repeat: false,
+        required: false,
+    }
+}
+
+pub const LISTENER_KINDS: &[&str] = &[
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "lmtp",
+];
+pub const ACTIONS: &[&str] = &["accept", "junk", "reject"];
+pub const DMARC_POLICIES: &[&str] = &["none", "quarantine", "reject"];
+pub const ALIGNMENT: &[&str] = &["relaxed", "strict"];
+pub const DKIM_ALGORITHMS: &[&str] = &["rsa", "ed25519"];
+pub const SPF_ALL: &[&str] = &["fail", "softfail", "neutral"];
+pub const MTA_STS_MODES: &[&str] = &["enforce", "testing", "none"];
+pub const CASE_POLICIES: &[&str] = &["insensitive", "sensitive"];
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+pub const LOG_FORMATS: &[&str] = &["text", "json"];
+pub const RELAY_TLS: &[&str] = &["starttls", "implicit"];
+
+const COUNT: Ty = Ty::Int {
+    min: 1,
+    max: 1_000_000,
+};
+const PORT_COUNT: Ty = Ty::Int {
+    min: 1,
+    max: 1_000_000,
+};
+
+pub static HOSTNAME: NodeSpec = NodeSpec {
+    required: true,
+    ..setting(
+        "hostname",
+        &[arg(
+            "NAME",
+            Ty::Str,
+            "fully qualified host name of this server",
+        )],
+        "The server's own name: SMTP greeting, EHLO, Received headers, MX target.",
+    )
+};
+
+pub static STATE: NodeSpec = setting(
+    "state",
+    &[arg("DIR", Ty::Path, "directory for queue, mail and keys")],
+    "Where mailc keeps its state: queue/, mail/, dkim/, tls/.",
+);
+
+pub static PUBLIC_IP: NodeSpec = NodeSpec {
+    name: "public-ip",
+    doc: "Public addresses of this host, published as A/AAAA records and in SPF.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("IP", Ty::Ip, "an IPv4 or IPv6 address"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static INCLUDE: NodeSpec = NodeSpec {
+    name: "include",
+    doc: "Read more top-level nodes from files; `*` and `?` match within one path component.",
+    args: Args {
+        fixed: &[arg(
+            "PATTERN",
+            Ty::Str,
+            "path or glob, relative to this file",
+        )],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static TLS: NodeSpec = NodeSpec {
+    name: "tls",
+    doc: "A TLS certificate. Arguments are the SNI names that select it; a `tls` \
+          without names is the default.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((
+            arg(
+                "SNI-NAME",
+                Ty::Str,
+                "host name (or `*.domain`) served by it",
+            ),
+            0,
+        )),
+    },
+    props: &[
+        opt("cert", Ty::Path, "PEM certificate chain"),
+        opt(
+            "key",
+            Ty::Path,
+            "PEM private key (a secret: read at runtime)",
+        ),
+        opt(
+            "self-signed",
+            Ty::Bool,
+            "generate a development certificate into <state>/tls/",
+        ),
+    ],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static LISTEN: NodeSpec = NodeSpec {
+    name: "listen",
+    doc: "A listening socket. Its kind decides the protocol and the TLS mode: \
+          smtp/submission/imap/pop3 offer STARTTLS, submissions/imaps/pop3s are \
+          implicit TLS, lmtp is plain.",
+    args: Args {
+        fixed: &[
+            arg("KIND", Ty::Choice(LISTENER_KINDS), "protocol"),
+            arg("ADDRESS", Ty::SocketAddr, "IP:PORT to bind"),
+        ],
+        required: 2,
+        rest: None,
+    },
+    props: &[
+        opt(
+            "max-connections",
+            PORT_COUNT,
+            "connections on this listener at once",
+        ),
+        opt(
+            "max-connections-per-ip",
+            PORT_COUNT,
+            "connections from one client IP at once",
+        ),
+        opt(
+            "starttls",
+            Ty::Bool,
+            "offer STARTTLS (smtp, submission, imap, pop3)",
+        ),
+        opt(
+            "auth",
+            Ty::Bool,
+            "offer AUTH on an smtp (port 25) listener, after STARTTLS",
+        ),
+        opt(
+            "insecure-plaintext-auth",
+            Ty::Bool,
+            "allow passwords over unencrypted connections (never on a network)",
+        ),
+    ],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static MX: NodeSpec = NodeSpec {
+    name: "mx",
+    doc: "An MX host for the domain (default: the server hostname, priority 10).",
+    args: Args {
+        fixed: &[arg("HOST", Ty::Str, "host name")],
+        required: 1,
+        rest: None,
+    },
+    props: &[opt(
+        "priority",
+        Ty::Int { min: 0, max: 65535 },
+        "MX preference (lower is tried first)",
+    )],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static CATCH_ALL: NodeSpec = setting(
+    "catch-all",
+    &[arg(
+        "TARGET",
+        Ty::Str,
+        "local part or address that gets mail for unknown local parts",
+    )],
+    "Deliver mail for every unknown local part of this domain to one target.",
+);
+
+pub static PLUS_SEPARATOR: NodeSpec = NodeSpec {
+    name: "plus-separator",
+    doc: "Separator of plus addresses (`alice+news@`); #null turns plus addressing off.",
+    args: Args {
+        fixed: &[ArgSpec {
+            nullable: true,
+            ..arg("SEP", Ty::Str, "one character, or #null")
+        }],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static LOCAL_PART_CASE: NodeSpec = setting(
+    "local-part-case",
+    &[arg("POLICY", Ty::Choice(CASE_POLICIES), "case policy")],
+    "Whether `Alice@` and `alice@` are the same recipient.",
+);
+
+pub static DKIM: NodeSpec = NodeSpec {
+    name: "dkim",
+    doc: "A DKIM signing key of the domain; several selectors sign with each.",
+    args: Args::NONE,
+    props: &[
+        req(
+            "selector",
+            Ty::Str,
+            "DNS label of the key (`<selector>._domainkey`)",
+        ),
+        opt("algorithm", Ty::Choice(DKIM_ALGORITHMS), "key algorithm"),
+        opt(
+            "key",
+            Ty::Path,
+            "private key file (default <state>/dkim/<domain>/<selector>.key)",
+        ),
+    ],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static SPF: NodeSpec = NodeSpec {
+    name: "spf",
+    doc: "The SPF record the domain publishes: mechanisms such as `mx`, \
+          `ip4:192.0.2.1`, `include:_spf.example.net`.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("TERM", Ty::Str, "SPF mechanism or modifier"), 0)),
+    },
+    props: &[opt(
+        "all",
+        Ty::Choice(SPF_ALL),
+        "result for everything else",
+    )],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static DMARC: NodeSpec = NodeSpec {
+    name: "dmarc",
+    doc: "The DMARC policy the domain publishes at `_dmarc`.",
+    args: Args::NONE,
+    props: &[
+        req("policy", Ty::Choice(DMARC_POLICIES), "p="),
+        opt("subdomain-policy", Ty::Choice(DMARC_POLICIES), "sp="),
+        opt("rua", Ty::Str, "aggregate report address"),
+        opt("ruf", Ty::Str, "failure report address"),
+        opt(
+            "pct",
+            Ty::Int { min: 0, max: 100 },
+            "percentage the policy applies to",
+        ),
+        opt("adkim", Ty::Choice(ALIGNMENT), "DKIM alignment"),
+        opt("aspf", Ty::Choice(ALIGNMENT), "SPF alignment"),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static MTA_STS: NodeSpec = NodeSpec {
+    name: "mta-sts",
+    doc: "The MTA-STS policy (RFC 8461) the domain publishes.",
+    args: Args::NONE,
+    props: &[
+        opt("mode", Ty::Choice(MTA_STS_MODES), "policy mode"),
+        opt("max-age", Ty::Duration, "how long senders cache the policy"),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static TLS_RPT: NodeSpec = NodeSpec {
+    name: "tls-rpt",
+    doc: "Where TLS reports (RFC 8460) for the domain go: `mailto:` or `https:` URIs.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("URI", Ty::Str, "report URI"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static MAILBOX_ALIAS: NodeSpec = NodeSpec {
+    name: "alias",
+    doc: "More addresses that deliver to this mailbox (local parts or addresses in \
+          local domains). The mailbox may also send as them.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("ADDRESS", Ty::Str, "local part or address"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static SEND_AS: NodeSpec = NodeSpec {
+    name: "send-as",
+    doc: "Further sender addresses this mailbox may use (`*@domain` for a whole domain).",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("ADDRESS", Ty::Str, "address or *@domain"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static MAILBOX: NodeSpec = NodeSpec {
+    name: "mailbox",
+    doc: "A mailbox: a login and a Maildir.",
+    args: Args {
+        fixed: &[arg("LOCAL-PART", Ty::Str, "the part before @")],
+        required: 1,
+        rest: None,
+    },
+    props: &[
+        opt(
+            "password",
+            Ty::Str,
+            "password hash (argon2id, {SHA512-CRYPT}, {BLF-CRYPT}), never plaintext",
+        ),
+        opt(
+            "password-file",
+            Ty::Path,
+            "file holding the password hash (a secret: read at runtime)",
+        ),
+        opt("quota", Ty::Size, "storage quota"),
+        opt("disabled", Ty::Bool, "refuse mail and logins"),
+        opt("sieve", Ty::Path, "Sieve script run on delivery"),
+    ],
+    children: &[&MAILBOX_ALIAS, &SEND_AS],
+    repeat: true,
+    required: false,
+};
+
+pub static ALIAS_TO: NodeSpec = NodeSpec {
+    name: "to",
+    doc: "Targets of the alias: local parts of this domain or full addresses.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("TARGET", Ty::Str, "local part or address"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static ALIAS: NodeSpec = NodeSpec {
+    name: "alias",
+    doc: "An address that forwards to other addresses, local or remote.",
+    args: Args {
+        fixed: &[arg("LOCAL-PART", Ty::Str, "the part before @")],
+        required: 1,
+        rest: None,
+    },
+    props: &[opt(
+        "to",
+        Ty::Str,
+        "a single target (local part or address)",
+    )],
+    children: &[&ALIAS_TO],
+    repeat: true,
+    required: false,
+};
+
+pub static DOMAIN: NodeSpec = NodeSpec {
+    name: "domain",
+    doc: "A domain this server receives mail for.",
+    args: Args {
+        fixed: &[arg("NAME", Ty::Str, "domain name (IDNA allowed)")],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[
+        &MX,
+        &CATCH_ALL,
+        &PLUS_SEPARATOR,
+        &LOCAL_PART_CASE,
+        &DKIM,
+        &SPF,
+        &DMARC,
+        &MTA_STS,
+        &TLS_RPT,
+        &MAILBOX,
+        &ALIAS,
+    ],
+    repeat: true,
+    required: false,
+};
+
+pub static TRUSTED_NETWORKS: NodeSpec = NodeSpec {
+    name: "trusted-networks",
+    doc: "Clients in these networks may relay without authentication. Nothing, \
+          not even 127.0.0.1, is trusted unless listed.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("NETWORK", Ty::Network, "IP or IP/PREFIX"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static INSECURE_OPEN_RELAY: NodeSpec = setting(
+    "insecure-open-relay",
+    &[arg("ENABLE", Ty::Bool, "#true to accept the risk")],
+    "Accept a configuration that lets unauthenticated strangers relay. Almost \
+     certainly a mistake: spammers find open relays within hours.",
+);
+
+macro_rules! value_node {
+    ($ident:ident, $name:literal, $ty:expr, $doc:literal) => {
+        pub static $ident: NodeSpec = setting($name, &[arg("VALUE", $ty, $doc)], $doc);
+    };
+}
+
+value_node!(
+    MAX_MESSAGE_SIZE,
+    "max-message-size",
+    Ty::Size,
+    "Largest message accepted (SIZE)."
+);
+value_node!(
+    MAX_RECIPIENTS,
+    "max-recipients",
+    COUNT,
+    "Most recipients per message."
+);
+
+pub static INBOUND_SPF: NodeSpec = NodeSpec {
+    name: "spf",
+    doc: "What to do with mail whose SPF check fails.",
+    args: Args::NONE,
+    props: &[
+        opt("fail", Ty::Choice(ACTIONS), "on SPF fail"),
+        opt("softfail", Ty::Choice(ACTIONS), "on SPF softfail"),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static INBOUND_DKIM: NodeSpec = NodeSpec {
+    name: "dkim",
+    doc: "What to do with mail whose DKIM signature fails.",
+    args: Args::NONE,
+    props: &[opt("fail", Ty::Choice(ACTIONS), "on DKIM fail")],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static INBOUND_DMARC: NodeSpec = NodeSpec {
+    name: "dmarc",
+    doc: "What to do when the sender's DMARC policy says reject or quarantine.",
+    args: Args::NONE,
+    props: &[
+        opt("reject", Ty::Choice(ACTIONS), "when p=reject fails"),
+        opt("quarantine", Ty::Choice(ACTIONS), "when p=quarantine fails"),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static INBOUND: NodeSpec = NodeSpec {
+    name: "inbound",
+    doc: "Policy for mail arriving from other servers (MX).",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &MAX_MESSAGE_SIZE,
+        &MAX_RECIPIENTS,
+        &INBOUND_SPF,
+        &INBOUND_DKIM,
+        &INBOUND_DMARC,
+    ],
+    repeat: false,
+    required: false,
+};
+
+value_node!(
+    AUTH_REQUIRED,
+    "auth-required",
+    Ty::Bool,
+    "Submission needs AUTH (turning it off makes an open relay)."
+);
+value_node!(
+    SENDER_MUST_OWN,
+    "sender-must-own",
+    Ty::Bool,
+    "Envelope and From: addresses must belong to the logged-in mailbox."
+);
+value_node!(
+    STRIP_CLIENT_IP,
+    "strip-client-ip",
+    Ty::Bool,
+    "Privacy: leave the client's IP and user agent out of submitted mail."
+);
+
+pub static SUBMISSION: NodeSpec = NodeSpec {
+    name: "submission",
+    doc: "Policy for mail submitted by users (ports 587 and 465).",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &AUTH_REQUIRED,
+        &SENDER_MUST_OWN,
+        &STRIP_CLIENT_IP,
+        &MAX_MESSAGE_SIZE,
+        &MAX_RECIPIENTS,
+    ],
+    repeat: false,
+    required: false,
+};
+
+value_node!(
+    LIMIT_MAX_CONNECTIONS,
+    "max-connections",
+    PORT_COUNT,
+    "Connections at once, all listeners together."
+);
+value_node!(
+    LIMIT_MAX_CONNECTIONS_PER_IP,
+    "max-connections-per-ip",
+    PORT_COUNT,
+    "Connections at once from one client IP."
+);
+value_node!(
+    LIMIT_MAX_ERRORS,
+    "max-errors",
+    COUNT,
+    "Protocol errors before a session is closed."
+);
+value_node!(
+    LIMIT_AUTH_FAILURES,
+    "auth-failures",
+    COUNT,
+    "Failed logins per client IP (and per user) before logins are refused for a while."
+);
+value_node!(
+    LIMIT_AUTH_LOCKOUT,
+    "auth-lockout",
+    Ty::Duration,
+    "How long logins stay refused after too many failures."
+);
+
+pub static LIMITS: NodeSpec = NodeSpec {
+    name: "limits",
+    doc: "Connection and abuse limits.",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &LIMIT_MAX_CONNECTIONS,
+        &LIMIT_MAX_CONNECTIONS_PER_IP,
+        &LIMIT_MAX_ERRORS,
+        &LIMIT_AUTH_FAILURES,
+        &LIMIT_AUTH_LOCKOUT,
+    ],
+    repeat: false,
+    required: false,
+};
+
+value_node!(
+    T_SMTP_COMMAND,
+    "smtp-command",
+    Ty::Duration,
+    "Waiting for the next SMTP command (RFC 5321 §4.5.3.2: at least 5m)."
+);
+value_node!(
+    T_SMTP_DATA,
+    "smtp-data",
+    Ty::Duration,
+    "Waiting for the next block of message data (RFC 5321: at least 3m)."
+);
+value_node!(
+    T_IMAP,
+    "imap",
+    Ty::Duration,
+    "An IMAP session without activity (RFC 9051: at least 30m)."
+);
+value_node!(
+    T_IMAP_IDLE,
+    "imap-idle",
+    Ty::Duration,
+    "An IMAP session in IDLE (clients re-issue IDLE every 29m)."
+);
+value_node!(
+    T_POP3,
+    "pop3",
+    Ty::Duration,
+    "A POP3 session without activity (RFC 1939: at least 10m)."
+);
+value_node!(
+    T_SHUTDOWN,
+    "shutdown-grace",
+    Ty::Duration,
+    "How long sessions may finish after SIGTERM."
+);
+
+pub static TIMEOUTS: NodeSpec = NodeSpec {
+    name: "timeouts",
+    doc: "Inactivity timeouts.",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &T_SMTP_COMMAND,
+        &T_SMTP_DATA,
+        &T_IMAP,
+        &T_IMAP_IDLE,
+        &T_POP3,
+        &T_SHUTDOWN,
+    ],
+    repeat: false,
+    required: false,
+};
+
+pub static RELAY_HOST: NodeSpec = NodeSpec {
+    name: "relay-host",
+    doc: "Send all outgoing mail through this smarthost instead of MX lookups.",
+    args: Args {
+        fixed: &[arg("HOST:PORT", Ty::Str, "smarthost name and port")],
+        required: 1,
+        rest: None,
+    },
+    props: &[
+        opt("tls", Ty::Choice(RELAY_TLS), "how to secure the connection"),
+        opt("user", Ty::Str, "login at the smarthost"),
+        opt(
+            "password-file",
+            Ty::Path,
+            "file with the smarthost password (a secret: read at runtime)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static LOG: NodeSpec = NodeSpec {
+    name: "log",
+    doc: "Logging of `mailc serve`.",
+    args: Args::NONE,
+    props: &[
+        opt("level", Ty::Choice(LOG_LEVELS), "least severe level logged"),
+        opt("format", Ty::Choice(LOG_FORMATS), "text or JSON lines"),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+/// The document itself.
+pub static ROOT: NodeSpec = NodeSpec {
+    name: "(document)",
+    doc: "A mailc configuration.",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &HOSTNAME,
+        &STATE,
+        &PUBLIC_IP,
+        &INCLUDE,
+        &LOG,
+        &TLS,
+        &LISTEN,
+        &DOMAIN,
+        &TRUSTED_NETWORKS,
+        &INSECURE_OPEN_RELAY,
+        &INBOUND,
+        &SUBMISSION,
+        &LIMITS,
+        &TIMEOUTS,
+        &RELAY_HOST,
+    ],
+    repeat: false,
+    required: true,
+};

@@ -1,0 +1,435 @@
+//! `tables`: the compiled contract between the config compiler and everything
+//! that runs. Immutable once built, serialisable to deterministic JSON (maps
+//! sorted, no timestamps), versioned, and identified by a content hash.
+//!
+//! Tables never hold secrets: password hashes, DKIM keys and TLS keys are
+//! referenced by path (an inline password hash appears only as a fingerprint;
+//! the hash itself travels beside the tables in `compile::Secrets`).
+
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ipnet::Network;
+
+/// Bumped whenever the meaning or shape of the tables changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Tables {
+    pub format_version: u32,
+    /// `sha256:<hex>` of the JSON of these tables with this field empty.
+    pub content_hash: String,
+    pub hostname: String,
+    pub state_dir: PathBuf,
+    pub public_ips: Vec<IpAddr>,
+    pub log: LogTable,
+    pub tls: Vec<Certificate>,
+    /// Sorted by address, then kind.
+    pub listeners: Vec<ListenerTable>,
+    /// Keyed by the ASCII (A-label), lower-case domain name.
+    pub domains: BTreeMap<String, DomainTable>,
+    /// Keyed by the normalised address `local@domain`.
+    pub mailboxes: BTreeMap<String, MailboxTable>,
+    /// Every address written in the config (mailboxes, their aliases, domain
+    /// aliases), normalised, with its final targets. Catch-alls and plus
+    /// addresses are handled by [`Tables::resolve`] on top of this.
+    pub addresses: BTreeMap<String, AddressEntry>,
+    /// Clients that may relay without authentication.
+    pub trusted_networks: Vec<Network>,
+    pub inbound: InboundPolicy,
+    pub submission: SubmissionPolicy,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub relay_host: Option<RelayHostTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LogTable {
+    pub level: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Certificate {
+    /// SNI names that select this certificate (lower-case ASCII; `*.` wildcards).
+    pub names: Vec<String>,
+    /// Served when no name matches (and to clients without SNI).
+    pub default: bool,
+    pub source: CertSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
+pub enum CertSource {
+    /// PEM files provided by the admin (or ACME).
+    Files { cert: PathBuf, key: PathBuf },
+    /// Generated once at startup for development, with these subject names.
+    SelfSigned {
+        cert: PathBuf,
+        key: PathBuf,
+        subject_names: Vec<String>,
+    },
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListenerKind {
+    Smtp,
+    Submission,
+    Submissions,
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
+    Lmtp,
+}
+
+impl ListenerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerKind::Smtp => "smtp",
+            ListenerKind::Submission => "submission",
+            ListenerKind::Submissions => "submissions",
+            ListenerKind::Imap => "imap",
+            ListenerKind::Imaps => "imaps",
+            ListenerKind::Pop3 => "pop3",
+            ListenerKind::Pop3s => "pop3s",
+            ListenerKind::Lmtp => "lmtp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ListenerKind> {
+        [
+            ListenerKind::Smtp,
+            ListenerKind::Submission,
+            ListenerKind::Submissions,
+            ListenerKind::Imap,
+            ListenerKind::Imaps,
+            ListenerKind::Pop3,
+            ListenerKind::Pop3s,
+            ListenerKind::Lmtp,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// The standard port, used by DNS SRV records and in messages.
+    pub fn standard_port(self) -> u16 {
+        match self {
+            ListenerKind::Smtp => 25,
+            ListenerKind::Submission => 587,
+            ListenerKind::Submissions => 465,
+            ListenerKind::Imap => 143,
+            ListenerKind::Imaps => 993,
+            ListenerKind::Pop3 => 110,
+            ListenerKind::Pop3s => 995,
+            ListenerKind::Lmtp => 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// No TLS at all (LMTP, or STARTTLS turned off).
+    None,
+    /// Plain connection, upgraded with STARTTLS / STLS.
+    Starttls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// No authentication offered.
+    None,
+    /// Offered only once the connection is encrypted.
+    AfterTls,
+    /// Offered on unencrypted connections too (explicit insecure override).
+    Plaintext,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ListenerTable {
+    pub kind: ListenerKind,
+    pub address: SocketAddr,
+    pub tls: TlsMode,
+    pub auth: AuthMode,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LocalPartCase {
+    /// `Alice@` and `alice@` are one recipient (local parts are lower-cased).
+    Insensitive,
+    /// Local parts are compared exactly (except `postmaster`, RFC 5321).
+    Sensitive,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DomainTable {
+    /// ASCII form (A-labels), lower case.
+    pub name: String,
+    /// Unicode form (U-labels), for display.
+    pub unicode: String,
+    pub local_part_case: LocalPartCase,
+    /// `None`: plus addressing off.
+    pub plus_separator: Option<String>,
+    pub catch_all: Option<CatchAll>,
+    pub mx: Vec<MxTable>,
+    pub dkim: Vec<DkimKey>,
+    pub spf: SpfPolicy,
+    pub dmarc: Option<DmarcPolicy>,
+    pub mta_sts: Option<MtaStsPolicy>,
+    /// TLS-RPT report URIs; empty: no TLS-RPT record.
+    pub tls_rpt: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CatchAll {
+    /// The target as written, normalised.
+    pub target: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MxTable {
+    pub host: String,
+    pub priority: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DkimKey {
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SpfPolicy {
+    /// Mechanisms and modifiers between `v=spf1` and the final `all`.
+    pub terms: Vec<String>,
+    /// `-all`, `~all` or `?all`.
+    pub all: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DmarcPolicy {
+    pub policy: String,
+    pub subdomain_policy: Option<String>,
+    /// `mailto:` URIs.
+    pub rua: Option<String>,
+    pub ruf: Option<String>,
+    pub pct: u8,
+    pub adkim: String,
+    pub aspf: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MtaStsPolicy {
+    pub mode: String,
+    pub max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MailboxTable {
+    pub address: String,
+    pub domain: String,
+    pub local_part: String,
+    pub password: PasswordRef,
+    /// Bytes; `None`: unlimited.
+    pub quota: Option<u64>,
+    pub disabled: bool,
+    pub sieve: Option<PathBuf>,
+    pub maildir: PathBuf,
+    /// Envelope/From addresses this mailbox may send as: exact addresses or
+    /// `*@domain`. Its own address and its aliases are always included.
+    pub send_as: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
+pub enum PasswordRef {
+    /// No password: the mailbox receives mail but cannot log in.
+    None,
+    /// The hash is in the config; only a fingerprint is kept here.
+    Inline { fingerprint: String },
+    /// The hash is read from this file at runtime.
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressKind {
+    /// The mailbox's own address.
+    Mailbox,
+    /// An extra address of one mailbox (`alias` inside `mailbox`).
+    MailboxAlias,
+    /// A domain-level alias (fan-out, forwarding).
+    Alias,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AddressEntry {
+    pub kind: AddressKind,
+    /// Final targets after expanding every local alias, in a stable order,
+    /// without duplicates. Disabled mailboxes are kept (delivery refuses them).
+    pub targets: Vec<Target>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// A local mailbox (key of [`Tables::mailboxes`]).
+    Mailbox,
+    /// A remote address: the message is forwarded.
+    Remote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Target {
+    pub address: String,
+    pub kind: TargetKind,
+    /// Alias addresses passed through from the entry to this target.
+    pub via: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Deliver; the result is recorded in Authentication-Results.
+    Accept,
+    /// Deliver into the Junk folder.
+    Junk,
+    /// Refuse with a 550 at the end of DATA.
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InboundPolicy {
+    pub max_message_size: u64,
+    pub max_recipients: u32,
+    pub spf_fail: Action,
+    pub spf_softfail: Action,
+    pub dkim_fail: Action,
+    pub dmarc_reject: Action,
+    pub dmarc_quarantine: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SubmissionPolicy {
+    pub auth_required: bool,
+    pub sender_must_own: bool,
+    pub strip_client_ip: bool,
+    pub max_message_size: u64,
+    pub max_recipients: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Limits {
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+    pub max_errors: u32,
+    pub auth_failures: u32,
+    pub auth_lockout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Timeouts {
+    pub smtp_command_secs: u64,
+    pub smtp_data_secs: u64,
+    pub imap_secs: u64,
+    pub imap_idle_secs: u64,
+    pub pop3_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelayTls {
+    Starttls,
+    Implicit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RelayHostTable {
+    pub host: String,
+    pub port: u16,
+    pub tls: RelayTls,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl Tables {
+    /// Fills in `content_hash` from the rest of the tables.
+    pub fn seal(mut self) -> Tables {
+        self.content_hash = String::new();
+        self.content_hash = self.compute_hash();
+        self
+    }
+
+    pub fn compute_hash(&self) -> String {
+        let mut copy = self.clone();
+        copy.content_hash = String::new();
+        // Serialising plain data into a Vec cannot fail.
+        let bytes = serde_json::to_vec(&copy).unwrap_or_default();
+        let digest = Sha256::digest(&bytes);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    /// Deterministic, pretty JSON (what `mailc compile` prints).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// The JSON Schema of the tables (`schema/tables.schema.json`).
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(Tables);
+        let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
