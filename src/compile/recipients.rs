@@ -297,14 +297,19 @@ pub(super) fn lower(
     }
 
     // Send-as: own address, own extra addresses, and explicit patterns.
+    let mut extra_addresses: HashMap<&str, Vec<String>> = HashMap::new();
+    for (a, def) in &defs {
+        if let DefKind::MailboxAlias { mailbox } = &def.kind {
+            extra_addresses
+                .entry(mailbox.as_str())
+                .or_default()
+                .push(a.clone());
+        }
+    }
     for (address, extra) in send_as_extra {
         let mut list: Vec<String> = vec![address.clone()];
-        for (a, def) in &defs {
-            if let DefKind::MailboxAlias { mailbox } = &def.kind
-                && *mailbox == address
-            {
-                list.push(a.clone());
-            }
+        if let Some(own) = extra_addresses.get(address.as_str()) {
+            list.extend(own.iter().cloned());
         }
         let domain = address.split('@').nth(1).unwrap_or_default().to_string();
         for p in extra {

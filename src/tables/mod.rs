@@ -18,6 +18,15 @@ use sha2::{Digest, Sha256};
 
 use crate::ipnet::Network;
 
+/// sha256 of the compact JSON of tables whose `content_hash` is empty.
+fn hash_with_empty_field(t: &Tables) -> String {
+    // Serialising plain data into a Vec cannot fail.
+    let bytes = serde_json::to_vec(t).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 /// Bumped whenever the meaning or shape of the tables changes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -404,18 +413,15 @@ impl Tables {
     /// Fills in `content_hash` from the rest of the tables.
     pub fn seal(mut self) -> Tables {
         self.content_hash = String::new();
-        self.content_hash = self.compute_hash();
+        self.content_hash = hash_with_empty_field(&self);
         self
     }
 
+    /// The hash the tables should carry (for verifying a loaded file).
     pub fn compute_hash(&self) -> String {
         let mut copy = self.clone();
         copy.content_hash = String::new();
-        // Serialising plain data into a Vec cannot fail.
-        let bytes = serde_json::to_vec(&copy).unwrap_or_default();
-        let digest = Sha256::digest(&bytes);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        hash_with_empty_field(&copy)
     }
 
     /// Deterministic, pretty JSON (what `mailc compile` prints).
