@@ -1,4 +1,97 @@
 //! `auth`: verifying users. Password hashes in the formats admins migrate
-//! from (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`).
+//! from (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the lookup
+//! of a login in the tables, and throttling of failed attempts.
 
+pub mod limiter;
 pub mod password;
+
+use crate::compile::Secrets;
+use crate::tables::{PasswordRef, Tables};
+use password::PasswordHash;
+
+/// Why a login was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// Unknown user, wrong password, disabled mailbox or no password: the
+    /// client is told only "invalid credentials".
+    Invalid,
+    /// The password file could not be read or holds no valid hash.
+    Unavailable(String),
+}
+
+/// The mailbox a login names: a full address, matched like a recipient
+/// (case, IDNA), but only a mailbox's own address — never an alias.
+pub fn mailbox_for_login<'t>(tables: &'t Tables, username: &str) -> Option<&'t str> {
+    let (local, domain) = crate::addr::split(username)?;
+    let d = tables.domain(domain)?;
+    let key = format!(
+        "{}@{}",
+        crate::tables::resolve::normalize_local(local, d.local_part_case),
+        d.name
+    );
+    tables
+        .mailboxes
+        .get_key_value(&key)
+        .map(|(k, _)| k.as_str())
+}
+
+/// Checks a username and password. Blocking (password hashing is CPU work
+/// and a password file may be read): call it off the async runtime.
+pub fn verify_login(
+    tables: &Tables,
+    secrets: &Secrets,
+    username: &str,
+    password: &str,
+) -> Result<String, LoginError> {
+    let Some(address) = mailbox_for_login(tables, username) else {
+        // Spend the time a real check would, so timing does not reveal
+        // which users exist.
+        if let Some(h) = dummy_hash() {
+            let _ = h.verify(password.as_bytes());
+        }
+        return Err(LoginError::Invalid);
+    };
+    let Some(mailbox) = tables.mailboxes.get(address) else {
+        return Err(LoginError::Invalid);
+    };
+    let hash = match &mailbox.password {
+        PasswordRef::None => return Err(LoginError::Invalid),
+        PasswordRef::Inline { .. } => match secrets.inline_password_hashes.get(address) {
+            Some(h) => {
+                PasswordHash::parse(h).map_err(|e| LoginError::Unavailable(e.to_string()))?
+            }
+            None => return Err(LoginError::Unavailable("inline hash missing".into())),
+        },
+        PasswordRef::File { path } => {
+            let text = read_small(path)
+                .map_err(|e| LoginError::Unavailable(format!("{}: {e}", path.display())))?;
+            PasswordHash::parse(&text)
+                .map_err(|e| LoginError::Unavailable(format!("{}: {e}", path.display())))?
+        }
+    };
+    if !hash.verify(password.as_bytes()) || mailbox.disabled {
+        return Err(LoginError::Invalid);
+    }
+    Ok(address.to_string())
+}
+
+fn read_small(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = String::new();
+    std::fs::File::open(path)?
+        .take(64 << 10)
+        .read_to_string(&mut buf)?;
+    Ok(buf)
+}
+
+/// A hash of the cost new hashes have, checked against when the user does
+/// not exist so a miss takes as long as a hit.
+fn dummy_hash() -> Option<&'static PasswordHash> {
+    static DUMMY: std::sync::LazyLock<Option<PasswordHash>> = std::sync::LazyLock::new(|| {
+        PasswordHash::parse(
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$14ukWqiThj4Xz77NYv01V28GbBZHY9AaZwsFswQFO0U",
+        )
+        .ok()
+    });
+    DUMMY.as_ref()
+}

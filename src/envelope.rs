@@ -1,0 +1,146 @@
+//! The envelope of an accepted message: what the SMTP session decided and
+//! the queue persists (sender, recipients with their DSN parameters, where
+//! each goes, per-delivery status). Plain data, serialised as JSON in the
+//! spool; no I/O here.
+
+use serde::{Deserialize, Serialize};
+
+/// DSN `NOTIFY` (RFC 3461 §4.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Notify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+    pub never: bool,
+}
+
+/// DSN `RET` (RFC 3461 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ret {
+    Full,
+    Headers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Client {
+    pub ip: String,
+    pub helo: String,
+    /// `TLSv1.3 TLS13_AES_256_GCM_SHA384`, when TLS was used.
+    pub tls: Option<String>,
+    /// The mailbox that authenticated, if any.
+    pub auth: Option<String>,
+    /// The listener kind the message came in on.
+    pub listener: String,
+}
+
+/// Where one copy goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Destination {
+    /// A local mailbox (key of `Tables::mailboxes`).
+    Mailbox { address: String },
+    /// Another server: outbound SMTP.
+    Remote { address: String },
+}
+
+impl Destination {
+    pub fn address(&self) -> &str {
+        match self {
+            Destination::Mailbox { address } | Destination::Remote { address } => address,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum Status {
+    Pending,
+    Delivered {
+        at: u64,
+    },
+    /// Permanently failed (a bounce is due).
+    Failed {
+        at: u64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Delivery {
+    pub destination: Destination,
+    pub status: Status,
+    pub attempts: u32,
+    /// Unix time of the next attempt.
+    pub next_attempt: u64,
+    pub last_error: Option<String>,
+}
+
+/// One `RCPT TO` and what it expanded to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Recipient {
+    /// The address as the client gave it.
+    pub address: String,
+    pub orcpt: Option<String>,
+    pub notify: Notify,
+    /// Indexes into [`Envelope::deliveries`].
+    pub deliveries: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Envelope {
+    pub id: String,
+    /// Empty for the null sender `<>` (bounces).
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+    /// One per distinct destination; several recipients may share one.
+    pub deliveries: Vec<Delivery>,
+    pub ret: Option<Ret>,
+    pub envid: Option<String>,
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+    pub client: Client,
+    pub received_at: u64,
+    /// Size of the stored message in bytes.
+    pub size: u64,
+}
+
+impl Envelope {
+    pub fn is_done(&self) -> bool {
+        self.deliveries
+            .iter()
+            .all(|d| !matches!(d.status, Status::Pending))
+    }
+
+    /// Adds a destination once; returns its index.
+    pub fn add_destination(&mut self, destination: Destination, now: u64) -> usize {
+        if let Some(i) = self
+            .deliveries
+            .iter()
+            .position(|d| d.destination == destination)
+        {
+            return i;
+        }
+        self.deliveries.push(Delivery {
+            destination,
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+        });
+        self.deliveries.len() - 1
+    }
+}
+
+/// An accepted message on its way into the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub envelope: Envelope,
+    /// The message with the server's trace fields prepended.
+    pub message: Vec<u8>,
+}
