@@ -132,7 +132,7 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
     let mut framer = LineFramer::new(MAX_COMMAND_LINE);
     let mut closed = false;
 
-    let mut record =
+    let record =
         |out: mailc::session::smtp::Output, transcript: &mut Vec<String>| -> Option<Effect> {
             for r in &out.replies {
                 for l in String::from_utf8_lossy(&r.to_bytes())
