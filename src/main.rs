@@ -51,6 +51,34 @@ enum Command {
     },
     /// Hash a password with argon2id for `password=` or a password file.
     HashPassword,
+    /// Run the server: every listener of the config. SIGHUP reloads, SIGTERM stops.
+    Serve { config: PathBuf },
+    /// Inspect and manage the queue of a (running or stopped) server.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// List queued messages.
+    List {
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one queued message's envelope and delivery status.
+    Show {
+        config: PathBuf,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a message from the queue (it is not delivered).
+    Remove { config: PathBuf, id: String },
+    /// Retry every pending delivery now.
+    Flush { config: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +97,20 @@ fn main() -> ExitCode {
             offline,
         } => cli::explain::run(&config, &address, offline),
         Command::HashPassword => cli::hash_password(),
+        Command::Serve { config } => mailc::runtime::serve(&config),
+        Command::Queue { action } => {
+            use cli::queue::{Action, run};
+            match action {
+                QueueAction::List { config, json } => run(&config, Action::List, None, json),
+                QueueAction::Show { config, id, json } => {
+                    run(&config, Action::Show, Some(&id), json)
+                }
+                QueueAction::Remove { config, id } => {
+                    run(&config, Action::Remove, Some(&id), false)
+                }
+                QueueAction::Flush { config } => run(&config, Action::Flush, None, false),
+            }
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

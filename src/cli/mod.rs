@@ -2,6 +2,7 @@
 //! only parses arguments and calls these.
 
 pub mod explain;
+pub mod queue;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -321,7 +321,15 @@ fn listeners(
             continue;
         };
         let addr: SocketAddr = l.addr.value;
-        if let Some((_, prev)) = out.iter().find(|(o, _)| conflicts(o.address, addr)) {
+        if let Some((_, prev)) = out.iter().find(|(o, _)| {
+            // Port 0 (tests) binds a free port each time; only the same
+            // kind on the same IP would be ambiguous.
+            if addr.port() == 0 {
+                o.address == addr && o.kind == kind
+            } else {
+                conflicts(o.address, addr)
+            }
+        }) {
             let same = cfg
                 .listeners
                 .iter()

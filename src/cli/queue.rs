@@ -1,0 +1,205 @@
+//! `mailc queue list|show|remove|flush CONFIG`: queue administration. Talks
+//! to the running server over its control socket; when no server runs,
+//! `list` and `show` read the spool directly and `remove` edits it (safe
+//! because the server's lock is not held).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use crate::compile::{self, Options};
+use crate::envelope::{Destination, Envelope, Status};
+use crate::runtime::control::{Answer, socket_path};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    List,
+    Show,
+    Remove,
+    Flush,
+}
+
+pub fn run(config: &Path, action: Action, id: Option<&str>, json: bool) -> i32 {
+    let out = compile::compile_file(config, Options { offline: true });
+    let Some(compiled) = out.compiled else {
+        eprint!(
+            "{}",
+            crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100)
+        );
+        return 1;
+    };
+    let state = compiled.tables.state_dir.clone();
+    let request = match (action, id) {
+        (Action::List, _) => "list".to_string(),
+        (Action::Flush, _) => "flush".to_string(),
+        (Action::Show, Some(id)) => format!("show {id}"),
+        (Action::Remove, Some(id)) => format!("remove {id}"),
+        (_, None) => {
+            eprintln!("mailc queue: this action needs a queue id");
+            return 1;
+        }
+    };
+    let answer = match ask(&state, &request) {
+        Ok(a) => a,
+        Err(_) => match offline(&state, action, id) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("mailc queue: {e}");
+                return 1;
+            }
+        },
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+        return i32::from(matches!(answer, Answer::Error { .. }));
+    }
+    match answer {
+        Answer::List { entries } => {
+            print_list(&entries);
+            0
+        }
+        Answer::Removed { entry } => {
+            println!("removed {}", entry.id);
+            0
+        }
+        Answer::Show { entry } => {
+            print_entry(&entry);
+            0
+        }
+        Answer::Flushed { entries } => {
+            println!("{entries} entries due now");
+            0
+        }
+        Answer::Error { message } => {
+            eprintln!("mailc queue: {message}");
+            1
+        }
+    }
+}
+
+fn ask(state: &Path, request: &str) -> std::io::Result<Answer> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket_path(state))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    s.write_all(format!("{request}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(std::io::Error::other)
+}
+
+/// The server is not running (its socket does not answer).
+fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, String> {
+    let lock = state.join("mailc.lock");
+    let free = match std::fs::OpenOptions::new().write(true).open(&lock) {
+        Ok(f) => f.try_lock().is_ok(),
+        Err(_) => true,
+    };
+    if !free {
+        return Err("the server is running but its control socket does not answer".into());
+    }
+    let dir = state.join("queue");
+    let read = |id: &str| -> Option<Envelope> {
+        std::fs::read(dir.join(format!("{id}.env")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    };
+    match (action, id) {
+        (Action::List, _) => {
+            let mut entries = Vec::new();
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let Some(id) = name.strip_suffix(".env")
+                        && let Some(env) = read(id)
+                    {
+                        entries.push(env);
+                    }
+                }
+            }
+            entries.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(Answer::List { entries })
+        }
+        (Action::Show, Some(id)) => read(id)
+            .map(|entry| Answer::Show { entry })
+            .ok_or_else(|| format!("{id}: no such queue entry")),
+        (Action::Remove, Some(id)) => {
+            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("{id}: not a queue id"));
+            }
+            let entry = read(id).ok_or_else(|| format!("{id}: no such queue entry"))?;
+            std::fs::remove_file(dir.join(format!("{id}.env"))).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_file(dir.join(format!("{id}.msg")));
+            Ok(Answer::Removed { entry })
+        }
+        (Action::Flush, _) => {
+            Err("the server is not running; queued mail is delivered when it starts".into())
+        }
+        _ => Err("this action needs a queue id".into()),
+    }
+}
+
+fn status(d: &crate::envelope::Delivery) -> String {
+    match &d.status {
+        Status::Pending => match (&d.destination, &d.last_error) {
+            (_, Some(e)) => format!("deferred ({} attempts): {e}", d.attempts),
+            (Destination::Remote { .. }, None) => "waiting for outbound delivery".into(),
+            (Destination::Mailbox { .. }, None) => "pending".into(),
+        },
+        Status::Delivered { .. } => "delivered".into(),
+        Status::Failed { reason, .. } => format!("failed: {reason}"),
+    }
+}
+
+fn print_list(entries: &[Envelope]) {
+    if entries.is_empty() {
+        println!("queue is empty");
+        return;
+    }
+    let now = crate::services::unix_now();
+    println!(
+        "{:<24} {:>6} {:>8}  {:<30} DESTINATIONS",
+        "ID", "AGE", "SIZE", "SENDER"
+    );
+    for e in entries {
+        let age = crate::spec::value::format_duration(now.saturating_sub(e.received_at));
+        let pending: Vec<String> = e
+            .deliveries
+            .iter()
+            .filter(|d| matches!(d.status, Status::Pending))
+            .map(|d| d.destination.address().to_string())
+            .collect();
+        let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
+        println!(
+            "{:<24} {:>6} {:>8}  {:<30} {}",
+            e.id,
+            age,
+            e.size,
+            sender,
+            pending.join(", ")
+        );
+    }
+    println!("{} entries", entries.len());
+}
+
+fn print_entry(e: &Envelope) {
+    println!("id           {}", e.id);
+    println!("sender       <{}>", e.sender);
+    println!(
+        "received     {} from {} ({}) via {}",
+        crate::proto::smtp::headers::rfc5322_date(e.received_at),
+        e.client.ip,
+        e.client.helo,
+        e.client.listener
+    );
+    if let Some(user) = &e.client.auth {
+        println!("login        {user}");
+    }
+    println!("size         {}", e.size);
+    for r in &e.recipients {
+        println!("recipient    <{}>", r.address);
+    }
+    for d in &e.deliveries {
+        println!("  -> {:<30} {}", d.destination.address(), status(d));
+    }
+}

@@ -1,0 +1,359 @@
+//! `runtime`: `mailc serve`. Compiles the config, binds every listener,
+//! runs the services, and handles signals: SIGHUP recompiles and swaps the
+//! tables atomically (keeping the old ones if the new config has errors),
+//! adding and removing listeners to match; SIGTERM/SIGINT stop accepting,
+//! give sessions `shutdown-grace` to finish, and exit. Queued mail is always
+//! on disk already.
+
+pub mod control;
+mod logging;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::compile::{self, Compiled, Options};
+use crate::diag::{self, Style};
+use crate::proto::smtp::reply::r;
+use crate::queue::Spool;
+use crate::services::{Shared, Snapshot, delivery, smtp_in};
+use crate::store::{fsutil, usage::Usage};
+use crate::tables::{ListenerKind, Tables};
+
+/// Entry point of `mailc serve`; returns the process exit code.
+pub fn serve(config: &Path) -> i32 {
+    let out = compile::compile_file(config, Options::default());
+    if !out.diags.is_empty() {
+        eprint!(
+            "{}",
+            diag::render_all(&out.diags, &out.sources, Style::Plain, 100)
+        );
+    }
+    let Some(compiled) = out.compiled else {
+        eprintln!(
+            "{}: failed ({})",
+            config.display(),
+            diag::summary(&out.diags)
+        );
+        return 1;
+    };
+    logging::init(&compiled.tables.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(run(config.to_path_buf(), compiled))
+}
+
+fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
+    let tls =
+        crate::net::tls::server_config(&compiled.tables)?.map(tokio_rustls::TlsAcceptor::from);
+    Ok(Snapshot {
+        tables: Arc::new(compiled.tables.clone()),
+        secrets: Arc::new(compiled.secrets.clone()),
+        tls,
+    })
+}
+
+/// Listener kinds this build serves. IMAP and POP3 are configured (and
+/// checked) already but served by later work; their sockets are not bound.
+fn served(kind: ListenerKind) -> bool {
+    matches!(
+        kind,
+        ListenerKind::Smtp
+            | ListenerKind::Submission
+            | ListenerKind::Submissions
+            | ListenerKind::Lmtp
+    )
+}
+
+struct Running {
+    task: JoinHandle<()>,
+}
+
+async fn run(config: PathBuf, compiled: Compiled) -> i32 {
+    let tables = compiled.tables.clone();
+    let state = tables.state_dir.clone();
+    if let Err(e) = fsutil::create_private_dir(&state) {
+        tracing::error!(dir = %state.display(), error = %e, "cannot create the state directory");
+        return 1;
+    }
+    // One server per state directory.
+    let lock = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("mailc.lock"))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the lock file");
+            return 1;
+        }
+    };
+    if lock.try_lock().is_err() {
+        tracing::error!(dir = %state.display(), "another mailc serve is running on this state directory");
+        return 1;
+    }
+    let snap = match snapshot(&compiled) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "TLS setup failed");
+            return 1;
+        }
+    };
+    let (spool, recovered) = match Spool::open(&state) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the queue");
+            return 1;
+        }
+    };
+    if !recovered.is_empty() {
+        tracing::info!(entries = recovered.len(), "recovered queued messages");
+    }
+    let usage = Arc::new(Usage::new());
+    preload_usage(&usage, &tables).await;
+    let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared::new(
+        snap,
+        spool.clone(),
+        usage,
+        delivery_tx,
+        shutdown_rx,
+    ));
+    let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
+    for entry in recovered {
+        let _ = shared.delivery.send(entry);
+    }
+
+    let mut listeners: HashMap<(ListenerKind, SocketAddr), Running> = HashMap::new();
+    if let Err(e) = reconcile_listeners(&shared, &tables, &mut listeners).await {
+        tracing::error!(error = %e, "cannot bind a listener");
+        return 1;
+    }
+    let control_task = match control::start(shared.clone(), &state).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "queue control socket unavailable");
+            None
+        }
+    };
+    tracing::info!(tables = %tables.content_hash, "mailc ready");
+
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return 1;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&config, &shared, &mut listeners).await,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    tracing::info!("shutting down");
+    for (_, l) in listeners.drain() {
+        l.task.abort();
+    }
+    if let Some(t) = control_task {
+        t.abort();
+    }
+    let _ = shutdown_tx.send(true);
+    let grace = Duration::from_secs(shared.snapshot().tables.timeouts.shutdown_grace_secs);
+    let deadline = tokio::time::Instant::now() + grace;
+    while shared.conns.total() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), delivery_task).await;
+    tracing::info!(open_connections = shared.conns.total(), "stopped");
+    drop(lock);
+    0
+}
+
+/// Loads mailbox usage for every mailbox with a quota, so the RCPT check
+/// never scans a Maildir.
+async fn preload_usage(usage: &Arc<Usage>, tables: &Tables) {
+    let with_quota: Vec<(String, PathBuf)> = tables
+        .mailboxes
+        .values()
+        .filter(|m| m.quota.is_some())
+        .map(|m| (m.address.clone(), m.maildir.clone()))
+        .collect();
+    let usage = usage.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (address, maildir) in with_quota {
+            usage.get(&address, &maildir);
+        }
+    })
+    .await;
+}
+
+/// Binds listeners the tables have and we do not, stops those we have and
+/// the tables do not.
+async fn reconcile_listeners(
+    shared: &Arc<Shared>,
+    tables: &Tables,
+    running: &mut HashMap<(ListenerKind, SocketAddr), Running>,
+) -> std::io::Result<()> {
+    let wanted: Vec<(ListenerKind, SocketAddr)> = tables
+        .listeners
+        .iter()
+        .map(|l| (l.kind, l.address))
+        .collect();
+    let stale: Vec<_> = running
+        .keys()
+        .filter(|k| !wanted.contains(k))
+        .copied()
+        .collect();
+    for key in stale {
+        if let Some(l) = running.remove(&key) {
+            l.task.abort();
+            tracing::info!("stopped listening proto={} addr={}", key.0.as_str(), key.1);
+        }
+    }
+    for (kind, addr) in wanted {
+        if running.contains_key(&(kind, addr)) {
+            continue;
+        }
+        if !served(kind) {
+            tracing::warn!(proto = kind.as_str(), addr = %addr, "not served by this version yet; listener skipped");
+            continue;
+        }
+        let listener = crate::net::listen::bind(addr)?;
+        let bound = listener.local_addr()?;
+        tracing::info!("listening proto={} addr={}", kind.as_str(), bound);
+        let task = tokio::spawn(accept_loop(shared.clone(), kind, addr, listener));
+        running.insert((kind, addr), Running { task });
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    kind: ListenerKind,
+    configured: SocketAddr,
+    listener: TcpListener,
+) {
+    let counter = Arc::new(AtomicU32::new(0));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let snapshot = shared.snapshot();
+        let tables = &snapshot.tables;
+        let (max_listener, max_ip) = tables
+            .listeners
+            .iter()
+            .find(|l| l.kind == kind && l.address == configured)
+            .map_or(
+                (
+                    tables.limits.max_connections,
+                    tables.limits.max_connections_per_ip,
+                ),
+                |l| (l.max_connections, l.max_connections_per_ip),
+            );
+        let max_ip = max_ip.min(tables.limits.max_connections_per_ip);
+        match shared.conns.acquire(
+            peer.ip(),
+            &counter,
+            tables.limits.max_connections,
+            max_listener,
+            max_ip,
+        ) {
+            Some(slot) => {
+                tokio::spawn(smtp_in::handle(
+                    shared.clone(),
+                    snapshot,
+                    kind,
+                    tcp,
+                    peer,
+                    configured,
+                    slot,
+                ));
+            }
+            None => {
+                tracing::warn!(client = %peer.ip(), proto = kind.as_str(), "connection refused: limit reached");
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut tcp = tcp;
+                    let _ = tcp.write_all(&r::too_many_connections().to_bytes()).await;
+                    let _ = tcp.shutdown().await;
+                });
+            }
+        }
+    }
+}
+
+async fn reload(
+    config: &Path,
+    shared: &Arc<Shared>,
+    listeners: &mut HashMap<(ListenerKind, SocketAddr), Running>,
+) {
+    tracing::info!(config = %config.display(), "reloading");
+    let path = config.to_path_buf();
+    let out =
+        match tokio::task::spawn_blocking(move || compile::compile_file(&path, Options::default()))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed");
+                return;
+            }
+        };
+    let Some(compiled) = out.compiled else {
+        let text = diag::render_all(&out.diags, &out.sources, Style::Plain, 100);
+        tracing::error!(
+            "reload failed ({}); still serving the previous configuration\n{text}",
+            diag::summary(&out.diags)
+        );
+        return;
+    };
+    let old = shared.snapshot();
+    if compiled.tables.state_dir != old.tables.state_dir {
+        tracing::error!(
+            "reload refused: the state directory cannot change while running; restart instead"
+        );
+        return;
+    }
+    let snap = match snapshot(&compiled) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed: TLS setup; still serving the previous configuration");
+            return;
+        }
+    };
+    let tables = snap.tables.clone();
+    shared.replace(snap);
+    preload_usage(&shared.usage, &tables).await;
+    if let Err(e) = reconcile_listeners(shared, &tables, listeners).await {
+        tracing::error!(error = %e, "reload: cannot bind a new listener");
+    }
+    tracing::info!(tables = %tables.content_hash, "reloaded");
+}

@@ -1,0 +1,78 @@
+//! `services`: the drivers. Each takes connections (or queue entries) and
+//! runs the sans-I/O sessions over them, performing their effects: TLS
+//! upgrades, credential checks, durable enqueueing, Maildir delivery.
+
+pub mod delivery;
+pub mod smtp_in;
+
+use std::sync::{Arc, RwLock};
+
+use crate::auth::limiter::Limiter;
+use crate::compile::Secrets;
+use crate::net::limits::ConnLimiter;
+use crate::queue::{Entry, Spool};
+use crate::store::usage::Usage;
+use crate::tables::Tables;
+
+/// One compiled configuration and what was built from it. Connections keep
+/// the snapshot they started with; a reload swaps in a new one.
+pub struct Snapshot {
+    pub tables: Arc<Tables>,
+    pub secrets: Arc<Secrets>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// State shared by every service of a running server.
+pub struct Shared {
+    current: RwLock<Arc<Snapshot>>,
+    pub spool: Arc<Spool>,
+    pub usage: Arc<Usage>,
+    pub auth_limiter: Limiter,
+    pub conns: Arc<ConnLimiter>,
+    pub delivery: tokio::sync::mpsc::UnboundedSender<Entry>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn new(
+        snapshot: Snapshot,
+        spool: Arc<Spool>,
+        usage: Arc<Usage>,
+        delivery: tokio::sync::mpsc::UnboundedSender<Entry>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Shared {
+        Shared {
+            current: RwLock::new(Arc::new(snapshot)),
+            spool,
+            usage,
+            auth_limiter: Limiter::new(),
+            conns: ConnLimiter::new(),
+            delivery,
+            shutdown,
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, snapshot: Snapshot) {
+        match self.current.write() {
+            Ok(mut s) => *s = Arc::new(snapshot),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,155 @@
+//! Maildir++ delivery (https://cr.yp.to/proto/maildir.html): the message is
+//! written into `tmp/`, then renamed into `new/`. File names are derived
+//! from the queue entry, so a delivery retried after a crash finds the copy
+//! it already made instead of making a second one. Durability comes from the
+//! caller's group commit (`fsutil::sync_filesystem`) before the queue entry
+//! is marked delivered.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::fsutil;
+
+/// The three directories of a Maildir folder.
+pub const SUBDIRS: [&str; 3] = ["cur", "new", "tmp"];
+
+/// Creates `cur`, `new` and `tmp` under `folder` if missing.
+pub fn ensure(folder: &Path) -> std::io::Result<()> {
+    for sub in SUBDIRS {
+        let d = folder.join(sub);
+        if !d.is_dir() {
+            fsutil::create_private_dir(&d)?;
+        }
+    }
+    Ok(())
+}
+
+/// The unique, deterministic file name of one delivery:
+/// `<received>.Q<queue-id>_<n>.<host>,S=<size>` — unique because queue ids
+/// are, stable across retries, and with the size in it as Dovecot writes it.
+pub fn file_name(received_at: u64, queue_id: &str, index: usize, host: &str, size: u64) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c == '/' || c == ':' || c == ',' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("{received_at}.Q{queue_id}_{index}.{host},S={size}")
+}
+
+/// Whether a message with this base name is already in the folder (in
+/// `new/`, or moved to `cur/` by a reader with flags appended).
+pub fn already_delivered(folder: &Path, name: &str) -> bool {
+    if folder.join("new").join(name).exists() {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(folder.join("cur")) else {
+        return false;
+    };
+    let prefix = format!("{name}:");
+    entries.flatten().any(|e| {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        n == name || n.starts_with(&prefix)
+    })
+}
+
+/// Outcome of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Written now; durable after the next group commit.
+    New(PathBuf),
+    /// Found from an earlier attempt.
+    Existing,
+}
+
+/// Delivers `parts` (written one after another: trace fields, then the
+/// message) into `folder/new/<name>`. `check_existing` makes the delivery
+/// idempotent at the price of a directory scan: use it when retrying.
+pub fn deliver(
+    folder: &Path,
+    name: &str,
+    parts: &[&[u8]],
+    check_existing: bool,
+) -> std::io::Result<Delivered> {
+    if check_existing && already_delivered(folder, name) {
+        return Ok(Delivered::Existing);
+    }
+    let tmp = folder.join("tmp").join(name);
+    let new = folder.join("new").join(name);
+    let write = |tmp: &Path| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
+        Ok(())
+    };
+    match write(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ensure(folder)?;
+            write(&tmp)?;
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::rename(&tmp, &new)?;
+    Ok(Delivered::New(new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivers_once_even_when_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("alice");
+        let name = file_name(1000, "ABC", 0, "mail.example.test", 11);
+        let r = deliver(
+            &folder,
+            &name,
+            &[b"Return-Path: <>\r\n", b"hello world"],
+            false,
+        )
+        .unwrap();
+        assert!(matches!(r, Delivered::New(_)));
+        for sub in SUBDIRS {
+            assert!(folder.join(sub).is_dir());
+        }
+        let text = std::fs::read(folder.join("new").join(&name)).unwrap();
+        assert_eq!(text, b"Return-Path: <>\r\nhello world");
+        assert_eq!(
+            deliver(&folder, &name, &[b"x"], true).unwrap(),
+            Delivered::Existing
+        );
+        // A reader moved it to cur/ with flags: still found.
+        std::fs::rename(
+            folder.join("new").join(&name),
+            folder.join("cur").join(format!("{name}:2,S")),
+        )
+        .unwrap();
+        assert_eq!(
+            deliver(&folder, &name, &[b"x"], true).unwrap(),
+            Delivered::Existing
+        );
+        assert!(
+            std::fs::read_dir(folder.join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn names_are_safe() {
+        assert_eq!(file_name(1, "Q", 2, "a/b:c,d", 3), "1.QQ_2.a_b_c_d,S=3");
+    }
+}
