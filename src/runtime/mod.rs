@@ -265,6 +265,7 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
+        tracing::debug!(client = %peer, proto = kind.as_str(), "connection");
         let snapshot = shared.snapshot();
         let tables = &snapshot.tables;
         let (max_listener, max_ip) = tables

@@ -147,6 +147,16 @@ impl Server {
         self.child.as_ref().unwrap().id()
     }
 
+    pub fn log_lines_containing(&self, needle: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
