@@ -148,7 +148,7 @@ fn mail_send_over_starttls_and_implicit_tls_lands_in_maildir() {
         !server
             .state()
             .join("queue")
-            .join(format!("{id}.msg"))
+            .join(format!("{id}.q"))
             .exists()
     );
 }

@@ -288,7 +288,7 @@ fn swaks_clients() {
     let queued = std::fs::read_dir(server.state().join("queue"))
         .unwrap()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "q"))
         .count();
     assert_eq!(
         queued, 1,

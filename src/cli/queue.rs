@@ -99,18 +99,14 @@ fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, Str
         return Err("the server is running but its control socket does not answer".into());
     }
     let dir = state.join("queue");
-    let read = |id: &str| -> Option<Envelope> {
-        std::fs::read(dir.join(format!("{id}.env")))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    };
+    let read = |id: &str| -> Option<Envelope> { crate::queue::Spool::read_envelope(&dir, id) };
     match (action, id) {
         (Action::List, _) => {
             let mut entries = Vec::new();
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    if let Some(id) = name.strip_suffix(".env")
+                    if let Some(id) = name.strip_suffix(".q")
                         && let Some(env) = read(id)
                     {
                         entries.push(env);
@@ -128,8 +124,8 @@ fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, Str
                 return Err(format!("{id}: not a queue id"));
             }
             let entry = read(id).ok_or_else(|| format!("{id}: no such queue entry"))?;
-            std::fs::remove_file(dir.join(format!("{id}.env"))).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_file(dir.join(format!("{id}.msg")));
+            std::fs::remove_file(dir.join(format!("{id}.q"))).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_file(dir.join(format!("{id}.state")));
             Ok(Answer::Removed { entry })
         }
         (Action::Flush, _) => {

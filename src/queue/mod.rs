@@ -1,14 +1,21 @@
 //! `queue`: the durable spool in `<state>/queue/`.
 //!
-//! Each entry is two files, `<id>.msg` (the message as received, trace
-//! fields included) and `<id>.env` (the envelope as JSON). Both are written
-//! into `queue/tmp/`, renamed into place, and made durable by a *group
-//! commit*: one `syncfs(2)` for every message that arrived meanwhile. Only
-//! then does `store` return, and only then may the SMTP session answer 250.
+//! Each entry is one file, `<id>.q`: a header line `MAILCQ1 <n>`, the
+//! envelope as `n` bytes of JSON, then the message as received (trace
+//! fields included). It is written into `queue/tmp/` and its data synced by
+//! the session's own blocking task (so concurrent sessions sync in parallel
+//! and the file system merges their journal commits), then a *group
+//! commit* renames every file that is ready into `queue/` and syncs the
+//! directory once for all of them. Only then does `store` return, and only
+//! then may the SMTP session answer 250.
 //!
-//! Recovery at start keeps an entry only when both files exist, the envelope
-//! parses and the message has the size the envelope records; anything else
-//! is debris of a crash before the commit, for which no 250 was ever sent.
+//! Delivery progress is written beside it as `<id>.state` (the envelope
+//! again, without sync: if a crash loses it, deliveries are retried and find
+//! the copies they already made).
+//!
+//! Recovery at start keeps an entry only when its header and envelope parse
+//! and the message has the size the envelope records; anything else is the
+//! debris of a crash before the commit, for which no 250 was ever sent.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -37,6 +44,11 @@ struct CommitRequest {
 pub struct Spool {
     dir: PathBuf,
     tmp: PathBuf,
+    /// Finished queue files kept for reuse (`queue/free/`): creating and
+    /// deleting a file per message makes ext4's inode allocator scan past
+    /// recently deleted inodes, which costs more CPU than the mail itself.
+    free_dir: PathBuf,
+    free: Mutex<Vec<PathBuf>>,
     commits: std::sync::mpsc::Sender<CommitRequest>,
     index: Mutex<BTreeMap<String, Envelope>>,
     in_flight: Mutex<HashSet<String>>,
@@ -73,13 +85,45 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+const MAGIC: &str = "MAILCQ1";
+
+/// The queue file of an entry: header line, envelope JSON, message.
+fn encode(envelope_json: &[u8]) -> Vec<u8> {
+    format!("{MAGIC} {}\n", envelope_json.len()).into_bytes()
+}
+
+/// Reads the header and envelope of a queue file. Returns the envelope and
+/// the offset where the message starts.
+fn read_head(path: &Path) -> std::io::Result<(Envelope, u64)> {
+    use std::io::{BufRead, Read};
+    let f = std::fs::File::open(path)?;
+    let mut r = std::io::BufReader::new(f);
+    let mut line = String::new();
+    (&mut r).take(64).read_line(&mut line)?;
+    let len: usize = line
+        .strip_prefix(MAGIC)
+        .and_then(|rest| rest.trim().parse().ok())
+        .filter(|n| *n <= 16 << 20)
+        .ok_or_else(|| std::io::Error::other("not a queue file"))?;
+    let mut json = vec![0u8; len];
+    r.read_exact(&mut json)?;
+    let env: Envelope = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
+    Ok((env, (line.len() + len) as u64))
+}
+
 impl Spool {
     /// Opens (creating if needed) the spool under `state_dir` and recovers
     /// what is in it. Returns the spool and the recovered entries.
     pub fn open(state_dir: &Path) -> std::io::Result<(Arc<Spool>, Vec<Entry>)> {
         let dir = state_dir.join("queue");
         let tmp = dir.join("tmp");
+        let free_dir = dir.join("free");
         fsutil::create_private_dir(&tmp)?;
+        fsutil::create_private_dir(&free_dir)?;
+        let free: Vec<PathBuf> = std::fs::read_dir(&free_dir)?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         // Debris of writes that never committed.
         for e in std::fs::read_dir(&tmp)?.flatten() {
             let _ = std::fs::remove_file(e.path());
@@ -88,40 +132,41 @@ impl Spool {
         let mut index = BTreeMap::new();
         for e in std::fs::read_dir(&dir)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".env") else {
+            let Some(id) = name.strip_suffix(".q") else {
                 continue;
             };
-            let env_path = dir.join(&name);
-            let msg_path = dir.join(format!("{id}.msg"));
-            let envelope: Option<Envelope> = std::fs::read(&env_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let ok = envelope.as_ref().is_some_and(|env| {
-                env.id == id && std::fs::metadata(&msg_path).is_ok_and(|m| m.len() == env.size)
+            let path = dir.join(&name);
+            let valid = read_head(&path).ok().filter(|(env, offset)| {
+                env.id == id && std::fs::metadata(&path).is_ok_and(|m| m.len() == offset + env.size)
             });
-            match (ok, envelope) {
-                (true, Some(env)) => {
-                    index.insert(id.to_string(), env.clone());
-                    recovered.push(Entry {
-                        envelope: env,
-                        message: None,
-                        retried: true,
-                    });
-                }
-                _ => {
-                    tracing::warn!(
-                        id,
-                        "dropping an incomplete queue entry (written before a crash, never acknowledged)"
-                    );
-                    let _ = std::fs::remove_file(&env_path);
-                    let _ = std::fs::remove_file(&msg_path);
-                }
+            let Some((mut env, _)) = valid else {
+                tracing::warn!(
+                    id,
+                    "dropping an incomplete queue entry (written before a crash, never acknowledged)"
+                );
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(dir.join(format!("{id}.state")));
+                continue;
+            };
+            // Newer delivery progress, if it survived.
+            if let Some(state) = std::fs::read(dir.join(format!("{id}.state")))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
+                .filter(|s| s.id == env.id && s.deliveries.len() == env.deliveries.len())
+            {
+                env = state;
             }
+            index.insert(id.to_string(), env.clone());
+            recovered.push(Entry {
+                envelope: env,
+                message: None,
+                retried: true,
+            });
         }
-        // A `.msg` whose `.env` never made it.
+        // Progress files whose entry is gone.
         for e in std::fs::read_dir(&dir)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".msg")
+            if let Some(id) = name.strip_suffix(".state")
                 && !index.contains_key(id)
             {
                 let _ = std::fs::remove_file(e.path());
@@ -133,6 +178,8 @@ impl Spool {
         let spool = Arc::new(Spool {
             dir: dir.clone(),
             tmp: tmp.clone(),
+            free_dir,
+            free: Mutex::new(free),
             commits: tx,
             index: Mutex::new(index),
             in_flight: Mutex::new(HashSet::new()),
@@ -149,7 +196,7 @@ impl Spool {
     }
 
     /// Stores a message durably. Returns once the message and envelope are
-    /// on stable storage (file data, directory entries).
+    /// on stable storage (file data, directory entry).
     pub async fn store(&self, accepted: Accepted) -> std::io::Result<Entry> {
         let Accepted { envelope, message } = accepted;
         if !valid_id(&envelope.id) {
@@ -157,12 +204,27 @@ impl Spool {
         }
         let json = serde_json::to_vec(&envelope).map_err(std::io::Error::other)?;
         let message = Arc::new(message);
-        let id = envelope.id.clone();
-        let tmp = self.tmp.clone();
+        let path = self.tmp.join(format!("{}.q", envelope.id));
         let msg = message.clone();
-        tokio::task::spawn_blocking(move || {
-            fsutil::write_new(&tmp.join(format!("{id}.msg")), &msg)?;
-            fsutil::write_new(&tmp.join(format!("{id}.env")), &json)
+        let recycled = self.free.lock().ok().and_then(|mut f| f.pop());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let reused = recycled.is_some_and(|old| std::fs::rename(&old, &path).is_ok());
+            let mut f = if reused {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&path)?
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)?
+            };
+            f.write_all(&encode(&json))?;
+            f.write_all(&json)?;
+            f.write_all(&msg)?;
+            f.sync_data()
         })
         .await
         .map_err(std::io::Error::other)??;
@@ -187,30 +249,59 @@ impl Spool {
 
     /// Reads a queued message from disk.
     pub fn read_message(&self, id: &str) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
         if !valid_id(id) {
             return Err(std::io::Error::other("invalid queue id"));
         }
-        std::fs::read(self.dir.join(format!("{id}.msg")))
+        let path = self.dir.join(format!("{id}.q"));
+        let (env, offset) = read_head(&path)?;
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(env.size as usize);
+        f.take(env.size).read_to_end(&mut buf)?;
+        Ok(buf)
     }
 
     /// Records delivery progress. Not synced: if it is lost in a crash, the
     /// deliveries are retried and find their earlier copies.
     pub fn update(&self, envelope: &Envelope) -> std::io::Result<()> {
         let json = serde_json::to_vec(envelope).map_err(std::io::Error::other)?;
-        fsutil::write_atomic(&self.dir.join(format!("{}.env", envelope.id)), &json)?;
+        fsutil::write_atomic(&self.dir.join(format!("{}.state", envelope.id)), &json)?;
         if let Ok(mut idx) = self.index.lock() {
             idx.insert(envelope.id.clone(), envelope.clone());
         }
         Ok(())
     }
 
-    /// Removes a finished entry (every delivery done).
+    /// Removes a finished entry (every delivery done). Its file goes to the
+    /// pool of files for reuse, up to a bound.
     pub fn finish(&self, id: &str) -> std::io::Result<()> {
+        const MAX_FREE: usize = 4096;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         if let Ok(mut idx) = self.index.lock() {
             idx.remove(id);
         }
-        let _ = std::fs::remove_file(self.dir.join(format!("{id}.env")));
-        std::fs::remove_file(self.dir.join(format!("{id}.msg")))
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.state")));
+        let path = self.dir.join(format!("{id}.q"));
+        let pooled = self
+            .free
+            .lock()
+            .map(|f| f.len() < MAX_FREE)
+            .unwrap_or(false);
+        if pooled {
+            let spare = self.free_dir.join(format!(
+                "{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            if std::fs::rename(&path, &spare).is_ok() {
+                if let Ok(mut f) = self.free.lock() {
+                    f.push(spare);
+                }
+                return Ok(());
+            }
+        }
+        std::fs::remove_file(path)
     }
 
     pub fn list(&self) -> Vec<Envelope> {
@@ -290,11 +381,26 @@ impl Spool {
         }
         n
     }
+
+    /// Reads an entry's envelope from the spool files (for `mailc queue`
+    /// when the server is not running).
+    pub fn read_envelope(dir: &Path, id: &str) -> Option<Envelope> {
+        if !valid_id(id) {
+            return None;
+        }
+        if let Some(state) = std::fs::read(dir.join(format!("{id}.state")))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
+        {
+            return Some(state);
+        }
+        read_head(&dir.join(format!("{id}.q"))).ok().map(|(e, _)| e)
+    }
 }
 
-/// The group-commit thread: takes every commit request that is waiting,
-/// renames all their files into place, syncs the file system once, and
-/// answers them all.
+/// The group-commit thread: takes every commit request that is waiting
+/// (their files already written and synced), renames them all into place,
+/// syncs the directory once, and answers them all.
 fn committer(
     dir: PathBuf,
     tmp: PathBuf,
@@ -313,27 +419,14 @@ fn committer(
         for req in &batch {
             let mut r = Ok(());
             for id in &req.ids {
-                for ext in ["msg", "env"] {
-                    let name = format!("{id}.{ext}");
-                    if let Err(e) = std::fs::rename(tmp.join(&name), dir.join(&name)) {
-                        r = Err(e);
-                    }
-                }
-            }
-            if r.is_err() {
-                // Leave nothing half-committed behind: the client gets a 451
-                // and will send the message again.
-                for id in &req.ids {
-                    for ext in ["msg", "env"] {
-                        let name = format!("{id}.{ext}");
-                        let _ = std::fs::remove_file(dir.join(&name));
-                        let _ = std::fs::remove_file(tmp.join(&name));
-                    }
+                let name = format!("{id}.q");
+                if let Err(e) = std::fs::rename(tmp.join(&name), dir.join(&name)) {
+                    r = Err(e);
                 }
             }
             results.push(r);
         }
-        let synced = fsutil::sync_filesystem(&dir);
+        let synced = fsutil::sync_dir(&dir);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .messages
@@ -343,6 +436,15 @@ fn committer(
                 (Err(e), _) => Err(std::io::Error::new(e.kind(), e.to_string())),
                 (Ok(()), r) => r,
             };
+            if r.is_err() {
+                // Leave nothing half-committed behind: the client gets a 451
+                // and will send the message again.
+                for id in &req.ids {
+                    let name = format!("{id}.q");
+                    let _ = std::fs::remove_file(dir.join(&name));
+                    let _ = std::fs::remove_file(tmp.join(&name));
+                }
+            }
             let _ = req.done.send(r);
         }
     }

@@ -1,8 +1,10 @@
 //! Local delivery: takes queue entries and writes a copy into the Maildir of
-//! every local mailbox they are for. Deliveries are batched: all copies of a
-//! batch are written, one `syncfs` makes them durable, and only then are the
-//! queue entries marked delivered (or removed when nothing else is left).
-//! Failed deliveries stay queued and are retried with back-off.
+//! every local mailbox they are for. Deliveries are batched: the copies of
+//! a batch are written and synced by several threads at once (the file
+//! system merges their journal commits), each `new/` directory involved is
+//! synced once, and only then are the queue entries marked delivered (or
+//! removed when nothing else is left). Failed deliveries stay queued and are
+//! retried with back-off.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,19 +75,27 @@ fn backoff(attempts: u32) -> u64 {
     (60u64 << attempts.min(6)).min(3600)
 }
 
-struct Done {
+/// One copy to write.
+struct Job {
     entry: usize,
     delivery: usize,
     mailbox: String,
-    size: u64,
-    new: bool,
+    folder: std::path::PathBuf,
+    name: String,
+    head: String,
+    message: Arc<Vec<u8>>,
+    check: bool,
 }
+
+/// Threads writing copies at once: enough for the file system to merge
+/// their syncs, few enough not to thrash.
+const WRITERS: usize = 8;
 
 fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
     let snapshot = shared.snapshot();
     let tables = &snapshot.tables;
     let now = unix_now();
-    let mut done: Vec<Done> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for (ei, entry) in batch.iter_mut().enumerate() {
         let message = match &entry.message {
             Some(m) => m.clone(),
@@ -107,57 +117,117 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
             if !matches!(d.status, Status::Pending) {
                 continue;
             }
-            let failure = match tables.mailboxes.get(address) {
+            let address = address.clone();
+            let failure = match tables.mailboxes.get(&address) {
                 None => Some("mailbox no longer exists".to_string()),
                 Some(m) if m.disabled => Some("mailbox is disabled".to_string()),
                 Some(m) => {
-                    let delivered_to = format!("Delivered-To: {address}\r\n");
-                    let size = (return_path.len() + delivered_to.len() + message.len()) as u64;
-                    let name =
-                        maildir::file_name(env.received_at, &env.id, di, &tables.hostname, size);
-                    let parts: [&[u8]; 3] =
-                        [return_path.as_bytes(), delivered_to.as_bytes(), &message];
-                    match maildir::deliver(&m.maildir, &name, &parts, retried || d.attempts > 0) {
-                        Ok(r) => {
-                            done.push(Done {
-                                entry: ei,
-                                delivery: di,
-                                mailbox: address.clone(),
-                                size,
-                                new: matches!(r, maildir::Delivered::New(_)),
-                            });
-                            None
-                        }
-                        Err(e) => Some(format!("writing to {}: {e}", m.maildir.display())),
-                    }
+                    let head = format!("{return_path}Delivered-To: {address}\r\n");
+                    let size = (head.len() + message.len()) as u64;
+                    jobs.push(Job {
+                        entry: ei,
+                        delivery: di,
+                        mailbox: address.clone(),
+                        folder: m.maildir.clone(),
+                        name: maildir::file_name(
+                            env.received_at,
+                            &env.id,
+                            di,
+                            &tables.hostname,
+                            size,
+                        ),
+                        head,
+                        message: message.clone(),
+                        check: retried || d.attempts > 0,
+                    });
+                    None
                 }
             };
             if let Some(error) = failure {
-                d.attempts += 1;
-                d.next_attempt = now + backoff(d.attempts);
-                tracing::warn!(id = %env.id, mailbox = %address, %error, attempts = d.attempts, "delivery deferred");
-                d.last_error = Some(error);
+                defer(env.id.as_str(), &address, d, error, now);
             }
         }
     }
-    if done.iter().any(|d| d.new)
-        && let Err(e) = fsutil::sync_filesystem(&tables.state_dir)
-    {
-        // Nothing is marked delivered: everything is retried later and the
-        // copies already written are found again.
-        tracing::error!(error = %e, "cannot sync deliveries to disk");
-        return;
-    }
-    for d in &done {
-        let env = &mut batch[d.entry].envelope;
-        env.deliveries[d.delivery].status = Status::Delivered { at: now };
-        if d.new
-            && let Some(m) = tables.mailboxes.get(&d.mailbox)
-            && m.quota.is_some()
-        {
-            shared.usage.add(&d.mailbox, &m.maildir, d.size);
+
+    // Write and sync every copy, several at a time.
+    let results: Vec<std::io::Result<maildir::Delivered>> = {
+        let chunk = jobs.len().div_ceil(WRITERS).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|j| {
+                                maildir::deliver(
+                                    &j.folder,
+                                    &j.name,
+                                    &[j.head.as_bytes(), &j.message],
+                                    j.check,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(std::io::Error::other("delivery thread panicked"))]
+                    })
+                })
+                .collect()
+        })
+    };
+    // One directory sync per `new/` for the whole batch.
+    let mut dirs: Vec<&std::path::Path> = jobs
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| matches!(r, Ok(maildir::Delivered::New(_))))
+        .map(|(j, _)| j.folder.as_path())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut dir_ok = std::collections::HashSet::new();
+    for d in dirs {
+        match fsutil::sync_dir(&d.join("new")) {
+            Ok(()) => {
+                dir_ok.insert(d.to_path_buf());
+            }
+            Err(e) => tracing::error!(dir = %d.display(), error = %e, "cannot sync a Maildir"),
         }
-        tracing::info!(id = %env.id, mailbox = %d.mailbox, size = d.size, "delivered");
+    }
+    for (job, result) in jobs.iter().zip(results) {
+        let env = &mut batch[job.entry].envelope;
+        let id = env.id.clone();
+        let d = &mut env.deliveries[job.delivery];
+        match result {
+            Ok(r) => {
+                let new = matches!(r, maildir::Delivered::New(_));
+                if new && !dir_ok.contains(&job.folder) {
+                    // Not durable: retried later, and the copy is found then.
+                    defer(&id, &job.mailbox, d, "directory sync failed".into(), now);
+                    continue;
+                }
+                d.status = Status::Delivered { at: now };
+                let size = (job.head.len() + job.message.len()) as u64;
+                if new
+                    && let Some(m) = tables.mailboxes.get(&job.mailbox)
+                    && m.quota.is_some()
+                {
+                    shared.usage.add(&job.mailbox, &m.maildir, size);
+                }
+                tracing::info!(id = %id, mailbox = %job.mailbox, size, "delivered");
+            }
+            Err(e) => defer(
+                &id,
+                &job.mailbox,
+                d,
+                format!("writing to {}: {e}", job.folder.display()),
+                now,
+            ),
+        }
     }
     for entry in &batch {
         let env = &entry.envelope;
@@ -170,4 +240,11 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
             tracing::error!(id = %env.id, error = %e, "cannot update the queue entry");
         }
     }
+}
+
+fn defer(id: &str, mailbox: &str, d: &mut crate::envelope::Delivery, error: String, now: u64) {
+    d.attempts += 1;
+    d.next_attempt = now + backoff(d.attempts);
+    tracing::warn!(id, mailbox, %error, attempts = d.attempts, "delivery deferred");
+    d.last_error = Some(error);
 }

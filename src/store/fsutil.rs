@@ -1,6 +1,5 @@
 //! File system helpers with explicit durability: write-then-rename, fsync of
-//! files and directories, and `syncfs` for group commit (one call makes every
-//! pending write and rename on the file system durable).
+//! files and directories.
 
 use std::fs::File;
 use std::io::Write;
@@ -60,13 +59,6 @@ fn tmp_beside(path: &Path) -> std::path::PathBuf {
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Flushes every dirty page and journal entry of the file system holding
-/// `any_path` and waits for it (Linux `syncfs(2)`): the group commit.
-pub fn sync_filesystem(any_path: &Path) -> std::io::Result<()> {
-    let f = File::open(any_path)?;
-    rustix::fs::syncfs(&f).map_err(std::io::Error::from)
 }
 
 trait PrivateMode {

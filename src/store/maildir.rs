@@ -1,9 +1,9 @@
 //! Maildir++ delivery (https://cr.yp.to/proto/maildir.html): the message is
-//! written into `tmp/`, then renamed into `new/`. File names are derived
-//! from the queue entry, so a delivery retried after a crash finds the copy
-//! it already made instead of making a second one. Durability comes from the
-//! caller's group commit (`fsutil::sync_filesystem`) before the queue entry
-//! is marked delivered.
+//! written into `tmp/` and its data synced, then renamed into `new/`, and
+//! the `new/` directory synced (by the caller, once per directory for a
+//! whole batch). File names are derived from the queue entry, so a delivery
+//! retried after a crash finds the copy it already made instead of making a
+//! second one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,7 +68,8 @@ pub enum Delivered {
 }
 
 /// Delivers `parts` (written one after another: trace fields, then the
-/// message) into `folder/new/<name>`. `check_existing` makes the delivery
+/// message) into `folder/new/<name>`, file data synced; the caller syncs
+/// `folder/new` before it relies on the delivery. `check_existing` makes the delivery
 /// idempotent at the price of a directory scan: use it when retrying.
 pub fn deliver(
     folder: &Path,
@@ -90,7 +91,7 @@ pub fn deliver(
         for p in parts {
             f.write_all(p)?;
         }
-        Ok(())
+        f.sync_data()
     };
     match write(&tmp) {
         Ok(()) => {}
