@@ -144,13 +144,7 @@ fn mail_send_over_starttls_and_implicit_tls_lands_in_maildir() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        !server
-            .state()
-            .join("queue")
-            .join(format!("{id}.q"))
-            .exists()
-    );
+    assert!(server.queue_entries().is_empty());
 }
 
 #[test]

@@ -285,11 +285,7 @@ fn swaks_clients() {
     );
     assert!(mail_containing(&server, "alice", "swaks smuggle").is_empty());
     assert!(mail_containing(&server, "alice", "swaks big").is_empty());
-    let queued = std::fs::read_dir(server.state().join("queue"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "q"))
-        .count();
+    let queued = server.queue_entries().len();
     assert_eq!(
         queued, 1,
         "the message to friend@remote.example waits in the queue"

@@ -98,35 +98,21 @@ fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, Str
     if !free {
         return Err("the server is running but its control socket does not answer".into());
     }
-    let dir = state.join("queue");
-    let read = |id: &str| -> Option<Envelope> { crate::queue::Spool::read_envelope(&dir, id) };
     match (action, id) {
         (Action::List, _) => {
-            let mut entries = Vec::new();
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if let Some(id) = name.strip_suffix(".q")
-                        && let Some(env) = read(id)
-                    {
-                        entries.push(env);
-                    }
-                }
-            }
+            let mut entries =
+                crate::queue::Spool::list_offline(state).map_err(|e| e.to_string())?;
             entries.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(Answer::List { entries })
         }
-        (Action::Show, Some(id)) => read(id)
+        (Action::Show, Some(id)) => crate::queue::Spool::list_offline(state)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|e| e.id == id)
             .map(|entry| Answer::Show { entry })
             .ok_or_else(|| format!("{id}: no such queue entry")),
         (Action::Remove, Some(id)) => {
-            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(format!("{id}: not a queue id"));
-            }
-            let entry = read(id).ok_or_else(|| format!("{id}: no such queue entry"))?;
-            std::fs::remove_file(dir.join(format!("{id}.q"))).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_file(dir.join(format!("{id}.state")));
-            Ok(Answer::Removed { entry })
+            crate::queue::Spool::remove_offline(state, id).map(|entry| Answer::Removed { entry })
         }
         (Action::Flush, _) => {
             Err("the server is not running; queued mail is delivered when it starts".into())

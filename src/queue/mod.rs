@@ -1,23 +1,26 @@
 //! `queue`: the durable spool in `<state>/queue/`.
 //!
-//! Each entry is one file, `<id>.q`: a header line `MAILCQ1 <n>`, the
-//! envelope as `n` bytes of JSON, then the message as received (trace
-//! fields included). It is written into `queue/tmp/` and its data synced by
-//! the session's own blocking task (so concurrent sessions sync in parallel
-//! and the file system merges their journal commits), then a *group
-//! commit* renames every file that is ready into `queue/` and syncs the
-//! directory once for all of them. Only then does `store` return, and only
-//! then may the SMTP session answer 250.
+//! Accepted messages are appended to a segment file (`seg/<n>`), a log of
+//! records (see [`log`]). One committer thread takes every message that is
+//! waiting, appends them all with one write and makes them durable with one
+//! `fdatasync`: the *group commit*. Only then does [`Spool::store`] return,
+//! and only then may the SMTP session answer 250. A segment is created (and
+//! its directory synced) before the first record goes into it, so appending
+//! never needs a directory sync.
 //!
-//! Delivery progress is written beside it as `<id>.state` (the envelope
-//! again, without sync: if a crash loses it, deliveries are retried and find
-//! the copies they already made).
+//! When every local delivery of an entry is durable and nothing else is
+//! pending, its id is appended to `done.log`; a segment whose entries are all
+//! done is deleted. Delivery progress of entries that stay queued is kept in
+//! `state/<id>` (the envelope again). Neither is synced: if a crash loses
+//! them, deliveries are retried and find the copies they already made.
 //!
-//! Recovery at start keeps an entry only when its header and envelope parse
-//! and the message has the size the envelope records; anything else is the
-//! debris of a crash before the commit, for which no 250 was ever sent.
+//! Recovery reads every segment up to its first record that does not check
+//! out (a torn tail, which was never acknowledged), minus the done ids.
+
+pub mod log;
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,35 +28,52 @@ use std::sync::{Arc, Mutex};
 use crate::envelope::{Accepted, Envelope, Status};
 use crate::store::fsutil;
 
+/// A segment is closed for new records past this size.
+const SEGMENT_BYTES: u64 = 64 << 20;
+/// Most messages in one group commit.
+const MAX_BATCH: usize = 1024;
+
 /// A message in the queue, with its bytes when they are at hand.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub envelope: Envelope,
-    /// `None` after recovery: read from disk when needed.
+    /// `None` after recovery: read from the segment when needed.
     pub message: Option<Arc<Vec<u8>>>,
     /// Delivery was attempted before (recovery, retry): deliveries must
     /// check for copies made by the earlier attempt.
     pub retried: bool,
 }
 
-struct CommitRequest {
-    ids: Vec<String>,
-    done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+/// Where a message lives.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    segment: u64,
+    offset: u64,
+    len: u64,
+}
+
+struct Append {
+    json: Vec<u8>,
+    message: Arc<Vec<u8>>,
+    done: tokio::sync::oneshot::Sender<std::io::Result<Location>>,
+}
+
+#[derive(Debug, Default)]
+struct Segments {
+    /// Live (not done) entries per segment.
+    live: BTreeMap<u64, usize>,
+    /// The segment new records go to.
+    current: u64,
 }
 
 pub struct Spool {
     dir: PathBuf,
-    tmp: PathBuf,
-    /// Finished queue files kept for reuse (`queue/free/`): creating and
-    /// deleting a file per message makes ext4's inode allocator scan past
-    /// recently deleted inodes, which costs more CPU than the mail itself.
-    free_dir: PathBuf,
-    free: Mutex<Vec<PathBuf>>,
-    commits: std::sync::mpsc::Sender<CommitRequest>,
-    index: Mutex<BTreeMap<String, Envelope>>,
+    appends: std::sync::mpsc::Sender<Append>,
+    index: Mutex<BTreeMap<String, (Envelope, Location)>>,
+    segments: Arc<Mutex<Segments>>,
+    done_log: Mutex<std::fs::File>,
     in_flight: Mutex<HashSet<String>>,
-    /// Number of group commits and of messages they covered (for logs and
-    /// the benchmark).
+    /// Group commits and the messages they covered.
     pub stats: Arc<CommitStats>,
 }
 
@@ -85,30 +105,66 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-const MAGIC: &str = "MAILCQ1";
-
-/// The queue file of an entry: header line, envelope JSON, message.
-fn encode(envelope_json: &[u8]) -> Vec<u8> {
-    format!("{MAGIC} {}\n", envelope_json.len()).into_bytes()
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join("seg").join(format!("{n:012}"))
 }
 
-/// Reads the header and envelope of a queue file. Returns the envelope and
-/// the offset where the message starts.
-fn read_head(path: &Path) -> std::io::Result<(Envelope, u64)> {
-    use std::io::{BufRead, Read};
-    let f = std::fs::File::open(path)?;
-    let mut r = std::io::BufReader::new(f);
-    let mut line = String::new();
-    (&mut r).take(64).read_line(&mut line)?;
-    let len: usize = line
-        .strip_prefix(MAGIC)
-        .and_then(|rest| rest.trim().parse().ok())
-        .filter(|n| *n <= 16 << 20)
-        .ok_or_else(|| std::io::Error::other("not a queue file"))?;
-    let mut json = vec![0u8; len];
-    r.read_exact(&mut json)?;
-    let env: Envelope = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
-    Ok((env, (line.len() + len) as u64))
+/// What is in a spool directory: live entries with their locations, the
+/// segments found, and the done ids.
+struct Scan {
+    entries: BTreeMap<String, (Envelope, Location)>,
+    segments: BTreeMap<u64, usize>,
+}
+
+fn scan_dir(dir: &Path) -> std::io::Result<Scan> {
+    let done: HashSet<String> = std::fs::read_to_string(dir.join("done.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut seg_numbers: Vec<u64> = match std::fs::read_dir(dir.join("seg")) {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    seg_numbers.sort();
+    let mut entries = BTreeMap::new();
+    let mut segments = BTreeMap::new();
+    for n in seg_numbers {
+        let file = std::fs::File::open(segment_path(dir, n))?;
+        let mut live = 0;
+        for rec in log::scan(file) {
+            let Ok(mut env) = serde_json::from_slice::<Envelope>(&rec.envelope_json) else {
+                continue;
+            };
+            if done.contains(&env.id) || !valid_id(&env.id) {
+                continue;
+            }
+            if let Some(state) = std::fs::read(dir.join("state").join(&env.id))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
+                .filter(|s| s.id == env.id && s.deliveries.len() == env.deliveries.len())
+            {
+                env = state;
+            }
+            live += 1;
+            entries.insert(
+                env.id.clone(),
+                (
+                    env,
+                    Location {
+                        segment: n,
+                        offset: rec.message_offset,
+                        len: rec.message_len,
+                    },
+                ),
+            );
+        }
+        segments.insert(n, live);
+    }
+    Ok(Scan { entries, segments })
 }
 
 impl Spool {
@@ -116,78 +172,94 @@ impl Spool {
     /// what is in it. Returns the spool and the recovered entries.
     pub fn open(state_dir: &Path) -> std::io::Result<(Arc<Spool>, Vec<Entry>)> {
         let dir = state_dir.join("queue");
-        let tmp = dir.join("tmp");
-        let free_dir = dir.join("free");
-        fsutil::create_private_dir(&tmp)?;
-        fsutil::create_private_dir(&free_dir)?;
-        let free: Vec<PathBuf> = std::fs::read_dir(&free_dir)?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        // Debris of writes that never committed.
-        for e in std::fs::read_dir(&tmp)?.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-        let mut recovered = Vec::new();
-        let mut index = BTreeMap::new();
-        for e in std::fs::read_dir(&dir)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".q") else {
-                continue;
-            };
-            let path = dir.join(&name);
-            let valid = read_head(&path).ok().filter(|(env, offset)| {
-                env.id == id && std::fs::metadata(&path).is_ok_and(|m| m.len() == offset + env.size)
-            });
-            let Some((mut env, _)) = valid else {
-                tracing::warn!(
-                    id,
-                    "dropping an incomplete queue entry (written before a crash, never acknowledged)"
-                );
-                let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(dir.join(format!("{id}.state")));
-                continue;
-            };
-            // Newer delivery progress, if it survived.
-            if let Some(state) = std::fs::read(dir.join(format!("{id}.state")))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
-                .filter(|s| s.id == env.id && s.deliveries.len() == env.deliveries.len())
-            {
-                env = state;
+        fsutil::create_private_dir(&dir.join("seg"))?;
+        fsutil::create_private_dir(&dir.join("state"))?;
+        let scan = scan_dir(&dir)?;
+
+        // Compact: drop segments with nothing live, rewrite the done log
+        // with only the ids that still appear in a kept segment.
+        let mut live_segments = scan.segments.clone();
+        for (n, live) in &scan.segments {
+            if *live == 0 {
+                let _ = std::fs::remove_file(segment_path(&dir, *n));
+                live_segments.remove(n);
             }
-            index.insert(id.to_string(), env.clone());
-            recovered.push(Entry {
-                envelope: env,
+        }
+        let done_path = dir.join("done.log");
+        let still_done: Vec<String> = if live_segments.is_empty() {
+            Vec::new()
+        } else {
+            let kept: HashSet<u64> = live_segments.keys().copied().collect();
+            let mut ids = Vec::new();
+            let old: HashSet<String> = std::fs::read_to_string(&done_path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            for n in &kept {
+                if let Ok(f) = std::fs::File::open(segment_path(&dir, *n)) {
+                    for rec in log::scan(f) {
+                        if let Ok(env) = serde_json::from_slice::<Envelope>(&rec.envelope_json)
+                            && old.contains(&env.id)
+                        {
+                            ids.push(env.id);
+                        }
+                    }
+                }
+            }
+            ids
+        };
+        let mut text = still_done.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        fsutil::write_atomic_durable(&done_path, text.as_bytes())?;
+        // State files of entries that are gone.
+        if let Ok(rd) = std::fs::read_dir(dir.join("state")) {
+            for e in rd.flatten() {
+                if !scan
+                    .entries
+                    .contains_key(e.file_name().to_string_lossy().as_ref())
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+
+        // New records go to a fresh segment, created and made durable now.
+        let current = live_segments.keys().next_back().map_or(1, |n| n + 1);
+        let segment = create_segment(&dir, current)?;
+        let mut live = live_segments;
+        live.insert(current, 0);
+        let segments = Arc::new(Mutex::new(Segments { live, current }));
+
+        let recovered = scan
+            .entries
+            .values()
+            .map(|(env, _)| Entry {
+                envelope: env.clone(),
                 message: None,
                 retried: true,
-            });
-        }
-        // Progress files whose entry is gone.
-        for e in std::fs::read_dir(&dir)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".state")
-                && !index.contains_key(id)
-            {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        fsutil::sync_dir(&dir)?;
-        let (tx, rx) = std::sync::mpsc::channel::<CommitRequest>();
+            })
+            .collect();
+        let done_log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&done_path)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Append>();
         let stats = Arc::new(CommitStats::default());
         let spool = Arc::new(Spool {
             dir: dir.clone(),
-            tmp: tmp.clone(),
-            free_dir,
-            free: Mutex::new(free),
-            commits: tx,
-            index: Mutex::new(index),
+            appends: tx,
+            index: Mutex::new(scan.entries),
+            segments: segments.clone(),
+            done_log: Mutex::new(done_log),
             in_flight: Mutex::new(HashSet::new()),
             stats: stats.clone(),
         });
         std::thread::Builder::new()
             .name("mailc-commit".into())
-            .spawn(move || committer(dir, tmp, rx, stats))?;
+            .spawn(move || committer(dir, segment, current, rx, segments, stats))?;
         Ok((spool, recovered))
     }
 
@@ -196,7 +268,7 @@ impl Spool {
     }
 
     /// Stores a message durably. Returns once the message and envelope are
-    /// on stable storage (file data, directory entry).
+    /// on stable storage.
     pub async fn store(&self, accepted: Accepted) -> std::io::Result<Entry> {
         let Accepted { envelope, message } = accepted;
         if !valid_id(&envelope.id) {
@@ -204,41 +276,19 @@ impl Spool {
         }
         let json = serde_json::to_vec(&envelope).map_err(std::io::Error::other)?;
         let message = Arc::new(message);
-        let path = self.tmp.join(format!("{}.q", envelope.id));
-        let msg = message.clone();
-        let recycled = self.free.lock().ok().and_then(|mut f| f.pop());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let reused = recycled.is_some_and(|old| std::fs::rename(&old, &path).is_ok());
-            let mut f = if reused {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(&path)?
-            } else {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)?
-            };
-            f.write_all(&encode(&json))?;
-            f.write_all(&json)?;
-            f.write_all(&msg)?;
-            f.sync_data()
-        })
-        .await
-        .map_err(std::io::Error::other)??;
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.commits
-            .send(CommitRequest {
-                ids: vec![envelope.id.clone()],
+        self.appends
+            .send(Append {
+                json,
+                message: message.clone(),
                 done,
             })
             .map_err(|_| std::io::Error::other("queue committer stopped"))?;
-        wait.await
+        let location = wait
+            .await
             .map_err(|_| std::io::Error::other("queue committer stopped"))??;
         if let Ok(mut idx) = self.index.lock() {
-            idx.insert(envelope.id.clone(), envelope.clone());
+            idx.insert(envelope.id.clone(), (envelope.clone(), location));
         }
         Ok(Entry {
             envelope,
@@ -247,72 +297,85 @@ impl Spool {
         })
     }
 
-    /// Reads a queued message from disk.
+    /// Reads a queued message from its segment.
     pub fn read_message(&self, id: &str) -> std::io::Result<Vec<u8>> {
-        use std::io::{Read, Seek};
-        if !valid_id(id) {
-            return Err(std::io::Error::other("invalid queue id"));
+        let loc = self
+            .index
+            .lock()
+            .ok()
+            .and_then(|i| i.get(id).map(|(_, l)| *l))
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{id}: not queued"))
+            })?;
+        let mut f = std::fs::File::open(segment_path(&self.dir, loc.segment))?;
+        f.seek(std::io::SeekFrom::Start(loc.offset))?;
+        let mut buf = Vec::with_capacity(loc.len as usize);
+        f.take(loc.len).read_to_end(&mut buf)?;
+        if buf.len() as u64 != loc.len {
+            return Err(std::io::Error::other(format!(
+                "{id}: segment shorter than recorded"
+            )));
         }
-        let path = self.dir.join(format!("{id}.q"));
-        let (env, offset) = read_head(&path)?;
-        let mut f = std::fs::File::open(&path)?;
-        f.seek(std::io::SeekFrom::Start(offset))?;
-        let mut buf = Vec::with_capacity(env.size as usize);
-        f.take(env.size).read_to_end(&mut buf)?;
         Ok(buf)
     }
 
-    /// Records delivery progress. Not synced: if it is lost in a crash, the
-    /// deliveries are retried and find their earlier copies.
+    /// Records delivery progress of an entry that stays queued. Not synced.
     pub fn update(&self, envelope: &Envelope) -> std::io::Result<()> {
         let json = serde_json::to_vec(envelope).map_err(std::io::Error::other)?;
-        fsutil::write_atomic(&self.dir.join(format!("{}.state", envelope.id)), &json)?;
-        if let Ok(mut idx) = self.index.lock() {
-            idx.insert(envelope.id.clone(), envelope.clone());
+        fsutil::write_atomic(&self.dir.join("state").join(&envelope.id), &json)?;
+        if let Ok(mut idx) = self.index.lock()
+            && let Some(e) = idx.get_mut(&envelope.id)
+        {
+            e.0 = envelope.clone();
         }
         Ok(())
     }
 
-    /// Removes a finished entry (every delivery done). Its file goes to the
-    /// pool of files for reuse, up to a bound.
+    /// Marks an entry done (every delivery finished). Deletes its segment
+    /// when nothing in it is live any more.
     pub fn finish(&self, id: &str) -> std::io::Result<()> {
-        const MAX_FREE: usize = 4096;
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        if let Ok(mut idx) = self.index.lock() {
-            idx.remove(id);
+        let removed = self.index.lock().ok().and_then(|mut i| i.remove(id));
+        let Some((_, loc)) = removed else {
+            return Ok(());
+        };
+        if let Ok(mut log) = self.done_log.lock() {
+            log.write_all(format!("{id}\n").as_bytes())?;
         }
-        let _ = std::fs::remove_file(self.dir.join(format!("{id}.state")));
-        let path = self.dir.join(format!("{id}.q"));
-        let pooled = self
-            .free
-            .lock()
-            .map(|f| f.len() < MAX_FREE)
-            .unwrap_or(false);
-        if pooled {
-            let spare = self.free_dir.join(format!(
-                "{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            if std::fs::rename(&path, &spare).is_ok() {
-                if let Ok(mut f) = self.free.lock() {
-                    f.push(spare);
-                }
-                return Ok(());
+        let _ = std::fs::remove_file(self.dir.join("state").join(id));
+        let mut empty = Vec::new();
+        if let Ok(mut segs) = self.segments.lock() {
+            if let Some(n) = segs.live.get_mut(&loc.segment) {
+                *n = n.saturating_sub(1);
+            }
+            let current = segs.current;
+            empty = segs
+                .live
+                .iter()
+                .filter(|(s, n)| **n == 0 && **s < current)
+                .map(|(s, _)| *s)
+                .collect();
+            for s in &empty {
+                segs.live.remove(s);
             }
         }
-        std::fs::remove_file(path)
+        for s in empty {
+            let _ = std::fs::remove_file(segment_path(&self.dir, s));
+        }
+        Ok(())
     }
 
     pub fn list(&self) -> Vec<Envelope> {
         self.index
             .lock()
-            .map(|i| i.values().cloned().collect())
+            .map(|i| i.values().map(|(e, _)| e.clone()).collect())
             .unwrap_or_default()
     }
 
     pub fn get(&self, id: &str) -> Option<Envelope> {
-        self.index.lock().ok().and_then(|i| i.get(id).cloned())
+        self.index
+            .lock()
+            .ok()
+            .and_then(|i| i.get(id).map(|(e, _)| e.clone()))
     }
 
     /// Marks an entry as being delivered; false if it already is.
@@ -329,8 +392,9 @@ impl Spool {
         }
     }
 
-    /// Removes an entry on request of the admin. Refused while it is being
-    /// delivered.
+    /// Removes an entry on request of the admin (it is not delivered).
+    /// Refused while it is being delivered. Synced, so a crash does not
+    /// bring it back.
     pub fn remove(&self, id: &str) -> Result<Envelope, String> {
         if !valid_id(id) {
             return Err(format!("{id}: not a queue id"));
@@ -342,6 +406,7 @@ impl Spool {
             None => Err(format!("{id}: no such queue entry")),
             Some(env) => self
                 .finish(id)
+                .and_then(|_| self.done_log.lock().map_or(Ok(()), |f| f.sync_data()))
                 .map(|_| env)
                 .map_err(|e| format!("{id}: {e}")),
         };
@@ -382,70 +447,218 @@ impl Spool {
         n
     }
 
-    /// Reads an entry's envelope from the spool files (for `mailc queue`
-    /// when the server is not running).
-    pub fn read_envelope(dir: &Path, id: &str) -> Option<Envelope> {
-        if !valid_id(id) {
-            return None;
-        }
-        if let Some(state) = std::fs::read(dir.join(format!("{id}.state")))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
-        {
-            return Some(state);
-        }
-        read_head(&dir.join(format!("{id}.q"))).ok().map(|(e, _)| e)
+    /// Lists the entries of a spool directory without opening it (for
+    /// `mailc queue` when no server runs).
+    pub fn list_offline(state_dir: &Path) -> std::io::Result<Vec<Envelope>> {
+        Ok(scan_dir(&state_dir.join("queue"))?
+            .entries
+            .into_values()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    /// Removes an entry from a spool no server has open.
+    pub fn remove_offline(state_dir: &Path, id: &str) -> Result<Envelope, String> {
+        let dir = state_dir.join("queue");
+        let scan = scan_dir(&dir).map_err(|e| e.to_string())?;
+        let (env, _) = scan
+            .entries
+            .get(id)
+            .cloned()
+            .ok_or_else(|| format!("{id}: no such queue entry"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("done.log"))
+            .map_err(|e| e.to_string())?;
+        f.write_all(format!("{id}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        f.sync_data().map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(dir.join("state").join(id));
+        Ok(env)
     }
 }
 
-/// The group-commit thread: takes every commit request that is waiting
-/// (their files already written and synced), renames them all into place,
-/// syncs the directory once, and answers them all.
+fn create_segment(dir: &Path, n: u64) -> std::io::Result<std::fs::File> {
+    let path = segment_path(dir, n);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    f.sync_all()?;
+    fsutil::sync_dir(&dir.join("seg"))?;
+    Ok(f)
+}
+
+/// The group-commit thread: appends every waiting message to the current
+/// segment with one write, syncs once, answers them all; starts a new
+/// segment when the current one is full.
 fn committer(
     dir: PathBuf,
-    tmp: PathBuf,
-    rx: std::sync::mpsc::Receiver<CommitRequest>,
+    mut file: std::fs::File,
+    mut current: u64,
+    rx: std::sync::mpsc::Receiver<Append>,
+    segments: Arc<Mutex<Segments>>,
     stats: Arc<CommitStats>,
 ) {
+    let mut size = file.metadata().map_or(0, |m| m.len());
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-            if batch.len() >= 1024 {
-                break;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
             }
         }
-        let mut results: Vec<std::io::Result<()>> = Vec::with_capacity(batch.len());
-        for req in &batch {
-            let mut r = Ok(());
-            for id in &req.ids {
-                let name = format!("{id}.q");
-                if let Err(e) = std::fs::rename(tmp.join(&name), dir.join(&name)) {
-                    r = Err(e);
-                }
-            }
-            results.push(r);
+        buf.clear();
+        let mut locations = Vec::with_capacity(batch.len());
+        for a in &batch {
+            let start = buf.len() as u64;
+            let msg_at = log::encode(&mut buf, &a.json, &a.message) as u64;
+            locations.push(Location {
+                segment: current,
+                offset: size + start + msg_at,
+                len: a.message.len() as u64,
+            });
         }
-        let synced = fsutil::sync_dir(&dir);
+        let written = file.write_all(&buf).and_then(|_| file.sync_data());
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .messages
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for (req, r) in batch.into_iter().zip(results) {
-            let r = match (&synced, r) {
-                (Err(e), _) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                (Ok(()), r) => r,
-            };
-            if r.is_err() {
-                // Leave nothing half-committed behind: the client gets a 451
-                // and will send the message again.
-                for id in &req.ids {
-                    let name = format!("{id}.q");
-                    let _ = std::fs::remove_file(dir.join(&name));
-                    let _ = std::fs::remove_file(tmp.join(&name));
+        match written {
+            Ok(()) => {
+                size += buf.len() as u64;
+                // Count the new entries before anyone hears of them, so the
+                // segment cannot be deleted under them.
+                if let Ok(mut segs) = segments.lock() {
+                    *segs.live.entry(current).or_insert(0) += batch.len();
+                }
+                for (a, loc) in batch.into_iter().zip(locations) {
+                    let _ = a.done.send(Ok(loc));
                 }
             }
-            let _ = req.done.send(r);
+            Err(e) => {
+                tracing::error!(error = %e, "queue write failed");
+                // The segment may hold a partial batch now: never append to
+                // it again. Its valid records stay readable.
+                for a in batch {
+                    let _ = a
+                        .done
+                        .send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                }
+                size = SEGMENT_BYTES;
+            }
         }
+        if size >= SEGMENT_BYTES {
+            match create_segment(&dir, current + 1) {
+                Ok(f) => {
+                    current += 1;
+                    file = f;
+                    size = 0;
+                    if let Ok(mut segs) = segments.lock() {
+                        segs.live.entry(current).or_insert(0);
+                        segs.current = current;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start a new queue segment"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Client, Delivery, Destination};
+
+    fn accepted(id: &str, body: &str) -> Accepted {
+        Accepted {
+            envelope: Envelope {
+                id: id.into(),
+                sender: "a@remote.example".into(),
+                recipients: Vec::new(),
+                deliveries: vec![Delivery {
+                    destination: Destination::Mailbox {
+                        address: "alice@example.test".into(),
+                    },
+                    status: Status::Pending,
+                    attempts: 0,
+                    next_attempt: 0,
+                    last_error: None,
+                }],
+                ret: None,
+                envid: None,
+                body_8bit: false,
+                smtputf8: false,
+                client: Client {
+                    ip: "192.0.2.1".into(),
+                    helo: "h".into(),
+                    tls: None,
+                    auth: None,
+                    listener: "smtp".into(),
+                },
+                received_at: 1,
+                size: body.len() as u64,
+            },
+            message: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn store_recover_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (spool, recovered) = Spool::open(dir.path()).unwrap();
+            assert!(recovered.is_empty());
+            for (id, body) in [("A1", "first"), ("B2", "second"), ("C3", "third")] {
+                spool.store(accepted(id, body)).await.unwrap();
+            }
+            assert_eq!(spool.read_message("B2").unwrap(), b"second");
+            spool.finish("A1").unwrap();
+            let mut env = spool.get("C3").unwrap();
+            env.deliveries[0].attempts = 7;
+            spool.update(&env).unwrap();
+        }
+        // "Restart": B2 and C3 come back, with C3's progress.
+        let (spool, recovered) = Spool::open(dir.path()).unwrap();
+        let ids: Vec<&str> = recovered.iter().map(|e| e.envelope.id.as_str()).collect();
+        assert_eq!(ids, vec!["B2", "C3"]);
+        assert_eq!(recovered[1].envelope.deliveries[0].attempts, 7);
+        assert_eq!(spool.read_message("C3").unwrap(), b"third");
+        spool.finish("B2").unwrap();
+        spool.finish("C3").unwrap();
+        drop(spool);
+        let (_, recovered) = Spool::open(dir.path()).unwrap();
+        assert!(recovered.is_empty());
+        // Old segments were compacted away.
+        let segs = std::fs::read_dir(dir.path().join("queue/seg"))
+            .unwrap()
+            .count();
+        assert_eq!(segs, 1, "only the fresh current segment remains");
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (spool, _) = Spool::open(dir.path()).unwrap();
+            spool.store(accepted("A1", "kept")).await.unwrap();
+        }
+        let seg = std::fs::read_dir(dir.path().join("queue/seg"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .max()
+            .unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+        let mut torn = Vec::new();
+        log::encode(&mut torn, b"{\"id\":\"X\"}", b"never acknowledged");
+        f.write_all(&torn[..torn.len() - 5]).unwrap();
+        drop(f);
+        let (spool, recovered) = Spool::open(dir.path()).unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(spool.read_message("A1").unwrap(), b"kept");
     }
 }

@@ -223,6 +223,18 @@ impl Server {
         }
     }
 
+    /// Entries in the queue, as `mailc queue list --json` reports them.
+    pub fn queue_entries(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailc"))
+            .args(["queue", "list", "--json"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("queue list: {}", String::from_utf8_lossy(&out.stderr)));
+        json["entries"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Files in a mailbox's `new/` and `cur/`.
     pub fn maildir_files(&self, domain: &str, local: &str) -> Vec<PathBuf> {
         let base = self.state().join("mail").join(domain).join(local);
