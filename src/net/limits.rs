@@ -82,12 +82,12 @@ mod tests {
     fn limits_and_release() {
         let l = ConnLimiter::new();
         let lst = Arc::new(AtomicU32::new(0));
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let s1 = l.acquire(a, &lst, 3, 10, 2).unwrap();
-        let s2 = l.acquire(a, &lst, 3, 10, 2).unwrap();
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        let s1 = l.acquire(a, &lst, 3, 10, 2).expect("slot");
+        let s2 = l.acquire(a, &lst, 3, 10, 2).expect("slot");
         assert!(l.acquire(a, &lst, 3, 10, 2).is_none(), "per IP");
-        let s3 = l.acquire(b, &lst, 3, 10, 2).unwrap();
+        let s3 = l.acquire(b, &lst, 3, 10, 2).expect("slot");
         assert!(l.acquire(b, &lst, 3, 10, 2).is_none(), "total");
         drop(s1);
         assert!(l.acquire(b, &lst, 3, 10, 2).is_some());

@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn plain() {
-        let c = decode_plain(&base64_encode(b"\0alice@example.test\0secret")).unwrap();
+        let c = decode_plain(&base64_encode(b"\0alice@example.test\0secret")).expect("valid PLAIN");
         assert_eq!(c.username, "alice@example.test");
         assert_eq!(c.password, "secret");
         assert!(

@@ -109,7 +109,7 @@ mod tests {
     fn quoted_local_parts_keep_their_at_sign() {
         match parse(b"RCPT TO:<\"bob@evil.example\"@example.test>\r\n") {
             Ok(Request::Rcpt { to }) => {
-                let (_, domain) = to.address.rsplit_once('@').unwrap();
+                let (_, domain) = to.address.rsplit_once('@').expect("has @");
                 assert_eq!(domain, "example.test");
             }
             other => panic!("{other:?}"),

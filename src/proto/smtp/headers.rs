@@ -202,7 +202,7 @@ mod tests {
     fn received_field() {
         let r = received(&ReceivedInfo {
             helo: "client.example\r\nX-Evil: 1",
-            client_ip: Some("192.0.2.7".parse().unwrap()),
+            client_ip: Some("192.0.2.7".parse().expect("ip")),
             by_host: "mail.example.test",
             protocol: "ESMTPS",
             tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"),
