@@ -1,0 +1,678 @@
+//! One Maildir folder (INBOX or a `.Sub` folder) with its index: the UIDs,
+//! flags, MODSEQs, sizes and dates IMAP and POP3 need.
+//!
+//! The UID of a message is also written into its file name (`,U=<uid>`,
+//! beside Dovecot's `,S=<size>`), and the folder's UIDVALIDITY lives in a
+//! small file synced when the folder is created. So the index
+//! (`mailc.index`) is only a cache: when it is missing or damaged it is
+//! rebuilt from the file names with the same UIDVALIDITY and UIDs. System
+//! flags live in the file names (`:2,FRS`), so mutt, neomutt and Dovecot
+//! reading the same Maildir agree; keywords live in the index.
+//!
+//! Every change goes through [`Folder::sync`] and friends under one lock per
+//! folder (see [`FolderLocks`]), so sessions, POP3 and delivery never race
+//! each other inside this process; changes by other programs (a new file in
+//! `new/`, a renamed or deleted file) are picked up by the next sync.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::{fsutil, maildir};
+
+/// IMAP system flags as Maildir info letters.
+pub const FLAG_LETTERS: &[(char, &str)] = &[
+    ('D', "\\Draft"),
+    ('F', "\\Flagged"),
+    ('P', "$Forwarded"),
+    ('R', "\\Answered"),
+    ('S', "\\Seen"),
+    ('T', "\\Deleted"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub uid: u32,
+    /// Current file name in `cur/`.
+    pub file: String,
+    /// System flags as sorted Maildir letters (`FRS`).
+    pub flags: String,
+    /// IMAP keywords (`$Junk`, `NonJunk`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+    /// Bytes in the file.
+    pub size: u64,
+    /// Bytes with every line end as CRLF (what IMAP and POP3 send).
+    pub vsize: u64,
+    /// Unix time of arrival (the file's mtime).
+    pub internal_date: i64,
+}
+
+impl Message {
+    pub fn has(&self, letter: char) -> bool {
+        self.flags.contains(letter)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    /// Sorted by UID.
+    pub messages: Vec<Message>,
+    /// Recently expunged UIDs with the MODSEQ of their expunge (for
+    /// QRESYNC's VANISHED), oldest first, bounded.
+    #[serde(default)]
+    pub expunged: Vec<(u32, u64)>,
+}
+
+const MAX_EXPUNGED: usize = 100_000;
+const INDEX_FILE: &str = "mailc.index";
+const UIDVALIDITY_FILE: &str = "mailc.uidvalidity";
+
+/// What a sync saw change since the index was last written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub added: Vec<u32>,
+    pub expunged: Vec<u32>,
+    pub flags_changed: Vec<u32>,
+    /// UIDs that were in `new/` (the IMAP \Recent flag).
+    pub recent: Vec<u32>,
+}
+
+/// Per-folder locks shared by everything in one server process.
+#[derive(Debug, Default)]
+pub struct FolderLocks {
+    locks: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+}
+
+impl FolderLocks {
+    pub fn new() -> Arc<FolderLocks> {
+        Arc::new(FolderLocks::default())
+    }
+
+    pub fn get(&self, folder: &Path) -> Arc<Mutex<()>> {
+        let mut map = match self.locks.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.entry(folder.to_path_buf()).or_default().clone()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The parts of a Maildir file name: base (unique part and `,X=` fields),
+/// the `U=` and `S=` values, and the info flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameParts {
+    /// Everything before `:2,` (fields included).
+    pub base: String,
+    pub uid: Option<u32>,
+    pub size: Option<u64>,
+    pub vsize: Option<u64>,
+    /// Letters after `:2,` that are system flags, sorted.
+    pub flags: String,
+}
+
+pub fn parse_name(name: &str) -> NameParts {
+    let (base, info) = match name.split_once(":2,") {
+        Some((b, i)) => (b, i),
+        None => (name.split(':').next().unwrap_or(name), ""),
+    };
+    let mut uid = None;
+    let mut size = None;
+    let mut vsize = None;
+    for field in base.split(',').skip(1) {
+        if let Some(v) = field.strip_prefix("U=") {
+            uid = v.parse().ok();
+        } else if let Some(v) = field.strip_prefix("S=") {
+            size = v.parse().ok();
+        } else if let Some(v) = field.strip_prefix("W=") {
+            vsize = v.parse().ok();
+        }
+    }
+    let mut flags: Vec<char> = info
+        .chars()
+        .filter(|c| FLAG_LETTERS.iter().any(|(l, _)| l == c))
+        .collect();
+    flags.sort_unstable();
+    flags.dedup();
+    NameParts {
+        base: base.to_string(),
+        uid,
+        size,
+        vsize,
+        flags: flags.into_iter().collect(),
+    }
+}
+
+/// `base` with `,U=uid` added (once).
+fn with_uid(base: &str, uid: u32) -> String {
+    let kept: Vec<&str> = base.split(',').filter(|f| !f.starts_with("U=")).collect();
+    format!("{},U={uid}", kept.join(","))
+}
+
+pub fn file_name(base: &str, flags: &str) -> String {
+    format!("{base}:2,{flags}")
+}
+
+/// Bytes of `data` once every bare LF is a CRLF.
+pub fn crlf_size(data: &[u8]) -> u64 {
+    let mut n = data.len() as u64;
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            n += 1;
+        }
+        prev = b;
+    }
+    n
+}
+
+/// A Maildir folder (its root holds `cur`, `new`, `tmp`).
+#[derive(Debug, Clone)]
+pub struct Folder {
+    pub path: PathBuf,
+}
+
+impl Folder {
+    pub fn new(path: impl Into<PathBuf>) -> Folder {
+        Folder { path: path.into() }
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.path.join(INDEX_FILE)
+    }
+
+    /// Creates the folder (directories and UIDVALIDITY file) if missing.
+    pub fn create(&self) -> std::io::Result<()> {
+        maildir::ensure(&self.path)?;
+        self.uidvalidity().map(|_| ())
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.join("cur").is_dir()
+    }
+
+    /// The folder's UIDVALIDITY, created durably on first use; the flag
+    /// says whether it was created just now.
+    fn uidvalidity(&self) -> std::io::Result<(u32, bool)> {
+        let p = self.path.join(UIDVALIDITY_FILE);
+        if let Ok(text) = std::fs::read_to_string(&p)
+            && let Some(Ok(v)) = text.split_whitespace().next().map(str::parse::<u32>)
+        {
+            return Ok((v, false));
+        }
+        // Time-based, so a folder deleted and created again gets a new one.
+        let v = (now() as u32).max(1);
+        fsutil::write_atomic_durable(&p, format!("{v}\n").as_bytes())?;
+        Ok((v, true))
+    }
+
+    fn load(&self) -> Option<Index> {
+        let bytes = std::fs::read(self.index_path()).ok()?;
+        let idx: Index = serde_json::from_slice(&bytes).ok()?;
+        // A sanity check: UIDs strictly increasing and below UIDNEXT.
+        let ordered = idx.messages.windows(2).all(|w| w[0].uid < w[1].uid);
+        let below = idx.messages.last().is_none_or(|m| m.uid < idx.uidnext);
+        (ordered && below).then_some(idx)
+    }
+
+    fn save(&self, idx: &Index) -> std::io::Result<()> {
+        let json = serde_json::to_vec(idx).map_err(std::io::Error::other)?;
+        fsutil::write_atomic(&self.index_path(), &json)
+    }
+
+    /// A fresh index from the file names alone (the index file was lost).
+    fn rebuild(&self) -> std::io::Result<Index> {
+        let (uidvalidity, created) = self.uidvalidity()?;
+        // MODSEQs must never go backwards for a client that cached them: a
+        // lost index restarts from the clock in microseconds, above anything
+        // an earlier index can plausibly have handed out.
+        let modseq = if created {
+            1
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_micros() as u64)
+        };
+        Ok(Index {
+            uidvalidity,
+            uidnext: 1,
+            highestmodseq: modseq,
+            messages: Vec::new(),
+            expunged: Vec::new(),
+        })
+    }
+
+    /// Brings the index up to date with the files: moves `new/` into `cur/`
+    /// with fresh UIDs, notices files added, removed or re-flagged by
+    /// others. Call with the folder's lock held.
+    pub fn sync(&self) -> std::io::Result<(Index, Changes)> {
+        maildir::ensure(&self.path)?;
+        let (mut idx, loaded) = match self.load() {
+            Some(i) => (i, true),
+            None => (self.rebuild()?, false),
+        };
+        let mut changes = Changes::default();
+        let mut dirty = !loaded;
+
+        // Files in cur/, by UID.
+        let mut found: BTreeMap<u32, (String, NameParts)> = BTreeMap::new();
+        let mut unnumbered: Vec<(String, NameParts)> = Vec::new();
+        for e in std::fs::read_dir(self.path.join("cur"))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let parts = parse_name(&name);
+            match parts.uid {
+                Some(uid) if uid > 0 && !found.contains_key(&uid) => {
+                    found.insert(uid, (name, parts));
+                }
+                // A copy of a numbered file made by another program: a new message.
+                _ => unnumbered.push((name, parts)),
+            }
+        }
+        // UIDs found in names may be above the index's UIDNEXT (index lost).
+        if let Some((max, _)) = found.last_key_value() {
+            idx.uidnext = idx.uidnext.max(max + 1);
+        }
+        // New mail: new/ first (in arrival order), then strays in cur/.
+        let mut incoming: Vec<(PathBuf, String, NameParts, bool)> = Vec::new();
+        let mut new_names: Vec<String> = std::fs::read_dir(self.path.join("new"))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        new_names.sort();
+        for name in new_names {
+            let parts = parse_name(&name);
+            incoming.push((self.path.join("new").join(&name), name, parts, true));
+        }
+        unnumbered.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, parts) in unnumbered {
+            incoming.push((self.path.join("cur").join(&name), name, parts, false));
+        }
+        for (from, _name, parts, recent) in incoming {
+            let uid = idx.uidnext;
+            let base = with_uid(&parts.base, uid);
+            let target = file_name(&base, &parts.flags);
+            match std::fs::rename(&from, self.path.join("cur").join(&target)) {
+                Ok(()) => {
+                    idx.uidnext += 1;
+                    found.insert(
+                        uid,
+                        (
+                            target,
+                            NameParts {
+                                uid: Some(uid),
+                                base,
+                                ..parts
+                            },
+                        ),
+                    );
+                    if recent {
+                        changes.recent.push(uid);
+                    }
+                }
+                // Taken by another program meanwhile: it is not ours to number.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+
+        // Reconcile with the index.
+        let mut by_uid: BTreeMap<u32, Message> =
+            idx.messages.drain(..).map(|m| (m.uid, m)).collect();
+        let gone: Vec<u32> = by_uid
+            .keys()
+            .filter(|u| !found.contains_key(u))
+            .copied()
+            .collect();
+        for uid in gone {
+            by_uid.remove(&uid);
+            idx.highestmodseq += 1;
+            idx.expunged.push((uid, idx.highestmodseq));
+            changes.expunged.push(uid);
+            dirty = true;
+        }
+        for (uid, (name, parts)) in found {
+            match by_uid.get_mut(&uid) {
+                Some(m) => {
+                    if m.file != name || m.flags != parts.flags {
+                        if m.flags != parts.flags {
+                            idx.highestmodseq += 1;
+                            m.modseq = idx.highestmodseq;
+                            m.flags = parts.flags.clone();
+                            changes.flags_changed.push(uid);
+                        }
+                        m.file = name;
+                        dirty = true;
+                    }
+                }
+                None => {
+                    let path = self.path.join("cur").join(&name);
+                    let meta = match std::fs::metadata(&path) {
+                        Ok(m) => m,
+                        Err(_) => continue,
+                    };
+                    let size = parts.size.unwrap_or(meta.len());
+                    let vsize = match parts.vsize {
+                        Some(v) => v,
+                        None if size == meta.len() => match std::fs::read(&path) {
+                            Ok(data) => crlf_size(&data),
+                            Err(_) => size,
+                        },
+                        None => size,
+                    };
+                    let mtime = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(now(), |d| d.as_secs() as i64);
+                    idx.highestmodseq += 1;
+                    by_uid.insert(
+                        uid,
+                        Message {
+                            uid,
+                            file: name,
+                            flags: parts.flags,
+                            keywords: Vec::new(),
+                            modseq: idx.highestmodseq,
+                            size,
+                            vsize,
+                            internal_date: mtime,
+                        },
+                    );
+                    changes.added.push(uid);
+                    dirty = true;
+                }
+            }
+        }
+        idx.messages = by_uid.into_values().collect();
+        if idx.expunged.len() > MAX_EXPUNGED {
+            let cut = idx.expunged.len() - MAX_EXPUNGED;
+            idx.expunged.drain(..cut);
+        }
+        if dirty {
+            self.save(&idx)?;
+        }
+        Ok((idx, changes))
+    }
+
+    pub fn message_path(&self, m: &Message) -> PathBuf {
+        self.path.join("cur").join(&m.file)
+    }
+
+    pub fn read(&self, m: &Message) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.message_path(m))
+    }
+
+    /// Sets the system flags (letters) and keywords of messages; returns
+    /// the updated messages. Call with the lock held, after `sync`.
+    pub fn set_flags(
+        &self,
+        idx: &mut Index,
+        updates: &[(u32, String, Vec<String>)],
+    ) -> std::io::Result<Vec<Message>> {
+        let mut changed = Vec::new();
+        for (uid, letters, keywords) in updates {
+            let Ok(pos) = idx.messages.binary_search_by_key(uid, |m| m.uid) else {
+                continue;
+            };
+            let m = &mut idx.messages[pos];
+            let mut sorted: Vec<char> = letters.chars().collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let letters: String = sorted.into_iter().collect();
+            if m.flags == letters && m.keywords == *keywords {
+                continue;
+            }
+            if m.flags != letters {
+                let base = parse_name(&m.file).base;
+                let new_name = file_name(&base, &letters);
+                match std::fs::rename(
+                    self.path.join("cur").join(&m.file),
+                    self.path.join("cur").join(&new_name),
+                ) {
+                    Ok(()) => m.file = new_name,
+                    // Expunged by someone else: the next sync reports it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                m.flags = letters;
+            }
+            m.keywords = keywords.clone();
+            idx.highestmodseq += 1;
+            m.modseq = idx.highestmodseq;
+            changed.push(m.clone());
+        }
+        if !changed.is_empty() {
+            self.save(idx)?;
+        }
+        Ok(changed)
+    }
+
+    /// Deletes messages; returns the UIDs removed.
+    pub fn expunge(&self, idx: &mut Index, uids: &[u32]) -> std::io::Result<Vec<u32>> {
+        let mut removed = Vec::new();
+        for uid in uids {
+            let Ok(pos) = idx.messages.binary_search_by_key(uid, |m| m.uid) else {
+                continue;
+            };
+            let m = idx.messages.remove(pos);
+            match std::fs::remove_file(self.path.join("cur").join(&m.file)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    idx.messages.insert(pos, m);
+                    return Err(e);
+                }
+            }
+            idx.highestmodseq += 1;
+            idx.expunged.push((*uid, idx.highestmodseq));
+            removed.push(*uid);
+        }
+        if !removed.is_empty() {
+            self.save(idx)?;
+        }
+        Ok(removed)
+    }
+
+    /// Adds a message (APPEND, COPY): written to `tmp/`, synced, moved into
+    /// `cur/` with its UID, directory synced. Returns its UID.
+    pub fn append(
+        &self,
+        idx: &mut Index,
+        data: &[u8],
+        letters: &str,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> std::io::Result<u32> {
+        maildir::ensure(&self.path)?;
+        let uid = idx.uidnext;
+        let unique = maildir_unique();
+        let base = format!("{unique},S={},U={uid}", data.len());
+        let tmp = self.path.join("tmp").join(&base);
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            if let Some(t) = internal_date {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+                let _ = f.set_modified(when);
+            }
+            f.sync_data()?;
+        }
+        let mut sorted: Vec<char> = letters.chars().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let letters: String = sorted.into_iter().collect();
+        let name = file_name(&base, &letters);
+        std::fs::rename(&tmp, self.path.join("cur").join(&name))?;
+        fsutil::sync_dir(&self.path.join("cur"))?;
+        idx.uidnext += 1;
+        idx.highestmodseq += 1;
+        idx.messages.push(Message {
+            uid,
+            file: name,
+            flags: letters,
+            keywords: keywords.to_vec(),
+            modseq: idx.highestmodseq,
+            size: data.len() as u64,
+            vsize: crlf_size(data),
+            internal_date: internal_date.unwrap_or_else(now),
+        });
+        self.save(idx)?;
+        Ok(uid)
+    }
+
+    /// Removes the index so the next sync rebuilds it (after a detected
+    /// inconsistency).
+    pub fn forget_index(&self) {
+        let _ = std::fs::remove_file(self.index_path());
+    }
+}
+
+/// A Maildir unique name: `<secs>.M<micros>P<pid>Q<counter>.<host>`.
+pub fn maildir_unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let host = hostname();
+    format!(
+        "{}.M{}P{}Q{}.{host}",
+        t.as_secs(),
+        t.subsec_micros(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn hostname() -> String {
+    static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().replace(['/', ':', ','], "_"))
+            .unwrap_or_else(|_| "localhost".into())
+    });
+    HOST.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliver(folder: &Path, name: &str, data: &[u8]) {
+        maildir::deliver(folder, name, &[data], false).expect("deliver");
+    }
+
+    #[test]
+    fn names() {
+        let p = parse_name("1.Q1_0.host,S=265,U=12:2,SR");
+        assert_eq!(p.base, "1.Q1_0.host,S=265,U=12");
+        assert_eq!(p.uid, Some(12));
+        assert_eq!(p.size, Some(265));
+        assert_eq!(p.flags, "RS");
+        assert_eq!(parse_name("1.M2P3.host").flags, "");
+        assert_eq!(with_uid("a,S=1,U=3", 9), "a,S=1,U=9");
+        assert_eq!(crlf_size(b"a\nb\r\nc\n"), 9);
+    }
+
+    #[test]
+    fn uids_flags_and_rebuild() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Folder::new(dir.path().join("alice"));
+        f.create().expect("create");
+        deliver(&f.path, "100.a.host,S=5", b"one\r\n");
+        deliver(&f.path, "101.b.host,S=5", b"two\r\n");
+        let (idx, ch) = f.sync().expect("sync");
+        assert_eq!(
+            idx.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(ch.added, vec![1, 2]);
+        assert_eq!(ch.recent, vec![1, 2]);
+        assert!(
+            std::fs::read_dir(f.path.join("new"))
+                .expect("new")
+                .next()
+                .is_none()
+        );
+        let uidvalidity = idx.uidvalidity;
+
+        // Flag change through the store, then by another program (rename).
+        let mut idx = idx;
+        f.set_flags(&mut idx, &[(1, "S".into(), vec!["$Junk".into()])])
+            .expect("flags");
+        let m2 = idx.messages[1].clone();
+        let renamed = file_name(&parse_name(&m2.file).base, "F");
+        std::fs::rename(f.message_path(&m2), f.path.join("cur").join(&renamed)).expect("rename");
+        let (idx, ch) = f.sync().expect("sync");
+        assert_eq!(ch.flags_changed, vec![2]);
+        assert_eq!(idx.messages[0].flags, "S");
+        assert_eq!(idx.messages[0].keywords, vec!["$Junk".to_string()]);
+        assert_eq!(idx.messages[1].flags, "F");
+
+        // Another program deletes one: reported as expunged.
+        std::fs::remove_file(f.message_path(&idx.messages[1])).expect("rm");
+        deliver(&f.path, "102.c.host,S=7", b"three\r\n");
+        let (idx, ch) = f.sync().expect("sync");
+        assert_eq!(ch.expunged, vec![2]);
+        assert_eq!(ch.added, vec![3]);
+        let modseq = idx.highestmodseq;
+
+        // The index is lost: same UIDVALIDITY, same UIDs, MODSEQ never lower.
+        f.forget_index();
+        let (rebuilt, _) = f.sync().expect("sync");
+        assert_eq!(rebuilt.uidvalidity, uidvalidity);
+        assert_eq!(
+            rebuilt.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(rebuilt.uidnext, 4);
+        assert!(rebuilt.highestmodseq > modseq);
+        assert_eq!(rebuilt.messages[0].flags, "S");
+    }
+
+    #[test]
+    fn append_and_expunge() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = Folder::new(dir.path().join("box"));
+        f.create().expect("create");
+        let (mut idx, _) = f.sync().expect("sync");
+        let uid = f
+            .append(&mut idx, b"Subject: x\n\nbody\n", "S", &[], Some(1_000_000))
+            .expect("append");
+        assert_eq!(uid, 1);
+        assert_eq!(idx.messages[0].vsize, 20);
+        assert_eq!(idx.messages[0].internal_date, 1_000_000);
+        let (idx2, ch) = f.sync().expect("sync");
+        assert!(ch.added.is_empty(), "append is already indexed");
+        assert_eq!(idx2.messages[0].internal_date, 1_000_000);
+        let mut idx = idx2;
+        assert_eq!(f.expunge(&mut idx, &[1]).expect("expunge"), vec![1]);
+        assert!(idx.messages.is_empty());
+        assert_eq!(idx.expunged.last().map(|e| e.0), Some(1));
+        assert!(
+            std::fs::read_dir(f.path.join("cur"))
+                .expect("cur")
+                .next()
+                .is_none()
+        );
+    }
+}
