@@ -3,5 +3,6 @@
 //!
 //! Parsers keep "need more bytes" apart from "invalid", and cap every line.
 
+pub mod pop3;
 pub mod sasl;
 pub mod smtp;

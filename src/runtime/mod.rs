@@ -67,8 +67,8 @@ fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
     })
 }
 
-/// Listener kinds this build serves. IMAP and POP3 are configured (and
-/// checked) already but served by later work; their sockets are not bound.
+/// Listener kinds this build serves. IMAP is configured (and checked)
+/// already but served by later work; its sockets are not bound.
 fn served(kind: ListenerKind) -> bool {
     matches!(
         kind,

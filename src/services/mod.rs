@@ -3,6 +3,8 @@
 //! upgrades, credential checks, durable enqueueing, Maildir delivery.
 
 pub mod delivery;
+pub mod maildrop;
+pub mod pop3;
 pub mod smtp_in;
 
 use std::sync::{Arc, RwLock};
@@ -31,6 +33,10 @@ pub struct Shared {
     pub conns: Arc<ConnLimiter>,
     pub delivery: tokio::sync::mpsc::UnboundedSender<Entry>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// One lock per Maildir folder for everything in this process.
+    pub folders: Arc<crate::store::folder::FolderLocks>,
+    /// Mailboxes with an open POP3 session.
+    pub pop_locks: Arc<maildrop::PopLocks>,
 }
 
 impl Shared {
@@ -49,6 +55,8 @@ impl Shared {
             conns: ConnLimiter::new(),
             delivery,
             shutdown,
+            folders: crate::store::folder::FolderLocks::new(),
+            pop_locks: maildrop::PopLocks::new(),
         }
     }
 

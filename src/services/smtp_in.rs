@@ -214,7 +214,7 @@ async fn drive(
     }
 }
 
-async fn authenticate(
+pub(crate) async fn authenticate(
     shared: &Arc<Shared>,
     snapshot: &Arc<Snapshot>,
     peer: SocketAddr,

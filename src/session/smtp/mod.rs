@@ -127,17 +127,7 @@ pub enum Expect {
     Nothing,
 }
 
-/// Result of checking credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// The mailbox (its normalised address) that logged in.
-    Ok(String),
-    Failed,
-    /// Too many recent failures for this client or user.
-    Locked,
-    /// The password store could not be read.
-    TempFail,
-}
+pub use super::AuthOutcome;
 
 #[derive(Debug, Clone)]
 struct MailParams {
