@@ -76,6 +76,8 @@ fn served(kind: ListenerKind) -> bool {
             | ListenerKind::Submission
             | ListenerKind::Submissions
             | ListenerKind::Lmtp
+            | ListenerKind::Pop3
+            | ListenerKind::Pop3s
     )
 }
 
@@ -287,23 +289,42 @@ async fn accept_loop(
             max_listener,
             max_ip,
         ) {
-            Some(slot) => {
-                tokio::spawn(smtp_in::handle(
-                    shared.clone(),
-                    snapshot,
-                    kind,
-                    tcp,
-                    peer,
-                    configured,
-                    slot,
-                ));
-            }
+            Some(slot) => match kind {
+                ListenerKind::Pop3 | ListenerKind::Pop3s => {
+                    tokio::spawn(crate::services::pop3::handle(
+                        shared.clone(),
+                        snapshot,
+                        kind,
+                        tcp,
+                        peer,
+                        configured,
+                        slot,
+                    ));
+                }
+                _ => {
+                    tokio::spawn(smtp_in::handle(
+                        shared.clone(),
+                        snapshot,
+                        kind,
+                        tcp,
+                        peer,
+                        configured,
+                        slot,
+                    ));
+                }
+            },
             None => {
                 tracing::warn!(client = %peer.ip(), proto = kind.as_str(), "connection refused: limit reached");
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let mut tcp = tcp;
-                    let _ = tcp.write_all(&r::too_many_connections().to_bytes()).await;
+                    let refusal = match kind {
+                        ListenerKind::Pop3 | ListenerKind::Pop3s => crate::proto::pop3::err(
+                            "[SYS/TEMP] too many connections, try again later",
+                        ),
+                        _ => r::too_many_connections().to_bytes(),
+                    };
+                    let _ = tcp.write_all(&refusal).await;
                     let _ = tcp.shutdown().await;
                 });
             }

@@ -393,6 +393,17 @@ impl Raw {
         if !data.ends_with("\r\n") {
             data.push_str("\r\n");
         }
+        // Transparency (RFC 5321 §4.5.2): a leading dot is doubled.
+        let data: String = data
+            .split_inclusive("\r\n")
+            .map(|l| {
+                if l.starts_with('.') {
+                    format!(".{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
         self.send(data.as_bytes())?;
         self.send(b".\r\n")?;
         Ok(self.reply()?.0)
