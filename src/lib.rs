@@ -31,6 +31,7 @@ pub mod auth;
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod dns;
 pub mod envelope;
 pub mod ipnet;
 pub mod net;

@@ -51,6 +51,30 @@ enum Command {
     },
     /// Hash a password with argon2id for `password=` or a password file.
     HashPassword,
+    /// Zone-file snippets of every DNS record the domains need.
+    Dns {
+        config: PathBuf,
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Compare the wanted DNS records with live DNS: exit 0 in sync, 2 changes, 1 error.
+    Plan {
+        config: PathBuf,
+        /// Ask this DNS server (IP:PORT) instead of the system's resolvers.
+        #[arg(long)]
+        resolver: Option<std::net::SocketAddr>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+        /// Also list the records that are in sync.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// DKIM key management.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
+    },
     /// Run the server: every listener of the config. SIGHUP reloads, SIGTERM stops.
     Serve { config: PathBuf },
     /// Inspect and manage the queue of a (running or stopped) server.
@@ -58,6 +82,18 @@ enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum DkimAction {
+    /// Create every missing DKIM key the config names (never overwrites).
+    Keygen { config: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +134,21 @@ fn main() -> ExitCode {
         } => cli::explain::run(&config, &address, offline),
         Command::HashPassword => cli::hash_password(),
         Command::Serve { config } => mailc::runtime::serve(&config),
+        Command::Dns { config, domain } => cli::dns::dns(&config, domain.as_deref()),
+        Command::Plan {
+            config,
+            resolver,
+            format,
+            verbose,
+        } => cli::dns::plan(
+            &config,
+            resolver,
+            matches!(format, PlanFormat::Json),
+            verbose,
+        ),
+        Command::Dkim {
+            action: DkimAction::Keygen { config },
+        } => cli::dns::keygen(&config),
         Command::Queue { action } => {
             use cli::queue::{Action, run};
             match action {

@@ -1,0 +1,156 @@
+//! `mailc dns`, `mailc plan` and `mailc dkim keygen`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::compile::{self, Compiled, Options};
+use crate::dns::{self, keys, live};
+
+fn load(config: &Path, offline: bool) -> Result<Compiled, i32> {
+    let out = compile::compile_file(config, Options { offline });
+    match out.compiled {
+        Some(c) => Ok(c),
+        None => {
+            eprint!(
+                "{}",
+                crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100)
+            );
+            eprintln!(
+                "{}: failed ({})",
+                config.display(),
+                crate::diag::summary(&out.diags)
+            );
+            Err(1)
+        }
+    }
+}
+
+/// `mailc dns CONFIG [--domain D]`: zone snippets on stdout.
+pub fn dns(config: &Path, domain: Option<&str>) -> i32 {
+    let c = match load(config, true) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let keys = match keys::public_keys(&c.tables) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("mailc dns: {e}");
+            return 1;
+        }
+    };
+    let wanted = dns::wanted(&c.tables, &keys);
+    let wanted: Vec<_> = match domain {
+        None => wanted,
+        Some(d) => {
+            let Some(t) = c.tables.domain(d) else {
+                eprintln!("mailc dns: {d} is not a domain of this configuration");
+                return 1;
+            };
+            wanted.into_iter().filter(|z| z.origin == t.name).collect()
+        }
+    };
+    let mut out = String::new();
+    for (i, z) in wanted.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&dns::zone::render(z, &c.tables.content_hash));
+    }
+    print!("{out}");
+    0
+}
+
+/// `mailc dkim keygen CONFIG`.
+pub fn keygen(config: &Path) -> i32 {
+    let c = match load(config, true) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match keys::keygen(&c.tables) {
+        Ok(results) => {
+            let mut created = 0;
+            for r in &results {
+                let alg = match r.algorithm {
+                    crate::tables::DkimAlgorithm::Rsa => "rsa-2048",
+                    crate::tables::DkimAlgorithm::Ed25519 => "ed25519",
+                };
+                if r.created {
+                    created += 1;
+                    println!(
+                        "created {alg} key for {}._domainkey.{}: {}",
+                        r.selector,
+                        r.domain,
+                        r.path.display()
+                    );
+                } else {
+                    println!(
+                        "kept    {alg} key for {}._domainkey.{}: {} (exists)",
+                        r.selector,
+                        r.domain,
+                        r.path.display()
+                    );
+                }
+            }
+            if created > 0 {
+                println!("publish the new records: mailc dns {}", config.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("mailc dkim keygen: {e}");
+            1
+        }
+    }
+}
+
+/// `mailc plan`: 0 in sync, 2 changes pending, 1 error.
+pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bool) -> i32 {
+    let c = match load(config, true) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let keys = match keys::public_keys(&c.tables) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("mailc plan: {e}");
+            return 1;
+        }
+    };
+    let wanted = dns::wanted(&c.tables, &keys);
+    let retired = keys::retired_selectors(&c.tables);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mailc plan: {e}");
+            return 1;
+        }
+    };
+    let name = resolver.map_or_else(|| "system".to_string(), |a| a.to_string());
+    let result = runtime.block_on(async {
+        let r = live::resolver(resolver)?;
+        live::plan(&wanted, &retired, &r, &name).await
+    });
+    let plan = match result {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mailc plan: DNS query failed: {e}");
+            eprintln!(
+                "(is the resolver {name} reachable? every query is bounded to {}s)",
+                live::QUERY_TIMEOUT.as_secs() + 1
+            );
+            return 1;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+    } else {
+        print!("{}", live::render(&plan, verbose));
+    }
+    if plan.in_sync { 0 } else { 2 }
+}

@@ -1,0 +1,598 @@
+//! `mailc plan`: wanted records against live DNS, like `terraform plan`.
+//!
+//! Every wanted name and type is queried (UDP and TCP, each query bounded
+//! in time), RRsets are compared by meaning (SPF terms, DMARC and DKIM tags,
+//! MX and SRV sets), and common mistakes in live DNS are reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+use serde::Serialize;
+
+use super::{Data, Zone};
+
+/// How long one query may take before the plan fails.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Add,
+    Change,
+    Remove,
+    Same,
+}
+
+impl Action {
+    pub fn sign(self) -> char {
+        match self {
+            Action::Add => '+',
+            Action::Change => '~',
+            Action::Remove => '-',
+            Action::Same => '=',
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// Record data as in a zone file.
+    pub wanted: Vec<String>,
+    pub live: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainPlan {
+    pub domain: String,
+    pub changes: Vec<Change>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Format version of this JSON.
+    pub format: u32,
+    pub resolver: String,
+    pub in_sync: bool,
+    pub summary: Summary,
+    pub domains: Vec<DomainPlan>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+    pub same: usize,
+    pub problems: usize,
+}
+
+/// Resolver pointed at `server` (or the system's resolvers).
+pub fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = QUERY_TIMEOUT;
+    opts.attempts = 1;
+    opts.cache_size = 0;
+    opts.ndots = 0;
+    let builder = match server {
+        Some(addr) => {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+            let config = ResolverConfig::from_name_servers(vec![ns]);
+            Resolver::builder_with_config(
+                config,
+                hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+            )
+        }
+        None => Resolver::builder_tokio()
+            .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?,
+    };
+    builder
+        .with_options(opts)
+        .build()
+        .map_err(|e| format!("cannot build a resolver: {e}"))
+}
+
+/// Answers of one query, as zone-file text; empty for NXDOMAIN/NODATA.
+async fn query(r: &TokioResolver, name: &str, rtype: RecordType) -> Result<Vec<RData>, String> {
+    let lookup = tokio::time::timeout(
+        QUERY_TIMEOUT + Duration::from_secs(1),
+        r.lookup(name, rtype),
+    )
+    .await;
+    match lookup {
+        Err(_) => Err(format!(
+            "no answer for {name} {rtype} within {}s",
+            QUERY_TIMEOUT.as_secs() + 1
+        )),
+        Ok(Ok(l)) => Ok(l
+            .answers()
+            .iter()
+            .filter(|rec| rec.record_type() == rtype)
+            .map(|rec| rec.data.clone())
+            .collect()),
+        Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
+        Ok(Err(e)) => Err(format!("{name} {rtype}: {e}")),
+    }
+}
+
+fn txt_of(data: &RData) -> Option<String> {
+    match data {
+        RData::TXT(t) => Some(
+            t.txt_data
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect::<String>(),
+        ),
+        _ => None,
+    }
+}
+
+fn lower_fqdn(s: &str) -> String {
+    let s = s.to_ascii_lowercase();
+    if s.ends_with('.') { s } else { format!("{s}.") }
+}
+
+/// `k=v; k=v` tags, keys lower-cased, values trimmed.
+fn tags(text: &str) -> BTreeMap<String, String> {
+    text.split(';')
+        .filter_map(|t| t.split_once('='))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+fn spf_terms(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+fn dmarc_norm(text: &str) -> Option<BTreeMap<String, String>> {
+    let mut t = tags(text);
+    if t.get("v").map(String::as_str) != Some("DMARC1") {
+        return None;
+    }
+    let p = t.get("p")?.to_ascii_lowercase();
+    if !["none", "quarantine", "reject"].contains(&p.as_str()) {
+        return None;
+    }
+    t.entry("sp".into()).or_insert_with(|| p.clone());
+    t.entry("pct".into()).or_insert_with(|| "100".into());
+    t.entry("adkim".into()).or_insert_with(|| "r".into());
+    t.entry("aspf".into()).or_insert_with(|| "r".into());
+    for k in ["rua", "ruf"] {
+        if let Some(v) = t.get_mut(k) {
+            *v = v
+                .split(',')
+                .map(|u| u.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+    }
+    t.retain(|k, _| ["v", "p", "sp", "pct", "adkim", "aspf", "rua", "ruf"].contains(&k.as_str()));
+    Some(t)
+}
+
+fn dkim_norm(text: &str) -> (String, String) {
+    let t = tags(text);
+    let k = t
+        .get("k")
+        .cloned()
+        .unwrap_or_else(|| "rsa".into())
+        .to_ascii_lowercase();
+    let p: String = t
+        .get("p")
+        .cloned()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    (k, p)
+}
+
+/// The semantic key of a record, so that equal meaning compares equal.
+fn meaning(name: &str, data: &Data) -> String {
+    match data {
+        Data::Mx { preference, host } => format!("{preference} {}", lower_fqdn(host)),
+        Data::A(ip) => ip.to_string(),
+        Data::Aaaa(ip) => ip.to_string(),
+        Data::Cname(t) => lower_fqdn(t),
+        Data::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => format!("{priority} {weight} {port} {}", lower_fqdn(target)),
+        Data::Txt(t) => txt_meaning(name, t),
+    }
+}
+
+fn txt_meaning(name: &str, t: &str) -> String {
+    let lower = t.to_ascii_lowercase();
+    if lower.starts_with("v=spf1") {
+        return spf_terms(t).join(" ");
+    }
+    if name.starts_with("_dmarc.") {
+        return match dmarc_norm(t) {
+            Some(m) => format!("{m:?}"),
+            None => format!("malformed: {t}"),
+        };
+    }
+    if name.contains("._domainkey.") {
+        return format!("{:?}", dkim_norm(t));
+    }
+    format!("{:?}", tags(t))
+}
+
+fn live_data(data: &RData) -> Option<Data> {
+    Some(match data {
+        RData::MX(mx) => Data::Mx {
+            preference: mx.preference,
+            host: mx.exchange.to_ascii(),
+        },
+        RData::A(a) => Data::A(a.0),
+        RData::AAAA(a) => Data::Aaaa(a.0),
+        RData::CNAME(c) => Data::Cname(c.0.to_ascii()),
+        RData::SRV(s) => Data::Srv {
+            priority: s.priority,
+            weight: s.weight,
+            port: s.port,
+            target: s.target.to_ascii(),
+        },
+        RData::TXT(_) => Data::Txt(txt_of(data)?),
+        _ => return None,
+    })
+}
+
+fn rtype_of(d: &Data) -> RecordType {
+    match d {
+        Data::Mx { .. } => RecordType::MX,
+        Data::A(_) => RecordType::A,
+        Data::Aaaa(_) => RecordType::AAAA,
+        Data::Txt(_) => RecordType::TXT,
+        Data::Srv { .. } => RecordType::SRV,
+        Data::Cname(_) => RecordType::CNAME,
+    }
+}
+
+/// Of the TXT records at a name, the ones the wanted record competes with.
+fn same_kind(name: &str, wanted: &str, live: &str) -> bool {
+    let w = wanted.to_ascii_lowercase();
+    let l = live.trim().to_ascii_lowercase();
+    if w.starts_with("v=spf1") {
+        return l.starts_with("v=spf1");
+    }
+    if name.contains("._domainkey.") {
+        return true;
+    }
+    match w.split(';').next() {
+        Some(v) if v.starts_with("v=") => l.replace(' ', "").starts_with(&v.replace(' ', "")),
+        _ => true,
+    }
+}
+
+fn show(data: &Data) -> String {
+    super::zone::data_text(data)
+}
+
+/// Compares wanted zones with live DNS.
+pub async fn plan(
+    zones: &[Zone],
+    tables: &Tables,
+    retired: &[(String, String)],
+    r: &TokioResolver,
+    resolver_name: &str,
+) -> Result<Plan, String> {
+    let mut domains = Vec::new();
+    let mut summary = Summary::default();
+    for zone in zones {
+        let mut changes = Vec::new();
+        let mut problems = Vec::new();
+        // Group wanted records by (name, type).
+        let mut groups: BTreeMap<(String, String), Vec<&Data>> = BTreeMap::new();
+        for rec in &zone.records {
+            groups
+                .entry((rec.name.clone(), rec.data.rtype().to_string()))
+                .or_default()
+                .push(&rec.data);
+        }
+        for ((name, rt), wanted) in &groups {
+            let rtype = rtype_of(wanted[0]);
+            let live: Vec<Data> = query(r, name, rtype)
+                .await?
+                .iter()
+                .filter_map(live_data)
+                .collect();
+            let live: Vec<Data> = match wanted[0] {
+                Data::Txt(w) => live
+                    .into_iter()
+                    .filter(|l| matches!(l, Data::Txt(t) if same_kind(name, w, t)))
+                    .collect(),
+                _ => live,
+            };
+            let want_set: BTreeSet<String> = wanted.iter().map(|d| meaning(name, d)).collect();
+            let live_set: BTreeSet<String> = live.iter().map(|d| meaning(name, d)).collect();
+            let single_txt = matches!(wanted[0], Data::Txt(_));
+            let action = if live.is_empty() {
+                Action::Add
+            } else if single_txt && live.len() > 1 {
+                // Two SPF or DMARC records are an error in themselves: keep the
+                // right one (if any), remove the rest.
+                let kind = if name.starts_with("_dmarc.") {
+                    "DMARC"
+                } else if name.contains("._domainkey.") {
+                    "DKIM"
+                } else {
+                    "SPF"
+                };
+                problems.push(Problem {
+                    name: name.clone(),
+                    message: format!("{} {kind} records: receivers treat this as an error (RFC 7208 §4.5, RFC 7489 §6.6.3)", live.len()),
+                });
+                let keep = live
+                    .iter()
+                    .position(|l| want_set.contains(&meaning(name, l)));
+                for (i, l) in live.iter().enumerate() {
+                    if Some(i) != keep && (keep.is_some() || i > 0) {
+                        changes.push(Change {
+                            action: Action::Remove,
+                            name: name.clone(),
+                            rtype: rt.clone(),
+                            wanted: Vec::new(),
+                            live: vec![show(l)],
+                            note: Some(format!("duplicate {kind} record")),
+                        });
+                    }
+                }
+                if keep.is_some() {
+                    Action::Same
+                } else {
+                    Action::Change
+                }
+            } else if want_set == live_set {
+                Action::Same
+            } else {
+                Action::Change
+            };
+            if name.contains("._domainkey.") && action == Action::Change {
+                problems.push(Problem {
+                    name: name.clone(),
+                    message:
+                        "the published DKIM key does not match the local key: signatures will fail"
+                            .into(),
+                });
+            }
+            if name.starts_with("_dmarc.") {
+                for l in &live {
+                    if let Data::Txt(t) = l
+                        && dmarc_norm(t).is_none()
+                    {
+                        problems.push(Problem {
+                            name: name.clone(),
+                            message: format!(
+                                "malformed DMARC record \"{t}\" (needs v=DMARC1 and a valid p=)"
+                            ),
+                        });
+                    }
+                }
+            }
+            if rt == "MX" {
+                for l in &live {
+                    if let Data::Mx { host, .. } = l {
+                        check_mx_target(r, host, &mut problems).await?;
+                    }
+                }
+            }
+            if rt == "TXT"
+                && wanted
+                    .iter()
+                    .any(|w| matches!(w, Data::Txt(t) if t.starts_with("v=spf1")))
+            {
+                for l in &live {
+                    if let Data::Txt(t) = l {
+                        let mut budget = 30;
+                        let n = spf_lookups(r, t, 0, &mut budget).await?;
+                        if n > 10 {
+                            problems.push(Problem {
+                                name: name.clone(),
+                                message: format!("the SPF record needs {n} DNS lookups; more than 10 is a permanent error (RFC 7208 §4.6.4)"),
+                            });
+                        }
+                    }
+                }
+            }
+            changes.push(Change {
+                action,
+                name: name.clone(),
+                rtype: rt.clone(),
+                wanted: wanted.iter().map(|d| show(d)).collect(),
+                live: live.iter().map(show).collect(),
+                note: None,
+            });
+        }
+        // Stale records mailc owns: retired DKIM selectors still published.
+        for (domain, sel) in retired.iter().filter(|(d, _)| *d == zone.origin) {
+            let name = format!("{sel}._domainkey.{domain}.");
+            let live = query(r, &name, RecordType::TXT).await?;
+            if !live.is_empty() {
+                changes.push(Change {
+                    action: Action::Remove,
+                    name,
+                    rtype: "TXT".into(),
+                    wanted: Vec::new(),
+                    live: live
+                        .iter()
+                        .filter_map(txt_of)
+                        .map(|t| super::zone::txt_strings(&t))
+                        .collect(),
+                    note: Some(
+                        "retired DKIM selector (its key file is still in the state directory)"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        for c in &changes {
+            match c.action {
+                Action::Add => summary.add += 1,
+                Action::Change => summary.change += 1,
+                Action::Remove => summary.remove += 1,
+                Action::Same => summary.same += 1,
+            }
+        }
+        summary.problems += problems.len();
+        domains.push(DomainPlan {
+            domain: zone.origin.clone(),
+            changes,
+            problems,
+        });
+    }
+    Ok(Plan {
+        format: 1,
+        resolver: resolver_name.to_string(),
+        in_sync: summary.add + summary.change + summary.remove == 0,
+        summary,
+        domains,
+    })
+}
+
+async fn check_mx_target(
+    r: &TokioResolver,
+    host: &str,
+    problems: &mut Vec<Problem>,
+) -> Result<(), String> {
+    let cname = query(r, host, RecordType::CNAME).await?;
+    if !cname.is_empty() {
+        problems.push(Problem {
+            name: host.to_string(),
+            message:
+                "the MX target is a CNAME; MX must name a host with A/AAAA records (RFC 2181 §10.3)"
+                    .into(),
+        });
+        return Ok(());
+    }
+    let a = query(r, host, RecordType::A).await?;
+    let aaaa = query(r, host, RecordType::AAAA).await?;
+    if a.is_empty() && aaaa.is_empty() {
+        problems.push(Problem {
+            name: host.to_string(),
+            message:
+                "the MX target has no A or AAAA record: mail for this domain cannot be delivered"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
+/// DNS lookups an SPF record causes (RFC 7208 §4.6.4), following includes
+/// and redirects; `budget` bounds the queries this check makes.
+fn spf_lookups<'a>(
+    r: &'a TokioResolver,
+    text: &'a str,
+    depth: u32,
+    budget: &'a mut u32,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, String>> + 'a>> {
+    Box::pin(async move {
+        let mut n = 0;
+        for term in text.split_whitespace().skip(1) {
+            let t = term
+                .trim_start_matches(['+', '-', '~', '?'])
+                .to_ascii_lowercase();
+            let (mech, arg) = match t.find([':', '=']) {
+                Some(i) => (&t[..i], Some(&t[i + 1..])),
+                None => (t.as_str(), None),
+            };
+            match mech {
+                "a" | "mx" | "ptr" | "exists" => n += 1,
+                "include" | "redirect" => {
+                    n += 1;
+                    if let Some(domain) = arg
+                        && depth < 10
+                        && *budget > 0
+                    {
+                        *budget -= 1;
+                        for rd in query(r, domain, RecordType::TXT).await? {
+                            if let Some(txt) = txt_of(&rd)
+                                && txt.to_ascii_lowercase().starts_with("v=spf1")
+                            {
+                                n += spf_lookups(r, &txt, depth + 1, budget).await?;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(n)
+    })
+}
+
+/// The plan as text (what `mailc plan` prints).
+pub fn render(plan: &Plan, verbose: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let s = &plan.summary;
+    let _ = writeln!(
+        out,
+        "mailc plan: {} to add, {} to change, {} to remove, {} in sync (resolver {})",
+        s.add, s.change, s.remove, s.same, plan.resolver
+    );
+    for d in &plan.domains {
+        let shown: Vec<&Change> = d
+            .changes
+            .iter()
+            .filter(|c| verbose || c.action != Action::Same)
+            .collect();
+        if shown.is_empty() && d.problems.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{}", d.domain);
+        let width = shown.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in shown {
+            let text = match c.action {
+                Action::Add => c.wanted.join(" | "),
+                Action::Remove => c.live.join(" | "),
+                Action::Same => c.wanted.join(" | "),
+                Action::Change => format!("{}  →  {}", c.live.join(" | "), c.wanted.join(" | ")),
+            };
+            let note = c
+                .note
+                .as_ref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {:width$}  {:<5} {text}{note}",
+                c.action.sign(),
+                c.name,
+                c.rtype
+            );
+        }
+        for p in &d.problems {
+            let _ = writeln!(out, "  ! {}: {}", p.name, p.message);
+        }
+    }
+    if plan.in_sync {
+        let _ = writeln!(out, "\nDNS is in sync with the configuration.");
+    }
+    out
+}

@@ -1,0 +1,387 @@
+//! `dns`: the DNS records each domain needs, derived from the tables.
+//!
+//! [`wanted`] is a pure function of the tables and the DKIM public keys (read
+//! by the caller from the key files); [`zone`] renders it as zone-file
+//! snippets; [`keys`] creates and reads DKIM key files; [`live`] queries
+//! live DNS and compares (`mailc plan`).
+
+pub mod keys;
+pub mod live;
+pub mod zone;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use sha2::{Digest, Sha256};
+
+use crate::tables::{DkimAlgorithm, DomainTable, ListenerKind, Tables};
+
+/// TTL of every record mailc writes.
+pub const TTL: u32 = 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Data {
+    Mx {
+        preference: u16,
+        host: String,
+    },
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Txt(String),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
+    Cname(String),
+}
+
+impl Data {
+    pub fn rtype(&self) -> &'static str {
+        match self {
+            Data::Mx { .. } => "MX",
+            Data::A(_) => "A",
+            Data::Aaaa(_) => "AAAA",
+            Data::Txt(_) => "TXT",
+            Data::Srv { .. } => "SRV",
+            Data::Cname(_) => "CNAME",
+        }
+    }
+}
+
+/// One wanted record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Fully qualified owner name with the trailing dot.
+    pub name: String,
+    pub data: Data,
+    /// What the record is for, written above it in zone snippets.
+    pub comment: String,
+}
+
+/// The records and advice for one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// Zone apex (ASCII, no trailing dot).
+    pub origin: String,
+    pub records: Vec<Record>,
+    /// Things that cannot be published in this zone (reverse DNS, web
+    /// servers, records in other zones).
+    pub advice: Vec<String>,
+    /// The MTA-STS policy file to serve, when the domain has one.
+    pub mta_sts_policy: Option<String>,
+    /// DKIM selectors whose key file is missing.
+    pub missing_keys: Vec<String>,
+}
+
+/// A DKIM public key for `p=`, by (domain, selector). `None`: no key file yet.
+pub type PublicKeys = BTreeMap<(String, String), Option<String>>;
+
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// The MTA-STS policy text of a domain (RFC 8461 §3.2).
+pub fn mta_sts_policy(d: &DomainTable) -> Option<String> {
+    let p = d.mta_sts.as_ref()?;
+    let mut text = format!("version: STSv1\nmode: {}\n", p.mode);
+    for mx in &d.mx {
+        text.push_str(&format!("mx: {}\n", mx.host));
+    }
+    text.push_str(&format!("max_age: {}\n", p.max_age_secs));
+    Some(text)
+}
+
+/// The policy id: changes whenever the policy text does (RFC 8461 §3.1).
+pub fn mta_sts_id(policy: &str) -> String {
+    let digest = Sha256::digest(policy.as_bytes());
+    digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn spf_text(d: &DomainTable) -> String {
+    let mut parts = vec!["v=spf1".to_string()];
+    parts.extend(d.spf.terms.iter().cloned());
+    parts.push(d.spf.all.clone());
+    parts.join(" ")
+}
+
+pub fn dmarc_text(d: &DomainTable) -> Option<String> {
+    let m = d.dmarc.as_ref()?;
+    let mut tags = vec!["v=DMARC1".to_string(), format!("p={}", m.policy)];
+    if let Some(sp) = &m.subdomain_policy {
+        tags.push(format!("sp={sp}"));
+    }
+    if m.adkim == "strict" {
+        tags.push("adkim=s".into());
+    }
+    if m.aspf == "strict" {
+        tags.push("aspf=s".into());
+    }
+    if m.pct != 100 {
+        tags.push(format!("pct={}", m.pct));
+    }
+    if let Some(rua) = &m.rua {
+        tags.push(format!("rua={rua}"));
+    }
+    if let Some(ruf) = &m.ruf {
+        tags.push(format!("ruf={ruf}"));
+    }
+    Some(tags.join("; "))
+}
+
+pub fn dkim_text(algorithm: DkimAlgorithm, key_b64: &str) -> String {
+    let k = match algorithm {
+        DkimAlgorithm::Rsa => "rsa",
+        DkimAlgorithm::Ed25519 => "ed25519",
+    };
+    format!("v=DKIM1; k={k}; p={key_b64}")
+}
+
+const SRV: &[(&str, ListenerKind, &str)] = &[
+    (
+        "_submissions._tcp",
+        ListenerKind::Submissions,
+        "mail submission over TLS (RFC 8314)",
+    ),
+    (
+        "_submission._tcp",
+        ListenerKind::Submission,
+        "mail submission with STARTTLS (RFC 6186)",
+    ),
+    (
+        "_imaps._tcp",
+        ListenerKind::Imaps,
+        "IMAP over TLS (RFC 8314)",
+    ),
+    (
+        "_imap._tcp",
+        ListenerKind::Imap,
+        "IMAP with STARTTLS (RFC 6186)",
+    ),
+    (
+        "_pop3s._tcp",
+        ListenerKind::Pop3s,
+        "POP3 over TLS (RFC 8314)",
+    ),
+    (
+        "_pop3._tcp",
+        ListenerKind::Pop3,
+        "POP3 with STARTTLS (RFC 6186)",
+    ),
+];
+
+/// Every zone's wanted records, in a stable order.
+pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
+    let host = fqdn(&tables.hostname);
+    // The zone that holds the server's own name gets its A/AAAA records.
+    let host_zone = tables
+        .domains
+        .keys()
+        .filter(|d| tables.hostname == **d || tables.hostname.ends_with(&format!(".{d}")))
+        .max_by_key(|d| d.len())
+        .cloned();
+    let mut zones = Vec::new();
+    for d in tables.domains.values() {
+        let origin = d.name.clone();
+        let apex = fqdn(&origin);
+        let at = |label: &str| format!("{label}.{apex}");
+        let mut records = Vec::new();
+        let mut advice = Vec::new();
+        let mut missing_keys = Vec::new();
+
+        for mx in &d.mx {
+            records.push(Record {
+                name: apex.clone(),
+                data: Data::Mx {
+                    preference: mx.priority,
+                    host: fqdn(&mx.host),
+                },
+                comment: format!(
+                    "Mail for {} is delivered to {} (RFC 5321 §5).",
+                    d.unicode, mx.host
+                ),
+            });
+            if mx.host != tables.hostname {
+                advice.push(format!(
+                    "MX host {} is not this server: it needs its own A/AAAA records (never a CNAME, RFC 2181 §10.3) and a mail server.",
+                    mx.host
+                ));
+            }
+        }
+        if host_zone.as_deref() == Some(origin.as_str()) {
+            for ip in &tables.public_ips {
+                let data = match ip {
+                    std::net::IpAddr::V4(v4) => Data::A(*v4),
+                    std::net::IpAddr::V6(v6) => Data::Aaaa(*v6),
+                };
+                records.push(Record {
+                    name: host.clone(),
+                    data,
+                    comment: format!(
+                        "Address of the mail server {} (MX targets need A/AAAA, not CNAME).",
+                        tables.hostname
+                    ),
+                });
+            }
+        }
+        records.push(Record {
+            name: apex.clone(),
+            data: Data::Txt(spf_text(d)),
+            comment:
+                "SPF (RFC 7208): hosts allowed to send mail as this domain. Publish exactly one."
+                    .into(),
+        });
+        for k in &d.dkim {
+            let name = at(&format!("{}._domainkey", k.selector));
+            match keys.get(&(d.name.clone(), k.selector.clone())).cloned().flatten() {
+                Some(b64) => records.push(Record {
+                    name,
+                    data: Data::Txt(dkim_text(k.algorithm, &b64)),
+                    comment: format!(
+                        "DKIM public key of selector {} ({}), for verifying this domain's signatures (RFC 6376).",
+                        k.selector,
+                        match k.algorithm {
+                            DkimAlgorithm::Rsa => "RSA-2048",
+                            DkimAlgorithm::Ed25519 => "Ed25519, RFC 8463",
+                        }
+                    ),
+                }),
+                None => missing_keys.push(k.selector.clone()),
+            }
+        }
+        if let Some(text) = dmarc_text(d) {
+            records.push(Record {
+                name: at("_dmarc"),
+                data: Data::Txt(text),
+                comment: "DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM alignment.".into(),
+            });
+            for uri in d
+                .dmarc
+                .iter()
+                .flat_map(|m| m.rua.iter().chain(m.ruf.iter()))
+            {
+                if let Some(target) = uri
+                    .strip_prefix("mailto:")
+                    .and_then(|a| a.rsplit_once('@'))
+                    .map(|(_, dom)| dom)
+                    && target != d.name
+                    && !target.ends_with(&format!(".{}", d.name))
+                {
+                    advice.push(format!(
+                        "DMARC reports go to {target}, another domain: it must publish TXT \"v=DMARC1\" at {}._report._dmarc.{target}. (RFC 7489 §7.1).",
+                        d.name
+                    ));
+                }
+            }
+        }
+        let policy = mta_sts_policy(d);
+        if let Some(p) = &policy {
+            records.push(Record {
+                name: at("_mta-sts"),
+                data: Data::Txt(format!("v=STSv1; id={}", mta_sts_id(p))),
+                comment:
+                    "MTA-STS (RFC 8461): senders must use TLS; the id changes with the policy text."
+                        .into(),
+            });
+            advice.push(format!(
+                "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required).",
+                d.name, d.name
+            ));
+        }
+        if !d.tls_rpt.is_empty() {
+            records.push(Record {
+                name: at("_smtp._tls"),
+                data: Data::Txt(format!("v=TLSRPTv1; rua={}", d.tls_rpt.join(","))),
+                comment: "TLS-RPT (RFC 8460): where senders report TLS failures.".into(),
+            });
+        }
+        for (label, kind, what) in SRV {
+            let listener = tables.listeners.iter().find(|l| l.kind == *kind);
+            let (data, comment) = match listener {
+                Some(l) => (
+                    Data::Srv {
+                        priority: 0,
+                        weight: 1,
+                        port: l.address.port(),
+                        target: host.clone(),
+                    },
+                    format!("Client autoconfiguration: {what}."),
+                ),
+                None => (
+                    Data::Srv {
+                        priority: 0,
+                        weight: 0,
+                        port: 0,
+                        target: ".".into(),
+                    },
+                    format!(
+                        "Client autoconfiguration: {what} is not offered (target \".\", RFC 2782)."
+                    ),
+                ),
+            };
+            records.push(Record {
+                name: at(label),
+                data,
+                comment,
+            });
+        }
+        for label in ["autoconfig", "autodiscover"] {
+            records.push(Record {
+                name: at(label),
+                data: Data::Cname(host.clone()),
+                comment: format!(
+                    "Mail client autoconfiguration ({label}); a web server at this name answers it."
+                ),
+            });
+        }
+        if host_zone.as_deref() == Some(origin.as_str()) {
+            for ip in &tables.public_ips {
+                advice.push(format!(
+                    "Reverse DNS: the PTR record of {ip} must be {} (ask whoever runs the address; it cannot be set in this zone).",
+                    tables.hostname
+                ));
+            }
+        }
+        zones.push(Zone {
+            origin,
+            records,
+            advice,
+            mta_sts_policy: policy,
+            missing_keys,
+        });
+    }
+    if host_zone.is_none() && !tables.public_ips.is_empty() {
+        // The server's name is in a zone mailc does not manage: say what it needs.
+        if let Some(first) = zones.first_mut() {
+            for ip in &tables.public_ips {
+                first.advice.push(format!(
+                    "{} needs an {} record for {ip} in its own zone, and reverse DNS (PTR) of {ip} pointing back to it.",
+                    tables.hostname,
+                    if ip.is_ipv4() { "A" } else { "AAAA" }
+                ));
+            }
+        }
+    }
+    zones
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mta_sts_ids_follow_the_policy() {
+        let a = "version: STSv1\nmode: testing\nmx: a\nmax_age: 1\n";
+        let b = "version: STSv1\nmode: enforce\nmx: a\nmax_age: 1\n";
+        assert_eq!(mta_sts_id(a), mta_sts_id(a));
+        assert_ne!(mta_sts_id(a), mta_sts_id(b));
+        assert!(
+            mta_sts_id(a).len() <= 32 && mta_sts_id(a).chars().all(|c| c.is_ascii_alphanumeric())
+        );
+    }
+}

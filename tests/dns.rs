@@ -1,0 +1,315 @@
+//! DNS: golden zone snippets for every example, DKIM key generation, and
+//! `mailc plan` against a real authoritative DNS server on loopback
+//! (hickory-server in-process): empty zone, in sync (a zone loaded from
+//! `mailc dns` output itself), drift, stale records, broken records, and an
+//! unreachable resolver.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::dns_server::DnsServer;
+use common::*;
+
+fn mailc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailc"))
+        .args(args)
+        .output()
+        .expect("mailc runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Keys are random: snapshots show `p=[KEY]`.
+fn mask_keys(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("p=") {
+        out.push_str(&rest[..i + 2]);
+        let tail = &rest[i + 2..];
+        let end = tail
+            .find(|c: char| {
+                !(c.is_ascii_alphanumeric()
+                    || c == '+'
+                    || c == '/'
+                    || c == '='
+                    || c == '"'
+                    || c == ' ')
+            })
+            .unwrap_or(tail.len());
+        let taken = &tail[..end];
+        if taken.len() > 20 {
+            out.push_str("[KEY]");
+            if taken.ends_with('"') {
+                out.push('"');
+            }
+        } else {
+            out.push_str(taken);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if e.file_name() != "state" {
+                copy_tree(&p, &to.join(e.file_name()));
+            }
+        } else if p.extension().is_some_and(|x| x == "kdl") {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn zone_snippets_of_every_example_are_pinned() {
+    // A copy without state: no DKIM key exists, so the snippets do not
+    // depend on what was generated on this machine.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&root().join("examples"), tmp.path());
+    for path in example_configs() {
+        let rel = path.strip_prefix(root().join("examples")).unwrap();
+        let copy = tmp.path().join(rel);
+        let out = mailc(&["dns", copy.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let name = rel.display().to_string().replace(['/', '.'], "_");
+        let text =
+            normalize(&stdout(&out)).replace(&tmp.path().display().to_string(), "[EXAMPLES]");
+        insta::assert_snapshot!(format!("dns_{name}"), text);
+    }
+}
+
+struct Site {
+    _dir: tempfile::TempDir,
+    config: String,
+    state: std::path::PathBuf,
+}
+
+const SITE: &str = r#"hostname "mail.example.com"
+state "STATE"
+public-ip "192.0.2.10" "2001:db8::10"
+tls self-signed=#true
+listen "smtp" "0.0.0.0:25"
+listen "submissions" "0.0.0.0:465"
+listen "imaps" "0.0.0.0:993"
+domain "example.com" {
+    dkim selector="s2026"
+    dkim selector="e2026" algorithm="ed25519"
+    spf "mx" "ip4:192.0.2.0/24"
+    dmarc policy="quarantine" rua="dmarc@example.com"
+    mta-sts mode="enforce"
+    tls-rpt "mailto:tlsrpt@example.com"
+    mailbox "alice" {
+        alias "postmaster" "dmarc" "tlsrpt"
+    }
+}
+"#;
+
+fn site() -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("site.kdl");
+    std::fs::write(&config, SITE.replace("STATE", &state.display().to_string())).unwrap();
+    let config = config.display().to_string();
+    let out = mailc(&["dkim", "keygen", &config]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Site {
+        _dir: dir,
+        config,
+        state,
+    }
+}
+
+fn plan(site: &Site, server: &DnsServer, json: bool) -> (Option<i32>, String) {
+    let addr = server.addr.to_string();
+    let mut args = vec!["plan", "--resolver", &addr, &site.config];
+    if json {
+        args.extend(["--format", "json"]);
+    }
+    let out = mailc(&args);
+    let text = stdout(&out).replace(&addr, "[RESOLVER]");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            mask_keys(&text),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The snippet `mailc dns` prints for the site.
+fn snippet(site: &Site) -> String {
+    let out = mailc(&["dns", &site.config]);
+    assert!(out.status.success());
+    stdout(&out)
+}
+
+#[test]
+fn keygen_creates_keys_once_with_private_modes() {
+    let s = site();
+    let dir = s.state.join("dkim/example.com");
+    for name in ["s2026.key", "e2026.key"] {
+        let meta = std::fs::metadata(dir.join(name)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    let before = std::fs::read(dir.join("s2026.key")).unwrap();
+    let out = mailc(&["dkim", "keygen", &s.config]);
+    assert!(stdout(&out).contains("kept"), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read(dir.join("s2026.key")).unwrap(),
+        before,
+        "an existing key is never overwritten"
+    );
+    let text = snippet(&s);
+    let line = |sel: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(sel))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        line("s2026._domainkey")
+            .starts_with("s2026._domainkey IN TXT \"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEF"),
+        "{text}"
+    );
+    assert!(
+        line("e2026._domainkey").starts_with("e2026._domainkey IN TXT \"v=DKIM1; k=ed25519; p="),
+        "{text}"
+    );
+    // RSA-2048 keys need more than one 255-byte TXT string.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("s2026._domainkey"))
+        .unwrap();
+    assert!(line.matches("\" \"").count() >= 1, "{line}");
+}
+
+#[test]
+fn plan_against_an_empty_zone_adds_everything() {
+    let s = site();
+    let server = DnsServer::start(&[("example.com.", String::new())]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        !text.contains("\n  ~ ") && !text.contains("\n  - "),
+        "{text}"
+    );
+    insta::assert_snapshot!("plan_empty_zone", text);
+}
+
+#[test]
+fn plan_against_its_own_snippet_is_in_sync() {
+    let s = site();
+    let zone = snippet(&s);
+    let server = DnsServer::start(&[("example.com.", zone)]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("DNS is in sync"), "{text}");
+    let (code, json) = plan(&s, &server, true);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(json.split("\n{").next().unwrap_or(&json))
+        .unwrap_or_else(|_| serde_json::from_str(&json).unwrap());
+    assert_eq!(v["in_sync"], true);
+    assert_eq!(v["summary"]["add"], 0);
+}
+
+#[test]
+fn plan_shows_drift() {
+    let s = site();
+    let zone = snippet(&s)
+        .replace("\"v=spf1 mx ip4:192.0.2.0/24 -all\"", "\"v=spf1 mx ~all\"")
+        .replace("p=quarantine", "p=none")
+        .replace("MX    10 mail.example.com.", "MX    20 mail.example.com.");
+    let server = DnsServer::start(&[("example.com.", zone)]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(text.matches("\n  ~ ").count(), 3, "{text}");
+    insta::assert_snapshot!("plan_drift_text", text);
+    let (_, json) = plan(&s, &server, true);
+    insta::assert_snapshot!("plan_drift_json", json);
+}
+
+#[test]
+fn plan_finds_stale_records() {
+    let s = site();
+    // A retired selector: its key file is still there, the config names it
+    // no more, and it is still published.
+    let dir = s.state.join("dkim/example.com");
+    std::fs::copy(dir.join("s2026.key"), dir.join("old2020.key")).unwrap();
+    let zone = format!(
+        "{}\nold2020._domainkey IN TXT \"v=DKIM1; k=rsa; p=MIIBIjANretired\"\n@ IN TXT \"v=spf1 a -all\"\n_dmarc IN TXT \"v=DMARC1; p=none\"\n",
+        snippet(&s)
+    );
+    let server = DnsServer::start(&[("example.com.", zone)]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("- old2020._domainkey.example.com."), "{text}");
+    assert!(text.contains("duplicate SPF record"), "{text}");
+    assert!(text.contains("duplicate DMARC record"), "{text}");
+    assert!(text.contains("2 SPF records"), "{text}");
+    insta::assert_snapshot!("plan_stale", text);
+}
+
+#[test]
+fn plan_reports_broken_records() {
+    let s = site();
+    let includes: String = (0..6)
+        .map(|i| format!("include:spf{i}.example.net "))
+        .collect();
+    let zone = format!(
+        "@ IN MX 10 alias.example.com.\n@ IN MX 20 nowhere.example.com.\nalias IN CNAME mail.example.com.\nmail IN A 192.0.2.10\n@ IN TXT \"v=spf1 {includes}-all\"\n@ IN TXT \"v=spf1 mx -all\"\n_dmarc IN TXT \"v=DMARC1; p=maybe\"\n"
+    );
+    let net: String = (0..6)
+        .map(|i| format!("spf{i} IN TXT \"v=spf1 a mx -all\"\n"))
+        .collect();
+    let server = DnsServer::start(&[("example.com.", zone), ("example.net.", net)]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("the MX target is a CNAME"), "{text}");
+    assert!(
+        text.contains("nowhere.example.com.: the MX target has no A or AAAA record"),
+        "{text}"
+    );
+    assert!(text.contains("more than 10 is a permanent error"), "{text}");
+    assert!(text.contains("malformed DMARC record"), "{text}");
+    assert!(text.contains("2 SPF records"), "{text}");
+    insta::assert_snapshot!("plan_broken", text);
+}
+
+#[test]
+fn plan_with_an_unreachable_resolver_fails_fast() {
+    let s = site();
+    // A UDP socket that never answers, and nothing on TCP.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let start = Instant::now();
+    let out = mailc(&["plan", "--resolver", &addr, &s.config]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DNS query failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
