@@ -297,7 +297,6 @@ fn show(data: &Data) -> String {
 /// Compares wanted zones with live DNS.
 pub async fn plan(
     zones: &[Zone],
-    tables: &Tables,
     retired: &[(String, String)],
     r: &TokioResolver,
     resolver_name: &str,
