@@ -23,7 +23,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Keys are random: snapshots show `p=[KEY]`.
+/// Keys are random: snapshots show `p=[KEY]` (also across the quoted
+/// 255-byte strings a long key is split into, escaped or not).
 fn mask_keys(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
@@ -31,21 +32,14 @@ fn mask_keys(text: &str) -> String {
         out.push_str(&rest[..i + 2]);
         let tail = &rest[i + 2..];
         let end = tail
-            .find(|c: char| {
-                !(c.is_ascii_alphanumeric()
-                    || c == '+'
-                    || c == '/'
-                    || c == '='
-                    || c == '"'
-                    || c == ' ')
-            })
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "+/=\" \\".contains(c)))
             .unwrap_or(tail.len());
         let taken = &tail[..end];
         if taken.len() > 20 {
             out.push_str("[KEY]");
-            if taken.ends_with('"') {
-                out.push('"');
-            }
+            // Keep the closing quotes (and their escapes) of the last string.
+            let closing: String = taken.chars().rev().take_while(|c| *c == '"' || *c == '\\').collect::<Vec<_>>().into_iter().rev().collect();
+            out.push_str(&closing);
         } else {
             out.push_str(taken);
         }
