@@ -38,7 +38,14 @@ fn mask_keys(text: &str) -> String {
         if taken.len() > 20 {
             out.push_str("[KEY]");
             // Keep the closing quotes (and their escapes) of the last string.
-            let closing: String = taken.chars().rev().take_while(|c| *c == '"' || *c == '\\').collect::<Vec<_>>().into_iter().rev().collect();
+            let closing: String = taken
+                .chars()
+                .rev()
+                .take_while(|c| *c == '"' || *c == '\\')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             out.push_str(&closing);
         } else {
             out.push_str(taken);
@@ -306,4 +313,119 @@ fn plan_with_an_unreachable_resolver_fails_fast() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+/// The snippets load in NSD as they are (prefixed with the SOA and NS a real
+/// zone has). Needs `nsd-checkzone`: run by `.ci/run`.
+#[test]
+#[ignore = "needs nsd-checkzone (Debian package nsd); run by .ci/run"]
+fn snippets_load_in_nsd() {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg("command -v nsd-checkzone")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "nsd-checkzone is not installed: .ci/run installs it; the interop tests never skip"
+    );
+    let s = site();
+    let mut zones: Vec<(String, String)> = vec![("example.com".into(), snippet(&s))];
+    for path in example_configs() {
+        let text = stdout(&mailc(&["dns", path.to_str().unwrap()]));
+        // Split the output into its zones at each $ORIGIN.
+        let mut current: Option<(String, String)> = None;
+        for line in text.lines() {
+            if let Some(origin) = line.strip_prefix("$ORIGIN ") {
+                if let Some(z) = current.take() {
+                    zones.push(z);
+                }
+                current = Some((origin.trim_end_matches('.').to_string(), String::new()));
+            }
+            if let Some((_, body)) = current.as_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        zones.extend(current);
+    }
+    assert!(zones.len() >= 6);
+    let dir = tempfile::tempdir().unwrap();
+    for (origin, body) in zones {
+        let file = dir.path().join(format!("{origin}.zone"));
+        std::fs::write(&file, format!("$ORIGIN {origin}.\n$TTL 3600\n@ IN SOA ns1.{origin}. hostmaster.{origin}. 1 3600 600 86400 300\n@ IN NS ns1.{origin}.\nns1 IN A 192.0.2.53\n{body}")).unwrap();
+        let out = Command::new("nsd-checkzone")
+            .arg(&origin)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "NSD rejects the snippet of {origin}:\n{}{}\n{body}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The `p=` values are what OpenSSL derives from the key files: the RSA
+/// SubjectPublicKeyInfo and the raw Ed25519 key (RFC 8463). Run by `.ci/run`.
+#[test]
+#[ignore = "needs the openssl command; run by .ci/run"]
+fn published_keys_match_openssl() {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg("command -v openssl")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "openssl is not installed: .ci/run installs it; the interop tests never skip"
+    );
+    let s = site();
+    let text = snippet(&s);
+    let p_of = |sel: &str| -> String {
+        let line = text.lines().find(|l| l.starts_with(sel)).expect("record");
+        line.split("p=")
+            .nth(1)
+            .unwrap()
+            .replace("\" \"", "")
+            .replace('"', "")
+    };
+    let dir = s.state.join("dkim/example.com");
+    let der = |args: &[&str]| -> Vec<u8> {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let rsa = der(&[
+        "pkey",
+        "-in",
+        dir.join("s2026.key").to_str().unwrap(),
+        "-pubout",
+        "-outform",
+        "DER",
+    ]);
+    assert_eq!(
+        p_of("s2026._domainkey"),
+        mailc::proto::sasl::base64_encode(&rsa)
+    );
+    let ed = der(&[
+        "pkey",
+        "-in",
+        dir.join("e2026.key").to_str().unwrap(),
+        "-pubout",
+        "-outform",
+        "DER",
+    ]);
+    assert_eq!(
+        p_of("e2026._domainkey"),
+        mailc::proto::sasl::base64_encode(&ed[ed.len() - 32..])
+    );
 }

@@ -78,7 +78,7 @@ pub fn keygen(tables: &Tables) -> Result<Vec<KeyResult>, String> {
                 DkimAlgorithm::Ed25519 => {
                     let pair = DkimKeyPair::generate_ed25519()
                         .map_err(|e| format!("Ed25519 key generation: {e}"))?;
-                    pem("PRIVATE KEY", pair.private_key())
+                    pem("PRIVATE KEY", &ed25519_pkcs8_v1(pair.private_key())?)
                 }
             };
             write_key(&k.key, &text).map_err(|e| format!("{}: {e}", k.key.display()))?;
@@ -87,6 +87,25 @@ pub fn keygen(tables: &Tables) -> Result<Vec<KeyResult>, String> {
         }
     }
     Ok(out)
+}
+
+/// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958, public key included),
+/// which OpenSSL 3.0 cannot read; the plain v1 form (RFC 8410) works
+/// everywhere, opendkim included.
+fn ed25519_pkcs8_v1(v2: &[u8]) -> Result<Vec<u8>, String> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    if v2.len() < 48 || v2[..16] != PREFIX {
+        return Err("unexpected Ed25519 key encoding from the generator".into());
+    }
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(&v2[16..48]);
+    Ok(v1)
 }
 
 /// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo, the form DKIM's
@@ -130,7 +149,7 @@ pub fn public_key_b64(path: &Path, algorithm: DkimAlgorithm) -> Result<String, S
         .map_err(|e| format!("{}: not a PEM private key ({e})", path.display()))?;
     let public = match (algorithm, der) {
         (DkimAlgorithm::Ed25519, PrivateKeyDer::Pkcs8(k)) => {
-            Ed25519Key::from_pkcs8_der(k.secret_pkcs8_der())
+            Ed25519Key::from_pkcs8_maybe_unchecked_der(k.secret_pkcs8_der())
                 .map_err(|e| format!("{}: {e}", path.display()))?
                 .public_key()
         }
