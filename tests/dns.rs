@@ -429,3 +429,15 @@ fn published_keys_match_openssl() {
         mailc::proto::sasl::base64_encode(&ed[ed.len() - 32..])
     );
 }
+
+#[test]
+fn dns_for_one_domain() {
+    let cfg = root().join("examples/multi-domain.kdl");
+    let out = mailc(&["dns", "--domain", "EXAMPLE.net", cfg.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert_eq!(text.matches("$ORIGIN").count(), 1, "{text}");
+    assert!(text.contains("$ORIGIN example.net."));
+    let out = mailc(&["dns", "--domain", "nope.example", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+}
