@@ -3,6 +3,7 @@
 //!
 //! Parsers keep "need more bytes" apart from "invalid", and cap every line.
 
+pub mod imap;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;

@@ -67,8 +67,7 @@ fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
     })
 }
 
-/// Listener kinds this build serves. IMAP is configured (and checked)
-/// already but served by later work; its sockets are not bound.
+/// Listener kinds this build serves (all of them).
 fn served(kind: ListenerKind) -> bool {
     matches!(
         kind,
@@ -76,6 +75,8 @@ fn served(kind: ListenerKind) -> bool {
             | ListenerKind::Submission
             | ListenerKind::Submissions
             | ListenerKind::Lmtp
+            | ListenerKind::Imap
+            | ListenerKind::Imaps
             | ListenerKind::Pop3
             | ListenerKind::Pop3s
     )
@@ -290,6 +291,17 @@ async fn accept_loop(
             max_ip,
         ) {
             Some(slot) => match kind {
+                ListenerKind::Imap | ListenerKind::Imaps => {
+                    tokio::spawn(crate::services::imap::handle(
+                        shared.clone(),
+                        snapshot,
+                        kind,
+                        tcp,
+                        peer,
+                        configured,
+                        slot,
+                    ));
+                }
                 ListenerKind::Pop3 | ListenerKind::Pop3s => {
                     tokio::spawn(crate::services::pop3::handle(
                         shared.clone(),
@@ -322,6 +334,9 @@ async fn accept_loop(
                         ListenerKind::Pop3 | ListenerKind::Pop3s => crate::proto::pop3::err(
                             "[SYS/TEMP] too many connections, try again later",
                         ),
+                        ListenerKind::Imap | ListenerKind::Imaps => {
+                            b"* BYE Too many connections, try again later\r\n".to_vec()
+                        }
                         _ => r::too_many_connections().to_bytes(),
                     };
                     let _ = tcp.write_all(&refusal).await;

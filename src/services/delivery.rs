@@ -219,6 +219,8 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
                     shared.usage.add(&job.mailbox, &m.maildir, size);
                 }
                 tracing::info!(id = %id, mailbox = %job.mailbox, size, "delivered");
+                // IDLE sessions of the mailbox look now.
+                let _ = shared.mail_events.send(job.mailbox.clone());
             }
             Err(e) => defer(
                 &id,

@@ -3,7 +3,9 @@
 //! upgrades, credential checks, durable enqueueing, Maildir delivery.
 
 pub mod delivery;
+pub mod imap;
 pub mod maildrop;
+pub mod mailstore;
 pub mod pop3;
 pub mod smtp_in;
 
@@ -37,6 +39,9 @@ pub struct Shared {
     pub folders: Arc<crate::store::folder::FolderLocks>,
     /// Mailboxes with an open POP3 session.
     pub pop_locks: Arc<maildrop::PopLocks>,
+    /// A mailbox address each time its mail changed (delivery, IMAP):
+    /// IDLE sessions of that user look again.
+    pub mail_events: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Shared {
@@ -57,6 +62,7 @@ impl Shared {
             shutdown,
             folders: crate::store::folder::FolderLocks::new(),
             pop_locks: maildrop::PopLocks::new(),
+            mail_events: tokio::sync::broadcast::channel(1024).0,
         }
     }
 

@@ -2,6 +2,7 @@
 //! (command lines, body bytes) and returns replies plus effects for the
 //! driver in `services` to perform; it never touches sockets or files.
 
+pub mod imap;
 pub mod pop3;
 pub mod smtp;
 

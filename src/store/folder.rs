@@ -239,7 +239,15 @@ impl Folder {
         // MODSEQs must never go backwards for a client that cached them: a
         // lost index restarts from the clock in microseconds, above anything
         // an earlier index can plausibly have handed out.
-        let modseq = if created {
+        // A folder whose files were never numbered had no index that a
+        // client could have seen: it starts at 1.
+        let numbered = std::fs::read_dir(self.path.join("cur"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| parse_name(&e.file_name().to_string_lossy()).uid.is_some())
+            })
+            .unwrap_or(false);
+        let modseq = if created || !numbered {
             1
         } else {
             std::time::SystemTime::now()

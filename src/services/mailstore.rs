@@ -1,0 +1,558 @@
+//! One user's Maildir++ as the IMAP session's [`Store`]: INBOX is the
+//! Maildir itself, a folder `a/b` is the directory `.a.b` beside it (each
+//! level in modified UTF-7 with `.` written `&AC4-`, as Dovecot does with
+//! `/` as separator), subscriptions are a file `subscriptions` with one
+//! name per line. Folder names are checked before they become paths: no
+//! level may be empty, `.`, `..`, or hold `/`, `\` or control characters,
+//! so no name reaches outside the user's Maildir.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::proto::imap::mutf7;
+use crate::session::imap::{
+    FlagResult, FolderState, MsgMeta, SPECIAL_USE, Store, StoreError, valid_name,
+};
+use crate::store::folder::{FLAG_LETTERS, Folder, FolderLocks, Index, Message};
+use crate::store::{fsutil, usage::Usage};
+
+/// Called with the user's address after every change, so IDLE sessions
+/// look again.
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+pub struct MailStore {
+    user: String,
+    root: PathBuf,
+    quota: Option<u64>,
+    locks: Arc<FolderLocks>,
+    usage: Arc<Usage>,
+    notify: Notify,
+    /// Last index seen per folder (to find files without a new scan).
+    cache: HashMap<String, Index>,
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// `a/b.c` → `.a.b&AC4-c`.
+pub fn dir_name(name: &str) -> String {
+    let mut out = String::new();
+    for level in name.split('/') {
+        out.push('.');
+        out.push_str(&mutf7::encode(level).replace('.', "&AC4-"));
+    }
+    out
+}
+
+/// The inverse of [`dir_name`]; `None` for what is not a folder of ours.
+pub fn folder_name(dir: &str) -> Option<String> {
+    let rest = dir.strip_prefix('.')?;
+    if rest.is_empty() || rest == "." {
+        return None;
+    }
+    let mut levels = Vec::new();
+    for level in rest.split('.') {
+        // `&AC4-` is `.`; mutf7 alone refuses encoded ASCII.
+        let mut decoded = String::new();
+        for (i, piece) in level.split("&AC4-").enumerate() {
+            if i > 0 {
+                decoded.push('.');
+            }
+            decoded.push_str(&mutf7::decode(piece)?);
+        }
+        levels.push(decoded);
+    }
+    let name = levels.join("/");
+    valid_name(&name).then_some(name)
+}
+
+fn letters_to_flags(m: &Message) -> Vec<String> {
+    let mut out: Vec<String> = FLAG_LETTERS
+        .iter()
+        .filter(|(l, _)| m.has(*l))
+        .map(|(_, f)| f.to_string())
+        .collect();
+    for k in &m.keywords {
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    out
+}
+
+fn meta(m: &Message) -> MsgMeta {
+    MsgMeta {
+        uid: m.uid,
+        flags: letters_to_flags(m),
+        modseq: m.modseq,
+        size: m.vsize,
+        internal_date: m.internal_date,
+    }
+}
+
+/// Flag names → (Maildir letters, keywords).
+fn split_flags(flags: &[String]) -> (String, Vec<String>) {
+    let mut letters = String::new();
+    let mut keywords = Vec::new();
+    for f in flags {
+        match FLAG_LETTERS.iter().find(|(_, n)| n.eq_ignore_ascii_case(f)) {
+            Some((l, _)) => {
+                if !letters.contains(*l) {
+                    letters.push(*l);
+                }
+            }
+            None => {
+                if !keywords.contains(f) {
+                    keywords.push(f.clone());
+                }
+            }
+        }
+    }
+    (letters, keywords)
+}
+
+impl MailStore {
+    pub fn new(
+        user: &str,
+        root: &Path,
+        quota: Option<u64>,
+        locks: Arc<FolderLocks>,
+        usage: Arc<Usage>,
+        notify: Notify,
+    ) -> MailStore {
+        MailStore {
+            user: user.to_string(),
+            root: root.to_path_buf(),
+            quota,
+            locks,
+            usage,
+            notify,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Creates INBOX and the special-use folders on first login.
+    pub fn prepare(&mut self) -> Result<(), StoreError> {
+        Folder::new(&self.root).create().map_err(io)?;
+        let marker = self.root.join("mailc.folders-created");
+        if marker.exists() {
+            return Ok(());
+        }
+        let mut subs = self.subscriptions();
+        for (name, _) in SPECIAL_USE {
+            let path = self.path(name)?;
+            if !path.exists() {
+                self.create_dir(&path)?;
+            }
+            if !subs.iter().any(|s| s == name) {
+                subs.push(name.to_string());
+            }
+        }
+        if !subs.iter().any(|s| s == "INBOX") {
+            subs.insert(0, "INBOX".into());
+        }
+        self.write_subscriptions(&subs)?;
+        fsutil::write_atomic(&marker, b"").map_err(io)
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        if name == "INBOX" {
+            return Ok(self.root.clone());
+        }
+        if !valid_name(name) {
+            return Err(StoreError::Invalid("invalid mailbox name".into()));
+        }
+        let dir = dir_name(name);
+        // Belt and braces: one path component, never a way out.
+        if dir.contains('/') || dir == "." || dir == ".." {
+            return Err(StoreError::Invalid("invalid mailbox name".into()));
+        }
+        Ok(self.root.join(dir))
+    }
+
+    fn existing(&self, name: &str) -> Result<Folder, StoreError> {
+        let path = self.path(name)?;
+        let f = Folder::new(path);
+        if name != "INBOX" && !f.exists() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(f)
+    }
+
+    fn create_dir(&self, path: &Path) -> Result<(), StoreError> {
+        let f = Folder::new(path);
+        f.create().map_err(io)?;
+        // Maildir++ marks folders so delivery agents know them.
+        let _ = std::fs::write(path.join("maildirfolder"), b"");
+        Ok(())
+    }
+
+    fn synced(&mut self, name: &str) -> Result<(Folder, Index, Vec<u32>), StoreError> {
+        let f = self.existing(name)?;
+        let lock = self.locks.get(&f.path);
+        let _g = lock
+            .lock()
+            .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+        let (idx, changes) = f.sync().map_err(io)?;
+        self.cache.insert(name.to_string(), idx.clone());
+        Ok((f, idx, changes.recent))
+    }
+
+    fn write_subscriptions(&self, subs: &[String]) -> Result<(), StoreError> {
+        let mut text = String::new();
+        for s in subs {
+            text.push_str(s);
+            text.push('\n');
+        }
+        fsutil::write_atomic(&self.root.join("subscriptions"), text.as_bytes()).map_err(io)
+    }
+
+    fn changed(&self) {
+        (self.notify)(&self.user);
+    }
+}
+
+impl Store for MailStore {
+    fn folders(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut out = vec!["INBOX".to_string()];
+        let entries = std::fs::read_dir(&self.root).map_err(io)?;
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(name) = folder_name(&n)
+                && e.path().join("cur").is_dir()
+            {
+                out.push(name);
+            }
+        }
+        out[1..].sort();
+        Ok(out)
+    }
+
+    fn create(&mut self, name: &str) -> Result<(), StoreError> {
+        if name == "INBOX" {
+            return Err(StoreError::Exists);
+        }
+        let path = self.path(name)?;
+        if path.exists() {
+            return Err(StoreError::Exists);
+        }
+        self.create_dir(&path)
+    }
+
+    fn delete(&mut self, name: &str) -> Result<(), StoreError> {
+        if name == "INBOX" {
+            return Err(StoreError::Refused("INBOX cannot be deleted".into()));
+        }
+        let f = self.existing(name)?;
+        let lock = self.locks.get(&f.path);
+        let _g = lock
+            .lock()
+            .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+        let size = crate::store::usage::scan(&f.path);
+        // Renamed out of sight first, so a crash never leaves half a folder
+        // that still looks like one.
+        let doomed = self.root.join(format!(
+            ".mailc-deleted.{}",
+            crate::store::folder::maildir_unique()
+        ));
+        std::fs::rename(&f.path, &doomed).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&doomed);
+        self.usage.subtract(&self.user, size);
+        self.cache.remove(name);
+        self.changed();
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), StoreError> {
+        let target = self.path(to)?;
+        if to == "INBOX" || target.exists() {
+            return Err(StoreError::Exists);
+        }
+        if from == "INBOX" {
+            // RFC 9051: the messages move to the new folder, INBOX stays.
+            self.create_dir(&target)?;
+            let src = Folder::new(&self.root);
+            let lock = self.locks.get(&src.path);
+            let _g = lock
+                .lock()
+                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+            src.sync().map_err(io)?;
+            for e in std::fs::read_dir(self.root.join("cur"))
+                .map_err(io)?
+                .flatten()
+            {
+                let _ = std::fs::rename(e.path(), target.join("cur").join(e.file_name()));
+            }
+            fsutil::sync_dir(&target.join("cur")).map_err(io)?;
+            self.changed();
+            return Ok(());
+        }
+        let source = self.existing(from)?.path;
+        let prefix = format!("{from}/");
+        // Children move along.
+        let children: Vec<String> = self
+            .folders()?
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        std::fs::rename(&source, &target).map_err(io)?;
+        for c in children {
+            let new = format!("{to}/{}", &c[prefix.len()..]);
+            let (a, b) = (self.path(&c)?, self.path(&new)?);
+            std::fs::rename(a, b).map_err(io)?;
+        }
+        let subs: Vec<String> = self
+            .subscriptions()
+            .into_iter()
+            .map(|s| {
+                if s == from {
+                    to.to_string()
+                } else if let Some(rest) = s.strip_prefix(&prefix) {
+                    format!("{to}/{rest}")
+                } else {
+                    s
+                }
+            })
+            .collect();
+        self.write_subscriptions(&subs)?;
+        self.cache.clear();
+        self.changed();
+        Ok(())
+    }
+
+    fn subscriptions(&mut self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join("subscriptions"))
+            .map(|t| {
+                t.lines()
+                    .filter(|l| !l.is_empty() && (*l == "INBOX" || valid_name(l)))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn subscribe(&mut self, name: &str, on: bool) -> Result<(), StoreError> {
+        let mut subs = self.subscriptions();
+        if on {
+            if name != "INBOX" && !self.path(name)?.exists() {
+                return Err(StoreError::NotFound);
+            }
+            if !subs.iter().any(|s| s == name) {
+                subs.push(name.to_string());
+            }
+        } else {
+            subs.retain(|s| s != name);
+        }
+        self.write_subscriptions(&subs)
+    }
+
+    fn sync(&mut self, name: &str) -> Result<FolderState, StoreError> {
+        let (_, idx, recent) = self.synced(name)?;
+        Ok(FolderState {
+            uidvalidity: idx.uidvalidity,
+            uidnext: idx.uidnext,
+            highestmodseq: idx.highestmodseq,
+            messages: idx.messages.iter().map(meta).collect(),
+            recent,
+        })
+    }
+
+    fn read(&mut self, name: &str, uid: u32) -> Result<Vec<u8>, StoreError> {
+        let f = self.existing(name)?;
+        if let Some(m) = self
+            .cache
+            .get(name)
+            .and_then(|i| i.messages.iter().find(|m| m.uid == uid))
+            && let Ok(d) = f.read(m)
+        {
+            return Ok(d);
+        }
+        // Renamed (flags changed) or not seen yet: look again.
+        let (f, idx, _) = self.synced(name)?;
+        let m = idx
+            .messages
+            .iter()
+            .find(|m| m.uid == uid)
+            .ok_or(StoreError::NotFound)?;
+        f.read(m).map_err(io)
+    }
+
+    fn set_flags(
+        &mut self,
+        name: &str,
+        updates: &[(u32, Vec<String>)],
+        unchangedsince: Option<u64>,
+    ) -> Result<FlagResult, StoreError> {
+        let f = self.existing(name)?;
+        let lock = self.locks.get(&f.path);
+        let result = {
+            let _g = lock
+                .lock()
+                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+            let (mut idx, _) = f.sync().map_err(io)?;
+            let mut modified = Vec::new();
+            let mut batch = Vec::new();
+            for (uid, flags) in updates {
+                let Ok(pos) = idx.messages.binary_search_by_key(uid, |m| m.uid) else {
+                    continue;
+                };
+                if let Some(since) = unchangedsince
+                    && idx.messages[pos].modseq > since
+                {
+                    modified.push(*uid);
+                    continue;
+                }
+                let (letters, keywords) = split_flags(flags);
+                batch.push((*uid, letters, keywords));
+            }
+            let changed = f.set_flags(&mut idx, &batch).map_err(io)?;
+            self.cache.insert(name.to_string(), idx);
+            FlagResult {
+                changed: changed.iter().map(meta).collect(),
+                modified,
+            }
+        };
+        if !result.changed.is_empty() {
+            self.changed();
+        }
+        Ok(result)
+    }
+
+    fn expunge(&mut self, name: &str, uids: &[u32]) -> Result<Vec<u32>, StoreError> {
+        let f = self.existing(name)?;
+        let lock = self.locks.get(&f.path);
+        let removed = {
+            let _g = lock
+                .lock()
+                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+            let (mut idx, _) = f.sync().map_err(io)?;
+            let freed: u64 = idx
+                .messages
+                .iter()
+                .filter(|m| uids.contains(&m.uid))
+                .map(|m| m.size)
+                .sum();
+            let removed = f.expunge(&mut idx, uids).map_err(io)?;
+            self.usage.subtract(&self.user, freed);
+            self.cache.insert(name.to_string(), idx);
+            removed
+        };
+        if !removed.is_empty() {
+            self.changed();
+        }
+        Ok(removed)
+    }
+
+    fn append(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        flags: &[String],
+        date: Option<i64>,
+    ) -> Result<(u32, u32), StoreError> {
+        let f = self.existing(name)?;
+        if let Some(q) = self.quota
+            && self.usage.get(&self.user, &self.root) + data.len() as u64 > q
+        {
+            return Err(StoreError::OverQuota);
+        }
+        let lock = self.locks.get(&f.path);
+        let r = {
+            let _g = lock
+                .lock()
+                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+            let (mut idx, _) = f.sync().map_err(io)?;
+            let (letters, keywords) = split_flags(flags);
+            let uid = f
+                .append(&mut idx, data, &letters, &keywords, date)
+                .map_err(io)?;
+            let v = idx.uidvalidity;
+            self.cache.insert(name.to_string(), idx);
+            (v, uid)
+        };
+        self.usage.add(&self.user, &self.root, data.len() as u64);
+        self.changed();
+        Ok(r)
+    }
+
+    fn copy(
+        &mut self,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<(u32, Vec<(u32, u32)>), StoreError> {
+        let (_, src_idx, _) = self.synced(from)?;
+        let mut pairs = Vec::new();
+        let mut validity = 0;
+        for uid in uids {
+            let Some(m) = src_idx.messages.iter().find(|m| m.uid == *uid) else {
+                continue;
+            };
+            let data = match self.read(from, *uid) {
+                Ok(d) => d,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            let flags = letters_to_flags(m);
+            let (v, new) = self.append(to, &data, &flags, Some(m.internal_date))?;
+            validity = v;
+            pairs.push((*uid, new));
+        }
+        if validity == 0 {
+            validity = self.sync(to)?.uidvalidity;
+        }
+        Ok((validity, pairs))
+    }
+
+    fn vanished_since(&mut self, name: &str, modseq: u64) -> Result<Vec<u32>, StoreError> {
+        let (_, idx, _) = self.synced(name)?;
+        Ok(idx
+            .expunged
+            .iter()
+            .filter(|(_, m)| *m > modseq)
+            .map(|(u, _)| *u)
+            .collect())
+    }
+
+    fn quota(&mut self) -> (u64, Option<u64>) {
+        (self.usage.get(&self.user, &self.root), self.quota)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_never_escape() {
+        assert_eq!(dir_name("Sent"), ".Sent");
+        assert_eq!(dir_name("a/b.c"), ".a.b&AC4-c");
+        assert_eq!(folder_name(".a.b&AC4-c").as_deref(), Some("a/b.c"));
+        assert_eq!(dir_name("Entwürfe"), ".Entw&APw-rfe");
+        assert_eq!(folder_name(".Entw&APw-rfe").as_deref(), Some("Entwürfe"));
+        assert_eq!(folder_name(".."), None);
+        assert_eq!(folder_name("."), None);
+        assert_eq!(folder_name("cur"), None);
+        for bad in [
+            "..", "a/../b", "/etc", "a//b", "", "a/", ".hidden", "x\u{0}y", "a\\b",
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut s = MailStore::new(
+            "u@x",
+            dir.path(),
+            None,
+            FolderLocks::new(),
+            Arc::new(Usage::new()),
+            Arc::new(|_| {}),
+        );
+        assert!(matches!(s.create("../x"), Err(StoreError::Invalid(_))));
+        assert!(matches!(s.create("a/../../x"), Err(StoreError::Invalid(_))));
+        s.create("a/b").expect("create");
+        assert!(dir.path().join(".a.b/cur").is_dir());
+        assert_eq!(s.folders().expect("folders"), vec!["INBOX", "a/b"]);
+    }
+}

@@ -1,0 +1,862 @@
+//! The MIME structure of a message as IMAP FETCH needs it: byte ranges of
+//! every part's header and body (for `BODY[1.2.HEADER]` and friends),
+//! ENVELOPE and BODYSTRUCTURE built from the raw header values (IMAP sends
+//! encoded words as they are), and decoded part content for BINARY.
+//!
+//! Works on the message with CRLF line ends (what IMAP sends); the caller
+//! converts bare LF first.
+
+use crate::proto::imap::encode::{nstring, string};
+
+/// Deepest nesting of multiparts and message/rfc822 parts followed.
+const MAX_DEPTH: usize = 20;
+/// Most parts of one message followed.
+const MAX_PARTS: usize = 2000;
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Start of the part's header.
+    pub header_start: usize,
+    /// Start of the part's body (after the blank line).
+    pub body_start: usize,
+    pub end: usize,
+    pub ctype: String,
+    pub subtype: String,
+    pub params: Vec<(String, String)>,
+    pub children: Vec<Part>,
+    /// For message/rfc822: the embedded message as a part.
+    pub message: Option<Box<Part>>,
+}
+
+/// Bare LF → CRLF (messages dropped into the Maildir by other programs).
+pub fn to_crlf(data: Vec<u8>) -> Vec<u8> {
+    let bare = data
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'));
+    if !bare {
+        return data;
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 30);
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The end of the header section starting at `start` (just after the blank
+/// line, or `end` when there is none).
+fn header_end(data: &[u8], start: usize, end: usize) -> usize {
+    let region = &data[start..end];
+    if region.starts_with(b"\r\n") {
+        return start + 2;
+    }
+    match region.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => start + p + 4,
+        None => end,
+    }
+}
+
+/// Header fields of a header block: (name, unfolded raw value).
+pub fn fields(header: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in header.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(String::from_utf8_lossy(line).trim());
+            }
+            continue;
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
+            let value = String::from_utf8_lossy(&line[colon + 1..])
+                .trim()
+                .to_string();
+            out.push((name, value));
+        }
+    }
+    out
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Splits `a; b="c"; d=e` into the first value and parameters (names
+/// lower-cased). RFC 2231 continuations (`name*0=`) are joined.
+pub fn split_params(value: &str) -> (String, Vec<(String, String)>) {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut escape = false;
+    for c in value.chars() {
+        if escape {
+            cur.push(c);
+            escape = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escape = true,
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ';' if !quoted => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    let first = parts.remove(0).trim().to_string();
+    let mut params: Vec<(String, String)> = Vec::new();
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v)
+            .to_string();
+        if k.is_empty() {
+            continue;
+        }
+        // name*0, name*1 ... : join onto name (kept encoded, as sent).
+        if let Some((base, idx)) = k.split_once('*')
+            && (idx.is_empty()
+                || idx
+                    .trim_end_matches('*')
+                    .chars()
+                    .all(|c| c.is_ascii_digit()))
+        {
+            let base = format!("{base}{}", if k.ends_with('*') { "*" } else { "" });
+            if let Some(e) = params.iter_mut().find(|(n, _)| *n == base) {
+                e.1.push_str(&v);
+                continue;
+            }
+            params.push((base, v));
+            continue;
+        }
+        params.push((k, v));
+    }
+    (first, params)
+}
+
+fn content_type(
+    fields: &[(String, String)],
+    default_type: &str,
+) -> (String, String, Vec<(String, String)>) {
+    let (d_t, d_s) = default_type.split_once('/').unwrap_or(("text", "plain"));
+    match field(fields, "Content-Type") {
+        Some(v) => {
+            let (t, params) = split_params(v);
+            match t.split_once('/') {
+                Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => (
+                    a.trim().to_ascii_lowercase(),
+                    b.trim().to_ascii_lowercase(),
+                    params,
+                ),
+                _ => (d_t.into(), d_s.into(), params),
+            }
+        }
+        None => {
+            let params = if d_t == "text" {
+                vec![("charset".into(), "us-ascii".into())]
+            } else {
+                Vec::new()
+            };
+            (d_t.into(), d_s.into(), params)
+        }
+    }
+}
+
+/// Parses the part in `data[start..end]`.
+pub fn parse(data: &[u8]) -> Part {
+    let mut count = 0;
+    parse_part(data, 0, data.len(), "text/plain", 0, &mut count)
+}
+
+fn parse_part(
+    data: &[u8],
+    start: usize,
+    end: usize,
+    default_type: &str,
+    depth: usize,
+    count: &mut usize,
+) -> Part {
+    *count += 1;
+    let body_start = header_end(data, start, end);
+    let f = fields(&data[start..body_start]);
+    let (ctype, subtype, params) = content_type(&f, default_type);
+    let mut part = Part {
+        header_start: start,
+        body_start,
+        end,
+        ctype,
+        subtype,
+        params,
+        children: Vec::new(),
+        message: None,
+    };
+    if depth >= MAX_DEPTH || *count >= MAX_PARTS {
+        return part;
+    }
+    if part.ctype == "multipart" {
+        let boundary = part
+            .params
+            .iter()
+            .find(|(k, _)| k == "boundary")
+            .map(|(_, v)| v.clone());
+        if let Some(b) = boundary.filter(|b| !b.is_empty()) {
+            let child_default = if part.subtype == "digest" {
+                "message/rfc822"
+            } else {
+                "text/plain"
+            };
+            for (s, e) in split_multipart(data, body_start, end, b.as_bytes()) {
+                if *count >= MAX_PARTS {
+                    break;
+                }
+                let child = parse_part(data, s, e, child_default, depth + 1, count);
+                part.children.push(child);
+            }
+        }
+    } else if part.ctype == "message" && (part.subtype == "rfc822" || part.subtype == "global") {
+        let inner = parse_part(data, body_start, end, "text/plain", depth + 1, count);
+        part.message = Some(Box::new(inner));
+    }
+    part
+}
+
+/// Body ranges of the parts of a multipart body: each starts after a
+/// delimiter line's CRLF and ends before the CRLF that precedes the next.
+fn split_multipart(data: &[u8], start: usize, end: usize, boundary: &[u8]) -> Vec<(usize, usize)> {
+    let mut delim = b"--".to_vec();
+    delim.extend_from_slice(boundary);
+    let mut out = Vec::new();
+    let mut pos = start;
+    let mut current: Option<usize> = None;
+    while pos < end {
+        let line_end = data[pos..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |p| pos + p + 1);
+        let line = &data[pos..line_end];
+        if line.starts_with(&delim) {
+            let rest = &line[delim.len()..];
+            let closing = rest.starts_with(b"--");
+            let rest = if closing { &rest[2..] } else { rest };
+            if rest.iter().all(|b| b.is_ascii_whitespace()) {
+                if let Some(s) = current.take() {
+                    // The CRLF before the delimiter belongs to it.
+                    let e = if pos >= 2 && data[pos - 2..pos] == *b"\r\n" {
+                        pos - 2
+                    } else {
+                        pos
+                    };
+                    out.push((s, e.max(s)));
+                }
+                if closing {
+                    return out;
+                }
+                current = Some(line_end);
+            }
+        }
+        pos = line_end;
+    }
+    if let Some(s) = current {
+        out.push((s, end));
+    }
+    out
+}
+
+impl Part {
+    fn fields<'a>(&self, data: &'a [u8]) -> Vec<(String, String)> {
+        fields(&data[self.header_start..self.body_start])
+    }
+
+    /// The part at a section path (`1.2`); `[]` is the message itself.
+    /// A path into a message/rfc822 part continues in its message.
+    pub fn find(&self, path: &[u32]) -> Option<&Part> {
+        let Some((&first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        let idx = first.checked_sub(1)? as usize;
+        let next = if let Some(m) = &self.message {
+            // Part numbers inside message/rfc822 are those of its message.
+            return m.find_within(path);
+        } else if self.children.is_empty() {
+            // A non-multipart has one part: itself.
+            if idx == 0 { self } else { return None }
+        } else {
+            self.children.get(idx)?
+        };
+        if rest.is_empty() {
+            Some(next)
+        } else if let Some(m) = &next.message {
+            m.find_within(rest)
+        } else {
+            next.find(rest)
+        }
+    }
+
+    fn find_within(&self, path: &[u32]) -> Option<&Part> {
+        if self.children.is_empty() {
+            // Not multipart: part 1 is its body.
+            match path {
+                [1] => Some(self),
+                [1, rest @ ..] => self.message.as_ref().and_then(|m| m.find_within(rest)),
+                _ => None,
+            }
+        } else {
+            self.find(path)
+        }
+    }
+
+    /// Decoded body (Content-Transfer-Encoding undone) for BINARY; `None`
+    /// for an unknown encoding.
+    pub fn decoded<'a>(&self, data: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let body = &data[self.body_start..self.end];
+        let f = self.fields(data);
+        let enc = field(&f, "Content-Transfer-Encoding")
+            .unwrap_or("7bit")
+            .trim()
+            .to_ascii_lowercase();
+        match enc.as_str() {
+            "7bit" | "8bit" | "binary" | "" => Some(std::borrow::Cow::Borrowed(body)),
+            "base64" => Some(std::borrow::Cow::Owned(base64_lenient(body))),
+            "quoted-printable" => Some(std::borrow::Cow::Owned(quoted_printable(body))),
+            _ => None,
+        }
+    }
+}
+
+pub fn base64_lenient(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut n = 0;
+    for &c in data {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        n += 1;
+        if n == 4 {
+            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+            acc = 0;
+            n = 0;
+        }
+    }
+    match n {
+        2 => out.push((acc >> 4) as u8),
+        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+        _ => {}
+    }
+    out
+}
+
+pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16);
+    while i < data.len() {
+        let c = data[i];
+        if c == b'=' {
+            if data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            if data.get(i + 1) == Some(&b'\n') {
+                i += 2;
+                continue;
+            }
+            if let (Some(a), Some(b)) = (
+                data.get(i + 1).and_then(|&b| hex(b)),
+                data.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                out.push((a * 16 + b) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+// ---- ENVELOPE and BODYSTRUCTURE ----
+
+/// An address of an ENVELOPE: (name, adl, mailbox, host); a group start
+/// has host NIL and the group name as mailbox, its end all NIL.
+type Addr = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn strip_comments(s: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    let mut quoted = false;
+    let mut escape = false;
+    for c in s.chars() {
+        if escape {
+            if depth == 0 {
+                out.push(c);
+            }
+            escape = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                escape = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '(' if !quoted => depth += 1,
+            ')' if !quoted && depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        let mut out = String::new();
+        let mut escape = false;
+        for c in inner.chars() {
+            if escape {
+                out.push(c);
+                escape = false;
+            } else if c == '\\' {
+                escape = true;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Splits at `sep` outside quotes and angle brackets.
+fn split_top(s: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut angle = false;
+    let mut escape = false;
+    for c in s.chars() {
+        if escape {
+            cur.push(c);
+            escape = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => {
+                cur.push(c);
+                escape = true;
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            '<' if !quoted => {
+                angle = true;
+                cur.push(c);
+            }
+            '>' if !quoted => {
+                angle = false;
+                cur.push(c);
+            }
+            c if c == sep && !quoted && !angle => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn mailbox_addr(s: &str) -> Option<Addr> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let (name, spec) = match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => {
+            let name = unquote(&s[..a]);
+            (
+                (!name.is_empty()).then_some(name),
+                s[a + 1..b].trim().to_string(),
+            )
+        }
+        _ => (None, s.to_string()),
+    };
+    // Source route `@a,@b:user@host`.
+    let (adl, spec) = match spec.split_once(':') {
+        Some((route, rest)) if route.starts_with('@') => {
+            (Some(route.to_string()), rest.to_string())
+        }
+        _ => (None, spec),
+    };
+    let (mailbox, host) = match spec.rsplit_once('@') {
+        Some((m, h)) => (unquote(m), Some(h.trim().to_string())),
+        None => (unquote(&spec), Some("MISSING_DOMAIN".to_string())),
+    };
+    Some((name, adl, Some(mailbox), host))
+}
+
+pub fn address_list(value: &str) -> Vec<Addr> {
+    let value = strip_comments(value);
+    let mut out = Vec::new();
+    let mut rest = value.as_str();
+    // Groups: `name: a, b;`
+    loop {
+        let colon = {
+            let mut quoted = false;
+            let mut angle = false;
+            let mut found = None;
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '"' => quoted = !quoted,
+                    '<' if !quoted => angle = true,
+                    '>' if !quoted => angle = false,
+                    ':' if !quoted && !angle => {
+                        found = Some(i);
+                        break;
+                    }
+                    ',' if !quoted && !angle => {}
+                    _ => {}
+                }
+            }
+            found
+        };
+        let Some(colon) = colon else {
+            for a in split_top(rest, ',') {
+                out.extend(mailbox_addr(&a));
+            }
+            break;
+        };
+        // Mailboxes before the group (those end at the last comma before it).
+        let before = &rest[..colon];
+        let (plain, group_name) = match before.rfind(',') {
+            Some(c) => (&before[..c], &before[c + 1..]),
+            None => ("", before),
+        };
+        for a in split_top(plain, ',') {
+            out.extend(mailbox_addr(&a));
+        }
+        let after = &rest[colon + 1..];
+        let (members, tail) = match after.find(';') {
+            Some(sc) => (&after[..sc], &after[sc + 1..]),
+            None => (after, ""),
+        };
+        out.push((None, None, Some(unquote(group_name)), None));
+        for a in split_top(members, ',') {
+            out.extend(mailbox_addr(&a));
+        }
+        out.push((None, None, None, None));
+        rest = tail.trim_start_matches([',', ' ']);
+        if rest.trim().is_empty() {
+            break;
+        }
+    }
+    out
+}
+
+fn write_addresses(out: &mut Vec<u8>, value: Option<&str>, utf8: bool) {
+    let list = value.map(address_list).unwrap_or_default();
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (name, adl, mailbox, host) in list {
+        out.push(b'(');
+        nstring(out, name.as_deref().map(str::as_bytes), utf8);
+        out.push(b' ');
+        nstring(out, adl.as_deref().map(str::as_bytes), utf8);
+        out.push(b' ');
+        nstring(out, mailbox.as_deref().map(str::as_bytes), utf8);
+        out.push(b' ');
+        nstring(out, host.as_deref().map(str::as_bytes), utf8);
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+/// The ENVELOPE of the message (or of an embedded message part).
+pub fn envelope(out: &mut Vec<u8>, data: &[u8], part: &Part, utf8: bool) {
+    let f = part.fields(data);
+    let get = |n: &str| field(&f, n);
+    out.push(b'(');
+    nstring(out, get("Date").map(str::as_bytes), utf8);
+    out.push(b' ');
+    nstring(out, get("Subject").map(str::as_bytes), utf8);
+    out.push(b' ');
+    let from = get("From");
+    write_addresses(out, from, utf8);
+    out.push(b' ');
+    write_addresses(out, get("Sender").or(from), utf8);
+    out.push(b' ');
+    write_addresses(out, get("Reply-To").or(from), utf8);
+    for h in ["To", "Cc", "Bcc"] {
+        out.push(b' ');
+        write_addresses(out, get(h), utf8);
+    }
+    out.push(b' ');
+    nstring(out, get("In-Reply-To").map(str::as_bytes), utf8);
+    out.push(b' ');
+    nstring(out, get("Message-ID").map(str::as_bytes), utf8);
+    out.push(b')');
+}
+
+fn write_params(out: &mut Vec<u8>, params: &[(String, String)], utf8: bool) {
+    if params.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        string(out, k.to_ascii_uppercase().as_bytes(), utf8);
+        out.push(b' ');
+        string(out, v.as_bytes(), utf8);
+    }
+    out.push(b')');
+}
+
+fn lines(data: &[u8]) -> usize {
+    let n = data.iter().filter(|&&b| b == b'\n').count();
+    if !data.is_empty() && !data.ends_with(b"\n") {
+        n + 1
+    } else {
+        n
+    }
+}
+
+fn disposition(out: &mut Vec<u8>, f: &[(String, String)], utf8: bool) {
+    match field(f, "Content-Disposition") {
+        Some(v) => {
+            let (d, params) = split_params(v);
+            out.push(b'(');
+            string(out, d.to_ascii_uppercase().as_bytes(), utf8);
+            out.push(b' ');
+            write_params(out, &params, utf8);
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+fn language(out: &mut Vec<u8>, f: &[(String, String)], utf8: bool) {
+    match field(f, "Content-Language") {
+        Some(v) => {
+            let langs: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if langs.len() == 1 {
+                string(out, langs[0].as_bytes(), utf8);
+            } else if langs.is_empty() {
+                out.extend_from_slice(b"NIL");
+            } else {
+                out.push(b'(');
+                for (i, l) in langs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    string(out, l.as_bytes(), utf8);
+                }
+                out.push(b')');
+            }
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// BODY (`extended` false) or BODYSTRUCTURE (`extended` true).
+pub fn body_structure(out: &mut Vec<u8>, data: &[u8], part: &Part, extended: bool, utf8: bool) {
+    let f = part.fields(data);
+    out.push(b'(');
+    if part.ctype == "multipart" && !part.children.is_empty() {
+        for c in &part.children {
+            body_structure(out, data, c, extended, utf8);
+        }
+        out.push(b' ');
+        string(out, part.subtype.to_ascii_uppercase().as_bytes(), utf8);
+        if extended {
+            out.push(b' ');
+            write_params(out, &part.params, utf8);
+            out.push(b' ');
+            disposition(out, &f, utf8);
+            out.push(b' ');
+            language(out, &f, utf8);
+            out.push(b' ');
+            nstring(out, field(&f, "Content-Location").map(str::as_bytes), utf8);
+        }
+        out.push(b')');
+        return;
+    }
+    // A multipart without parts is described as text/plain (nothing
+    // else can be said of it).
+    let (ctype, subtype) = if part.ctype == "multipart" {
+        ("text".to_string(), "plain".to_string())
+    } else {
+        (part.ctype.clone(), part.subtype.clone())
+    };
+    string(out, ctype.to_ascii_uppercase().as_bytes(), utf8);
+    out.push(b' ');
+    string(out, subtype.to_ascii_uppercase().as_bytes(), utf8);
+    out.push(b' ');
+    write_params(out, &part.params, utf8);
+    out.push(b' ');
+    nstring(out, field(&f, "Content-ID").map(str::as_bytes), utf8);
+    out.push(b' ');
+    nstring(
+        out,
+        field(&f, "Content-Description").map(str::as_bytes),
+        utf8,
+    );
+    out.push(b' ');
+    let enc = field(&f, "Content-Transfer-Encoding")
+        .map(|e| e.trim().to_ascii_uppercase())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "7BIT".into());
+    string(out, enc.as_bytes(), utf8);
+    let body = &data[part.body_start..part.end];
+    out.extend_from_slice(format!(" {}", body.len()).as_bytes());
+    if let Some(m) = &part.message {
+        out.push(b' ');
+        envelope(out, data, m, utf8);
+        out.push(b' ');
+        body_structure(out, data, m, extended, utf8);
+        out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
+    } else if ctype == "text" {
+        out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
+    }
+    if extended {
+        out.push(b' ');
+        nstring(out, field(&f, "Content-MD5").map(str::as_bytes), utf8);
+        out.push(b' ');
+        disposition(out, &f, utf8);
+        out.push(b' ');
+        language(out, &f, utf8);
+        out.push(b' ');
+        nstring(out, field(&f, "Content-Location").map(str::as_bytes), utf8);
+    }
+    out.push(b')');
+}
+
+/// The header lines of `header` whose names are (or with `not`, are not)
+/// in `names`, followed by the blank line.
+pub fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if keep {
+                out.extend_from_slice(line);
+            }
+            continue;
+        }
+        let name = line
+            .iter()
+            .position(|&b| b == b':')
+            .map(|c| String::from_utf8_lossy(&line[..c]).trim().to_string());
+        keep = match name {
+            Some(n) => names.iter().any(|w| w.eq_ignore_ascii_case(&n)) != not,
+            None => false,
+        };
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"From: \"Alice A.\" <alice@example.org>\r\nTo: bob@example.com, undisclosed:;\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=\"xx\"\r\n\r\npreamble\r\n--xx\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--xx\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=yy\r\n\r\n--yy\r\n\r\nplain\r\n--yy\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--yy--\r\n\r\n--xx--\r\n";
+
+    #[test]
+    fn structure_and_sections() {
+        let p = parse(MSG);
+        assert_eq!(p.children.len(), 2);
+        let one = p.find(&[1]).expect("1");
+        assert_eq!(&MSG[one.body_start..one.end], b"hello");
+        let inner = p.find(&[2, 1]).expect("2.1");
+        assert_eq!(&MSG[inner.body_start..inner.end], b"plain");
+        let html = p.find(&[2, 2]).expect("2.2");
+        assert_eq!(&MSG[html.body_start..html.end], b"<b>x</b>");
+        assert!(p.find(&[3]).is_none());
+        let mut out = Vec::new();
+        body_structure(&mut out, MSG, &p, true, false);
+        let s = String::from_utf8(out).expect("utf8");
+        assert!(s.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" "), "{s}");
+        assert!(
+            s.ends_with(" \"MIXED\" (\"BOUNDARY\" \"xx\") NIL NIL NIL)"),
+            "{s}"
+        );
+        let mut env = Vec::new();
+        envelope(&mut env, MSG, &p, false);
+        let env = String::from_utf8(env).expect("utf8");
+        assert!(
+            env.contains("((\"Alice A.\" NIL \"alice\" \"example.org\"))"),
+            "{env}"
+        );
+        assert!(
+            env.contains(
+                "((NIL NIL \"bob\" \"example.com\")(NIL NIL \"undisclosed\" NIL)(NIL NIL NIL NIL))"
+            ),
+            "{env}"
+        );
+        let h = header_fields(&MSG[..p.body_start], &["subject".into()], false);
+        assert_eq!(h, b"Subject: hi\r\n\r\n");
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(base64_lenient(b"aGVs\r\nbG8="), b"hello");
+        assert_eq!(quoted_printable(b"caf=C3=A9 =\r\nx"), "café x".as_bytes());
+        assert_eq!(to_crlf(b"a\nb\r\n".to_vec()), b"a\r\nb\r\n");
+    }
+}

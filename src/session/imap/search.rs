@@ -1,0 +1,638 @@
+//! SEARCH keys (every key of RFC 3501 plus MODSEQ and WITHIN), SORT
+//! (RFC 5256 with DISPLAYFROM/DISPLAYTO of RFC 5957) and THREAD
+//! (ORDEREDSUBJECT and REFERENCES). Text keys match case-insensitively
+//! against the raw and the decoded (RFC 2047, charsets, transfer
+//! encodings) text, as mail-parser decodes it.
+
+use mail_parser::{Address, HeaderValue, Message, MessageParser};
+
+use super::MsgMeta;
+use crate::proto::imap::{SearchKey, SortKey};
+
+/// What a key is evaluated against.
+pub struct Item<'a> {
+    pub seq: u32,
+    pub meta: &'a MsgMeta,
+    pub recent: bool,
+}
+
+pub struct Context {
+    pub max_seq: u32,
+    pub max_uid: u32,
+    pub now: i64,
+}
+
+/// Whether evaluating the key needs the message content.
+pub fn needs_content(key: &SearchKey) -> bool {
+    use SearchKey::*;
+    match key {
+        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_)
+        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        Not(k) => needs_content(k),
+        Or(a, b) => needs_content(a) || needs_content(b),
+        And(ks) => ks.iter().any(needs_content),
+        _ => false,
+    }
+}
+
+fn has_flag(meta: &MsgMeta, flag: &str) -> bool {
+    meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+fn value_text(v: &HeaderValue) -> String {
+    fn addr_text(out: &mut String, a: &mail_parser::Addr) {
+        if let Some(n) = &a.name {
+            out.push_str(n);
+            out.push(' ');
+        }
+        if let Some(x) = &a.address {
+            out.push('<');
+            out.push_str(x);
+            out.push_str("> ");
+        }
+    }
+    match v {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(l) => l.join(" "),
+        HeaderValue::Address(Address::List(l)) => {
+            let mut s = String::new();
+            for a in l {
+                addr_text(&mut s, a);
+            }
+            s
+        }
+        HeaderValue::Address(Address::Group(gs)) => {
+            let mut s = String::new();
+            for g in gs {
+                if let Some(n) = &g.name {
+                    s.push_str(n);
+                    s.push(' ');
+                }
+                for a in &g.addresses {
+                    addr_text(&mut s, a);
+                }
+            }
+            s
+        }
+        HeaderValue::DateTime(d) => d.to_rfc822(),
+        _ => String::new(),
+    }
+}
+
+/// A parsed message for the content keys.
+pub struct Content<'x> {
+    raw: &'x [u8],
+    msg: Option<Message<'x>>,
+}
+
+impl<'x> Content<'x> {
+    pub fn new(raw: &'x [u8]) -> Content<'x> {
+        Content {
+            raw,
+            msg: MessageParser::default().parse(raw),
+        }
+    }
+
+    fn header_matches(&self, name: &str, needle: &str) -> bool {
+        let Some(msg) = &self.msg else {
+            return false;
+        };
+        let mut any = false;
+        for h in msg.headers() {
+            if !h.name.as_str().eq_ignore_ascii_case(name) {
+                continue;
+            }
+            any = true;
+            let raw = self
+                .raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            if contains_ci(&raw, needle) || contains_ci(&value_text(&h.value), needle) {
+                return true;
+            }
+        }
+        // HEADER name "" matches every message that has the field.
+        any && needle.is_empty()
+    }
+
+    fn body_matches(&self, needle: &str) -> bool {
+        let Some(msg) = &self.msg else {
+            return false;
+        };
+        let mut parts = msg.text_bodies().chain(msg.html_bodies());
+        if parts.any(|p| p.text_contents().is_some_and(|t| contains_ci(t, needle))) {
+            return true;
+        }
+        let start = msg.root_part().offset_body as usize;
+        self.raw
+            .get(start..)
+            .is_some_and(|b| contains_ci(&String::from_utf8_lossy(b), needle))
+    }
+
+    fn text_matches(&self, needle: &str) -> bool {
+        let header_end = self
+            .msg
+            .as_ref()
+            .map_or(self.raw.len(), |m| m.root_part().offset_body as usize);
+        let header = String::from_utf8_lossy(&self.raw[..header_end.min(self.raw.len())]);
+        if contains_ci(&header, needle) {
+            return true;
+        }
+        if let Some(msg) = &self.msg
+            && msg
+                .headers()
+                .iter()
+                .any(|h| contains_ci(&value_text(&h.value), needle))
+        {
+            return true;
+        }
+        self.body_matches(needle)
+    }
+
+    /// The Date header as Unix time.
+    pub fn sent(&self) -> Option<i64> {
+        self.msg.as_ref()?.date().map(|d| d.to_timestamp())
+    }
+
+    pub fn subject(&self) -> String {
+        self.msg
+            .as_ref()
+            .and_then(|m| m.subject())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn first_addr(&self, which: SortKey) -> (String, String) {
+        let Some(msg) = &self.msg else {
+            return (String::new(), String::new());
+        };
+        let a = match which {
+            SortKey::From | SortKey::DisplayFrom => msg.from(),
+            SortKey::To | SortKey::DisplayTo => msg.to(),
+            _ => msg.cc(),
+        };
+        let first = a.and_then(|a| a.first());
+        let mailbox = first
+            .and_then(|a| a.address.as_deref())
+            .map(|x| x.split('@').next().unwrap_or("").to_lowercase())
+            .unwrap_or_default();
+        let display = first
+            .and_then(|a| a.name.as_deref().or(a.address.as_deref()))
+            .unwrap_or("")
+            .to_lowercase();
+        (mailbox, display)
+    }
+
+    pub fn message_id(&self) -> Option<String> {
+        self.msg.as_ref()?.message_id().map(str::to_string)
+    }
+
+    /// References then In-Reply-To message IDs.
+    pub fn references(&self) -> Vec<String> {
+        let Some(msg) = &self.msg else {
+            return Vec::new();
+        };
+        let list = |v: &HeaderValue| -> Vec<String> {
+            match v {
+                HeaderValue::Text(t) => vec![t.to_string()],
+                HeaderValue::TextList(l) => l.iter().map(|s| s.to_string()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut refs = list(msg.references());
+        if refs.is_empty() {
+            refs = list(msg.in_reply_to());
+        }
+        refs
+    }
+}
+
+fn day(t: i64) -> i64 {
+    t.div_euclid(86400)
+}
+
+/// Evaluates a key. `content` is `Some` when [`needs_content`] said so.
+pub fn matches(key: &SearchKey, it: &Item, content: Option<&Content>, cx: &Context) -> bool {
+    use SearchKey::*;
+    let m = it.meta;
+    let sent = || content.and_then(Content::sent).unwrap_or(m.internal_date);
+    match key {
+        All => true,
+        Answered => has_flag(m, "\\Answered"),
+        Unanswered => !has_flag(m, "\\Answered"),
+        Deleted => has_flag(m, "\\Deleted"),
+        Undeleted => !has_flag(m, "\\Deleted"),
+        Draft => has_flag(m, "\\Draft"),
+        Undraft => !has_flag(m, "\\Draft"),
+        Flagged => has_flag(m, "\\Flagged"),
+        Unflagged => !has_flag(m, "\\Flagged"),
+        Seen => has_flag(m, "\\Seen"),
+        Unseen => !has_flag(m, "\\Seen"),
+        Keyword(k) => has_flag(m, k),
+        Unkeyword(k) => !has_flag(m, k),
+        Recent => it.recent,
+        New => it.recent && !has_flag(m, "\\Seen"),
+        Old => !it.recent,
+        Before(d) => day(m.internal_date) < *d,
+        On(d) => day(m.internal_date) == *d,
+        Since(d) => day(m.internal_date) >= *d,
+        SentBefore(d) => day(sent()) < *d,
+        SentOn(d) => day(sent()) == *d,
+        SentSince(d) => day(sent()) >= *d,
+        Larger(n) => m.size > *n,
+        Smaller(n) => m.size < *n,
+        Uid(set) => set.contains(m.uid, cx.max_uid),
+        Seq(set) => set.contains(it.seq, cx.max_seq),
+        ModSeq(n) => m.modseq >= *n,
+        Younger(s) => m.internal_date >= cx.now - *s as i64,
+        Older(s) => m.internal_date <= cx.now - *s as i64,
+        Not(k) => !matches(k, it, content, cx),
+        Or(a, b) => matches(a, it, content, cx) || matches(b, it, content, cx),
+        And(ks) => ks.iter().all(|k| matches(k, it, content, cx)),
+        Bcc(s) => content.is_some_and(|c| c.header_matches("Bcc", s)),
+        Cc(s) => content.is_some_and(|c| c.header_matches("Cc", s)),
+        From(s) => content.is_some_and(|c| c.header_matches("From", s)),
+        To(s) => content.is_some_and(|c| c.header_matches("To", s)),
+        Subject(s) => content.is_some_and(|c| c.header_matches("Subject", s)),
+        Header(f, s) => content.is_some_and(|c| c.header_matches(f, s)),
+        Body(s) => content.is_some_and(|c| c.body_matches(s)),
+        Text(s) => content.is_some_and(|c| c.text_matches(s)),
+    }
+}
+
+/// The base subject of RFC 5256 section 2.1 (lower-cased).
+pub fn base_subject(s: &str) -> String {
+    let mut s = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    loop {
+        let before = s.clone();
+        // Trailing "(fwd)".
+        while let Some(t) = s.strip_suffix("(fwd)") {
+            s = t.trim_end().to_string();
+        }
+        // Leading "re:", "fw:", "fwd:", "[blob]" sequences.
+        loop {
+            let t = s.trim_start();
+            let mut done = true;
+            for p in ["re", "fwd", "fw"] {
+                if let Some(rest) = t.strip_prefix(p) {
+                    let rest = rest.trim_start();
+                    // Optional [blob] before the colon.
+                    let rest = if rest.starts_with('[') {
+                        match rest.find(']') {
+                            Some(e) => rest[e + 1..].trim_start(),
+                            None => rest,
+                        }
+                    } else {
+                        rest
+                    };
+                    if let Some(r) = rest.strip_prefix(':') {
+                        s = r.trim_start().to_string();
+                        done = false;
+                        break;
+                    }
+                }
+            }
+            if done {
+                let t = s.trim_start();
+                if t.starts_with('[')
+                    && let Some(e) = t.find(']')
+                {
+                    let rest = t[e + 1..].trim_start();
+                    if !rest.is_empty() {
+                        s = rest.to_string();
+                        continue;
+                    }
+                }
+                break;
+            }
+        }
+        if let Some(inner) = s.strip_prefix("[fwd:").and_then(|t| t.strip_suffix(']')) {
+            s = inner.trim().to_string();
+        }
+        if s == before {
+            return s;
+        }
+    }
+}
+
+/// A message's sort values.
+pub struct SortValues {
+    pub seq: u32,
+    pub uid: u32,
+    pub arrival: i64,
+    pub date: i64,
+    pub size: u64,
+    pub subject: String,
+    pub from: (String, String),
+    pub to: (String, String),
+    pub cc: (String, String),
+    pub message_id: Option<String>,
+    pub references: Vec<String>,
+}
+
+impl SortValues {
+    pub fn new(seq: u32, meta: &MsgMeta, content: &Content) -> SortValues {
+        SortValues {
+            seq,
+            uid: meta.uid,
+            arrival: meta.internal_date,
+            date: content.sent().unwrap_or(meta.internal_date),
+            size: meta.size,
+            subject: base_subject(&content.subject()),
+            from: content.first_addr(SortKey::From),
+            to: content.first_addr(SortKey::To),
+            cc: content.first_addr(SortKey::Cc),
+            message_id: content.message_id(),
+            references: content.references(),
+        }
+    }
+}
+
+pub fn sort(items: &mut [SortValues], criteria: &[(bool, SortKey)]) {
+    items.sort_by(|a, b| {
+        for &(reverse, key) in criteria {
+            let o = match key {
+                SortKey::Arrival => a.arrival.cmp(&b.arrival),
+                SortKey::Date => a.date.cmp(&b.date),
+                SortKey::Size => a.size.cmp(&b.size),
+                SortKey::Subject => a.subject.cmp(&b.subject),
+                SortKey::From => a.from.0.cmp(&b.from.0),
+                SortKey::To => a.to.0.cmp(&b.to.0),
+                SortKey::Cc => a.cc.0.cmp(&b.cc.0),
+                SortKey::DisplayFrom => a.from.1.cmp(&b.from.1),
+                SortKey::DisplayTo => a.to.1.cmp(&b.to.1),
+            };
+            let o = if reverse { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        a.seq.cmp(&b.seq)
+    });
+}
+
+/// A thread tree node: a message (index into the items) or an empty
+/// container, with children.
+struct Node {
+    item: Option<usize>,
+    children: Vec<usize>,
+    parent: Option<usize>,
+}
+
+fn render(nodes: &[Node], id: usize, items: &[SortValues], uid: bool, out: &mut String) {
+    let n = &nodes[id];
+    let mut first = true;
+    if let Some(i) = n.item {
+        let v = if uid { items[i].uid } else { items[i].seq };
+        out.push_str(&v.to_string());
+        first = false;
+    }
+    match n.children.len() {
+        0 => {}
+        1 if n.item.is_some() => {
+            out.push(' ');
+            render(nodes, n.children[0], items, uid, out);
+        }
+        _ => {
+            if !first {
+                out.push(' ');
+            }
+            for &c in &n.children {
+                out.push('(');
+                render(nodes, c, items, uid, out);
+                out.push(')');
+            }
+        }
+    }
+}
+
+fn earliest(nodes: &[Node], id: usize, items: &[SortValues]) -> (i64, u32) {
+    let n = &nodes[id];
+    if let Some(i) = n.item {
+        return (items[i].date, items[i].seq);
+    }
+    n.children
+        .iter()
+        .map(|&c| earliest(nodes, c, items))
+        .min()
+        .unwrap_or((i64::MAX, u32::MAX))
+}
+
+/// THREAD=ORDEREDSUBJECT.
+pub fn thread_ordered_subject(items: &[SortValues], uid: bool) -> String {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        items[a]
+            .subject
+            .cmp(&items[b].subject)
+            .then(items[a].date.cmp(&items[b].date))
+            .then(items[a].seq.cmp(&items[b].seq))
+    });
+    let mut threads: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        match threads.last_mut() {
+            Some(t) if items[t[0]].subject == items[i].subject => t.push(i),
+            _ => threads.push(vec![i]),
+        }
+    }
+    threads.sort_by_key(|t| (items[t[0]].date, items[t[0]].seq));
+    let num = |i: usize| if uid { items[i].uid } else { items[i].seq };
+    let mut out = String::new();
+    for t in threads {
+        out.push('(');
+        out.push_str(&num(t[0]).to_string());
+        match t.len() {
+            1 => {}
+            2 => out.push_str(&format!(" {}", num(t[1]))),
+            _ => {
+                out.push(' ');
+                for &c in &t[1..] {
+                    out.push_str(&format!("({})", num(c)));
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// THREAD=REFERENCES (RFC 5256 section 2.2, without the subject merging
+/// of step 5).
+pub fn thread_references(items: &[SortValues], uid: bool) -> String {
+    use std::collections::HashMap;
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut container = |id: &str, nodes: &mut Vec<Node>| -> usize {
+        *by_id.entry(id.to_string()).or_insert_with(|| {
+            nodes.push(Node {
+                item: None,
+                children: Vec::new(),
+                parent: None,
+            });
+            nodes.len() - 1
+        })
+    };
+    let is_ancestor = |nodes: &[Node], anc: usize, mut n: usize| -> bool {
+        let mut steps = 0;
+        loop {
+            if n == anc {
+                return true;
+            }
+            match nodes[n].parent {
+                Some(p) if steps < 10_000 => {
+                    n = p;
+                    steps += 1;
+                }
+                _ => return false,
+            }
+        }
+    };
+    let link = |nodes: &mut Vec<Node>, parent: usize, child: usize| {
+        if nodes[child].parent.is_some() || is_ancestor(nodes, child, parent) {
+            return;
+        }
+        nodes[child].parent = Some(parent);
+        nodes[parent].children.push(child);
+    };
+    for (i, it) in items.iter().enumerate() {
+        let me = match &it.message_id {
+            Some(id) => {
+                let c = container(id, &mut nodes);
+                if nodes[c].item.is_some() {
+                    // A duplicate Message-ID: a message of its own.
+                    nodes.push(Node {
+                        item: None,
+                        children: Vec::new(),
+                        parent: None,
+                    });
+                    nodes.len() - 1
+                } else {
+                    c
+                }
+            }
+            None => {
+                nodes.push(Node {
+                    item: None,
+                    children: Vec::new(),
+                    parent: None,
+                });
+                nodes.len() - 1
+            }
+        };
+        nodes[me].item = Some(i);
+        let refs: Vec<usize> = it
+            .references
+            .iter()
+            .map(|r| container(r, &mut nodes))
+            .collect();
+        for w in refs.windows(2) {
+            link(&mut nodes, w[0], w[1]);
+        }
+        if let Some(&last) = refs.last()
+            && last != me
+        {
+            // The message's own parent is the last reference, replacing a
+            // guessed one.
+            if let Some(old) = nodes[me].parent.take() {
+                nodes[old].children.retain(|&c| c != me);
+            }
+            link(&mut nodes, last, me);
+        }
+    }
+    // Prune empty containers: promote children.
+    fn prune(nodes: &mut Vec<Node>, id: usize, root: bool) -> Vec<usize> {
+        let children = std::mem::take(&mut nodes[id].children);
+        let mut kept = Vec::new();
+        for c in children {
+            kept.extend(prune(nodes, c, false));
+        }
+        if nodes[id].item.is_none() {
+            if kept.is_empty() {
+                return Vec::new();
+            }
+            if !root || kept.len() == 1 {
+                return kept;
+            }
+        }
+        nodes[id].children = kept;
+        vec![id]
+    }
+    let roots: Vec<usize> = (0..nodes.len())
+        .filter(|&n| nodes[n].parent.is_none())
+        .collect();
+    let mut top = Vec::new();
+    for r in roots {
+        top.extend(prune(&mut nodes, r, true));
+    }
+    // Siblings by date.
+    for id in 0..nodes.len() {
+        let mut ch = std::mem::take(&mut nodes[id].children);
+        ch.sort_by_key(|&c| earliest(&nodes, c, items));
+        nodes[id].children = ch;
+    }
+    top.sort_by_key(|&c| earliest(&nodes, c, items));
+    let mut out = String::new();
+    for t in top {
+        out.push('(');
+        render(&nodes, t, items, uid, &mut out);
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_subjects() {
+        assert_eq!(
+            base_subject("Re: RE: [list] Fwd: Hello  World (fwd)"),
+            "hello world"
+        );
+        assert_eq!(base_subject("[fwd: x]"), "x");
+        assert_eq!(base_subject("Re[2]: y"), "y");
+    }
+
+    fn sv(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> SortValues {
+        SortValues {
+            seq,
+            uid: seq + 100,
+            arrival: date,
+            date,
+            size: 0,
+            subject: base_subject(subject),
+            from: Default::default(),
+            to: Default::default(),
+            cc: Default::default(),
+            message_id: Some(id.into()),
+            references: refs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn threads() {
+        let items = vec![
+            sv(1, 10, "a", "m1", &[]),
+            sv(2, 20, "Re: a", "m2", &["m1"]),
+            sv(3, 30, "Re: a", "m3", &["m1"]),
+            sv(4, 5, "b", "m4", &[]),
+            sv(5, 40, "Re: a", "m5", &["m1", "m2"]),
+        ];
+        assert_eq!(thread_references(&items, false), "(4)(1 (2 5)(3))");
+        assert_eq!(thread_ordered_subject(&items, false), "(4)(1 (2)(3)(5))");
+        assert_eq!(thread_references(&items, true), "(104)(101 (102 105)(103))");
+    }
+}
