@@ -1,0 +1,87 @@
+//! IMAP end to end with the real binary on port 0: Python's imaplib (always
+//! present with python3) drives `tests/interop/imaplib_e2e.py` — nested
+//! BODYSTRUCTURE, partial and 1 MB byte-exact fetches, SEARCH keys,
+//! CONDSTORE/QRESYNC, two sessions, IDLE latency — and a raw TLS client
+//! checks the line-level guarantees (huge literal refused, idle session
+//! sees a file dropped into `new/` by another program).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::server::{Server, standard_domain};
+use common::tls::{Lines, connect};
+
+fn start() -> Server {
+    Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.1:0\"\nlisten \"imap\" \"127.0.0.1:0\"\nlisten \"imaps\" \"127.0.0.1:0\"\n{}",
+        standard_domain()
+    ))
+}
+
+#[test]
+fn imaplib_end_to_end() {
+    let server = start();
+    let maildir = server.state().join("mail/example.test/alice");
+    let out = Command::new("python3")
+        .arg(common::root().join("tests/interop/imaplib_e2e.py"))
+        .arg(server.addr("smtp").port().to_string())
+        .arg(server.addr("imap").port().to_string())
+        .arg(server.addr("imaps").port().to_string())
+        .arg(&maildir)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("\nOK"),
+        "imaplib e2e failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
+        server.log_text()
+    );
+    println!("{stdout}");
+}
+
+/// Sends a command and returns its tagged completion line.
+fn tagged<S: std::io::Read + std::io::Write>(c: &mut Lines<S>, tag: &str, cmd: &str) -> String {
+    c.send(&format!("{tag} {cmd}")).unwrap();
+    loop {
+        let l = c.line().unwrap();
+        if l.starts_with(&format!("{tag} ")) {
+            return l;
+        }
+    }
+}
+
+#[test]
+fn raw_client_limits_and_foreign_delivery() {
+    let server = start();
+    let mut c = Lines::new(connect(server.addr("imaps")));
+    assert!(c.line().unwrap().starts_with("* OK"));
+    assert!(tagged(&mut c, "a1", "LOGIN alice@example.test secret").starts_with("a1 OK"));
+    // A literal announcement of 100 GB is refused at once.
+    let r = tagged(&mut c, "a2", "APPEND INBOX {100000000000}");
+    assert!(r.starts_with("a2 NO [TOOBIG]"), "{r}");
+    assert!(tagged(&mut c, "a3", "SELECT INBOX").starts_with("a3 OK"));
+    c.send("a4 IDLE").unwrap();
+    assert!(c.line().unwrap().starts_with("+ "));
+    // Another program drops a message into new/: the idling session is told.
+    let maildir = server.state().join("mail/example.test/alice");
+    std::fs::write(maildir.join("tmp/foreign.1"), b"Subject: dropped\r\n\r\nx\r\n").unwrap();
+    std::fs::rename(maildir.join("tmp/foreign.1"), maildir.join("new/1.foreign.host")).unwrap();
+    let t0 = std::time::Instant::now();
+    let line = c.line().unwrap();
+    assert!(line.contains("EXISTS"), "{line}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    c.send("DONE").unwrap();
+    let mut done = c.line().unwrap();
+    while !done.starts_with("a4 ") {
+        done = c.line().unwrap();
+    }
+    assert!(done.starts_with("a4 OK"), "{done}");
+    // A malformed command is BAD, and the session goes on.
+    let r = tagged(&mut c, "a5", "FETCH x y z");
+    assert!(r.starts_with("a5 BAD"), "{r}");
+    let r = tagged(&mut c, "a6", "NOOP");
+    assert_eq!(r, "a6 OK NOOP completed");
+}
