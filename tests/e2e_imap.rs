@@ -67,8 +67,16 @@ fn raw_client_limits_and_foreign_delivery() {
     assert!(c.line().unwrap().starts_with("+ "));
     // Another program drops a message into new/: the idling session is told.
     let maildir = server.state().join("mail/example.test/alice");
-    std::fs::write(maildir.join("tmp/foreign.1"), b"Subject: dropped\r\n\r\nx\r\n").unwrap();
-    std::fs::rename(maildir.join("tmp/foreign.1"), maildir.join("new/1.foreign.host")).unwrap();
+    std::fs::write(
+        maildir.join("tmp/foreign.1"),
+        b"Subject: dropped\r\n\r\nx\r\n",
+    )
+    .unwrap();
+    std::fs::rename(
+        maildir.join("tmp/foreign.1"),
+        maildir.join("new/1.foreign.host"),
+    )
+    .unwrap();
     let t0 = std::time::Instant::now();
     let line = c.line().unwrap();
     assert!(line.contains("EXISTS"), "{line}");

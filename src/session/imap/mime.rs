@@ -283,7 +283,7 @@ fn split_multipart(data: &[u8], start: usize, end: usize, boundary: &[u8]) -> Ve
 }
 
 impl Part {
-    fn fields<'a>(&self, data: &'a [u8]) -> Vec<(String, String)> {
+    fn fields(&self, data: &[u8]) -> Vec<(String, String)> {
         fields(&data[self.header_start..self.body_start])
     }
 

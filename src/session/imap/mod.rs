@@ -16,12 +16,12 @@ pub mod search;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::proto::imap::encode::{self, nstring, seq_set, string};
+use crate::proto::imap::encode::{self, seq_set, string};
 use crate::proto::imap::framer::{Framed, Framer};
 use crate::proto::imap::parse::{self, ParseError};
 use crate::proto::imap::{
     AppendMessage, Body, Command, FetchAtt, ListOptions, QresyncParams, SearchKey, SearchReturn,
-    Section, SectionText, SeqNum, SeqSet, StatusItem, StoreMode, ThreadAlgorithm, date, mutf7,
+    Section, SectionText, SeqSet, StatusItem, StoreMode, ThreadAlgorithm, date, mutf7,
 };
 use crate::proto::sasl::{self, Credentials, SaslError};
 use crate::session::AuthOutcome;
@@ -167,6 +167,12 @@ struct Selected {
     /// Keywords announced in FLAGS.
     keywords: Vec<String>,
 }
+
+/// SORT criteria and ESORT return options.
+type SortRequest = (
+    Vec<(bool, crate::proto::imap::SortKey)>,
+    Option<Vec<SearchReturn>>,
+);
 
 struct PendingFetch {
     tag: String,
@@ -358,14 +364,15 @@ impl<E: Env> Session<E> {
     }
 
     pub fn greeting(&self) -> Output {
-        let mut o = Output::default();
-        o.bytes = format!(
-            "* OK [CAPABILITY {}] {} IMAP mailc ready\r\n",
-            self.capabilities(),
-            self.tables.hostname
-        )
-        .into_bytes();
-        o
+        Output {
+            bytes: format!(
+                "* OK [CAPABILITY {}] {} IMAP mailc ready\r\n",
+                self.capabilities(),
+                self.tables.hostname
+            )
+            .into_bytes(),
+            ..Output::default()
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -1190,7 +1197,7 @@ impl<E: Env> Session<E> {
             lines.push((
                 name.clone(),
                 attrs,
-                child_selected && !(subscribed || !options.subscribed),
+                child_selected && !subscribed && options.subscribed,
             ));
         }
         for (name, attrs, child_only) in lines {
@@ -1269,7 +1276,7 @@ impl<E: Env> Session<E> {
             Ok(f) => f,
             Err(e) => return self.error_output(tag, "NO", &store_err(&e)),
         };
-        if !folders.iter().any(|f| *f == name) {
+        if !folders.contains(&name) {
             return self.error_output(tag, "NO", "[TRYCREATE] No such mailbox");
         }
         let (used, quota) = store.quota();
@@ -1894,10 +1901,7 @@ impl<E: Env> Session<E> {
         &mut self,
         tag: &str,
         uid: bool,
-        sort: Option<(
-            Vec<(bool, crate::proto::imap::SortKey)>,
-            Option<Vec<SearchReturn>>,
-        )>,
+        sort: Option<SortRequest>,
         thread: Option<ThreadAlgorithm>,
         charset: &str,
         key: &SearchKey,
@@ -2002,6 +2006,7 @@ impl<E: Env> Session<E> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn store(
         &mut self,
         tag: &str,
@@ -2310,7 +2315,6 @@ impl<E: Env> Session<E> {
                 break;
             }
         }
-        let _ = p.uid;
         if failed {
             out.extend_from_slice(
                 format!(
@@ -2613,21 +2617,5 @@ fn write_partial(
         out.extend_from_slice(slice);
     } else {
         encode::literal(out, slice);
-    }
-}
-
-/// For the nstring helper's callers elsewhere.
-pub fn nstring_bytes(s: Option<&[u8]>) -> Vec<u8> {
-    let mut o = Vec::new();
-    nstring(&mut o, s, false);
-    o
-}
-
-impl From<SeqNum> for u32 {
-    fn from(s: SeqNum) -> u32 {
-        match s {
-            SeqNum::Num(n) => n,
-            SeqNum::Star => u32::MAX,
-        }
     }
 }
