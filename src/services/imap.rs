@@ -103,7 +103,6 @@ async fn drive(
 ) -> std::io::Result<()> {
     write(stream, &session.greeting().bytes).await?;
     let mut input = Vec::new();
-    let mut chunk = vec![0u8; 8 * 1024];
     let mut shutdown = shared.shutdown.clone();
     let mut events = shared.mail_events.subscribe();
     let timeout = Duration::from_secs(snapshot.tables.timeouts.imap_secs.max(30 * 60));
@@ -166,20 +165,27 @@ async fn drive(
         let wait = if idle { idle_timeout } else { timeout };
         let user = session.user().map(str::to_string);
         let deadline = tokio::time::Instant::now() + wait;
+        // Buffers cost memory per connection: none kept while idling, a
+        // read buffer sized for commands and APPEND literals otherwise.
+        if input.is_empty() {
+            if idle || input.capacity() > 256 * 1024 {
+                input = Vec::new();
+            }
+            input.reserve(if idle { 64 } else { 16 * 1024 });
+        } else {
+            input.reserve(16 * 1024);
+        }
         // Wait for input; while idling, also for mail events and the poll.
         loop {
             tokio::select! {
-                read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)) => {
+                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut input)) => {
                     match read {
                         Err(_) => {
                             write(stream, &session.timeout().bytes).await?;
                             return Ok(());
                         }
                         Ok(Ok(0)) => return Ok(()),
-                        Ok(Ok(n)) => {
-                            input.extend_from_slice(&chunk[..n]);
-                            break;
-                        }
+                        Ok(Ok(_)) => break,
                         Ok(Err(e)) => return Err(e),
                     }
                 }

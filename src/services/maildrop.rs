@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::session::pop3::{DropMessage, Maildrop, OpenError};
-use crate::store::folder::{Folder, FolderLocks};
+use crate::store::folder::{Folder, FolderLocks, Memo};
 use crate::store::usage::Usage;
 
 /// Mailboxes with an open POP3 session.
@@ -37,7 +37,7 @@ impl Drop for Held {
 
 pub struct FolderMaildrop {
     folder: Folder,
-    lock: Arc<Mutex<()>>,
+    lock: Arc<Mutex<Memo>>,
     uidvalidity: u32,
     messages: Vec<DropMessage>,
     files: HashMap<u32, String>,
@@ -70,16 +70,17 @@ impl FolderMaildrop {
         let folder = Folder::new(maildir);
         let lock = folders.get(&folder.path);
         let idx = {
-            let _g = lock
+            let mut g = lock
                 .lock()
                 .map_err(|_| OpenError::Unavailable("lock poisoned".into()))?;
             folder
                 .create()
                 .map_err(|e| OpenError::Unavailable(e.to_string()))?;
             folder
-                .sync()
+                .sync_memo(&mut g)
                 .map_err(|e| OpenError::Unavailable(e.to_string()))?
                 .0
+                .clone()
         };
         Ok(FolderMaildrop {
             uidvalidity: idx.uidvalidity,
@@ -122,11 +123,11 @@ impl Maildrop for FolderMaildrop {
             return Ok(data);
         }
         // Renamed meanwhile (an IMAP client changed its flags): look again.
-        let _g = self
+        let mut g = self
             .lock
             .lock()
             .map_err(|_| std::io::Error::other("lock poisoned"))?;
-        let (idx, _) = self.folder.sync()?;
+        let (idx, _) = self.folder.sync_memo(&mut g)?;
         let m = idx.messages.iter().find(|m| m.uid == uid).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, "message was expunged")
         })?;
@@ -135,25 +136,42 @@ impl Maildrop for FolderMaildrop {
     }
 
     fn commit(&mut self, delete: &[u32], seen: &[u32]) -> std::io::Result<()> {
-        let _g = self
-            .lock
+        let lock = self.lock.clone();
+        let mut g = lock
             .lock()
             .map_err(|_| std::io::Error::other("lock poisoned"))?;
-        let (mut idx, _) = self.folder.sync()?;
+        let result = self.commit_locked(&mut g, delete, seen);
+        // Whatever happened, the memo must not be trusted blindly.
+        g.restamp(&self.folder);
+        if result.is_err() {
+            g.clear();
+        }
+        result
+    }
+}
+
+impl FolderMaildrop {
+    fn commit_locked(
+        &mut self,
+        memo: &mut Memo,
+        delete: &[u32],
+        seen: &[u32],
+    ) -> std::io::Result<()> {
+        let (idx, _) = self.folder.sync_memo(memo)?;
         let updates: Vec<(u32, String, Vec<String>)> = idx
             .messages
             .iter()
             .filter(|m| seen.contains(&m.uid) && !m.has('S'))
             .map(|m| (m.uid, format!("{}S", m.flags), m.keywords.clone()))
             .collect();
-        self.folder.set_flags(&mut idx, &updates)?;
+        self.folder.set_flags(idx, &updates)?;
         let freed: u64 = idx
             .messages
             .iter()
             .filter(|m| delete.contains(&m.uid))
             .map(|m| m.size)
             .sum();
-        self.folder.expunge(&mut idx, delete)?;
+        self.folder.expunge(idx, delete)?;
         self.usage.subtract(&self.mailbox, freed);
         Ok(())
     }

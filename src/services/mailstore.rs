@@ -6,7 +6,6 @@
 //! level may be empty, `.`, `..`, or hold `/`, `\` or control characters,
 //! so no name reaches outside the user's Maildir.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use crate::proto::imap::mutf7;
 use crate::session::imap::{
     FlagResult, FolderState, MsgMeta, SPECIAL_USE, Store, StoreError, valid_name,
 };
-use crate::store::folder::{FLAG_LETTERS, Folder, FolderLocks, Index, Message};
+use crate::store::folder::{FLAG_LETTERS, Folder, FolderLocks, Index, Memo, Message};
 use crate::store::{fsutil, usage::Usage};
 
 /// Called with the user's address after every change, so IDLE sessions
@@ -28,8 +27,6 @@ pub struct MailStore {
     locks: Arc<FolderLocks>,
     usage: Arc<Usage>,
     notify: Notify,
-    /// Last index seen per folder (to find files without a new scan).
-    cache: HashMap<String, Index>,
 }
 
 fn io(e: std::io::Error) -> StoreError {
@@ -129,7 +126,6 @@ impl MailStore {
             locks,
             usage,
             notify,
-            cache: HashMap::new(),
         }
     }
 
@@ -189,15 +185,27 @@ impl MailStore {
         Ok(())
     }
 
-    fn synced(&mut self, name: &str) -> Result<(Folder, Index, Vec<u32>), StoreError> {
-        let f = self.existing(name)?;
-        let lock = self.locks.get(&f.path);
-        let _g = lock
+    /// Runs `f` on the folder's up-to-date index, under its lock; the memo
+    /// is restamped after `f` (which may have changed files) and cleared if
+    /// `f` failed.
+    fn with_index<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Folder, &mut Index, Vec<u32>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let folder = self.existing(name)?;
+        let lock = self.locks.get(&folder.path);
+        let mut memo = lock
             .lock()
             .map_err(|_| StoreError::Io("lock poisoned".into()))?;
-        let (idx, changes) = f.sync().map_err(io)?;
-        self.cache.insert(name.to_string(), idx.clone());
-        Ok((f, idx, changes.recent))
+        let memo: &mut Memo = &mut memo;
+        let (idx, changes) = folder.sync_memo(memo).map_err(io)?;
+        let result = f(&folder, idx, changes.recent);
+        match &result {
+            Ok(_) => memo.restamp(&folder),
+            Err(_) => memo.clear(),
+        }
+        result
     }
 
     fn write_subscriptions(&self, subs: &[String]) -> Result<(), StoreError> {
@@ -260,7 +268,6 @@ impl Store for MailStore {
         std::fs::rename(&f.path, &doomed).map_err(io)?;
         let _ = std::fs::remove_dir_all(&doomed);
         self.usage.subtract(&self.user, size);
-        self.cache.remove(name);
         self.changed();
         Ok(())
     }
@@ -317,7 +324,6 @@ impl Store for MailStore {
             })
             .collect();
         self.write_subscriptions(&subs)?;
-        self.cache.clear();
         self.changed();
         Ok(())
     }
@@ -349,34 +355,51 @@ impl Store for MailStore {
     }
 
     fn sync(&mut self, name: &str) -> Result<FolderState, StoreError> {
-        let (_, idx, recent) = self.synced(name)?;
-        Ok(FolderState {
-            uidvalidity: idx.uidvalidity,
-            uidnext: idx.uidnext,
-            highestmodseq: idx.highestmodseq,
-            messages: idx.messages.iter().map(meta).collect(),
-            recent,
+        self.with_index(name, |_, idx, recent| {
+            Ok(FolderState {
+                uidvalidity: idx.uidvalidity,
+                uidnext: idx.uidnext,
+                highestmodseq: idx.highestmodseq,
+                messages: idx.messages.iter().map(meta).collect(),
+                recent,
+            })
         })
     }
 
     fn read(&mut self, name: &str, uid: u32) -> Result<Vec<u8>, StoreError> {
-        let f = self.existing(name)?;
-        if let Some(m) = self
-            .cache
-            .get(name)
-            .and_then(|i| i.messages.iter().find(|m| m.uid == uid))
-            && let Ok(d) = f.read(m)
-        {
-            return Ok(d);
+        // The file name under the lock, the reading outside it.
+        let path = self.with_index(name, |f, idx, _| {
+            let pos = idx
+                .messages
+                .binary_search_by_key(&uid, |m| m.uid)
+                .map_err(|_| StoreError::NotFound)?;
+            Ok(f.message_path(&idx.messages[pos]))
+        })?;
+        match std::fs::read(&path) {
+            Ok(d) => Ok(d),
+            // Renamed (flags changed by another program) or expunged: look
+            // again from a fresh scan.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let f = self.existing(name)?;
+                self.locks
+                    .get(&f.path)
+                    .lock()
+                    .map_err(|_| StoreError::Io("lock poisoned".into()))?
+                    .clear();
+                let path = self.with_index(name, |f, idx, _| {
+                    let pos = idx
+                        .messages
+                        .binary_search_by_key(&uid, |m| m.uid)
+                        .map_err(|_| StoreError::NotFound)?;
+                    Ok(f.message_path(&idx.messages[pos]))
+                })?;
+                std::fs::read(path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => StoreError::NotFound,
+                    _ => io(e),
+                })
+            }
+            Err(e) => Err(io(e)),
         }
-        // Renamed (flags changed) or not seen yet: look again.
-        let (f, idx, _) = self.synced(name)?;
-        let m = idx
-            .messages
-            .iter()
-            .find(|m| m.uid == uid)
-            .ok_or(StoreError::NotFound)?;
-        f.read(m).map_err(io)
     }
 
     fn set_flags(
@@ -385,13 +408,7 @@ impl Store for MailStore {
         updates: &[(u32, Vec<String>)],
         unchangedsince: Option<u64>,
     ) -> Result<FlagResult, StoreError> {
-        let f = self.existing(name)?;
-        let lock = self.locks.get(&f.path);
-        let result = {
-            let _g = lock
-                .lock()
-                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
-            let (mut idx, _) = f.sync().map_err(io)?;
+        let result = self.with_index(name, |f, idx, _| {
             let mut modified = Vec::new();
             let mut batch = Vec::new();
             for (uid, flags) in updates {
@@ -407,13 +424,12 @@ impl Store for MailStore {
                 let (letters, keywords) = split_flags(flags);
                 batch.push((*uid, letters, keywords));
             }
-            let changed = f.set_flags(&mut idx, &batch).map_err(io)?;
-            self.cache.insert(name.to_string(), idx);
-            FlagResult {
+            let changed = f.set_flags(idx, &batch).map_err(io)?;
+            Ok(FlagResult {
                 changed: changed.iter().map(meta).collect(),
                 modified,
-            }
-        };
+            })
+        })?;
         if !result.changed.is_empty() {
             self.changed();
         }
@@ -421,24 +437,19 @@ impl Store for MailStore {
     }
 
     fn expunge(&mut self, name: &str, uids: &[u32]) -> Result<Vec<u32>, StoreError> {
-        let f = self.existing(name)?;
-        let lock = self.locks.get(&f.path);
-        let removed = {
-            let _g = lock
-                .lock()
-                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
-            let (mut idx, _) = f.sync().map_err(io)?;
+        let user = self.user.clone();
+        let usage = self.usage.clone();
+        let removed = self.with_index(name, |f, idx, _| {
             let freed: u64 = idx
                 .messages
                 .iter()
                 .filter(|m| uids.contains(&m.uid))
                 .map(|m| m.size)
                 .sum();
-            let removed = f.expunge(&mut idx, uids).map_err(io)?;
-            self.usage.subtract(&self.user, freed);
-            self.cache.insert(name.to_string(), idx);
-            removed
-        };
+            let removed = f.expunge(idx, uids).map_err(io)?;
+            usage.subtract(&user, freed);
+            Ok(removed)
+        })?;
         if !removed.is_empty() {
             self.changed();
         }
@@ -452,26 +463,16 @@ impl Store for MailStore {
         flags: &[String],
         date: Option<i64>,
     ) -> Result<(u32, u32), StoreError> {
-        let f = self.existing(name)?;
         if let Some(q) = self.quota
             && self.usage.get(&self.user, &self.root) + data.len() as u64 > q
         {
             return Err(StoreError::OverQuota);
         }
-        let lock = self.locks.get(&f.path);
-        let r = {
-            let _g = lock
-                .lock()
-                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
-            let (mut idx, _) = f.sync().map_err(io)?;
+        let r = self.with_index(name, |f, idx, _| {
             let (letters, keywords) = split_flags(flags);
-            let uid = f
-                .append(&mut idx, data, &letters, &keywords, date)
-                .map_err(io)?;
-            let v = idx.uidvalidity;
-            self.cache.insert(name.to_string(), idx);
-            (v, uid)
-        };
+            let uid = f.append(idx, data, &letters, &keywords, date).map_err(io)?;
+            Ok((idx.uidvalidity, uid))
+        })?;
         self.usage.add(&self.user, &self.root, data.len() as u64);
         self.changed();
         Ok(r)
@@ -483,22 +484,25 @@ impl Store for MailStore {
         uids: &[u32],
         to: &str,
     ) -> Result<(u32, Vec<(u32, u32)>), StoreError> {
-        let (_, src_idx, _) = self.synced(from)?;
+        let wanted: Vec<(u32, Vec<String>, i64)> = self.with_index(from, |_, idx, _| {
+            Ok(idx
+                .messages
+                .iter()
+                .filter(|m| uids.contains(&m.uid))
+                .map(|m| (m.uid, letters_to_flags(m), m.internal_date))
+                .collect())
+        })?;
         let mut pairs = Vec::new();
         let mut validity = 0;
-        for uid in uids {
-            let Some(m) = src_idx.messages.iter().find(|m| m.uid == *uid) else {
-                continue;
-            };
-            let data = match self.read(from, *uid) {
+        for (uid, flags, internal_date) in wanted {
+            let data = match self.read(from, uid) {
                 Ok(d) => d,
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e),
             };
-            let flags = letters_to_flags(m);
-            let (v, new) = self.append(to, &data, &flags, Some(m.internal_date))?;
+            let (v, new) = self.append(to, &data, &flags, Some(internal_date))?;
             validity = v;
-            pairs.push((*uid, new));
+            pairs.push((uid, new));
         }
         if validity == 0 {
             validity = self.sync(to)?.uidvalidity;
@@ -507,13 +511,14 @@ impl Store for MailStore {
     }
 
     fn vanished_since(&mut self, name: &str, modseq: u64) -> Result<Vec<u32>, StoreError> {
-        let (_, idx, _) = self.synced(name)?;
-        Ok(idx
-            .expunged
-            .iter()
-            .filter(|(_, m)| *m > modseq)
-            .map(|(u, _)| *u)
-            .collect())
+        self.with_index(name, |_, idx, _| {
+            Ok(idx
+                .expunged
+                .iter()
+                .filter(|(_, m)| *m > modseq)
+                .map(|(u, _)| *u)
+                .collect())
+        })
     }
 
     fn quota(&mut self) -> (u64, Option<u64>) {

@@ -85,10 +85,39 @@ pub struct Changes {
     pub recent: Vec<u32>,
 }
 
-/// Per-folder locks shared by everything in one server process.
+/// Per-folder locks shared by everything in one server process. Each lock
+/// guards the folder's [`Memo`]: its index as last synced, so sessions do
+/// not rescan an unchanged folder for every command.
 #[derive(Debug, Default)]
 pub struct FolderLocks {
-    locks: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    locks: Mutex<HashMap<PathBuf, Arc<Mutex<Memo>>>>,
+}
+
+/// How long a memoized index is trusted without a rescan, even when the
+/// directories look unchanged (a change within one mtime tick, or between a
+/// change of ours and the stamp taken after it, is found by then).
+const MEMO_TRUST: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A folder's index kept in memory, with the directory mtimes it matches.
+#[derive(Debug, Default)]
+pub struct Memo {
+    index: Option<Index>,
+    stamp: Option<(std::time::SystemTime, std::time::SystemTime)>,
+    scanned: Option<std::time::Instant>,
+}
+
+impl Memo {
+    /// Records that the index matches the files now (after a change made
+    /// under the lock).
+    pub fn restamp(&mut self, folder: &Folder) {
+        self.stamp = folder.stamp();
+    }
+
+    /// Forgets the index (the next sync rescans).
+    pub fn clear(&mut self) {
+        self.index = None;
+        self.stamp = None;
+    }
 }
 
 impl FolderLocks {
@@ -96,7 +125,7 @@ impl FolderLocks {
         Arc::new(FolderLocks::default())
     }
 
-    pub fn get(&self, folder: &Path) -> Arc<Mutex<()>> {
+    pub fn get(&self, folder: &Path) -> Arc<Mutex<Memo>> {
         let mut map = match self.locks.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
@@ -263,12 +292,51 @@ impl Folder {
         })
     }
 
+    /// The mtimes of `cur/` and `new/`: any file added, removed or renamed
+    /// there changes them.
+    fn stamp(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        let m = |d: &str| {
+            std::fs::metadata(self.path.join(d))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        Some((m("cur")?, m("new")?))
+    }
+
+    /// [`Folder::sync`] through the folder's memo: an unchanged folder
+    /// (same directory mtimes, scanned recently) is not scanned again. Call
+    /// with the memo's lock held; the index stays in the memo.
+    pub fn sync_memo<'m>(&self, memo: &'m mut Memo) -> std::io::Result<(&'m mut Index, Changes)> {
+        let fresh = memo.index.is_some()
+            && memo.stamp.is_some()
+            && memo.stamp == self.stamp()
+            && memo.scanned.is_some_and(|t| t.elapsed() < MEMO_TRUST);
+        let mut changes = Changes::default();
+        if !fresh {
+            let (idx, ch) = self.sync_from(memo.index.take())?;
+            changes = ch;
+            memo.index = Some(idx);
+            memo.stamp = self.stamp();
+            memo.scanned = Some(std::time::Instant::now());
+        }
+        match memo.index.as_mut() {
+            Some(idx) => Ok((idx, changes)),
+            None => Err(std::io::Error::other("folder index missing after sync")),
+        }
+    }
+
     /// Brings the index up to date with the files: moves `new/` into `cur/`
     /// with fresh UIDs, notices files added, removed or re-flagged by
     /// others. Call with the folder's lock held.
     pub fn sync(&self) -> std::io::Result<(Index, Changes)> {
+        self.sync_from(None)
+    }
+
+    /// [`Folder::sync`] starting from an index already in memory (one that
+    /// matches the index file) instead of reading the file.
+    fn sync_from(&self, known: Option<Index>) -> std::io::Result<(Index, Changes)> {
         maildir::ensure(&self.path)?;
-        let (mut idx, loaded) = match self.load() {
+        let (mut idx, loaded) = match known.or_else(|| self.load()) {
             Some(i) => (i, true),
             None => (self.rebuild()?, false),
         };

@@ -1774,6 +1774,7 @@ impl<E: Env> Session<E> {
             now,
         };
         let content = search::needs_content(key);
+        let body = search::needs_body(key);
         let name = sel.name.clone();
         let mut hits = Vec::new();
         for (i, vm) in sel.msgs.iter().enumerate() {
@@ -1787,7 +1788,12 @@ impl<E: Env> Session<E> {
                     Some(Ok(d)) => mime::to_crlf(d),
                     _ => continue,
                 };
-                let c = search::Content::new(&data);
+                let part = if body {
+                    &data[..]
+                } else {
+                    search::header_part(&data)
+                };
+                let c = search::Content::new(part);
                 search::matches(key, &item, Some(&c), &cx)
             } else {
                 search::matches(key, &item, None, &cx)
@@ -1930,7 +1936,7 @@ impl<E: Env> Session<E> {
                 Some(Ok(d)) => mime::to_crlf(d),
                 _ => continue,
             };
-            let c = search::Content::new(&data);
+            let c = search::Content::new(search::header_part(&data));
             values.push(search::SortValues::new(*seq, meta, &c));
         }
         let what = if let Some((criteria, ret)) = sort {

@@ -35,6 +35,30 @@ pub fn needs_content(key: &SearchKey) -> bool {
     }
 }
 
+/// Whether the key looks at the body (BODY, TEXT); the others need the
+/// header only.
+pub fn needs_body(key: &SearchKey) -> bool {
+    use SearchKey::*;
+    match key {
+        Body(_) | Text(_) => true,
+        Not(k) => needs_body(k),
+        Or(a, b) => needs_body(a) || needs_body(b),
+        And(ks) => ks.iter().any(needs_body),
+        _ => false,
+    }
+}
+
+/// The header section of a message (up to and including the blank line).
+pub fn header_part(data: &[u8]) -> &[u8] {
+    if data.starts_with(b"\r\n") {
+        return &data[..2];
+    }
+    match data.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => &data[..p + 4],
+        None => data,
+    }
+}
+
 fn has_flag(meta: &MsgMeta, flag: &str) -> bool {
     meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
 }
