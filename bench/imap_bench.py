@@ -3,21 +3,24 @@
 Maildir on loopback, in the same run, over plaintext IMAP (so TLS cost is
 left out of both). Two measurements:
 
-1. Operations/s: N client processes each loop over SELECT, FETCH of
-   envelopes and flags for 20 messages, FETCH of one whole message, SEARCH
-   (flag and header keys), STORE, APPEND and UID EXPUNGE of what it
-   appended, for a fixed time; every command counts as one operation.
+1. Operations/s and server CPU per operation: N client threads of the Rust
+   load generator (bench/imap_load.rs, built as a cargo example) each loop
+   over SELECT, FETCH of envelopes and flags for 20 messages, FETCH of one
+   whole message, SEARCH (flag and header keys), STORE, APPEND and UID
+   EXPUNGE of what it appended, for a fixed time; every command counts as
+   one operation. Also the median latency of each operation (one imaplib
+   client).
 2. Memory per idle connection: K clients log in, SELECT INBOX and IDLE;
    mailc's RSS growth / K against the summed PSS of Dovecot's imap and
    imap-login processes / K.
 
 usage: bench/imap_bench.py [--messages 300] [--clients 8] [--seconds 10] [--idle 1000]
-Needs: root (Dovecot), dovecot-imapd, a release build.
+Needs: root (Dovecot), dovecot-imapd, a release build with the load
+generator: cargo build --release --example imap_load.
 """
 import argparse
 import crypt
 import imaplib
-import multiprocessing
 import os
 import random
 import resource
@@ -44,44 +47,85 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def worker(port, seconds, seed, out):
-    rnd = random.Random(seed)
+def op_times(port, rounds=40):
+    """Median latency of each operation of the cycle, one client."""
+    rnd = random.Random(7)
     m = imaplib.IMAP4("127.0.0.1", port)
     m.login(USER, PASS)
-    ops = 0
-    deadline = time.time() + seconds
+    times = {}
+
+    def timed(name, f):
+        t0 = time.perf_counter()
+        r = f()
+        times.setdefault(name, []).append(time.perf_counter() - t0)
+        return r
+
     small = b"From: load@example.com\r\nSubject: appended\r\n\r\nsmall body\r\n"
-    while time.time() < deadline:
-        typ, data = m.select("INBOX")
+    for _ in range(rounds):
+        typ, data = timed("SELECT", lambda: m.select("INBOX"))
         n = int(data[0])
-        ops += 1
         a = rnd.randint(1, max(1, n - 20))
-        m.fetch(f"{a}:{a + 19}", "(UID FLAGS RFC822.SIZE ENVELOPE)")
-        m.fetch(str(rnd.randint(1, n)), "(BODY.PEEK[])")
-        m.search(None, "UNSEEN")
-        m.search(None, "SUBJECT", f'"bench {rnd.randint(0, 99)}"')
-        m.store(str(rnd.randint(1, n)), "+FLAGS", "(\\Seen)")
-        typ, data = m.append("INBOX", None, None, small)
-        ops += 6
-        uid = data[0].split(b" ")[2].rstrip(b"]").decode() if b"APPENDUID" in data[0] else None
-        if uid:
-            m.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)")
-            m.uid("EXPUNGE", uid)
-            ops += 2
+        timed("FETCH 20 ENVELOPE", lambda: m.fetch(f"{a}:{a + 19}", "(UID FLAGS RFC822.SIZE ENVELOPE)"))
+        timed("FETCH BODY[]", lambda: m.fetch(str(rnd.randint(1, n)), "(BODY.PEEK[])"))
+        timed("SEARCH UNSEEN", lambda: m.search(None, "UNSEEN"))
+        timed("SEARCH SUBJECT", lambda: m.search(None, "SUBJECT", f'"bench {rnd.randint(0, 99)}"'))
+        timed("STORE", lambda: m.store(str(rnd.randint(1, n)), "+FLAGS", "(\\Seen)"))
+        typ, data = timed("APPEND", lambda: m.append("INBOX", None, None, small))
+        uid = data[0].split(b" ")[2].rstrip(b"]").decode()
+        timed("UID STORE", lambda: m.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)"))
+        timed("UID EXPUNGE", lambda: m.uid("EXPUNGE", uid))
     m.logout()
-    out.put(ops)
+    return {k: sorted(v)[len(v) // 2] * 1000 for k, v in times.items()}
 
 
-def load(port, clients, seconds):
-    q = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=worker, args=(port, seconds, i, q)) for i in range(clients)]
-    start = time.time()
-    for p in procs:
-        p.start()
-    total = sum(q.get() for _ in procs)
-    for p in procs:
-        p.join()
-    return total / (time.time() - start)
+LOAD = os.path.join(ROOT, "target", "release", "examples", "imap_load")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids, reaped=False):
+    """utime + stime of the given processes, in seconds; with `reaped`, also
+    the CPU time of children they have reaped (cutime + cstime): Dovecot's
+    imap processes end with their connections and are counted there."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            if reaped:
+                total += int(fields[13]) + int(fields[14])
+        except OSError:
+            pass
+    return total / TICK
+
+
+def dovecot_pids(master):
+    out = [master]
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() in ("imap", "imap-login", "auth", "anvil", "log", "config", "stats") and pid != master:
+                        out.append(pid)
+            except OSError:
+                pass
+    return out
+
+
+def load(port, clients, seconds, pids):
+    """Runs the Rust load generator; returns (ops/s, server CPU us per op).
+    `pids` gives the server's processes; the first one's reaped children
+    count too."""
+    def cpu():
+        p = pids()
+        return cpu_seconds(p[:1], reaped=True) + cpu_seconds(p[1:])
+    before = cpu()
+    out = subprocess.run([LOAD, str(port), str(clients), str(seconds), USER, PASS],
+                         capture_output=True, check=True, text=True).stdout.split()
+    ops, elapsed = int(out[1]), float(out[3])
+    time.sleep(0.5)  # let Dovecot reap the imap processes of the clients
+    used = cpu() - before
+    return ops / elapsed, used / ops * 1e6
 
 
 def idle_connections(port, k):
@@ -143,6 +187,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--idle", type=int, default=1000)
     args = ap.parse_args()
+    if not os.path.exists(LOAD):
+        raise SystemExit("build the load generator first: cargo build --release --example imap_load")
     if not shutil.which("dovecot"):
         raise SystemExit("dovecot missing: apt-get install dovecot-imapd")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -231,6 +277,8 @@ service imap-login {{
         subprocess.run(["dovecot", "-c", dconf], check=True)
         try:
             wait_port(dovecot_port)
+            with open(os.path.join(run, "master.pid")) as f:
+                master = f.read().strip()
             # Warm both (first SELECT builds each server's index).
             for port in (imap_port, dovecot_port):
                 m = imaplib.IMAP4("127.0.0.1", port)
@@ -238,11 +286,16 @@ service imap-login {{
                 m.select("INBOX")
                 m.fetch("1:*", "(FLAGS ENVELOPE)")
                 m.logout()
-            rates = {}
-            for name, port in (("mailc", imap_port), ("dovecot", dovecot_port)):
-                rates[name] = load(port, args.clients, args.seconds)
-                print(f"{name:8} {rates[name]:8.0f} IMAP operations/s ({args.clients} clients, {args.seconds} s, {args.messages} messages)", flush=True)
-            print(f"ratio mailc/dovecot: {rates['mailc'] / rates['dovecot']:.2f}x", flush=True)
+            lat = {name: op_times(port) for name, port in (("mailc", imap_port), ("dovecot", dovecot_port))}
+            print(f"{'median ms':18} {'mailc':>8} {'dovecot':>8}")
+            for op in lat["mailc"]:
+                print(f"{op:18} {lat['mailc'][op]:8.3f} {lat['dovecot'][op]:8.3f}", flush=True)
+            rates, cpu = {}, {}
+            for name, port, pids in (("mailc", imap_port, lambda: [str(proc.pid)]),
+                                     ("dovecot", dovecot_port, lambda: dovecot_pids(master))):
+                rates[name], cpu[name] = load(port, args.clients, args.seconds, pids)
+                print(f"{name:8} {rates[name]:8.0f} IMAP operations/s, server CPU {cpu[name]:6.1f} us/operation ({args.clients} clients, {args.seconds} s, {args.messages} messages)", flush=True)
+            print(f"ratio mailc/dovecot: {rates['mailc'] / rates['dovecot']:.2f}x operations/s, {cpu['dovecot'] / cpu['mailc']:.2f}x less CPU per operation", flush=True)
 
             before = rss_kib(proc.pid)
             socks = idle_connections(imap_port, args.idle)
@@ -263,7 +316,7 @@ service imap-login {{
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        if not os.environ.get("BENCH_KEEP"):
+        if not os.environ.get("BENCH_KEEP"):  # keep with BENCH_KEEP=1
             shutil.rmtree(work, ignore_errors=True)
 
 

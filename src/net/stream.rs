@@ -41,6 +41,24 @@ impl Stream {
         Some((version, suite))
     }
 
+    /// Asks the kernel to acknowledge received data at once rather than
+    /// delaying the ACK. A client that writes a literal and its closing CRLF
+    /// separately (Python's imaplib does) has Nagle's algorithm hold the CRLF
+    /// until the literal is acknowledged; with a delayed ACK that costs
+    /// 40 ms per APPEND. Linux clears the flag by itself, so it is set again
+    /// after each read. Best effort.
+    pub fn quickack(&self) {
+        let tcp = match self {
+            Stream::Plain(t) => t,
+            Stream::Tls(s) => s.get_ref().0,
+            Stream::Detached => return,
+        };
+        #[cfg(target_os = "linux")]
+        let _ = rustix::net::sockopt::set_tcp_quickack(tcp, true);
+        #[cfg(not(target_os = "linux"))]
+        let _ = tcp;
+    }
+
     /// The SNI name the client asked for.
     pub fn sni(&self) -> Option<String> {
         match self {

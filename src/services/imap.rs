@@ -185,7 +185,10 @@ async fn drive(
                             return Ok(());
                         }
                         Ok(Ok(0)) => return Ok(()),
-                        Ok(Ok(_)) => break,
+                        Ok(Ok(_)) => {
+                            stream.quickack();
+                            break;
+                        }
                         Ok(Err(e)) => return Err(e),
                     }
                 }

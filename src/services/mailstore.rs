@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::proto::imap::mutf7;
 use crate::session::imap::{
-    FlagResult, FolderState, MsgMeta, SPECIAL_USE, Store, StoreError, valid_name,
+    FlagResult, FolderState, MsgMeta, Peek, SPECIAL_USE, Store, StoreError, valid_name,
 };
 use crate::store::folder::{FLAG_LETTERS, Folder, FolderLocks, Index, Memo, Message};
 use crate::store::{fsutil, usage::Usage};
@@ -304,10 +304,20 @@ impl Store for MailStore {
             .into_iter()
             .filter(|n| n.starts_with(&prefix))
             .collect();
+        // Memos follow paths: forget those of every path involved.
+        let forget = |p: &Path| {
+            if let Ok(mut m) = self.locks.get(p).lock() {
+                m.clear();
+            }
+        };
+        forget(&source);
+        forget(&target);
         std::fs::rename(&source, &target).map_err(io)?;
         for c in children {
             let new = format!("{to}/{}", &c[prefix.len()..]);
             let (a, b) = (self.path(&c)?, self.path(&new)?);
+            forget(&a);
+            forget(&b);
             std::fs::rename(a, b).map_err(io)?;
         }
         let subs: Vec<String> = self
@@ -366,15 +376,44 @@ impl Store for MailStore {
         })
     }
 
+    fn peek(&mut self, name: &str) -> Result<Peek, StoreError> {
+        self.with_index(name, |_, idx, recent| {
+            Ok(Peek {
+                uidvalidity: idx.uidvalidity,
+                highestmodseq: idx.highestmodseq,
+                count: idx.messages.len(),
+                recent,
+            })
+        })
+    }
+
     fn read(&mut self, name: &str, uid: u32) -> Result<Vec<u8>, StoreError> {
-        // The file name under the lock, the reading outside it.
-        let path = self.with_index(name, |f, idx, _| {
-            let pos = idx
-                .messages
-                .binary_search_by_key(&uid, |m| m.uid)
-                .map_err(|_| StoreError::NotFound)?;
-            Ok(f.message_path(&idx.messages[pos]))
-        })?;
+        // The file name under the lock, the reading outside it. The memo
+        // was brought up to date by the command's sync: no rescan here; a
+        // file renamed meanwhile is found again below.
+        let folder = self.existing(name)?;
+        let known = {
+            let lock = self.locks.get(&folder.path);
+            let memo = lock
+                .lock()
+                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+            memo.index().and_then(|idx| {
+                idx.messages
+                    .binary_search_by_key(&uid, |m| m.uid)
+                    .ok()
+                    .map(|pos| folder.message_path(&idx.messages[pos]))
+            })
+        };
+        let path = match known {
+            Some(p) => p,
+            None => self.with_index(name, |f, idx, _| {
+                let pos = idx
+                    .messages
+                    .binary_search_by_key(&uid, |m| m.uid)
+                    .map_err(|_| StoreError::NotFound)?;
+                Ok(f.message_path(&idx.messages[pos]))
+            })?,
+        };
         match std::fs::read(&path) {
             Ok(d) => Ok(d),
             // Renamed (flags changed by another program) or expunged: look
@@ -400,6 +439,24 @@ impl Store for MailStore {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    fn read_header(&mut self, name: &str, uid: u32) -> Result<Arc<[u8]>, StoreError> {
+        let folder = self.existing(name)?;
+        let lock = self.locks.get(&folder.path);
+        if let Some(h) = lock
+            .lock()
+            .map_err(|_| StoreError::Io("lock poisoned".into()))?
+            .header(uid)
+        {
+            return Ok(h);
+        }
+        let data = crate::session::imap::mime::to_crlf(self.read(name, uid)?);
+        let header: Arc<[u8]> = Arc::from(crate::session::imap::search::header_part(&data));
+        lock.lock()
+            .map_err(|_| StoreError::Io("lock poisoned".into()))?
+            .put_header(uid, header.clone());
+        Ok(header)
     }
 
     fn set_flags(

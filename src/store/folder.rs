@@ -98,12 +98,19 @@ pub struct FolderLocks {
 /// change of ours and the stamp taken after it, is found by then).
 const MEMO_TRUST: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A folder's index kept in memory, with the directory mtimes it matches.
+/// Bytes of message headers cached per folder (SEARCH, SORT and ENVELOPE
+/// read only headers; message contents never change).
+const HEADER_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A folder's index kept in memory, with the directory mtimes it matches,
+/// and a bounded cache of message headers by UID.
 #[derive(Debug, Default)]
 pub struct Memo {
     index: Option<Index>,
     stamp: Option<(std::time::SystemTime, std::time::SystemTime)>,
     scanned: Option<std::time::Instant>,
+    headers: HashMap<u32, Arc<[u8]>>,
+    header_bytes: usize,
 }
 
 impl Memo {
@@ -113,10 +120,37 @@ impl Memo {
         self.stamp = folder.stamp();
     }
 
-    /// Forgets the index (the next sync rescans).
+    /// A cached header.
+    pub fn header(&self, uid: u32) -> Option<Arc<[u8]>> {
+        self.headers.get(&uid).cloned()
+    }
+
+    /// Caches a header; when the cache is full it starts over.
+    pub fn put_header(&mut self, uid: u32, header: Arc<[u8]>) {
+        if header.len() > HEADER_CACHE_BYTES / 64 {
+            return;
+        }
+        if self.header_bytes + header.len() > HEADER_CACHE_BYTES {
+            self.headers.clear();
+            self.header_bytes = 0;
+        }
+        self.header_bytes += header.len();
+        if let Some(old) = self.headers.insert(uid, header) {
+            self.header_bytes -= old.len();
+        }
+    }
+
+    /// The index as last synced, if any.
+    pub fn index(&self) -> Option<&Index> {
+        self.index.as_ref()
+    }
+
+    /// Forgets the index (the next sync rescans) and the cached headers.
     pub fn clear(&mut self) {
         self.index = None;
         self.stamp = None;
+        self.headers.clear();
+        self.header_bytes = 0;
     }
 }
 
@@ -313,7 +347,18 @@ impl Folder {
             && memo.scanned.is_some_and(|t| t.elapsed() < MEMO_TRUST);
         let mut changes = Changes::default();
         if !fresh {
-            let (idx, ch) = self.sync_from(memo.index.take())?;
+            // The folder may have been replaced behind our back (deleted and
+            // created again): then the memo is worthless.
+            let mut known = memo.index.take();
+            if known
+                .as_ref()
+                .is_some_and(|i| self.uidvalidity().map(|v| v.0).ok() != Some(i.uidvalidity))
+            {
+                known = None;
+                memo.headers.clear();
+                memo.header_bytes = 0;
+            }
+            let (idx, ch) = self.sync_from(known)?;
             changes = ch;
             memo.index = Some(idx);
             memo.stamp = self.stamp();

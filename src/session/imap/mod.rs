@@ -64,6 +64,15 @@ pub enum StoreError {
     Io(String),
 }
 
+/// A folder's counters after a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peek {
+    pub uidvalidity: u32,
+    pub highestmodseq: u64,
+    pub count: usize,
+    pub recent: Vec<u32>,
+}
+
 /// Result of a flag change: messages changed, and UIDs left alone because
 /// they were modified after UNCHANGEDSINCE.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +91,24 @@ pub trait Store: Send {
     fn subscriptions(&mut self) -> Vec<String>;
     fn subscribe(&mut self, name: &str, on: bool) -> Result<(), StoreError>;
     fn sync(&mut self, name: &str) -> Result<FolderState, StoreError>;
+    /// What [`Store::sync`] would say, without the message list: enough to
+    /// tell that nothing changed.
+    fn peek(&mut self, name: &str) -> Result<Peek, StoreError> {
+        let st = self.sync(name)?;
+        Ok(Peek {
+            uidvalidity: st.uidvalidity,
+            highestmodseq: st.highestmodseq,
+            count: st.messages.len(),
+            recent: st.recent,
+        })
+    }
     fn read(&mut self, name: &str, uid: u32) -> Result<Vec<u8>, StoreError>;
+    /// The header section of a message (through the blank line), CRLF line
+    /// ends. Message contents never change, so a store may cache these.
+    fn read_header(&mut self, name: &str, uid: u32) -> Result<Arc<[u8]>, StoreError> {
+        let data = mime::to_crlf(self.read(name, uid)?);
+        Ok(Arc::from(search::header_part(&data)))
+    }
     fn set_flags(
         &mut self,
         name: &str,
@@ -1497,6 +1523,22 @@ impl<E: Env> Session<E> {
         let Some(store) = self.store.as_mut() else {
             return;
         };
+        // Nothing changed (same MODSEQ, same count) and no expunge waiting
+        // to be told: no message list needed.
+        let Ok(pk) = store.peek(&sel.name) else {
+            return;
+        };
+        sel.recent.extend(pk.recent.iter().copied());
+        let live = sel.msgs.iter().filter(|m| !m.gone).count();
+        let pending = expunges && live != sel.msgs.len();
+        if pk.uidvalidity == sel.uidvalidity
+            && pk.highestmodseq == sel.highestmodseq
+            && pk.count == live
+            && !pending
+        {
+            Self::announce_keywords(sel, out);
+            return;
+        }
         let Ok(st) = store.sync(&sel.name) else {
             return;
         };
@@ -1598,7 +1640,12 @@ impl<E: Env> Session<E> {
                 lines.extend_from_slice(format!("* {} RECENT\r\n", sel.recent.len()).as_bytes());
             }
         }
-        // New keywords: a new FLAGS.
+        Self::announce_keywords(sel, out);
+        out.extend_from_slice(&lines);
+    }
+
+    /// Keywords seen for the first time in this mailbox: a new FLAGS.
+    fn announce_keywords(sel: &mut Selected, out: &mut Vec<u8>) {
         let mut new_kw = false;
         for m in &sel.msgs {
             for f in &m.meta.flags {
@@ -1620,7 +1667,6 @@ impl<E: Env> Session<E> {
                 .as_bytes(),
             );
         }
-        out.extend_from_slice(&lines);
     }
 
     // ---- selected state ----
@@ -1783,17 +1829,23 @@ impl<E: Env> Session<E> {
                 meta: &vm.meta,
                 recent: sel.recent.contains(&vm.meta.uid),
             };
-            let ok = if content {
+            let ok = if content && !body {
+                let header = match self
+                    .store
+                    .as_mut()
+                    .map(|s| s.read_header(&name, vm.meta.uid))
+                {
+                    Some(Ok(h)) => h,
+                    _ => continue,
+                };
+                let c = search::Content::new(&header);
+                search::matches(key, &item, Some(&c), &cx)
+            } else if content {
                 let data = match self.store.as_mut().map(|s| s.read(&name, vm.meta.uid)) {
                     Some(Ok(d)) => mime::to_crlf(d),
                     _ => continue,
                 };
-                let part = if body {
-                    &data[..]
-                } else {
-                    search::header_part(&data)
-                };
-                let c = search::Content::new(part);
+                let c = search::Content::new(&data);
                 search::matches(key, &item, Some(&c), &cx)
             } else {
                 search::matches(key, &item, None, &cx)
@@ -1932,11 +1984,11 @@ impl<E: Env> Session<E> {
             .collect();
         let mut values = Vec::new();
         for (seq, meta) in &metas {
-            let data = match self.store.as_mut().map(|s| s.read(&name, meta.uid)) {
-                Some(Ok(d)) => mime::to_crlf(d),
+            let header = match self.store.as_mut().map(|s| s.read_header(&name, meta.uid)) {
+                Some(Ok(h)) => h,
                 _ => continue,
             };
-            let c = search::Content::new(search::header_part(&data));
+            let c = search::Content::new(&header);
             values.push(search::SortValues::new(*seq, meta, &c));
         }
         let what = if let Some((criteria, ret)) = sort {
@@ -2375,12 +2427,41 @@ impl<E: Env> Session<E> {
                     | FetchAtt::BinarySize(_)
             )
         });
+        // ENVELOPE and the top-level header sections need the header only
+        // (which the store may have cached).
+        let header_only = p.items.iter().all(|i| match i {
+            FetchAtt::BodySection { section, .. } => {
+                section.part.is_empty()
+                    && matches!(
+                        section.text,
+                        Some(
+                            SectionText::Header
+                                | SectionText::HeaderFields(_)
+                                | SectionText::HeaderFieldsNot(_)
+                        )
+                    )
+            }
+            other => !matches!(
+                other,
+                FetchAtt::Body
+                    | FetchAtt::BodyStructure
+                    | FetchAtt::Rfc822
+                    | FetchAtt::Rfc822Text
+                    | FetchAtt::Binary { .. }
+                    | FetchAtt::BinarySize(_)
+            ),
+        });
         let data = if needs_data {
             let Some(store) = self.store.as_mut() else {
                 return Ok(());
             };
-            match store.read(&name, uid) {
-                Ok(d) => Some(mime::to_crlf(d)),
+            let read = if header_only {
+                store.read_header(&name, uid).map(|h| h.to_vec())
+            } else {
+                store.read(&name, uid).map(mime::to_crlf)
+            };
+            match read {
+                Ok(d) => Some(d),
                 // Expunged by someone else meanwhile: nothing to send.
                 Err(_) => return Ok(()),
             }
@@ -2443,7 +2524,10 @@ impl<E: Env> Session<E> {
                     out.extend_from_slice(date::format_date_time(meta.internal_date).as_bytes());
                 }
                 FetchAtt::Rfc822Size => {
-                    let size = data.as_ref().map_or(meta.size, |d| d.len() as u64);
+                    let size = match &data {
+                        Some(d) if !header_only => d.len() as u64,
+                        _ => meta.size,
+                    };
                     out.extend_from_slice(format!("RFC822.SIZE {size}").as_bytes());
                 }
                 FetchAtt::Envelope => {

@@ -67,6 +67,10 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
     }
+    if hay.is_ascii() && needle.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
     hay.to_lowercase().contains(&needle.to_lowercase())
 }
 
@@ -110,45 +114,63 @@ fn value_text(v: &HeaderValue) -> String {
     }
 }
 
-/// A parsed message for the content keys.
+/// A message for the content keys: header fields are matched on the raw
+/// text first; mail-parser (decoding encoded words, charsets and transfer
+/// encodings) runs only when that cannot decide.
 pub struct Content<'x> {
     raw: &'x [u8],
-    msg: Option<Message<'x>>,
+    msg: std::cell::OnceCell<Option<Message<'x>>>,
 }
 
 impl<'x> Content<'x> {
     pub fn new(raw: &'x [u8]) -> Content<'x> {
         Content {
             raw,
-            msg: MessageParser::default().parse(raw),
+            msg: std::cell::OnceCell::new(),
         }
+    }
+
+    fn parsed(&self) -> Option<&Message<'x>> {
+        self.msg
+            .get_or_init(|| MessageParser::default().parse(self.raw))
+            .as_ref()
     }
 
     fn header_matches(&self, name: &str, needle: &str) -> bool {
-        let Some(msg) = &self.msg else {
-            return false;
-        };
+        // Raw first: a plain match, or no field that could decode into one.
+        let header = header_part(self.raw);
         let mut any = false;
-        for h in msg.headers() {
-            if !h.name.as_str().eq_ignore_ascii_case(name) {
+        let mut encoded = false;
+        for (n, v) in super::mime::fields(header) {
+            if !n.eq_ignore_ascii_case(name) {
                 continue;
             }
             any = true;
-            let raw = self
-                .raw
-                .get(h.offset_start as usize..h.offset_end as usize)
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            if contains_ci(&raw, needle) || contains_ci(&value_text(&h.value), needle) {
+            if contains_ci(&v, needle) {
                 return true;
             }
+            encoded |= v.contains("=?") || !v.is_ascii();
         }
-        // HEADER name "" matches every message that has the field.
-        any && needle.is_empty()
+        if !any {
+            return false;
+        }
+        if needle.is_empty() {
+            return true;
+        }
+        if !encoded {
+            return false;
+        }
+        let Some(msg) = self.parsed() else {
+            return false;
+        };
+        msg.headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .any(|h| contains_ci(&value_text(&h.value), needle))
     }
 
     fn body_matches(&self, needle: &str) -> bool {
-        let Some(msg) = &self.msg else {
+        let Some(msg) = self.parsed() else {
             return false;
         };
         let mut parts = msg.text_bodies().chain(msg.html_bodies());
@@ -162,15 +184,11 @@ impl<'x> Content<'x> {
     }
 
     fn text_matches(&self, needle: &str) -> bool {
-        let header_end = self
-            .msg
-            .as_ref()
-            .map_or(self.raw.len(), |m| m.root_part().offset_body as usize);
-        let header = String::from_utf8_lossy(&self.raw[..header_end.min(self.raw.len())]);
+        let header = String::from_utf8_lossy(header_part(self.raw));
         if contains_ci(&header, needle) {
             return true;
         }
-        if let Some(msg) = &self.msg
+        if let Some(msg) = self.parsed()
             && msg
                 .headers()
                 .iter()
@@ -183,19 +201,18 @@ impl<'x> Content<'x> {
 
     /// The Date header as Unix time.
     pub fn sent(&self) -> Option<i64> {
-        self.msg.as_ref()?.date().map(|d| d.to_timestamp())
+        self.parsed()?.date().map(|d| d.to_timestamp())
     }
 
     pub fn subject(&self) -> String {
-        self.msg
-            .as_ref()
+        self.parsed()
             .and_then(|m| m.subject())
             .unwrap_or("")
             .to_string()
     }
 
     fn first_addr(&self, which: SortKey) -> (String, String) {
-        let Some(msg) = &self.msg else {
+        let Some(msg) = self.parsed() else {
             return (String::new(), String::new());
         };
         let a = match which {
@@ -216,12 +233,12 @@ impl<'x> Content<'x> {
     }
 
     pub fn message_id(&self) -> Option<String> {
-        self.msg.as_ref()?.message_id().map(str::to_string)
+        self.parsed()?.message_id().map(str::to_string)
     }
 
     /// References then In-Reply-To message IDs.
     pub fn references(&self) -> Vec<String> {
-        let Some(msg) = &self.msg else {
+        let Some(msg) = self.parsed() else {
             return Vec::new();
         };
         let list = |v: &HeaderValue| -> Vec<String> {
