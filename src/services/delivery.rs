@@ -219,7 +219,11 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
                     shared.usage.add(&job.mailbox, &m.maildir, size);
                 }
                 tracing::info!(id = %id, mailbox = %job.mailbox, size, "delivered");
-                // IDLE sessions of the mailbox look now.
+                // The folder's memo is out of date; IDLE sessions of the
+                // mailbox look now.
+                if let Ok(mut memo) = shared.folders.get(&job.folder).lock() {
+                    memo.stale();
+                }
                 let _ = shared.mail_events.send(job.mailbox.clone());
             }
             Err(e) => defer(

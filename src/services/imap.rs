@@ -108,7 +108,7 @@ async fn drive(
     let timeout = Duration::from_secs(snapshot.tables.timeouts.imap_secs.max(30 * 60));
     let idle_timeout = Duration::from_secs(snapshot.tables.timeouts.imap_idle_secs.max(30 * 60));
     loop {
-        let mut out = tokio::task::block_in_place(|| session.process(&mut input));
+        let mut out = session.process(&mut input);
         // Whether an effect ran: input buffered behind it is processed
         // before waiting for more.
         let mut effects = false;
@@ -121,7 +121,7 @@ async fn drive(
                 None => {
                     if session.has_pending() {
                         // A long FETCH: the next chunk once this one is out.
-                        tokio::task::block_in_place(|| session.process(&mut input))
+                        session.process(&mut input)
                     } else {
                         break;
                     }
@@ -150,7 +150,7 @@ async fn drive(
                     if let AuthOutcome::Ok(user) = &outcome {
                         tracing::info!(%peer, user = %user, proto = "imap", "login");
                     }
-                    tokio::task::block_in_place(|| session.auth_result(outcome))
+                    session.auth_result(outcome)
                 }
             };
             out = next;
@@ -200,12 +200,12 @@ async fn drive(
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
                     };
                     if mine {
-                        let out = tokio::task::block_in_place(|| session.poll());
+                        let out = session.poll();
                         write(stream, &out.bytes).await?;
                     }
                 }
                 _ = tokio::time::sleep(IDLE_POLL), if idle => {
-                    let out = tokio::task::block_in_place(|| session.poll());
+                    let out = session.poll();
                     write(stream, &out.bytes).await?;
                 }
                 _ = shutdown.changed() => {

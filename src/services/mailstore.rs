@@ -200,10 +200,15 @@ impl MailStore {
             .map_err(|_| StoreError::Io("lock poisoned".into()))?;
         let memo: &mut Memo = &mut memo;
         let (idx, changes) = folder.sync_memo(memo).map_err(io)?;
+        let before = (idx.highestmodseq, idx.uidnext);
         let result = f(&folder, idx, changes.recent);
+        let after = memo.index().map(|i| (i.highestmodseq, i.uidnext));
         match &result {
-            Ok(_) => memo.restamp(&folder),
-            Err(_) => memo.clear(),
+            // A failed change may have left files and index apart: rescan.
+            Err(StoreError::Io(_)) => memo.stale(),
+            // Our own change moved the directories' mtimes: the memo knows.
+            _ if after != Some(before) => memo.restamp(&folder),
+            _ => {}
         }
         result
     }
@@ -424,7 +429,7 @@ impl Store for MailStore {
                     .get(&f.path)
                     .lock()
                     .map_err(|_| StoreError::Io("lock poisoned".into()))?
-                    .clear();
+                    .stale();
                 let path = self.with_index(name, |f, idx, _| {
                     let pos = idx
                         .messages
@@ -525,11 +530,17 @@ impl Store for MailStore {
         {
             return Err(StoreError::OverQuota);
         }
-        let r = self.with_index(name, |f, idx, _| {
+        // The slow parts (writing and syncing the file, syncing the
+        // directory) happen outside the folder lock, so other sessions of
+        // the folder do not wait for the disk.
+        let folder = self.existing(name)?;
+        let staged = folder.stage(data, date).map_err(io)?;
+        let r = self.with_index(name, move |f, idx, _| {
             let (letters, keywords) = split_flags(flags);
-            let uid = f.append(idx, data, &letters, &keywords, date).map_err(io)?;
+            let uid = f.commit(idx, staged, &letters, &keywords).map_err(io)?;
             Ok((idx.uidvalidity, uid))
         })?;
+        folder.sync_cur().map_err(io)?;
         self.usage.add(&self.user, &self.root, data.len() as u64);
         self.changed();
         Ok(r)

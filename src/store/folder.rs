@@ -98,6 +98,12 @@ pub struct FolderLocks {
 /// change of ours and the stamp taken after it, is found by then).
 const MEMO_TRUST: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a stamp comparison is trusted: commands of the sessions of one
+/// folder in between do not stat the directories again. Changes by this
+/// process mark the memo stale themselves; other programs' changes show up
+/// this much later at most.
+const STAMP_TRUST: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Bytes of message headers cached per folder (SEARCH, SORT and ENVELOPE
 /// read only headers; message contents never change).
 const HEADER_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -109,6 +115,8 @@ pub struct Memo {
     index: Option<Index>,
     stamp: Option<(std::time::SystemTime, std::time::SystemTime)>,
     scanned: Option<std::time::Instant>,
+    /// When the stamp was last compared with the directories.
+    checked: Option<std::time::Instant>,
     headers: HashMap<u32, Arc<[u8]>>,
     header_bytes: usize,
 }
@@ -118,6 +126,7 @@ impl Memo {
     /// under the lock).
     pub fn restamp(&mut self, folder: &Folder) {
         self.stamp = folder.stamp();
+        self.checked = Some(std::time::Instant::now());
     }
 
     /// A cached header.
@@ -145,10 +154,17 @@ impl Memo {
         self.index.as_ref()
     }
 
+    /// Makes the next sync rescan the directories (keeps what it knows).
+    pub fn stale(&mut self) {
+        self.stamp = None;
+        self.checked = None;
+    }
+
     /// Forgets the index (the next sync rescans) and the cached headers.
     pub fn clear(&mut self) {
         self.index = None;
         self.stamp = None;
+        self.checked = None;
         self.headers.clear();
         self.header_bytes = 0;
     }
@@ -341,10 +357,18 @@ impl Folder {
     /// (same directory mtimes, scanned recently) is not scanned again. Call
     /// with the memo's lock held; the index stays in the memo.
     pub fn sync_memo<'m>(&self, memo: &'m mut Memo) -> std::io::Result<(&'m mut Index, Changes)> {
+        let recent = memo.scanned.is_some_and(|t| t.elapsed() < MEMO_TRUST);
         let fresh = memo.index.is_some()
             && memo.stamp.is_some()
-            && memo.stamp == self.stamp()
-            && memo.scanned.is_some_and(|t| t.elapsed() < MEMO_TRUST);
+            && recent
+            && (memo.checked.is_some_and(|t| t.elapsed() < STAMP_TRUST)
+                || memo.stamp == self.stamp());
+        if fresh {
+            memo.checked.get_or_insert_with(std::time::Instant::now);
+            if memo.checked.is_some_and(|t| t.elapsed() >= STAMP_TRUST) {
+                memo.checked = Some(std::time::Instant::now());
+            }
+        }
         let mut changes = Changes::default();
         if !fresh {
             // The folder may have been replaced behind our back (deleted and
@@ -363,6 +387,7 @@ impl Folder {
             memo.index = Some(idx);
             memo.stamp = self.stamp();
             memo.scanned = Some(std::time::Instant::now());
+            memo.checked = memo.scanned;
         }
         match memo.index.as_mut() {
             Some(idx) => Ok((idx, changes)),
@@ -612,7 +637,9 @@ impl Folder {
     }
 
     /// Adds a message (APPEND, COPY): written to `tmp/`, synced, moved into
-    /// `cur/` with its UID, directory synced. Returns its UID.
+    /// `cur/` with its UID, directory synced. Returns its UID. Call with the
+    /// lock held; [`Folder::stage`] + [`Folder::commit`] +
+    /// [`Folder::sync_cur`] do the same with the slow parts outside it.
     pub fn append(
         &self,
         idx: &mut Index,
@@ -621,11 +648,17 @@ impl Folder {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> std::io::Result<u32> {
+        let staged = self.stage(data, internal_date)?;
+        let uid = self.commit(idx, staged, letters, keywords)?;
+        self.sync_cur()?;
+        Ok(uid)
+    }
+
+    /// Writes a message into `tmp/` and syncs it (no lock needed).
+    pub fn stage(&self, data: &[u8], internal_date: Option<i64>) -> std::io::Result<Staged> {
         maildir::ensure(&self.path)?;
-        let uid = idx.uidnext;
         let unique = maildir_unique();
-        let base = format!("{unique},S={},U={uid}", data.len());
-        let tmp = self.path.join("tmp").join(&base);
+        let tmp = self.path.join("tmp").join(&unique);
         {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -638,13 +671,36 @@ impl Folder {
             }
             f.sync_data()?;
         }
+        Ok(Staged {
+            tmp,
+            unique,
+            size: data.len() as u64,
+            vsize: crlf_size(data),
+            internal_date: internal_date.unwrap_or_else(now),
+        })
+    }
+
+    /// Moves a staged message into `cur/` with the next UID and indexes it.
+    /// Call with the lock held. The rename is durable only after
+    /// [`Folder::sync_cur`].
+    pub fn commit(
+        &self,
+        idx: &mut Index,
+        staged: Staged,
+        letters: &str,
+        keywords: &[String],
+    ) -> std::io::Result<u32> {
+        let uid = idx.uidnext;
+        let base = format!("{},S={},U={uid}", staged.unique, staged.size);
         let mut sorted: Vec<char> = letters.chars().collect();
         sorted.sort_unstable();
         sorted.dedup();
         let letters: String = sorted.into_iter().collect();
         let name = file_name(&base, &letters);
-        std::fs::rename(&tmp, self.path.join("cur").join(&name))?;
-        fsutil::sync_dir(&self.path.join("cur"))?;
+        if let Err(e) = std::fs::rename(&staged.tmp, self.path.join("cur").join(&name)) {
+            let _ = std::fs::remove_file(&staged.tmp);
+            return Err(e);
+        }
         idx.uidnext += 1;
         idx.highestmodseq += 1;
         idx.messages.push(Message {
@@ -653,18 +709,41 @@ impl Folder {
             flags: letters,
             keywords: keywords.to_vec(),
             modseq: idx.highestmodseq,
-            size: data.len() as u64,
-            vsize: crlf_size(data),
-            internal_date: internal_date.unwrap_or_else(now),
+            size: staged.size,
+            vsize: staged.vsize,
+            internal_date: staged.internal_date,
         });
         self.save(idx)?;
         Ok(uid)
+    }
+
+    /// Makes renames into `cur/` durable.
+    pub fn sync_cur(&self) -> std::io::Result<()> {
+        fsutil::sync_dir(&self.path.join("cur"))
     }
 
     /// Removes the index so the next sync rebuilds it (after a detected
     /// inconsistency).
     pub fn forget_index(&self) {
         let _ = std::fs::remove_file(self.index_path());
+    }
+}
+
+/// A message written and synced in `tmp/`, waiting for its UID.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    unique: String,
+    size: u64,
+    vsize: u64,
+    internal_date: i64,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Not committed: nothing may be left in tmp/ (a committed one was
+        // renamed away, and removing its old name does nothing).
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 

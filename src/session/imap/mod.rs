@@ -1298,12 +1298,12 @@ impl<E: Env> Session<E> {
         let Some(store) = self.store.as_mut() else {
             return self.error_output(tag, "BAD", "Not authenticated");
         };
-        let folders = match store.folders() {
-            Ok(f) => f,
+        match store.peek(&name) {
+            Ok(_) => {}
+            Err(StoreError::NotFound | StoreError::Invalid(_)) => {
+                return self.error_output(tag, "NO", "[TRYCREATE] No such mailbox");
+            }
             Err(e) => return self.error_output(tag, "NO", &store_err(&e)),
-        };
-        if !folders.contains(&name) {
-            return self.error_output(tag, "NO", "[TRYCREATE] No such mailbox");
         }
         let (used, quota) = store.quota();
         let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
@@ -2243,9 +2243,11 @@ impl<E: Env> Session<E> {
         let Some(store) = self.store.as_mut() else {
             return self.error_output(tag, "BAD", "Not authenticated");
         };
-        match store.folders() {
-            Ok(f) if f.contains(&target) => {}
-            Ok(_) => return self.error_output(tag, "NO", "[TRYCREATE] No such mailbox"),
+        match store.peek(&target) {
+            Ok(_) => {}
+            Err(StoreError::NotFound | StoreError::Invalid(_)) => {
+                return self.error_output(tag, "NO", "[TRYCREATE] No such mailbox");
+            }
             Err(e) => return self.error_output(tag, "NO", &store_err(&e)),
         }
         if !is_move || target != name {
