@@ -175,9 +175,91 @@ pub const SPECIAL_USE: &[(&str, &str)] = &[
     ("Archive", "\\Archive"),
 ];
 
+/// System flags kept as bits, in the order the store lists them.
+const PACKED: [&str; 6] = [
+    "\\Draft",
+    "\\Flagged",
+    "$Forwarded",
+    "\\Answered",
+    "\\Seen",
+    "\\Deleted",
+];
+
+/// A message's flags, compact: a session holds these for every message of
+/// the selected mailbox, so an idle connection stays small.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Flags {
+    bits: u8,
+    /// A thin pointer: most messages have no keywords.
+    #[allow(clippy::box_collection)]
+    keywords: Option<Box<Vec<String>>>,
+}
+
+impl Flags {
+    pub fn from_list(list: &[String]) -> Flags {
+        let mut bits = 0u8;
+        let mut keywords = Vec::new();
+        for f in list {
+            match PACKED.iter().position(|p| p == f) {
+                Some(i) => bits |= 1 << i,
+                None => keywords.push(f.clone()),
+            }
+        }
+        Flags {
+            bits,
+            keywords: (!keywords.is_empty()).then(|| Box::new(keywords)),
+        }
+    }
+
+    /// The flags in the store's order: system flags, then keywords.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        PACKED
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.bits & (1 << i) != 0)
+            .map(|(_, f)| *f)
+            .chain(
+                self.keywords
+                    .iter()
+                    .flat_map(|k| k.iter().map(String::as_str)),
+            )
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+
+    /// Case-insensitive, as IMAP flags are.
+    pub fn has(&self, flag: &str) -> bool {
+        self.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    }
+}
+
+/// What a session keeps of each message of the selected mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactMeta {
+    pub uid: u32,
+    pub flags: Flags,
+    pub modseq: u64,
+    pub size: u64,
+    pub internal_date: i64,
+}
+
+impl From<&MsgMeta> for CompactMeta {
+    fn from(m: &MsgMeta) -> CompactMeta {
+        CompactMeta {
+            uid: m.uid,
+            flags: Flags::from_list(&m.flags),
+            modseq: m.modseq,
+            size: m.size,
+            internal_date: m.internal_date,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ViewMsg {
-    meta: MsgMeta,
+    meta: CompactMeta,
     /// Expunged by someone else, not yet reported.
     gone: bool,
 }
@@ -1398,7 +1480,7 @@ impl<E: Env> Session<E> {
                 .messages
                 .iter()
                 .map(|m| ViewMsg {
-                    meta: m.clone(),
+                    meta: CompactMeta::from(m),
                     gone: false,
                 })
                 .collect(),
@@ -1433,11 +1515,7 @@ impl<E: Env> Session<E> {
         out.extend_from_slice(format!("* {} EXISTS\r\n", sel.msgs.len()).as_bytes());
         if !self.rev2 {
             out.extend_from_slice(format!("* {} RECENT\r\n", sel.recent.len()).as_bytes());
-            if let Some(pos) = sel
-                .msgs
-                .iter()
-                .position(|m| !m.meta.flags.iter().any(|f| f == "\\Seen"))
-            {
+            if let Some(pos) = sel.msgs.iter().position(|m| !m.meta.flags.has("\\Seen")) {
                 out.extend_from_slice(
                     format!("* OK [UNSEEN {}] First unseen message\r\n", pos + 1).as_bytes(),
                 );
@@ -1507,8 +1585,8 @@ impl<E: Env> Session<E> {
         }
     }
 
-    fn flags_text(&self, meta: &MsgMeta, recent: &HashSet<u32>) -> String {
-        let mut f = meta.flags.clone();
+    fn flags_text(&self, meta: &CompactMeta, recent: &HashSet<u32>) -> String {
+        let mut f = meta.flags.to_vec();
         if !self.rev2 && recent.contains(&meta.uid) {
             f.push("\\Recent".into());
         }
@@ -1558,9 +1636,10 @@ impl<E: Env> Session<E> {
             }
             match new_iter.peek() {
                 Some(n) if n.uid == vm.meta.uid => {
-                    if n.modseq != vm.meta.modseq || n.flags != vm.meta.flags {
-                        let flags_differ = n.flags != vm.meta.flags;
-                        vm.meta = (*n).clone();
+                    let nf = Flags::from_list(&n.flags);
+                    if n.modseq != vm.meta.modseq || nf != vm.meta.flags {
+                        let flags_differ = nf != vm.meta.flags;
+                        vm.meta = CompactMeta::from(*n);
                         if flags_differ || condstore {
                             changed.push(i);
                         }
@@ -1575,7 +1654,7 @@ impl<E: Env> Session<E> {
         let before = sel.msgs.len();
         for m in st.messages.iter().filter(|m| m.uid > last) {
             sel.msgs.push(ViewMsg {
-                meta: m.clone(),
+                meta: CompactMeta::from(m),
                 gone: false,
             });
         }
@@ -1615,7 +1694,7 @@ impl<E: Env> Session<E> {
             if m.gone {
                 continue;
             }
-            let mut f = m.meta.flags.clone();
+            let mut f = m.meta.flags.to_vec();
             if !rev2 && sel.recent.contains(&m.meta.uid) {
                 f.push("\\Recent".into());
             }
@@ -1648,12 +1727,12 @@ impl<E: Env> Session<E> {
     fn announce_keywords(sel: &mut Selected, out: &mut Vec<u8>) {
         let mut new_kw = false;
         for m in &sel.msgs {
-            for f in &m.meta.flags {
+            for f in m.meta.flags.iter() {
                 if !f.starts_with('\\')
-                    && !sel.keywords.contains(f)
+                    && !sel.keywords.iter().any(|k| k == f)
                     && sel.keywords.len() < MAX_KEYWORDS
                 {
-                    sel.keywords.push(f.clone());
+                    sel.keywords.push(f.to_string());
                     new_kw = true;
                 }
             }
@@ -1709,7 +1788,7 @@ impl<E: Env> Session<E> {
                     let deleted: Vec<u32> = sel
                         .msgs
                         .iter()
-                        .filter(|m| m.meta.flags.iter().any(|f| f == "\\Deleted"))
+                        .filter(|m| m.meta.flags.has("\\Deleted"))
                         .map(|m| m.meta.uid)
                         .collect();
                     if !deleted.is_empty()
@@ -1780,7 +1859,7 @@ impl<E: Env> Session<E> {
         let targets: Vec<u32> = sel
             .msgs
             .iter()
-            .filter(|m| m.meta.flags.iter().any(|f| f == "\\Deleted"))
+            .filter(|m| m.meta.flags.has("\\Deleted"))
             .filter(|m| uids.is_none_or(|s| s.contains(m.meta.uid, max)))
             .map(|m| m.meta.uid)
             .collect();
@@ -1978,7 +2057,7 @@ impl<E: Env> Session<E> {
             return self.error_output(tag, "BAD", "No mailbox selected");
         };
         let name = sel.name.clone();
-        let metas: Vec<(u32, MsgMeta)> = hits
+        let metas: Vec<(u32, CompactMeta)> = hits
             .iter()
             .map(|&i| (i as u32 + 1, sel.msgs[i].meta.clone()))
             .collect();
@@ -2106,7 +2185,7 @@ impl<E: Env> Session<E> {
             if m.gone {
                 continue;
             }
-            let mut f = m.meta.flags.clone();
+            let mut f = m.meta.flags.to_vec();
             match mode {
                 StoreMode::Replace => f = flags.clone(),
                 StoreMode::Add => {
@@ -2140,7 +2219,7 @@ impl<E: Env> Session<E> {
             result.changed.iter().map(|m| (m.uid, m)).collect();
         for vm in sel.msgs.iter_mut() {
             if let Some(m) = changed.get(&vm.meta.uid) {
-                vm.meta = (*m).clone();
+                vm.meta = CompactMeta::from(*m);
                 if m.modseq > sel.highestmodseq {
                     sel.highestmodseq = m.modseq;
                 }
@@ -2162,7 +2241,7 @@ impl<E: Env> Session<E> {
                 parts.push(format!("UID {}", vm.meta.uid));
             }
             if !silent {
-                let mut f = vm.meta.flags.clone();
+                let mut f = vm.meta.flags.to_vec();
                 if !rev2 && sel.recent.contains(&vm.meta.uid) {
                     f.push("\\Recent".into());
                 }
@@ -2472,7 +2551,7 @@ impl<E: Env> Session<E> {
         };
         let parsed = data.as_ref().map(|d| mime::parse(d));
         let sets_seen = !read_only
-            && !meta.flags.iter().any(|f| f == "\\Seen")
+            && !meta.flags.has("\\Seen")
             && p.items.iter().any(|i| {
                 matches!(
                     i,
@@ -2485,13 +2564,13 @@ impl<E: Env> Session<E> {
         let mut meta = meta;
         let mut flags_changed = false;
         if sets_seen {
-            let mut f = meta.flags.clone();
+            let mut f = meta.flags.to_vec();
             f.push("\\Seen".into());
             if let Some(store) = self.store.as_mut()
                 && let Ok(r) = store.set_flags(&name, &[(uid, f)], None)
                 && let Some(m) = r.changed.into_iter().next()
             {
-                meta = m;
+                meta = CompactMeta::from(&m);
                 flags_changed = true;
                 if let Some(sel) = self.selected.as_mut() {
                     sel.msgs[pos].meta = meta.clone();
@@ -2512,7 +2591,7 @@ impl<E: Env> Session<E> {
             match item {
                 FetchAtt::Uid => out.extend_from_slice(format!("UID {uid}").as_bytes()),
                 FetchAtt::Flags => {
-                    let mut f = meta.flags.clone();
+                    let mut f = meta.flags.to_vec();
                     if !rev2 && recent {
                         f.push("\\Recent".into());
                     }

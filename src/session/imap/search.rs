@@ -6,13 +6,13 @@
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser};
 
-use super::MsgMeta;
+use super::CompactMeta;
 use crate::proto::imap::{SearchKey, SortKey};
 
 /// What a key is evaluated against.
 pub struct Item<'a> {
     pub seq: u32,
-    pub meta: &'a MsgMeta,
+    pub meta: &'a CompactMeta,
     pub recent: bool,
 }
 
@@ -59,8 +59,8 @@ pub fn header_part(data: &[u8]) -> &[u8] {
     }
 }
 
-fn has_flag(meta: &MsgMeta, flag: &str) -> bool {
-    meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+fn has_flag(meta: &CompactMeta, flag: &str) -> bool {
+    meta.flags.has(flag)
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
@@ -384,7 +384,7 @@ pub struct SortValues {
 }
 
 impl SortValues {
-    pub fn new(seq: u32, meta: &MsgMeta, content: &Content) -> SortValues {
+    pub fn new(seq: u32, meta: &CompactMeta, content: &Content) -> SortValues {
         SortValues {
             seq,
             uid: meta.uid,
