@@ -368,6 +368,21 @@ pub fn base_subject(s: &str) -> String {
     }
 }
 
+/// Whether extracting the base subject removed a reply or forward marker.
+pub fn is_reply(subject: &str) -> bool {
+    let plain = subject
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let base = base_subject(subject);
+    base != plain
+        && (plain.starts_with("re")
+            || plain.starts_with("fw")
+            || plain.ends_with("(fwd)")
+            || plain.starts_with("[fwd:"))
+}
+
 /// A message's sort values.
 pub struct SortValues {
     pub seq: u32,
@@ -381,6 +396,8 @@ pub struct SortValues {
     pub cc: (String, String),
     pub message_id: Option<String>,
     pub references: Vec<String>,
+    /// The subject had a reply or forward marker (`Re:`, `Fwd:`).
+    pub reply: bool,
 }
 
 impl SortValues {
@@ -392,6 +409,7 @@ impl SortValues {
             date: content.sent().unwrap_or(meta.internal_date),
             size: meta.size,
             subject: base_subject(&content.subject()),
+            reply: is_reply(&content.subject()),
             from: content.first_addr(SortKey::From),
             to: content.first_addr(SortKey::To),
             cc: content.first_addr(SortKey::Cc),
@@ -509,8 +527,83 @@ pub fn thread_ordered_subject(items: &[SortValues], uid: bool) -> String {
     out
 }
 
-/// THREAD=REFERENCES (RFC 5256 section 2.2, without the subject merging
-/// of step 5).
+/// Step 5 of RFC 5256 REFERENCES: threads of the root set whose base
+/// subjects are equal are gathered under one parent.
+fn merge_by_subject(nodes: &mut Vec<Node>, top: Vec<usize>, items: &[SortValues]) -> Vec<usize> {
+    use std::collections::HashMap;
+    let subject = |nodes: &Vec<Node>, n: usize| -> Option<String> {
+        let i = nodes[n]
+            .item
+            .or_else(|| nodes[n].children.iter().find_map(|&c| nodes[c].item))?;
+        (!items[i].subject.is_empty()).then(|| items[i].subject.clone())
+    };
+    let dummy = |nodes: &Vec<Node>, n: usize| nodes[n].item.is_none();
+    let reply = |nodes: &Vec<Node>, n: usize| nodes[n].item.is_some_and(|i| items[i].reply);
+    // 5.B/5.C: the preferred container per subject: a dummy, else a
+    // non-reply.
+    let mut table: HashMap<String, usize> = HashMap::new();
+    for &r in &top {
+        let Some(subj) = subject(nodes, r) else {
+            continue;
+        };
+        match table.get(&subj) {
+            None => {
+                table.insert(subj, r);
+            }
+            Some(&old) => {
+                if (!dummy(nodes, old) && dummy(nodes, r))
+                    || (reply(nodes, old) && !reply(nodes, r) && !dummy(nodes, r))
+                {
+                    table.insert(subj, r);
+                }
+            }
+        }
+    }
+    // 5.E: merge.
+    let mut out: Vec<usize> = Vec::new();
+    let mut replaced: HashMap<usize, usize> = HashMap::new();
+    for &r in &top {
+        let Some(subj) = subject(nodes, r) else {
+            out.push(r);
+            continue;
+        };
+        let t = table[&subj];
+        if t == r {
+            out.push(r);
+            continue;
+        }
+        let adopt = |nodes: &mut Vec<Node>, parent: usize, child: usize| {
+            nodes[child].parent = Some(parent);
+            nodes[parent].children.push(child);
+        };
+        if dummy(nodes, t) && dummy(nodes, r) {
+            let children = std::mem::take(&mut nodes[r].children);
+            for c in children {
+                adopt(nodes, t, c);
+            }
+        } else if dummy(nodes, t) || (!reply(nodes, t) && reply(nodes, r)) {
+            adopt(nodes, t, r);
+        } else {
+            // Neither is a dummy and neither is a reply of the other: a new
+            // dummy holds both, in the table message's place.
+            nodes.push(Node {
+                item: None,
+                children: Vec::new(),
+                parent: None,
+            });
+            let d = nodes.len() - 1;
+            adopt(nodes, d, t);
+            adopt(nodes, d, r);
+            replaced.insert(t, d);
+            table.insert(subj, d);
+        }
+    }
+    out.into_iter()
+        .map(|n| replaced.get(&n).copied().unwrap_or(n))
+        .collect()
+}
+
+/// THREAD=REFERENCES (RFC 5256 section 2.2).
 pub fn thread_references(items: &[SortValues], uid: bool) -> String {
     use std::collections::HashMap;
     let mut nodes: Vec<Node> = Vec::new();
@@ -617,6 +710,7 @@ pub fn thread_references(items: &[SortValues], uid: bool) -> String {
     for r in roots {
         top.extend(prune(&mut nodes, r, true));
     }
+    let mut top = merge_by_subject(&mut nodes, top, items);
     // Siblings by date.
     for id in 0..nodes.len() {
         let mut ch = std::mem::take(&mut nodes[id].children);
@@ -660,6 +754,7 @@ mod tests {
             cc: Default::default(),
             message_id: Some(id.into()),
             references: refs.iter().map(|s| s.to_string()).collect(),
+            reply: is_reply(subject),
         }
     }
 
@@ -673,6 +768,18 @@ mod tests {
             sv(5, 40, "Re: a", "m5", &["m1", "m2"]),
         ];
         assert_eq!(thread_references(&items, false), "(4)(1 (2 5)(3))");
+        // Step 5: a reply whose references are lost joins its thread by
+        // subject.
+        let mut more: Vec<SortValues> = vec![
+            sv(1, 10, "a", "m1", &[]),
+            sv(2, 20, "Re: a", "m2", &["m1"]),
+            sv(4, 5, "b", "m4", &[]),
+        ];
+        more.push(sv(6, 50, "Re: b", "m6", &[]));
+        assert_eq!(thread_references(&more, false), "(4 6)(1 2)");
+        // Two non-replies with one subject: a dummy parent holds both.
+        let same = vec![sv(1, 10, "x", "n1", &[]), sv(2, 20, "x", "n2", &[])];
+        assert_eq!(thread_references(&same, false), "((1)(2))");
         assert_eq!(thread_ordered_subject(&items, false), "(4)(1 (2)(3)(5))");
         assert_eq!(thread_references(&items, true), "(104)(101 (102 105)(103))");
     }
