@@ -1981,43 +1981,11 @@ impl<E: Env> Session<E> {
                 out.extend_from_slice(b"\r\n");
             }
             Some(opts) => {
-                let opts = if opts.is_empty() {
-                    vec![SearchReturn::All]
-                } else {
-                    opts
-                };
-                out.extend_from_slice(b"* ESEARCH (TAG ");
-                string(&mut out, tag.as_bytes(), false);
-                out.push(b')');
-                if uid {
-                    out.extend_from_slice(b" UID");
-                }
                 let mut sorted = nums.clone();
                 sorted.sort_unstable();
-                for o in opts {
-                    match o {
-                        SearchReturn::Min => {
-                            if let Some(m) = sorted.first() {
-                                out.extend_from_slice(format!(" MIN {m}").as_bytes());
-                            }
-                        }
-                        SearchReturn::Max => {
-                            if let Some(m) = sorted.last() {
-                                out.extend_from_slice(format!(" MAX {m}").as_bytes());
-                            }
-                        }
-                        SearchReturn::Count => {
-                            out.extend_from_slice(format!(" COUNT {}", sorted.len()).as_bytes());
-                        }
-                        SearchReturn::All => {
-                            if !sorted.is_empty() {
-                                out.extend_from_slice(
-                                    format!(" ALL {}", seq_set(&sorted)).as_bytes(),
-                                );
-                            }
-                        }
-                    }
-                }
+                esearch(&mut out, tag, uid, &opts, &sorted, false);
+                // MODSEQ goes on the same line.
+                out.truncate(out.len() - 2);
                 if modseq_key && let Some(m) = max_modseq {
                     out.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
                 }
@@ -2077,46 +2045,7 @@ impl<E: Env> Session<E> {
                 .map(|v| if uid { v.uid } else { v.seq })
                 .collect();
             match ret {
-                Some(opts) => {
-                    out.extend_from_slice(b"* ESEARCH (TAG ");
-                    string(&mut out, tag.as_bytes(), false);
-                    out.push(b')');
-                    if uid {
-                        out.extend_from_slice(b" UID");
-                    }
-                    let opts = if opts.is_empty() {
-                        vec![SearchReturn::All]
-                    } else {
-                        opts
-                    };
-                    for o in opts {
-                        match o {
-                            SearchReturn::Min => {
-                                if let Some(m) = nums.first() {
-                                    out.extend_from_slice(format!(" MIN {m}").as_bytes());
-                                }
-                            }
-                            SearchReturn::Max => {
-                                if let Some(m) = nums.last() {
-                                    out.extend_from_slice(format!(" MAX {m}").as_bytes());
-                                }
-                            }
-                            SearchReturn::Count => {
-                                out.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes())
-                            }
-                            SearchReturn::All => {
-                                if !nums.is_empty() {
-                                    let list: Vec<String> =
-                                        nums.iter().map(u32::to_string).collect();
-                                    out.extend_from_slice(
-                                        format!(" ALL {}", list.join(",")).as_bytes(),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    out.extend_from_slice(b"\r\n");
-                }
+                Some(opts) => esearch(&mut out, tag, uid, &opts, &nums, true),
                 None => {
                     out.extend_from_slice(b"* SORT");
                     for n in nums {
@@ -2691,6 +2620,53 @@ impl<E: Env> Session<E> {
         out.extend_from_slice(b")\r\n");
         if failed { Err(()) } else { Ok(()) }
     }
+}
+
+/// An ESEARCH response (RFC 4731; RFC 5267 for SORT). `nums` are in
+/// ascending order for SEARCH, in sort order for SORT (`ordered`): then MIN
+/// and MAX are the first and last in that order and ALL keeps the order.
+fn esearch(
+    out: &mut Vec<u8>,
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturn],
+    nums: &[u32],
+    ordered: bool,
+) {
+    out.extend_from_slice(b"* ESEARCH (TAG ");
+    string(out, tag.as_bytes(), false);
+    out.push(b')');
+    if uid {
+        out.extend_from_slice(b" UID");
+    }
+    let all = [SearchReturn::All];
+    let opts = if opts.is_empty() { &all[..] } else { opts };
+    for o in opts {
+        match o {
+            SearchReturn::Min => {
+                if let Some(m) = nums.first() {
+                    out.extend_from_slice(format!(" MIN {m}").as_bytes());
+                }
+            }
+            SearchReturn::Max => {
+                if let Some(m) = nums.last() {
+                    out.extend_from_slice(format!(" MAX {m}").as_bytes());
+                }
+            }
+            SearchReturn::Count => {
+                out.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes())
+            }
+            SearchReturn::All if nums.is_empty() => {}
+            SearchReturn::All if ordered => {
+                let list: Vec<String> = nums.iter().map(u32::to_string).collect();
+                out.extend_from_slice(format!(" ALL {}", list.join(",")).as_bytes());
+            }
+            SearchReturn::All => {
+                out.extend_from_slice(format!(" ALL {}", seq_set(nums)).as_bytes())
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 fn uses_modseq(key: &SearchKey) -> bool {
