@@ -17,9 +17,9 @@ use crate::net::limits::Slot;
 use crate::net::stream::Stream;
 use crate::session::AuthOutcome;
 use crate::session::imap::{Effect, Env, Session, Store};
-use crate::tables::{ListenerKind, TlsMode};
+use crate::tables::ListenerKind;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+use super::HANDSHAKE_TIMEOUT;
 /// How often an IDLE session looks for changes made by other programs.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -58,22 +58,9 @@ pub async fn handle(
     local: SocketAddr,
     _slot: Slot,
 ) {
-    let mode = snapshot
-        .tables
-        .listeners
-        .iter()
-        .find(|l| l.address == local && l.kind == kind)
-        .map_or(TlsMode::None, |l| l.tls);
-    let mut stream = Stream::Plain(tcp);
-    if mode == TlsMode::Implicit {
-        let Some(acceptor) = snapshot.tls.clone() else {
-            return;
-        };
-        if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-    }
+    let Some(mut stream) = super::accept(&snapshot, kind, tcp, peer, local).await else {
+        return;
+    };
     let env = LiveEnv {
         shared: shared.clone(),
         snapshot: snapshot.clone(),

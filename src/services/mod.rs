@@ -90,3 +90,33 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// How long a TLS handshake (implicit or STARTTLS) may take.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Wraps an accepted connection: a TLS handshake first on an implicit-TLS
+/// listener. `None` when the handshake fails (logged) or no certificate is
+/// loaded.
+pub async fn accept(
+    snapshot: &Snapshot,
+    kind: crate::tables::ListenerKind,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+) -> Option<crate::net::stream::Stream> {
+    let implicit = snapshot
+        .tables
+        .listeners
+        .iter()
+        .find(|l| l.address == local && l.kind == kind)
+        .is_some_and(|l| l.tls == crate::tables::TlsMode::Implicit);
+    let mut stream = crate::net::stream::Stream::Plain(tcp);
+    if implicit {
+        let acceptor = snapshot.tls.clone()?;
+        if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return None;
+        }
+    }
+    Some(stream)
+}

@@ -17,9 +17,9 @@ use crate::proto::pop3::MAX_LINE;
 use crate::proto::smtp::line::LineFramer;
 use crate::session::AuthOutcome;
 use crate::session::pop3::{Effect, Env, Maildrop, OpenError, Session};
-use crate::tables::{ListenerKind, TlsMode};
+use crate::tables::ListenerKind;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+use super::HANDSHAKE_TIMEOUT;
 
 struct LiveEnv {
     shared: Arc<Shared>,
@@ -51,22 +51,9 @@ pub async fn handle(
     local: SocketAddr,
     _slot: Slot,
 ) {
-    let mode = snapshot
-        .tables
-        .listeners
-        .iter()
-        .find(|l| l.address == local && l.kind == kind)
-        .map_or(TlsMode::None, |l| l.tls);
-    let mut stream = Stream::Plain(tcp);
-    if mode == TlsMode::Implicit {
-        let Some(acceptor) = snapshot.tls.clone() else {
-            return;
-        };
-        if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-    }
+    let Some(mut stream) = super::accept(&snapshot, kind, tcp, peer, local).await else {
+        return;
+    };
     let env = LiveEnv {
         shared: shared.clone(),
         snapshot: snapshot.clone(),

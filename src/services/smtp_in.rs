@@ -17,12 +17,12 @@ use crate::net::stream::Stream;
 use crate::proto::smtp::line::{LineFramer, MAX_COMMAND_LINE};
 use crate::proto::smtp::reply::Reply;
 use crate::session::smtp::{AuthOutcome, ConnInfo, Effect, Env, Expect, Output, Session, TlsInfo};
-use crate::tables::{ListenerKind, TlsMode};
+use crate::tables::ListenerKind;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 /// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+use super::HANDSHAKE_TIMEOUT;
 /// Pause after a failed login, to slow down password guessing.
 const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(500);
 
@@ -59,21 +59,9 @@ pub async fn handle(
     _slot: Slot,
 ) {
     let tables = snapshot.tables.clone();
-    let mode = tables
-        .listeners
-        .iter()
-        .find(|l| l.address == local && l.kind == kind)
-        .map_or(TlsMode::None, |l| l.tls);
-    let mut stream = Stream::Plain(tcp);
-    if mode == TlsMode::Implicit {
-        let Some(acceptor) = snapshot.tls.clone() else {
-            return;
-        };
-        if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-    }
+    let Some(mut stream) = super::accept(&snapshot, kind, tcp, peer, local).await else {
+        return;
+    };
     let tls = stream
         .tls_info()
         .map(|(version, cipher)| TlsInfo { version, cipher });
