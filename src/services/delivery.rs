@@ -19,6 +19,12 @@ use crate::store::{fsutil, maildir};
 
 /// Most entries delivered in one batch (one sync).
 const MAX_BATCH: usize = 512;
+/// How long the first entry of a batch waits for company. At one SMTP
+/// session messages arrive one at a time; gathering them for a few
+/// milliseconds lets one directory sync (and one journal commit for the
+/// files synced together) serve many, instead of the disk syncing for
+/// delivery once per message while acceptance needs it too.
+const LINGER: Duration = Duration::from_millis(10);
 /// How often the queue is scanned for deliveries due for a retry.
 const SWEEP: Duration = Duration::from_secs(30);
 
@@ -40,10 +46,14 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Entry>) {
             _ = shutdown.changed() => return,
         };
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + LINGER;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(e) => batch.push(e),
-                Err(_) => break,
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(e)) => batch.push(e),
+                    Ok(None) | Err(_) => break,
+                },
             }
         }
         batch.retain(|e| shared.spool.begin(&e.envelope.id));
@@ -149,55 +159,11 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
         }
     }
 
-    // Write and sync every copy, several at a time.
-    let results: Vec<std::io::Result<maildir::Delivered>> = {
-        let chunk = jobs.len().div_ceil(WRITERS).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|j| {
-                                maildir::deliver(
-                                    &j.folder,
-                                    &j.name,
-                                    &[j.head.as_bytes(), &j.message],
-                                    j.check,
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(std::io::Error::other("delivery thread panicked"))]
-                    })
-                })
-                .collect()
-        })
+    let (results, dir_ok) = if jobs.len() >= 2 {
+        deliver_staged(&jobs)
+    } else {
+        deliver_each(&jobs)
     };
-    // One directory sync per `new/` for the whole batch.
-    let mut dirs: Vec<&std::path::Path> = jobs
-        .iter()
-        .zip(&results)
-        .filter(|(_, r)| matches!(r, Ok(maildir::Delivered::New(_))))
-        .map(|(j, _)| j.folder.as_path())
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    let mut dir_ok = std::collections::HashSet::new();
-    for d in dirs {
-        match fsutil::sync_dir(&d.join("new")) {
-            Ok(()) => {
-                dir_ok.insert(d.to_path_buf());
-            }
-            Err(e) => tracing::error!(dir = %d.display(), error = %e, "cannot sync a Maildir"),
-        }
-    }
     for (job, result) in jobs.iter().zip(results) {
         let env = &mut batch[job.entry].envelope;
         let id = env.id.clone();
@@ -253,4 +219,136 @@ fn defer(id: &str, mailbox: &str, d: &mut crate::envelope::Delivery, error: Stri
     d.next_attempt = now + backoff(d.attempts);
     tracing::warn!(id, mailbox, %error, attempts = d.attempts, "delivery deferred");
     d.last_error = Some(error);
+}
+
+/// Batch delivery: every copy written unsynced into `tmp/`, one sync per
+/// file system, every copy moved into `new/`, one more sync per file
+/// system. Two journal commits for the whole batch instead of one per copy
+/// and one per directory; a name in `new/` always has its data on disk (a
+/// retry after a crash trusts it). Returns each result and the folders
+/// whose deliveries are durable.
+fn deliver_staged(
+    jobs: &[Job],
+) -> (
+    Vec<std::io::Result<maildir::Delivered>>,
+    std::collections::HashSet<std::path::PathBuf>,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let staged: Vec<std::io::Result<Option<std::path::PathBuf>>> = jobs
+        .iter()
+        .map(|j| {
+            maildir::stage(
+                &j.folder,
+                &j.name,
+                &[j.head.as_bytes(), &j.message],
+                j.check,
+            )
+        })
+        .collect();
+    // One folder per file system stands for it.
+    let mut filesystems: std::collections::HashMap<u64, &std::path::Path> =
+        std::collections::HashMap::new();
+    let mut dev_of: Vec<Option<u64>> = Vec::new();
+    for j in jobs {
+        let dev = std::fs::metadata(&j.folder).ok().map(|m| m.dev());
+        if let Some(d) = dev {
+            filesystems.entry(d).or_insert(j.folder.as_path());
+        }
+        dev_of.push(dev);
+    }
+    let sync_all = |what: &str| -> std::collections::HashSet<u64> {
+        filesystems
+            .iter()
+            .filter_map(|(dev, path)| match fsutil::sync_filesystem(path) {
+                Ok(()) => Some(*dev),
+                Err(e) => {
+                    tracing::error!(dir = %path.display(), error = %e, "cannot sync {what}");
+                    None
+                }
+            })
+            .collect()
+    };
+    let data_ok = sync_all("delivered data");
+    let mut results = Vec::with_capacity(jobs.len());
+    for ((j, st), dev) in jobs.iter().zip(staged).zip(&dev_of) {
+        results.push(match st {
+            Ok(None) => Ok(maildir::Delivered::Existing),
+            Ok(Some(_)) if dev.is_some_and(|d| data_ok.contains(&d)) => {
+                maildir::publish(&j.folder, &j.name).map(maildir::Delivered::New)
+            }
+            Ok(Some(tmp)) => {
+                let _ = std::fs::remove_file(tmp);
+                Err(std::io::Error::other("file system sync failed"))
+            }
+            Err(e) => Err(e),
+        });
+    }
+    let names_ok = sync_all("a Maildir");
+    let durable = jobs
+        .iter()
+        .zip(&dev_of)
+        .filter(|(_, d)| d.is_some_and(|d| names_ok.contains(&d)))
+        .map(|(j, _)| j.folder.clone())
+        .collect();
+    (results, durable)
+}
+
+/// One copy at a time (a batch of one): written and synced, then the
+/// directory synced.
+fn deliver_each(
+    jobs: &[Job],
+) -> (
+    Vec<std::io::Result<maildir::Delivered>>,
+    std::collections::HashSet<std::path::PathBuf>,
+) {
+    // Write and sync every copy, several at a time.
+    let results: Vec<std::io::Result<maildir::Delivered>> = {
+        let chunk = jobs.len().div_ceil(WRITERS).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|j| {
+                                maildir::deliver(
+                                    &j.folder,
+                                    &j.name,
+                                    &[j.head.as_bytes(), &j.message],
+                                    j.check,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(std::io::Error::other("delivery thread panicked"))]
+                    })
+                })
+                .collect()
+        })
+    };
+    // One directory sync per `new/` for the whole batch.
+    let mut dirs: Vec<&std::path::Path> = jobs
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| matches!(r, Ok(maildir::Delivered::New(_))))
+        .map(|(j, _)| j.folder.as_path())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut dir_ok = std::collections::HashSet::new();
+    for d in dirs {
+        match fsutil::sync_dir(&d.join("new")) {
+            Ok(()) => {
+                dir_ok.insert(d.to_path_buf());
+            }
+            Err(e) => tracing::error!(dir = %d.display(), error = %e, "cannot sync a Maildir"),
+        }
+    }
+    (results, dir_ok)
 }

@@ -105,6 +105,49 @@ pub fn deliver(
     Ok(Delivered::New(new))
 }
 
+/// The first half of a batch delivery: the copy written into
+/// `folder/tmp/<name>` without a sync. `None` when `check_existing` finds it
+/// delivered already. Sync the file system, then [`publish`].
+pub fn stage(
+    folder: &Path,
+    name: &str,
+    parts: &[&[u8]],
+    check_existing: bool,
+) -> std::io::Result<Option<PathBuf>> {
+    if check_existing && already_delivered(folder, name) {
+        return Ok(None);
+    }
+    let tmp = folder.join("tmp").join(name);
+    let write = |tmp: &Path| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
+        Ok(())
+    };
+    match write(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ensure(folder)?;
+            write(&tmp)?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(Some(tmp))
+}
+
+/// The second half: a staged copy (its data synced) moved into `new/`.
+/// Durable after the next sync of the file system or of `new/`.
+pub fn publish(folder: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let new = folder.join("new").join(name);
+    std::fs::rename(folder.join("tmp").join(name), &new)?;
+    Ok(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
