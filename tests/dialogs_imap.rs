@@ -56,28 +56,6 @@ impl Env for TestEnv {
     }
 }
 
-fn unescape(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            match b[i + 1] {
-                b'r' => out.push(b'\r'),
-                b'n' => out.push(b'\n'),
-                b't' => out.push(b'\t'),
-                b'\\' => out.push(b'\\'),
-                other => panic!("unknown escape \\{}", other as char),
-            }
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// A folder with the fixed UIDVALIDITY (so transcripts are stable).
 fn make_folder(path: &std::path::Path) {
     for d in ["cur", "new", "tmp"] {
@@ -240,7 +218,7 @@ fn run(text: &str) -> Vec<String> {
         } else if let Some(m) = line.strip_prefix("# message: ") {
             let (mailbox, body) = m.split_once(' ').unwrap();
             let mb = &tables.mailboxes[mailbox];
-            let data = unescape(body);
+            let data = common::dialog::unescape(body);
             let n = std::fs::read_dir(mb.maildir.join("new"))
                 .map(|r| r.count())
                 .unwrap_or(0);
@@ -307,7 +285,7 @@ fn run(text: &str) -> Vec<String> {
             b.extend_from_slice(b"\r\n");
             b
         } else if let Some(c) = line.strip_prefix("C~ ") {
-            unescape(c)
+            common::dialog::unescape(c)
         } else if line == "!drop" {
             transcript.push("!drop".into());
             break;
@@ -371,66 +349,11 @@ fn run(text: &str) -> Vec<String> {
 
 #[test]
 fn imap_dialogues() {
-    let dir = common::root().join("tests/dialogs/imap");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 20,
-        "expected at least 20 IMAP dialogues, found {}",
-        files.len()
-    );
-    let bless = std::env::var_os("MAILC_BLESS").is_some();
-    let mut failures = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let got = run(&text);
-        let want: Vec<String> = text
-            .lines()
-            .filter(|l| {
-                l.starts_with("C: ")
-                    || l.starts_with("C~ ")
-                    || l.starts_with("S: ")
-                    || *l == "S:"
-                    || l.starts_with("*: ")
-                    || *l == "!drop"
-            })
-            .map(str::to_string)
-            .collect();
+    common::dialog::check_all(&common::root().join("tests/dialogs/imap"), 20, run, |got| {
         let rejected: Vec<&String> = got
             .iter()
             .filter(|l| l.contains("imap-codec rejects"))
             .collect();
-        if !rejected.is_empty() {
-            failures.push(format!("\n=== {}: {rejected:?}", path.display()));
-        }
-        if got != want {
-            if bless {
-                let header: String = text
-                    .lines()
-                    .take_while(|l| l.starts_with('#') || l.is_empty())
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let body: String = got.iter().map(|l| format!("{l}\n")).collect();
-                std::fs::write(&path, header + &body).unwrap();
-                continue;
-            }
-            let first = got
-                .iter()
-                .zip(&want)
-                .position(|(a, b)| a != b)
-                .unwrap_or(got.len().min(want.len()));
-            failures.push(format!(
-                "\n=== {} differs at line {}:\n  got:      {}\n  expected: {}\n",
-                path.display(),
-                first,
-                got.get(first).map_or("(end)", String::as_str),
-                want.get(first).map_or("(end)", String::as_str)
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join(""));
+        (!rejected.is_empty()).then(|| format!("{rejected:?}"))
+    });
 }

@@ -46,33 +46,6 @@ impl Env for TestEnv {
     }
 }
 
-fn unescape(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            match b[i + 1] {
-                b'r' => out.push(b'\r'),
-                b'n' => out.push(b'\n'),
-                b't' => out.push(b'\t'),
-                b'\\' => out.push(b'\\'),
-                b'x' if i + 3 < b.len() + 1 => {
-                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
-                    out.push(u8::from_str_radix(hex, 16).unwrap());
-                    i += 2;
-                }
-                other => panic!("unknown escape \\{}", other as char),
-            }
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 struct Run {
     transcript: Vec<String>,
 }
@@ -155,7 +128,7 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
         } else if line == "C:" {
             b"\r\n".to_vec()
         } else if let Some(c) = line.strip_prefix("C~ ") {
-            unescape(c)
+            common::dialog::unescape(c)
         } else {
             continue;
         };
