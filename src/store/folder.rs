@@ -91,7 +91,19 @@ pub struct Changes {
 #[derive(Debug, Default)]
 pub struct FolderLocks {
     locks: Mutex<HashMap<PathBuf, Arc<Mutex<Memo>>>>,
+    /// Header bytes cached over all folders.
+    cached: Arc<std::sync::atomic::AtomicUsize>,
+    /// Calls to [`FolderLocks::get`] since the last sweep.
+    calls: std::sync::atomic::AtomicUsize,
 }
+
+/// Header bytes cached over all folders of the process.
+const HEADER_CACHE_TOTAL: usize = 256 * 1024 * 1024;
+/// A folder's memo unused this long is dropped (its index and headers are
+/// read again when the folder is next used).
+const MEMO_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+/// The memo table is swept for idle folders every this many lookups.
+const SWEEP_EVERY: usize = 4096;
 
 /// How long a memoized index is trusted without a rescan, even when the
 /// directories look unchanged (a change within one mtime tick, or between a
@@ -112,6 +124,10 @@ const HEADER_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// and a bounded cache of message headers by UID.
 #[derive(Debug, Default)]
 pub struct Memo {
+    /// The process-wide count of cached header bytes.
+    budget: Arc<std::sync::atomic::AtomicUsize>,
+    /// Last use (any lookup of the folder's lock).
+    used: Option<std::time::Instant>,
     index: Option<Index>,
     stamp: Option<(std::time::SystemTime, std::time::SystemTime)>,
     scanned: Option<std::time::Instant>,
@@ -119,6 +135,12 @@ pub struct Memo {
     checked: Option<std::time::Instant>,
     headers: HashMap<u32, Arc<[u8]>>,
     header_bytes: usize,
+}
+
+impl Drop for Memo {
+    fn drop(&mut self) {
+        self.drop_headers();
+    }
 }
 
 impl Memo {
@@ -134,19 +156,32 @@ impl Memo {
         self.headers.get(&uid).cloned()
     }
 
-    /// Caches a header; when the cache is full it starts over.
+    /// Caches a header; when the folder's cache is full it starts over, and
+    /// nothing is cached while the process-wide budget is spent.
     pub fn put_header(&mut self, uid: u32, header: Arc<[u8]>) {
+        use std::sync::atomic::Ordering;
         if header.len() > HEADER_CACHE_BYTES / 64 {
             return;
         }
         if self.header_bytes + header.len() > HEADER_CACHE_BYTES {
-            self.headers.clear();
-            self.header_bytes = 0;
+            self.drop_headers();
+        }
+        if self.budget.load(Ordering::Relaxed) + header.len() > HEADER_CACHE_TOTAL {
+            return;
         }
         self.header_bytes += header.len();
+        self.budget.fetch_add(header.len(), Ordering::Relaxed);
         if let Some(old) = self.headers.insert(uid, header) {
             self.header_bytes -= old.len();
+            self.budget.fetch_sub(old.len(), Ordering::Relaxed);
         }
+    }
+
+    fn drop_headers(&mut self) {
+        self.budget
+            .fetch_sub(self.header_bytes, std::sync::atomic::Ordering::Relaxed);
+        self.headers.clear();
+        self.header_bytes = 0;
     }
 
     /// The index as last synced, if any.
@@ -165,8 +200,7 @@ impl Memo {
         self.index = None;
         self.stamp = None;
         self.checked = None;
-        self.headers.clear();
-        self.header_bytes = 0;
+        self.drop_headers();
     }
 }
 
@@ -176,11 +210,34 @@ impl FolderLocks {
     }
 
     pub fn get(&self, folder: &Path) -> Arc<Mutex<Memo>> {
+        use std::sync::atomic::Ordering;
         let mut map = match self.locks.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        map.entry(folder.to_path_buf()).or_default().clone()
+        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            // Memos of folders nobody used for a while go (a memo in use
+            // elsewhere right now is kept: its lock is held or shared).
+            map.retain(|_, m| {
+                Arc::strong_count(m) > 1
+                    || m.try_lock()
+                        .map(|g| g.used.is_some_and(|t| t.elapsed() < MEMO_IDLE))
+                        .unwrap_or(true)
+            });
+        }
+        let memo = map
+            .entry(folder.to_path_buf())
+            .or_insert_with(|| {
+                let mut memo = Memo::default();
+                memo.budget = self.cached.clone();
+                Arc::new(Mutex::new(memo))
+            })
+            .clone();
+        drop(map);
+        if let Ok(mut m) = memo.try_lock() {
+            m.used = Some(std::time::Instant::now());
+        }
+        memo
     }
 }
 
@@ -379,8 +436,7 @@ impl Folder {
                 .is_some_and(|i| self.uidvalidity().map(|v| v.0).ok() != Some(i.uidvalidity))
             {
                 known = None;
-                memo.headers.clear();
-                memo.header_bytes = 0;
+                memo.drop_headers();
             }
             let (idx, ch) = self.sync_from(known)?;
             changes = ch;
@@ -847,6 +903,32 @@ mod tests {
         assert_eq!(rebuilt.uidnext, 4);
         assert!(rebuilt.highestmodseq > modseq);
         assert_eq!(rebuilt.messages[0].flags, "S");
+    }
+
+    #[test]
+    fn memo_header_budget() {
+        use std::sync::atomic::Ordering;
+        let locks = FolderLocks::new();
+        let a = locks.get(Path::new("/x/a"));
+        assert!(Arc::ptr_eq(&a, &locks.get(Path::new("/x/a"))));
+        {
+            let mut m = a.lock().expect("lock");
+            m.put_header(1, Arc::from(&b"Subject: a\r\n\r\n"[..]));
+            m.put_header(1, Arc::from(&b"Subject: bb\r\n\r\n"[..]));
+            assert_eq!(locks.cached.load(Ordering::Relaxed), 15);
+            assert_eq!(m.header(1).as_deref(), Some(&b"Subject: bb\r\n\r\n"[..]));
+            m.clear();
+            assert!(m.header(1).is_none());
+        }
+        assert_eq!(locks.cached.load(Ordering::Relaxed), 0);
+        let b = locks.get(Path::new("/x/b"));
+        b.lock()
+            .expect("lock")
+            .put_header(7, Arc::from(&b"X: y\r\n\r\n"[..]));
+        drop(b);
+        // Dropping a memo (swept) returns its bytes to the budget.
+        locks.locks.lock().expect("map").clear();
+        assert_eq!(locks.cached.load(Ordering::Relaxed), 0);
     }
 
     #[test]
