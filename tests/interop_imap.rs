@@ -6,24 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::server::{Raw, Server, standard_domain};
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is not installed: .ci/run installs it; the interop tests never skip"
-    );
-    Command::new(name)
-}
 
 fn start(n: usize) -> Server {
     let server = Server::start(&format!(
@@ -121,7 +106,7 @@ fn mbsync(server: &Server, kind: &str, tls: &str, local: &Path) {
         ),
     )
     .unwrap();
-    let out = tool("mbsync")
+    let out = common::tool("mbsync")
         .arg("-c")
         .arg(&config)
         .arg("-a")
@@ -231,7 +216,7 @@ fn neomutt_reads_and_saves() {
         "neomutt -n -F {} -e 'push <display-message><exit><save-message>=Archive<enter><sync-mailbox><quit>'",
         rc.display()
     );
-    let mut child = tool("script")
+    let mut child = common::tool("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env("TERM", "xterm")
         .env("HOME", dir.path())

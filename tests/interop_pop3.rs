@@ -34,25 +34,11 @@ fn start(n: usize) -> (Server, Vec<Vec<u8>>) {
     (server, stored)
 }
 
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is not installed: .ci/run installs it; the interop tests never skip"
-    );
-    Command::new(name)
-}
-
 #[test]
 #[ignore = "needs python3; run by .ci/run"]
 fn python_poplib() {
     let (server, _) = start(5);
-    let out = tool("python3")
+    let out = common::tool("python3")
         .arg(common::root().join("tests/interop/poplib_client.py"))
         .arg(server.addr("pop3").port().to_string())
         .arg(server.addr("pop3s").port().to_string())
@@ -165,7 +151,7 @@ fn fetchmail_over_stls_and_pop3s() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mda = format!("/bin/sh -c 'cat > {}/$(date +%s%N)-$$'", out_dir.display());
-        let out = tool("fetchmail")
+        let out = common::tool("fetchmail")
             .args(["-f"])
             .arg(&rc)
             .args(["--nodetach", "--all", "--mda", &mda, "--pidfile"])
@@ -282,7 +268,7 @@ fn getmail6_over_pop3s() {
         ),
     )
     .unwrap();
-    let out = tool("getmail")
+    let out = common::tool("getmail")
         .arg("--getmaildir")
         .arg(&rcdir)
         .arg("--rcfile")

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::server::{Server, standard_domain};
@@ -15,20 +14,6 @@ fn start() -> Server {
         "listen \"smtp\" \"127.0.0.1:0\"\nlisten \"submission\" \"127.0.0.1:0\"\nlisten \"submissions\" \"127.0.0.1:0\"\ninbound {{\n    max-message-size \"64KiB\"\n}}\nsubmission {{\n    max-message-size \"64KiB\"\n}}\n{}",
         standard_domain()
     ))
-}
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is not installed: .ci/run installs it; the interop tests never skip"
-    );
-    Command::new(name)
 }
 
 fn mail_containing(server: &Server, local: &str, needle: &str) -> Vec<String> {
@@ -44,7 +29,7 @@ fn mail_containing(server: &Server, local: &str, needle: &str) -> Vec<String> {
 #[ignore = "needs python3; run by .ci/run"]
 fn python_smtplib() {
     let server = start();
-    let out = tool("python3")
+    let out = common::tool("python3")
         .arg(common::root().join("tests/interop/smtplib_client.py"))
         .arg(server.addr("smtp").port().to_string())
         .arg(server.addr("submission").port().to_string())
@@ -72,7 +57,7 @@ fn python_smtplib() {
 }
 
 fn swaks(server: &Server, args: &[&str]) -> (bool, String) {
-    let out = tool("swaks")
+    let out = common::tool("swaks")
         .args(["--timeout", "30", "--helo", "swaks.example"])
         .args(args)
         .output()

@@ -11,7 +11,7 @@ use crate::proto::pop3::{self, Command, err, ok};
 use crate::proto::sasl::{self, Credentials, Mechanism, SaslError};
 use crate::proto::smtp::line::{Framed, LineFramer, trim_line_end};
 use crate::session::smtp::AuthOutcome;
-use crate::tables::{AuthMode, ListenerKind, Tables, TlsMode};
+use crate::tables::{ListenerKind, Tables};
 
 /// A message as POP3 sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,18 +90,6 @@ pub struct Session<E: Env> {
     errors: u32,
 }
 
-fn listener(
-    tables: &Tables,
-    kind: ListenerKind,
-    local: std::net::SocketAddr,
-) -> (TlsMode, AuthMode) {
-    tables
-        .listeners
-        .iter()
-        .find(|l| l.kind == kind && l.address == local)
-        .map_or((TlsMode::None, AuthMode::None), |l| (l.tls, l.auth))
-}
-
 impl<E: Env> Session<E> {
     pub fn new(
         tables: Arc<Tables>,
@@ -138,15 +126,11 @@ impl<E: Env> Session<E> {
     }
 
     fn can_stls(&self) -> bool {
-        !self.tls && listener(&self.tables, self.kind, self.local).0 == TlsMode::Starttls
+        crate::session::can_starttls(&self.tables, self.kind, self.local, self.tls)
     }
 
     fn login_allowed(&self) -> bool {
-        match listener(&self.tables, self.kind, self.local).1 {
-            AuthMode::None => false,
-            AuthMode::AfterTls => self.tls,
-            AuthMode::Plaintext => true,
-        }
+        crate::session::login_allowed(&self.tables, self.kind, self.local, self.tls)
     }
 
     fn error(&mut self, text: &str) -> Output {

@@ -90,3 +90,19 @@ pub fn readme_blocks() -> Vec<(usize, String)> {
     }
     blocks
 }
+
+/// A command-line tool an interop test drives. A missing tool fails the
+/// test: `.ci/run` installs it, and the interop tests never skip.
+pub fn tool(name: &str) -> std::process::Command {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is not installed: .ci/run installs it; the interop tests never skip"
+    );
+    std::process::Command::new(name)
+}

@@ -25,7 +25,7 @@ use crate::proto::imap::{
 };
 use crate::proto::sasl::{self, Credentials, SaslError};
 use crate::session::AuthOutcome;
-use crate::tables::{AuthMode, ListenerKind, Tables, TlsMode};
+use crate::tables::{ListenerKind, Tables};
 
 /// A message as the session sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,18 +329,6 @@ fn system_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn listener(
-    tables: &Tables,
-    kind: ListenerKind,
-    local: std::net::SocketAddr,
-) -> (TlsMode, AuthMode) {
-    tables
-        .listeners
-        .iter()
-        .find(|l| l.kind == kind && l.address == local)
-        .map_or((TlsMode::None, AuthMode::None), |l| (l.tls, l.auth))
-}
-
 /// The largest message APPEND accepts.
 pub fn append_limit(tables: &Tables) -> u64 {
     tables
@@ -504,15 +492,11 @@ impl<E: Env> Session<E> {
     }
 
     fn can_starttls(&self) -> bool {
-        !self.tls && listener(&self.tables, self.kind, self.local).0 == TlsMode::Starttls
+        crate::session::can_starttls(&self.tables, self.kind, self.local, self.tls)
     }
 
     fn login_allowed(&self) -> bool {
-        match listener(&self.tables, self.kind, self.local).1 {
-            AuthMode::None => false,
-            AuthMode::AfterTls => self.tls,
-            AuthMode::Plaintext => true,
-        }
+        crate::session::login_allowed(&self.tables, self.kind, self.local, self.tls)
     }
 
     pub fn capabilities(&self) -> String {
@@ -1936,6 +1920,29 @@ impl<E: Env> Session<E> {
         hits
     }
 
+    /// What SEARCH, SORT and THREAD start with: the charset checked, the
+    /// view brought up to date (expunges reported only for UID commands),
+    /// the matching view indexes.
+    fn search_prologue(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        charset: Option<&str>,
+        key: &SearchKey,
+    ) -> Result<(Vec<u8>, Vec<usize>), Output> {
+        if !Self::charset_ok(charset) {
+            return Err(self.error_output(
+                tag,
+                "NO",
+                "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
+            ));
+        }
+        let mut out = Vec::new();
+        self.refresh(&mut out, uid);
+        let hits = self.evaluate(key);
+        Ok((out, hits))
+    }
+
     fn search(
         &mut self,
         tag: &str,
@@ -1944,16 +1951,10 @@ impl<E: Env> Session<E> {
         charset: Option<&str>,
         key: &SearchKey,
     ) -> Output {
-        if !Self::charset_ok(charset) {
-            return self.error_output(
-                tag,
-                "NO",
-                "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
-            );
-        }
-        let mut out = Vec::new();
-        self.refresh(&mut out, uid);
-        let hits = self.evaluate(key);
+        let (mut out, hits) = match self.search_prologue(tag, uid, charset, key) {
+            Ok(r) => r,
+            Err(o) => return o,
+        };
         let Some(sel) = self.selected.as_ref() else {
             return self.error_output(tag, "BAD", "No mailbox selected");
         };
@@ -2011,16 +2012,10 @@ impl<E: Env> Session<E> {
         charset: &str,
         key: &SearchKey,
     ) -> Output {
-        if !Self::charset_ok(Some(charset)) {
-            return self.error_output(
-                tag,
-                "NO",
-                "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
-            );
-        }
-        let mut out = Vec::new();
-        self.refresh(&mut out, uid);
-        let hits = self.evaluate(key);
+        let (mut out, hits) = match self.search_prologue(tag, uid, Some(charset), key) {
+            Ok(r) => r,
+            Err(o) => return o,
+        };
         let Some(sel) = self.selected.as_ref() else {
             return self.error_output(tag, "BAD", "No mailbox selected");
         };
