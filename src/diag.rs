@@ -114,6 +114,12 @@ codes! {
     StateRelative = "mailc::state::invalid", "The state directory is not usable.";
     TimeoutBelowRfc = "mailc::timeout::below-rfc", "A timeout shorter than the minimum its RFC asks servers to allow.";
     NetworkHostBits = "mailc::network::host-bits", "A network with bits set after the prefix.";
+    OutboundExpire = "mailc::outbound::expire", "Messages would be bounced too soon (RFC 5321 §4.5.4.1 asks for 4-5 days).";
+    OutboundRetry = "mailc::outbound::retry", "A retry schedule that cannot work.";
+    RouteInvalid = "mailc::route::invalid", "A route whose domain pattern or relay host is not valid.";
+    RouteDuplicate = "mailc::route::duplicate", "Two routes for the same domain pattern.";
+    RouteInsecureLogin = "mailc::route::insecure-login", "A route would send a password without a verified TLS connection.";
+    ResolverDuplicate = "mailc::resolver::duplicate", "The same DNS server is listed twice.";
 }
 
 impl fmt::Display for Code {

@@ -44,7 +44,13 @@ enum Command {
     /// Show where a recipient address goes, and why.
     Explain {
         config: PathBuf,
-        address: String,
+        /// The recipient address to explain (optional with --retry).
+        #[arg(required_unless_present = "retry")]
+        address: Option<String>,
+        /// Print the retry timeline of a deferred message: every attempt,
+        /// the delay warning, the bounce.
+        #[arg(long)]
+        retry: bool,
         /// Do not read secret files.
         #[arg(long)]
         offline: bool,
@@ -130,8 +136,9 @@ fn main() -> ExitCode {
         Command::Explain {
             config,
             address,
+            retry,
             offline,
-        } => cli::explain::run(&config, &address, offline),
+        } => cli::explain::run(&config, address.as_deref(), retry, offline),
         Command::HashPassword => cli::hash_password(),
         Command::Serve { config } => mailc::runtime::serve(&config),
         Command::Dns { config, domain } => cli::dns::dns(&config, domain.as_deref()),

@@ -175,3 +175,36 @@ fn hash_password_from_stdin_verifies() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn explain_retry_timeline_and_routes() {
+    let cfg = root().join("examples/smarthost.kdl");
+    let mut all = String::new();
+    let out = mailc()
+        .args(["explain", "--offline", "--retry"])
+        .arg(&cfg)
+        .assert()
+        .code(0);
+    all.push_str(&String::from_utf8_lossy(&out.get_output().stdout));
+    for (address, code) in [
+        ("someone@partner.example", 2),
+        ("someone@sub.partner.example", 2),
+        ("me@home.example", 0),
+    ] {
+        let out = mailc()
+            .args(["explain", "--offline"])
+            .arg(&cfg)
+            .arg(address)
+            .assert()
+            .code(code);
+        all.push('\n');
+        all.push_str(&String::from_utf8_lossy(&out.get_output().stdout));
+    }
+    // Without an address, --retry is required.
+    mailc()
+        .args(["explain", "--offline"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    insta::assert_snapshot!("explain_smarthost", normalize(&all));
+}

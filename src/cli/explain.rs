@@ -8,11 +8,11 @@ use std::path::Path;
 use crate::compile::{self, Compiled, Options};
 use crate::spec::source::Sources;
 use crate::tables::resolve::{Matched, Resolution};
-use crate::tables::{AddressKind, LocalPartCase, Tables, TargetKind};
+use crate::tables::{AddressKind, LocalPartCase, OutboundTable, OutboundTls, Tables, TargetKind};
 
 /// Exit codes: 0 the address is accepted, 2 it is rejected (or not local),
 /// 1 the config does not compile.
-pub fn run(config: &Path, address: &str, offline: bool) -> i32 {
+pub fn run(config: &Path, address: Option<&str>, retry: bool, offline: bool) -> i32 {
     let out = compile::compile_file(config, Options { offline });
     let Some(compiled) = &out.compiled else {
         let text =
@@ -25,6 +25,15 @@ pub fn run(config: &Path, address: &str, offline: bool) -> i32 {
         );
         return 1;
     };
+    if retry {
+        print!("{}", retry_timeline(&compiled.tables.outbound));
+    }
+    let Some(address) = address else {
+        return if retry { 0 } else { 1 };
+    };
+    if retry {
+        println!();
+    }
     let (text, accepted) = explain(compiled, &out.sources, address);
     print!("{text}");
     if accepted { 0 } else { 2 }
@@ -64,6 +73,7 @@ pub fn explain(c: &Compiled, sources: &Sources, address: &str) -> (String, bool)
                 o,
                 "reply        554 5.7.1 relay access denied, for anyone else"
             );
+            let _ = writeln!(o, "route        {}", route_text(t, &domain));
             false
         }
         Resolution::UnknownUser { domain, normalized } => {
@@ -165,7 +175,12 @@ pub fn explain(c: &Compiled, sources: &Sources, address: &str) -> (String, bool)
                     }
                     TargetKind::Remote => {
                         remote += 1;
-                        line.push_str("remote: forwarded");
+                        let domain = target.address.rsplit_once('@').map_or("", |(_, d)| d);
+                        let _ = write!(
+                            line,
+                            "remote: forwarded with SRS, {}",
+                            route_text(t, domain)
+                        );
                     }
                 }
                 if !target.via.is_empty() {
@@ -200,6 +215,127 @@ pub fn explain(c: &Compiled, sources: &Sources, address: &str) -> (String, bool)
         }
     };
     (o, accepted)
+}
+
+/// How mail for a remote domain leaves: the route that serves it, or MX.
+pub fn route_text(t: &Tables, domain: &str) -> String {
+    let tls = |tls: OutboundTls| match tls {
+        OutboundTls::Opportunistic => "TLS when offered",
+        OutboundTls::Require => "TLS required",
+        OutboundTls::RequireVerified => "verified TLS required",
+        OutboundTls::Implicit => "implicit TLS, verified",
+    };
+    match t.outbound.route(&domain.to_ascii_lowercase()) {
+        Some(r) => {
+            let how = match &r.via {
+                Some((host, port)) => format!("via {host}:{port}"),
+                None => format!("MX of {domain} on port {}", t.outbound.port),
+            };
+            let login = r
+                .user
+                .as_ref()
+                .map(|u| format!(", login as {u}"))
+                .unwrap_or_default();
+            format!("{how} ({}{login}; route \"{}\")", tls(r.tls), r.domain)
+        }
+        None => format!(
+            "MX of {domain} on port {} ({})",
+            t.outbound.port,
+            tls(OutboundTls::Opportunistic)
+        ),
+    }
+}
+
+/// `mailc explain --retry`: the timeline a deferred message follows.
+pub fn retry_timeline(t: &OutboundTable) -> String {
+    let d = crate::spec::value::format_duration;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "A message that cannot be delivered at once (jitter of ±10% on every wait):"
+    );
+    // (time of the attempt, wait before it)
+    let mut attempts: Vec<(u64, u64)> = vec![(0, 0)];
+    let mut at = 0u64;
+    let mut n = 1u32;
+    while at < t.expire_secs && attempts.len() < 100_000 {
+        let wait = t.retry_after(n);
+        let next = (at + wait).min(t.expire_secs);
+        attempts.push((next, next - at));
+        at = next;
+        n += 1;
+    }
+    let warn = t.delay_warning_secs.filter(|w| *w < t.expire_secs);
+    let mut warned = false;
+    let mut i = 0;
+    while i < attempts.len() {
+        // Runs of attempts with the same wait print as one line.
+        let (start, wait) = attempts[i];
+        let mut j = i;
+        while j + 1 < attempts.len() && attempts[j + 1].1 == wait && i > 0 && j + 2 < attempts.len()
+        {
+            j += 1;
+        }
+        if let Some(w) = warn
+            && !warned
+            && w <= attempts[j].0
+        {
+            // The warning falls inside this run: split it there.
+            if w < start {
+                let _ = writeln!(
+                    o,
+                    "  {:>10}  delay warning to the sender (a DSN, unless the message asked NOTIFY=NEVER or without DELAY)",
+                    d(w)
+                );
+                warned = true;
+            }
+        }
+        if i == 0 {
+            let _ = writeln!(o, "  {:>10}  attempt 1, on arrival", d(start));
+        } else if j == i {
+            let last = i == attempts.len() - 1;
+            let _ = writeln!(
+                o,
+                "  {:>10}  attempt {}{}",
+                d(start),
+                i + 1,
+                if last { ", the last one" } else { "" }
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  {:>10}  attempts {}-{}, every {} (until {})",
+                d(start),
+                i + 1,
+                j + 1,
+                d(wait),
+                d(attempts[j].0)
+            );
+        }
+        if let Some(w) = warn
+            && !warned
+            && w >= start
+            && (j + 1 >= attempts.len() || w < attempts[j + 1].0)
+        {
+            let _ = writeln!(
+                o,
+                "  {:>10}  delay warning to the sender (a DSN, unless the message asked NOTIFY=NEVER or without DELAY)",
+                d(w)
+            );
+            warned = true;
+        }
+        i = j + 1;
+    }
+    let _ = writeln!(
+        o,
+        "  {:>10}  if the last attempt fails too: bounced, one DSN to the sender (status 4.4.7)",
+        d(t.expire_secs)
+    );
+    let _ = writeln!(
+        o,
+        "A permanent failure (5xx reply, null MX, unknown domain) bounces at once; a bounce is never sent to the null sender."
+    );
+    o
 }
 
 fn domain_lines(

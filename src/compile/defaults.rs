@@ -75,3 +75,34 @@ pub const RELAY_PORT_IMPLICIT: u16 = 465;
 
 /// Names a self-signed development certificate covers besides the hostname.
 pub const SELF_SIGNED_EXTRA_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
+
+// ---- outbound delivery
+
+/// Waits between delivery attempts: quick at first (greylisting answers
+/// after a few minutes), then hourly-ish; the last repeats.
+pub const OUTBOUND_RETRY_SECS: &[u64] = &[5 * 60, 15 * 60, 30 * 60, 3600, 2 * 3600, 4 * 3600];
+/// RFC 5321 §4.5.4.1: giving up "generally needs to be at least 4-5 days".
+pub const OUTBOUND_EXPIRE_SECS: u64 = 5 * 86400;
+/// Below this the compiler refuses the expiry (a weekend outage of the
+/// destination would bounce mail).
+pub const OUTBOUND_EXPIRE_MIN_SECS: u64 = 86400;
+/// Below this the compiler warns (RFC 5321 §4.5.4.1).
+pub const OUTBOUND_EXPIRE_RFC_SECS: u64 = 4 * 86400;
+/// RFC 3461/Postfix habit: tell the sender after 4 hours.
+pub const OUTBOUND_DELAY_WARNING_SECS: u64 = 4 * 3600;
+pub const OUTBOUND_PORT: u16 = 25;
+pub const OUTBOUND_MAX_CONNECTIONS: u32 = 100;
+/// Postfix's default_destination_concurrency_limit is 20; big providers
+/// throttle hosts that open many; 10 is polite and fast enough.
+pub const OUTBOUND_MAX_PER_DESTINATION: u32 = 10;
+pub const OUTBOUND_MAX_MESSAGES_PER_CONNECTION: u32 = 100;
+/// MX hosts and addresses tried in one attempt (RFC 5321 §5.1 asks for a
+/// bound; Postfix uses 5 and 10).
+pub const OUTBOUND_MAX_MX_HOSTS: u32 = 5;
+pub const OUTBOUND_MAX_ADDRESSES: u32 = 10;
+/// A route through a relay host with a login: the password must not go to a
+/// host whose certificate does not verify.
+pub const ROUTE_TLS_WITH_LOGIN: crate::tables::OutboundTls =
+    crate::tables::OutboundTls::RequireVerified;
+/// A route without a login (MX delivery or an open relay host).
+pub const ROUTE_TLS: crate::tables::OutboundTls = crate::tables::OutboundTls::Opportunistic;

@@ -7,6 +7,7 @@
 
 pub mod defaults;
 mod domains;
+mod outbound;
 mod recipients;
 mod secrets;
 mod server;
@@ -104,6 +105,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     let mut doms = domains::lower(cfg, &server, &mut cx);
     let recips = recipients::lower(cfg, &server, &mut doms, &mut cx);
     server::check_relay_safety(cfg, &mut cx);
+    let (outbound, resolvers) = outbound::lower(cfg, server.relay_host.as_ref(), &mut cx);
 
     if cx.diags.has_errors() {
         return None;
@@ -127,6 +129,8 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         limits: server.limits,
         timeouts: server.timeouts,
         relay_host: server.relay_host,
+        resolvers,
+        outbound,
     }
     .seal();
     Some(Compiled {

@@ -24,6 +24,9 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHost>,
+    pub resolvers: Vec<Spanned<SocketAddr>>,
+    pub outbound: Outbound,
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -183,6 +186,33 @@ pub struct RelayHost {
     pub tls: Option<Spanned<&'static str>>,
     pub user: Option<Spanned<String>>,
     pub password_file: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    pub span: Option<Span>,
+    pub retry: Vec<Spanned<u64>>,
+    pub retry_span: Option<Span>,
+    pub expire: Option<Spanned<u64>>,
+    /// `Some(None)`: `delay-warning #null` (never).
+    pub delay_warning: Option<Spanned<Option<u64>>>,
+    pub port: Option<Spanned<u16>>,
+    pub ip_version: Option<Spanned<&'static str>>,
+    pub max_connections: Option<Spanned<u32>>,
+    pub max_per_destination: Option<Spanned<u32>>,
+    pub max_messages: Option<Spanned<u32>>,
+    pub ca_files: Vec<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub span: Span,
+    pub domain: Spanned<String>,
+    pub via: Option<Spanned<String>>,
+    pub tls: Option<Spanned<&'static str>>,
+    pub user: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub source: Option<Spanned<IpAddr>>,
 }
 
 // ---- extraction helpers: the checked tree guarantees the types, so a value
@@ -373,10 +403,62 @@ pub fn build(root: &[SNode]) -> Config {
                     });
                 }
             }
+            "resolver" => {
+                if let Some(a) = n.arg(0).and_then(|v| match v.value {
+                    Value::SocketAddr(a) => Some(Spanned::new(a, v.span)),
+                    _ => None,
+                }) {
+                    c.resolvers.push(a);
+                }
+            }
+            "outbound" => c.outbound = outbound(n),
+            "route" => {
+                if let Some(domain) = n.a(0, s_str) {
+                    c.routes.push(Route {
+                        span: n.span,
+                        domain,
+                        via: n.p("via", s_str),
+                        tls: n.p("tls", s_choice),
+                        user: n.p("user", s_str),
+                        password_file: n.p("password-file", s_path),
+                        source: n.prop("source").and_then(|v| match v.value {
+                            Value::Ip(ip) => Some(Spanned::new(ip, v.span)),
+                            _ => None,
+                        }),
+                    });
+                }
+            }
             _ => {}
         }
     }
     c
+}
+
+fn outbound(n: &SNode) -> Outbound {
+    let retry = n.child("retry");
+    Outbound {
+        span: Some(n.span),
+        retry: retry.map(|r| r.all_args(s_duration)).unwrap_or_default(),
+        retry_span: retry.map(|r| r.span),
+        expire: n.setting("expire", s_duration),
+        delay_warning: n.child("delay-warning").and_then(|c| {
+            let v = c.arg(0)?;
+            match v.value {
+                Value::Null => Some(Spanned::new(None, v.span)),
+                Value::Duration(d) => Some(Spanned::new(Some(d), v.span)),
+                _ => None,
+            }
+        }),
+        port: n.setting("port", s_int),
+        ip_version: n.setting("ip-version", s_choice),
+        max_connections: n.setting("max-connections", s_int),
+        max_per_destination: n.setting("max-connections-per-destination", s_int),
+        max_messages: n.setting("max-messages-per-connection", s_int),
+        ca_files: n
+            .children_named("ca-file")
+            .filter_map(|c| c.a(0, s_path))
+            .collect(),
+    }
 }
 
 fn domain(n: &SNode) -> Option<Domain> {

@@ -67,6 +67,8 @@ pub const CASE_POLICIES: &[&str] = &["insensitive", "sensitive"];
 pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const RELAY_TLS: &[&str] = &["starttls", "implicit"];
+pub const ROUTE_TLS: &[&str] = &["opportunistic", "require", "require-verified", "implicit"];
+pub const IP_VERSIONS: &[&str] = &["both", "ipv4", "ipv6"];
 
 const COUNT: Ty = Ty::Int {
     min: 1,
@@ -714,6 +716,165 @@ pub static RELAY_HOST: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static RESOLVER: NodeSpec = NodeSpec {
+    name: "resolver",
+    doc: "A DNS server for every lookup mailc makes (MX, TXT, TLSA, PTR). Several may be \
+          given; without any, the system's resolvers (/etc/resolv.conf) are used.",
+    args: Args {
+        fixed: &[arg(
+            "IP:PORT",
+            Ty::SocketAddr,
+            "address of a recursive DNS server",
+        )],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static OUTBOUND_RETRY: NodeSpec = NodeSpec {
+    name: "retry",
+    doc: "Waits between delivery attempts of a deferred message; the last one repeats.",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: Some((arg("WAIT", Ty::Duration, "time until the next attempt"), 1)),
+    },
+    props: &[],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+value_node!(
+    OUTBOUND_EXPIRE,
+    "expire",
+    Ty::Duration,
+    "How long a message is retried before it is bounced."
+);
+
+pub static OUTBOUND_DELAY_WARNING: NodeSpec = NodeSpec {
+    name: "delay-warning",
+    doc: "When the sender is told that a message is still not delivered (`#null`: never).",
+    args: Args {
+        fixed: &[ArgSpec {
+            nullable: true,
+            ..arg("AFTER", Ty::Duration, "time since the message arrived")
+        }],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+value_node!(
+    OUTBOUND_PORT,
+    "port",
+    Ty::Int { min: 1, max: 65535 },
+    "Port of remote MX hosts (25; another value only for tests and private networks)."
+);
+value_node!(
+    OUTBOUND_IP_VERSION,
+    "ip-version",
+    Ty::Choice(IP_VERSIONS),
+    "Which address families outgoing connections use."
+);
+value_node!(
+    OUTBOUND_MAX_CONNECTIONS,
+    "max-connections",
+    COUNT,
+    "Most outgoing SMTP connections at once."
+);
+value_node!(
+    OUTBOUND_MAX_PER_DESTINATION,
+    "max-connections-per-destination",
+    COUNT,
+    "Most outgoing connections at once to one destination (domain or route)."
+);
+value_node!(
+    OUTBOUND_MAX_MESSAGES,
+    "max-messages-per-connection",
+    COUNT,
+    "Most messages sent over one outgoing connection before it is closed."
+);
+
+pub static OUTBOUND_CA_FILE: NodeSpec = NodeSpec {
+    name: "ca-file",
+    doc: "Extra trust anchors (PEM) for verifying remote servers, besides the system's.",
+    args: Args {
+        fixed: &[arg("PATH", Ty::Path, "PEM file of CA certificates")],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static OUTBOUND: NodeSpec = NodeSpec {
+    name: "outbound",
+    doc: "Delivery of mail to other servers: retries, bounces, connection limits.",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &OUTBOUND_RETRY,
+        &OUTBOUND_EXPIRE,
+        &OUTBOUND_DELAY_WARNING,
+        &OUTBOUND_PORT,
+        &OUTBOUND_IP_VERSION,
+        &OUTBOUND_MAX_CONNECTIONS,
+        &OUTBOUND_MAX_PER_DESTINATION,
+        &OUTBOUND_MAX_MESSAGES,
+        &OUTBOUND_CA_FILE,
+    ],
+    repeat: false,
+    required: false,
+};
+
+pub static ROUTE: NodeSpec = NodeSpec {
+    name: "route",
+    doc: "How mail for some domains leaves: through a relay host (`via`), or by MX with a \
+          TLS policy. `\"*\"` is the default route, `\"*.example.org\"` covers subdomains.",
+    args: Args {
+        fixed: &[arg(
+            "DOMAIN",
+            Ty::Str,
+            "recipient domain, `*.domain` for its subdomains, or `*` for every domain",
+        )],
+        required: 1,
+        rest: None,
+    },
+    props: &[
+        opt(
+            "via",
+            Ty::Str,
+            "HOST:PORT to hand the mail to instead of the MX hosts",
+        ),
+        opt("tls", Ty::Choice(ROUTE_TLS), "TLS policy of the connection"),
+        opt("user", Ty::Str, "login at the relay host"),
+        opt(
+            "password-file",
+            Ty::Path,
+            "file with the relay host password (a secret: read at runtime)",
+        ),
+        opt(
+            "source",
+            Ty::Ip,
+            "local address outgoing connections of this route use",
+        ),
+    ],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
 pub static LOG: NodeSpec = NodeSpec {
     name: "log",
     doc: "Logging of `mailc serve`.",
@@ -749,6 +910,9 @@ pub static ROOT: NodeSpec = NodeSpec {
         &LIMITS,
         &TIMEOUTS,
         &RELAY_HOST,
+        &RESOLVER,
+        &OUTBOUND,
+        &ROUTE,
     ],
     repeat: false,
     required: true,

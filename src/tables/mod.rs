@@ -6,7 +6,10 @@
 //! referenced by path (an inline password hash appears only as a fingerprint;
 //! the hash itself travels beside the tables in `compile::Secrets`).
 
+pub mod outbound;
 pub mod resolve;
+
+pub use outbound::{OutboundTable, OutboundTls, RouteTable};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +31,7 @@ fn hash_with_empty_field(t: &Tables) -> String {
 }
 
 /// Bumped whenever the meaning or shape of the tables changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -58,6 +61,9 @@ pub struct Tables {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
+    /// DNS servers for every lookup; empty: the system's resolvers.
+    pub resolvers: Vec<std::net::SocketAddr>,
+    pub outbound: OutboundTable,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
