@@ -20,6 +20,7 @@
 //! | [`ipnet`] | IP networks |
 //! | [`auth`] | password hashes (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`) |
 //! | [`cli`] | the `mailc` subcommands; `main.rs` only wires them to clap |
+//! | [`outbound`] | pure parts of outbound delivery: DSN messages, DKIM signing, SRS
 //!
 //! Layering rule (checked by `tests/layering.rs`): `spec`, `compile`, `tables`,
 //! `diag`, `addr` and `ipnet` never use sockets or an async runtime; the
@@ -35,6 +36,7 @@ pub mod dns;
 pub mod envelope;
 pub mod ipnet;
 pub mod net;
+pub mod outbound;
 pub mod proto;
 pub mod queue;
 pub mod runtime;

@@ -1,0 +1,16 @@
+//! Outbound delivery's pure parts: what the scheduler and the SMTP client
+//! call to build and transform messages, with no sockets and no async
+//! runtime (a layering rule in `tests/layering.rs` keeps it so).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`dsn`] | delivery status notifications (RFC 3464 bounces, delay warnings, success reports) and who gets one (RFC 3461 `NOTIFY`) |
+//! | [`dkim`] | DKIM signing of mail that leaves (RFC 6376): keys loaded once at start, one signature per selector of the From domain |
+//! | [`srs`] | the Sender Rewriting Scheme for forwarded mail, and its reversal for bounces |
+//!
+//! File access is limited to loading secrets: DKIM private keys
+//! ([`dkim::Signer::load`]) and the SRS key ([`srs::Srs::load_or_create`]).
+
+pub mod dkim;
+pub mod dsn;
+pub mod srs;
