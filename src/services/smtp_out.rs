@@ -99,9 +99,7 @@ impl ClientTimeouts {
         match stage {
             Stage::Connect => self.connect,
             Stage::Greeting => self.greeting,
-            Stage::Ehlo | Stage::Helo | Stage::StartTls | Stage::Auth | Stage::Rset => {
-                self.command
-            }
+            Stage::Ehlo | Stage::Helo | Stage::StartTls | Stage::Auth | Stage::Rset => self.command,
             Stage::SizeCheck | Stage::Local => self.command,
             Stage::TlsHandshake => self.tls_handshake,
             Stage::Mail => self.mail,
@@ -430,9 +428,8 @@ impl Connection {
         let Wire::Plain(tcp) = std::mem::replace(&mut self.wire, Wire::Gone) else {
             return Err(ConnError::Temporary("TLS is already active".into()));
         };
-        let name = ServerName::try_from(s.server_name.clone()).map_err(|e| {
-            ConnError::Temporary(format!("server name {:?}: {e}", s.server_name))
-        })?;
+        let name = ServerName::try_from(s.server_name.clone())
+            .map_err(|e| ConnError::Temporary(format!("server name {:?}: {e}", s.server_name)))?;
         let strict = s.tls == TlsPolicy::RequireVerified;
         let verifier = Arc::new(RecordingVerifier::new(&s.roots, strict));
         let config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
@@ -529,10 +526,9 @@ struct RecordingVerifier {
 impl RecordingVerifier {
     fn new(roots: &Arc<rustls::RootCertStore>, strict: bool) -> RecordingVerifier {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner =
-            WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-                .build()
-                .ok();
+        let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .ok();
         RecordingVerifier {
             inner,
             provider,

@@ -111,7 +111,9 @@ fn check_prefix(line: &[u8], expected: Option<u16>) -> Result<(u16, bool), Reply
         .iter()
         .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if !(200..600).contains(&code) && !(100..200).contains(&code) {
-        return Err(ReplyError::Syntax(format!("reply code {code} out of range")));
+        return Err(ReplyError::Syntax(format!(
+            "reply code {code} out of range"
+        )));
     }
     if let Some(e) = expected
         && e != code
@@ -317,9 +319,7 @@ pub fn helo(host: &str) -> Vec<u8> {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() && *c != ' ')
-        .collect()
+    s.chars().filter(|c| !c.is_control() && *c != ' ').collect()
 }
 
 pub const STARTTLS: &[u8] = b"STARTTLS\r\n";
@@ -519,7 +519,15 @@ mod tests {
 
     #[test]
     fn need_more_is_not_invalid() {
-        for partial in [&b""[..], b"2", b"25", b"250", b"250-a\r\n", b"250-a\r\n25", b"250 x"] {
+        for partial in [
+            &b""[..],
+            b"2",
+            b"25",
+            b"250",
+            b"250-a\r\n",
+            b"250-a\r\n25",
+            b"250 x",
+        ] {
             assert_eq!(parse_reply(partial), Ok(Parsed::NeedMore), "{partial:?}");
         }
         // every split of a valid reply is "need more", never an error
@@ -531,9 +539,18 @@ mod tests {
 
     #[test]
     fn garbage_and_limits() {
-        assert!(matches!(parse_reply(b"HTTP/1.1 400"), Err(ReplyError::Syntax(_))));
-        assert!(matches!(parse_reply(b"250x\r\n"), Err(ReplyError::Syntax(_))));
-        assert!(matches!(parse_reply(b"999 no\r\n"), Err(ReplyError::Syntax(_))));
+        assert!(matches!(
+            parse_reply(b"HTTP/1.1 400"),
+            Err(ReplyError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_reply(b"250x\r\n"),
+            Err(ReplyError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_reply(b"999 no\r\n"),
+            Err(ReplyError::Syntax(_))
+        ));
         assert!(matches!(
             parse_reply(b"250-a\r\n251 b\r\n"),
             Err(ReplyError::Syntax(_))
@@ -632,7 +649,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(mail_from("", &MailParams::default()).unwrap(), b"MAIL FROM:<>\r\n");
+        assert_eq!(
+            mail_from("", &MailParams::default()).unwrap(),
+            b"MAIL FROM:<>\r\n"
+        );
         assert!(mail_from("a@b\r\nRCPT TO:<x@y>", &MailParams::default()).is_err());
         assert!(rcpt_to(&"a".repeat(3000), &RcptParams::default()).is_err());
         assert_eq!(helo("host\r\nQUIT"), b"HELO hostQUIT\r\n");

@@ -219,7 +219,8 @@ impl Opening {
 
     fn after_tls_decision(&mut self) -> OpenStep {
         if !self.tls_active && self.cfg.tls != TlsPolicy::Opportunistic {
-            return self.fail_temp("TLS is required, but the server does not offer STARTTLS".into());
+            return self
+                .fail_temp("TLS is required, but the server does not offer STARTTLS".into());
         }
         if self.cfg.auth.is_none() {
             return self.ready();
@@ -277,7 +278,10 @@ mod tests {
     fn starttls_then_ehlo_again_then_auth() {
         let mut o = Opening::new(cfg(TlsPolicy::Opportunistic, true));
         assert_eq!(o.expecting(), Stage::Greeting);
-        assert_eq!(sent(o.on_reply(&reply("220 mx\r\n"))), "EHLO out.example\r\n");
+        assert_eq!(
+            sent(o.on_reply(&reply("220 mx\r\n"))),
+            "EHLO out.example\r\n"
+        );
         let ehlo = "250-mx\r\n250-STARTTLS\r\n250 AUTH LOGIN\r\n";
         assert_eq!(sent(o.on_reply(&reply(ehlo))), "STARTTLS\r\n");
         assert_eq!(o.on_reply(&reply("220 go\r\n")), OpenStep::StartTls);
@@ -310,7 +314,10 @@ mod tests {
     fn helo_fallback_and_policies() {
         let mut o = Opening::new(cfg(TlsPolicy::Opportunistic, false));
         o.on_reply(&reply("220 mx\r\n"));
-        assert_eq!(sent(o.on_reply(&reply("502 no\r\n"))), "HELO out.example\r\n");
+        assert_eq!(
+            sent(o.on_reply(&reply("502 no\r\n"))),
+            "HELO out.example\r\n"
+        );
         assert!(
             matches!(o.on_reply(&reply("250 hi\r\n")), OpenStep::Ready(c) if !c.extended && !c.pipelining)
         );
@@ -334,7 +341,10 @@ mod tests {
         let mut o = Opening::new(cfg(TlsPolicy::Opportunistic, false));
         o.on_reply(&reply("220 mx\r\n"));
         o.on_reply(&reply("250-mx\r\n250 STARTTLS\r\n"));
-        assert!(matches!(o.on_reply(&reply("454 4.7.0 no\r\n")), OpenStep::Ready(_)));
+        assert!(matches!(
+            o.on_reply(&reply("454 4.7.0 no\r\n")),
+            OpenStep::Ready(_)
+        ));
     }
 
     #[test]

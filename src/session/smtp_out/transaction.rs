@@ -43,7 +43,9 @@ enum Expect {
     Data,
     /// `abandoned`: a lone dot sent because DATA was accepted with no
     /// recipient (RFC 2920 §3.1); its reply decides nothing.
-    DataEnd { abandoned: bool },
+    DataEnd {
+        abandoned: bool,
+    },
     Rset,
 }
 
@@ -85,9 +87,7 @@ fn precheck(m: &OutMessage<'_>, caps: &Capabilities) -> Option<ReplyInfo> {
         return Some(ReplyInfo::local(
             552,
             Enhanced(5, 3, 4),
-            format!(
-                "message of {size} bytes exceeds the receiving server's limit of {max} bytes"
-            ),
+            format!("message of {size} bytes exceeds the receiving server's limit of {max} bytes"),
             Stage::SizeCheck,
         ));
     }
@@ -351,11 +351,7 @@ impl Transaction {
     }
 
     fn protocol_error(&mut self, r: &Reply, stage: Stage) -> TxStep {
-        let fault = Fault::Protocol(format!(
-            "unexpected reply {} {}",
-            r.code,
-            r.lines.join(" ")
-        ));
+        let fault = Fault::Protocol(format!("unexpected reply {} {}", r.code, r.lines.join(" ")));
         self.finish_all(RcptOutcome::Deferred(fault.info(stage)), false)
     }
 
@@ -386,10 +382,7 @@ impl Transaction {
                 })
             })
             .collect();
-        TxStep::Done(TxResult {
-            outcomes,
-            reusable,
-        })
+        TxStep::Done(TxResult { outcomes, reusable })
     }
 }
 
@@ -487,7 +480,11 @@ mod tests {
         let r = done(tx.on_reply(&reply("250 2.0.0 queued\r\n")));
         assert_eq!(
             codes(&r),
-            ["delivered 250 DATA-END", "deferred 451 RCPT", "failed 550 RCPT"]
+            [
+                "delivered 250 DATA-END",
+                "deferred 451 RCPT",
+                "failed 550 RCPT"
+            ]
         );
         assert!(r.reusable);
         assert_eq!(
@@ -501,8 +498,14 @@ mod tests {
         let r = rcpts(&["a@b.example", "c@b.example"]);
         let (mut tx, step) = Transaction::start(&msg(&r, b"hi\r\n"), &caps(false));
         assert_eq!(text(&step), "MAIL FROM:<s@a.example>\r\n");
-        assert_eq!(text(&tx.on_reply(&reply("250 ok\r\n"))), "RCPT TO:<a@b.example>\r\n");
-        assert_eq!(text(&tx.on_reply(&reply("550 no\r\n"))), "RCPT TO:<c@b.example>\r\n");
+        assert_eq!(
+            text(&tx.on_reply(&reply("250 ok\r\n"))),
+            "RCPT TO:<a@b.example>\r\n"
+        );
+        assert_eq!(
+            text(&tx.on_reply(&reply("550 no\r\n"))),
+            "RCPT TO:<c@b.example>\r\n"
+        );
         assert_eq!(text(&tx.on_reply(&reply("450 busy\r\n"))), "RSET\r\n");
         let r = done(tx.on_reply(&reply("250 reset\r\n")));
         assert_eq!(codes(&r), ["failed 550 RCPT", "deferred 450 RCPT"]);
@@ -515,7 +518,10 @@ mod tests {
         let (mut tx, _) = Transaction::start(&msg(&r, b"hi\r\n"), &caps(true));
         tx.on_reply(&reply("250 ok\r\n"));
         tx.on_reply(&reply("550 5.1.1 no\r\n"));
-        assert_eq!(text(&tx.on_reply(&reply("554 5.5.1 no valid recipients\r\n"))), "RSET\r\n");
+        assert_eq!(
+            text(&tx.on_reply(&reply("554 5.5.1 no valid recipients\r\n"))),
+            "RSET\r\n"
+        );
         let r = done(tx.on_reply(&reply("250 ok\r\n")));
         assert_eq!(codes(&r), ["failed 550 RCPT"]);
     }
