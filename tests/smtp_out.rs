@@ -683,7 +683,11 @@ async fn answer_250_to_data_before_the_data() {
 
 #[tokio::test]
 async fn greeting_554_is_permanent() {
-    let peer = Peer::start(vec![say("554 5.7.1 no service for you")]).await;
+    let peer = Peer::start(script(vec![
+        vec![say("554 5.7.1 no service for you")],
+        quit(),
+    ]))
+    .await;
     let err = Connection::open(peer.addr, &settings())
         .await
         .err()
@@ -693,6 +697,7 @@ async fn greeting_554_is_permanent() {
     };
     assert_eq!((info.code, info.stage), (554, Stage::Greeting));
     assert_eq!(info.diagnostic_code(), "smtp; 554 5.7.1 no service for you");
+    // the script's QUIT step checks that the refused dialogue ends properly
     peer.finish().await;
 }
 
@@ -857,8 +862,31 @@ async fn wrong_name_does_not_verify() {
 }
 
 #[tokio::test]
+async fn bytes_after_the_starttls_reply_are_refused() {
+    // A reply smuggled behind the 220 would be taken as if it came over TLS.
+    let peer = Peer::start(script(vec![
+        start(),
+        vec![
+            ehlo(&["STARTTLS"]),
+            expect("STARTTLS"),
+            Step::Raw(b"220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n".to_vec()),
+        ],
+    ]))
+    .await;
+    let err = Connection::open(peer.addr, &settings())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, ConnError::Temporary(t) if t.contains("after its reply to STARTTLS")),
+        "{err:?}"
+    );
+    peer.finish().await;
+}
+
+#[tokio::test]
 async fn require_tls_without_starttls_fails() {
-    let peer = Peer::start(script(vec![start(), vec![ehlo(&["PIPELINING"])]])).await;
+    let peer = Peer::start(script(vec![start(), vec![ehlo(&["PIPELINING"])], quit()])).await;
     let s = ClientSettings {
         tls: TlsPolicy::Require,
         ..settings()
@@ -938,7 +966,7 @@ async fn auth_plain_over_tls_only() {
     assert_eq!(t.lines[..2], ["EHLO out.example.test", "STARTTLS"]);
 
     // A server without STARTTLS never sees the password.
-    let peer = Peer::start(script(vec![start(), vec![ehlo(&["AUTH PLAIN"])]])).await;
+    let peer = Peer::start(script(vec![start(), vec![ehlo(&["AUTH PLAIN"])], quit()])).await;
     let err = Connection::open(peer.addr, &s).await.err().unwrap();
     assert!(
         matches!(&err, ConnError::Temporary(t) if t.contains("without TLS")),

@@ -230,7 +230,7 @@ impl Connection {
         });
         let mut step = match conn.read_reply(Stage::Greeting).await {
             Ok(r) => opening.on_reply(&r),
-            Err(f) => OpenStep::Fail(opening.fault(&f)),
+            Err(f) => conn.open_fault(&mut opening, &f),
         };
         loop {
             step = match step {
@@ -242,7 +242,7 @@ impl Connection {
                     };
                     match reply {
                         Ok(r) => opening.on_reply(&r),
-                        Err(f) => OpenStep::Fail(opening.fault(&f)),
+                        Err(f) => conn.open_fault(&mut opening, &f),
                     }
                 }
                 OpenStep::StartTls => {
@@ -261,11 +261,19 @@ impl Connection {
                     return Ok(conn);
                 }
                 OpenStep::Fail(e) => {
-                    conn.wire.shutdown().await;
+                    // Refused by a reply: the dialogue is still in step, so
+                    // end it properly (RFC 5321 §3.1); after a fault, just
+                    // close.
+                    conn.quit().await;
                     return Err(e);
                 }
             };
         }
+    }
+
+    fn open_fault(&mut self, opening: &mut Opening, f: &Fault) -> OpenStep {
+        self.broken = Some(f.to_string());
+        OpenStep::Fail(opening.fault(f))
     }
 
     pub fn tls(&self) -> Option<&TlsOutcome> {

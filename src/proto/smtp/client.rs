@@ -63,7 +63,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Parsed, ReplyError> {
         let Some(nl) = rest.iter().take(MAX_REPLY_LINE).position(|&b| b == b'\n') else {
             return if rest.len() >= MAX_REPLY_LINE {
                 Err(ReplyError::LineTooLong)
-            } else if rest.len() >= 4 || !rest.is_empty() {
+            } else if !rest.is_empty() {
                 // Reject garbage early rather than waiting for a line end.
                 check_prefix(rest, code).map(|_| Parsed::NeedMore)
             } else {
@@ -594,6 +594,11 @@ mod tests {
                 extended: true,
             }
         );
+        // unknown keywords and the old `AUTH=` form are skipped, not fatal
+        let (r, _) =
+            reply(b"250-mx\r\n250-X-EXPS GSSAPI NTLM\r\n250-AUTH=LOGIN\r\n250 PIPELINING\r\n");
+        let c = Capabilities::from_ehlo(&r);
+        assert!(c.pipelining && !c.auth_plain, "{c:?}");
         let (r, _) = reply(b"250-mx\r\n250 SIZE\r\n");
         assert_eq!(Capabilities::from_ehlo(&r).size, None);
         let (r, _) = reply(b"250 mx\r\n");
