@@ -900,6 +900,23 @@ async fn require_tls_without_starttls_fails() {
     assert!(t.lines.iter().all(|l| !l.starts_with("MAIL")), "{t:?}");
 }
 
+#[test]
+fn trust_anchors_from_a_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec![MX.to_string()]).unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, generated.cert.pem()).unwrap();
+    let roots =
+        mailc::services::smtp_out::trust_anchors(std::slice::from_ref(&pem), false).unwrap();
+    assert_eq!(roots.len(), 1);
+    let missing = dir.path().join("missing.pem");
+    let err = mailc::services::smtp_out::trust_anchors(&[missing], false).unwrap_err();
+    assert!(err.contains("missing.pem"), "{err}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    assert!(mailc::services::smtp_out::trust_anchors(&[empty], false).is_err());
+}
+
 #[tokio::test]
 async fn implicit_tls() {
     let (acceptor, cert) = tls_acceptor(MX);

@@ -132,6 +132,69 @@ pub struct ClientSettings {
     pub roots: Arc<rustls::RootCertStore>,
 }
 
+impl TlsPolicy {
+    /// The policy and the implicit-TLS flag a route's `tls` asks for
+    /// (`implicit` is TLS from the first byte with a verified certificate).
+    pub fn from_route(t: crate::tables::OutboundTls) -> (TlsPolicy, bool) {
+        use crate::tables::OutboundTls as T;
+        match t {
+            T::Opportunistic => (TlsPolicy::Opportunistic, false),
+            T::Require => (TlsPolicy::Require, false),
+            T::RequireVerified => (TlsPolicy::RequireVerified, false),
+            T::Implicit => (TlsPolicy::RequireVerified, true),
+        }
+    }
+}
+
+/// Where the system keeps its CA bundle (Debian, Fedora, Alpine, NixOS,
+/// the BSDs); `SSL_CERT_FILE` first when set.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/usr/local/share/certs/ca-root-nss.crt",
+];
+
+/// Trust anchors: the system's CA bundle (the first that exists, when
+/// `system`) and every PEM file of `extra` (`outbound { ca-file }`). A
+/// missing or unreadable extra file is an error naming it; an unparsable
+/// certificate in the system bundle is skipped.
+pub fn trust_anchors(
+    extra: &[std::path::PathBuf],
+    system: bool,
+) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    if system {
+        let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+        let bundle = from_env
+            .into_iter()
+            .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from))
+            .find(|p| p.is_file());
+        if let Some(path) = bundle
+            && let Ok(certs) = CertificateDer::pem_file_iter(&path)
+        {
+            let certs: Vec<_> = certs.flatten().collect();
+            roots.add_parsable_certificates(certs);
+        }
+    }
+    for path in extra {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in the file", path.display()));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(roots)
+}
+
 /// What TLS the connection got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsOutcome {
