@@ -59,6 +59,28 @@ const RULES: &[(&str, &[&str])] = &[
         "ipnet.rs",
         &["tokio", "std::fs", "std::net::Tcp", "TcpStream"],
     ),
+    (
+        "proto",
+        &[
+            "tokio",
+            "std::fs",
+            "std::net::Tcp",
+            "std::net::Udp",
+            "TcpStream",
+            "File::",
+        ],
+    ),
+    (
+        "session",
+        &[
+            "tokio",
+            "std::fs",
+            "std::net::Tcp",
+            "std::net::Udp",
+            "TcpStream",
+            "File::",
+        ],
+    ),
 ];
 
 #[test]

@@ -8,6 +8,7 @@ pub mod maildrop;
 pub mod mailstore;
 pub mod pop3;
 pub mod smtp_in;
+pub mod smtp_out;
 
 use std::sync::{Arc, RwLock};
 

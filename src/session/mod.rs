@@ -5,6 +5,7 @@
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
+pub mod smtp_out;
 
 /// Result of checking credentials, shared by the SMTP, IMAP and POP3
 /// sessions.

@@ -3,6 +3,7 @@
 
 pub mod dialog;
 pub mod dns_server;
+pub mod scripted_peer;
 pub mod server;
 pub mod tls;
 

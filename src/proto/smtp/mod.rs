@@ -2,6 +2,7 @@
 //! replies with enhanced status codes (RFC 3463), the DATA and BDAT body
 //! receivers, and the trace headers a server adds.
 
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod headers;
