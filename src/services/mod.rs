@@ -8,6 +8,7 @@ pub mod maildrop;
 pub mod mailstore;
 pub mod pop3;
 pub mod smtp_in;
+pub mod submit;
 
 use std::sync::{Arc, RwLock};
 
