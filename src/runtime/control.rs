@@ -129,9 +129,16 @@ async fn submit<R: tokio::io::AsyncRead + Unpin>(
             format!("message too big ({} bytes, at most {limit})", sub.size),
         );
     }
+    // Part of the message may already sit in the reader's buffer: the
+    // socket is allowed `size` more bytes (an upper bound), the message is
+    // exactly `size` bytes from the buffer on.
     reader.get_mut().set_limit(sub.size);
     let mut message = Vec::with_capacity(sub.size.min(1 << 20) as usize);
-    if reader.read_to_end(&mut message).await.is_err() || message.len() as u64 != sub.size {
+    let read = (&mut *reader)
+        .take(sub.size)
+        .read_to_end(&mut message)
+        .await;
+    if read.is_err() || message.len() as u64 != sub.size {
         return refused(submit::exit::DATAERR, "message truncated".into());
     }
     match submit::enqueue(shared, &sub, &message).await {
