@@ -25,6 +25,11 @@ let
   cfg = config.services.mailc;
   kdl = import ./kdl.nix;
 
+  # `sendmail ARGS` = `mailc sendmail ARGS` (config: /etc/mailc/config.kdl).
+  sendmailCommand = pkgs.writeShellScriptBin "sendmail" ''
+    exec ${lib.getExe cfg.package} sendmail "$@"
+  '';
+
   acmeDirectory =
     if cfg.tls.acmeHost != null then config.security.acme.certs.${cfg.tls.acmeHost}.directory else null;
 
@@ -243,6 +248,19 @@ in
       default = false;
       description = "Open the TCP ports of the configured listeners.";
     };
+
+    sendmail.enable = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Install `sendmail` (`mailc sendmail`, reading /etc/mailc/config.kdl) for
+        cron, mutt, git send-email and mail(1): on PATH, and as
+        /run/wrappers/bin/sendmail through `services.mail.sendmailSetuidWrapper`
+        (the path NixOS programs use), without setuid or setgid. Only root and
+        the mailc user may submit (the control socket is 0600); other users get
+        exit code 77 (EX_NOPERM).
+      '';
+    };
   };
 
   config = mkIf cfg.enable {
@@ -261,7 +279,17 @@ in
     users.groups.mailc = { };
 
     environment.etc."mailc/config.kdl".source = checkedConfig;
-    environment.systemPackages = [ cfg.package ];
+    environment.systemPackages = [ cfg.package ] ++ lib.optional cfg.sendmail.enable sendmailCommand;
+
+    # The conventional path, but no privilege: the wrapper runs as its caller.
+    services.mail.sendmailSetuidWrapper = mkIf cfg.sendmail.enable {
+      program = "sendmail";
+      source = "${sendmailCommand}/bin/sendmail";
+      owner = "root";
+      group = "root";
+      setuid = false;
+      setgid = false;
+    };
 
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall generated.ports;
 

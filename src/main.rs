@@ -83,6 +83,12 @@ enum Command {
     },
     /// Run the server: every listener of the config. SIGHUP reloads, SIGTERM stops.
     Serve { config: PathBuf },
+    /// Send a message, sendmail-compatible (-t -i -f -F -C; message on stdin).
+    /// Also runs so when the binary is invoked as `sendmail`.
+    Sendmail {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
     /// Inspect and manage the queue of a (running or stopped) server.
     Queue {
         #[command(subcommand)]
@@ -124,6 +130,21 @@ enum QueueAction {
 }
 
 fn main() -> ExitCode {
+    // sendmail's command line is not clap's (`-oi`, `-bm`, `-V envid`):
+    // `mailc sendmail ...` and a `sendmail` link parse it themselves.
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let invoked_as = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if invoked_as.as_deref() == Some("sendmail") {
+        return exit(cli::sendmail::run(&argv[1..]));
+    }
+    if argv.get(1).map(String::as_str) == Some("sendmail") {
+        return exit(cli::sendmail::run(&argv[2..]));
+    }
     let args = Args::parse();
     let code = match args.command {
         Command::Check { config, offline } => cli::check(&config, offline),
@@ -156,6 +177,7 @@ fn main() -> ExitCode {
         Command::Dkim {
             action: DkimAction::Keygen { config },
         } => cli::dns::keygen(&config),
+        Command::Sendmail { args } => cli::sendmail::run(&args),
         Command::Queue { action } => {
             use cli::queue::{Action, run};
             match action {
@@ -170,5 +192,9 @@ fn main() -> ExitCode {
             }
         }
     };
+    exit(code)
+}
+
+fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -7,6 +7,7 @@
 
 pub mod keys;
 pub mod live;
+pub mod resolver;
 pub mod zone;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::envelope::Envelope;
 use crate::services::Shared;
+use crate::services::submit::{self, Submission};
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join("control.sock")
@@ -25,6 +26,18 @@ pub enum Answer {
     Removed { entry: Envelope },
     Flushed { entries: usize },
     Error { message: String },
+}
+
+/// Answers to `mailc sendmail`'s requests (`submit`, `pickup`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "result")]
+pub enum SubmitAnswer {
+    /// The message is durably queued.
+    Submitted { id: String },
+    /// Refused; `exit` is the sysexits code for `mailc sendmail`.
+    Refused { exit: u8, message: String },
+    /// Messages taken from `queue/incoming/`.
+    PickedUp { entries: usize },
 }
 
 pub async fn start(shared: Arc<Shared>, state_dir: &Path) -> std::io::Result<JoinHandle<()>> {
@@ -48,8 +61,12 @@ pub async fn start(shared: Arc<Shared>, state_dir: &Path) -> std::io::Result<Joi
                 if reader.read_line(&mut line).await.is_err() {
                     return;
                 }
-                let answer = handle(&shared, line.trim());
-                let mut json = serde_json::to_vec(&answer).unwrap_or_default();
+                let mut json = match line.trim() {
+                    "submit" => serde_json::to_vec(&submit(&shared, &mut reader).await),
+                    "pickup" => serde_json::to_vec(&pickup(&shared).await),
+                    request => serde_json::to_vec(&handle(&shared, request)),
+                }
+                .unwrap_or_default();
                 json.push(b'\n');
                 let _ = write.write_all(&json).await;
             });
@@ -84,5 +101,57 @@ fn handle(shared: &Shared, request: &str) -> Answer {
         _ => Answer::Error {
             message: format!("unknown request `{request}`"),
         },
+    }
+}
+
+/// `submit` (from `mailc sendmail`): a JSON head line ([`Submission`]),
+/// then exactly `size` message bytes; answered once the message is durable.
+/// Both parts are bounded: the head by [`submit::MAX_HEAD`], the message by
+/// the submission size limit.
+async fn submit<R: tokio::io::AsyncRead + Unpin>(
+    shared: &Shared,
+    reader: &mut BufReader<tokio::io::Take<R>>,
+) -> SubmitAnswer {
+    let refused = |exit, message: String| SubmitAnswer::Refused { exit, message };
+    reader.get_mut().set_limit(submit::MAX_HEAD as u64);
+    let mut head = String::new();
+    if reader.read_line(&mut head).await.is_err() || !head.ends_with('\n') {
+        return refused(submit::exit::DATAERR, "no submission head".into());
+    }
+    let sub: Submission = match serde_json::from_str(head.trim_end()) {
+        Ok(s) => s,
+        Err(e) => return refused(submit::exit::DATAERR, format!("bad submission head: {e}")),
+    };
+    let limit = shared.snapshot().tables.submission.max_message_size;
+    if sub.size > limit {
+        return refused(
+            submit::exit::DATAERR,
+            format!("message too big ({} bytes, at most {limit})", sub.size),
+        );
+    }
+    // Part of the message may already sit in the reader's buffer: the
+    // socket is allowed `size` more bytes (an upper bound), the message is
+    // exactly `size` bytes from the buffer on.
+    reader.get_mut().set_limit(sub.size);
+    let mut message = Vec::with_capacity(sub.size.min(1 << 20) as usize);
+    let read = (&mut *reader)
+        .take(sub.size)
+        .read_to_end(&mut message)
+        .await;
+    if read.is_err() || message.len() as u64 != sub.size {
+        return refused(submit::exit::DATAERR, "message truncated".into());
+    }
+    match submit::enqueue(shared, &sub, &message).await {
+        Ok(id) => SubmitAnswer::Submitted { id },
+        Err(r) => refused(r.exit, r.message),
+    }
+}
+
+/// `pickup`: take what `mailc sendmail` left in `queue/incoming/` while no
+/// server ran (or while this one was starting).
+async fn pickup(shared: &Shared) -> SubmitAnswer {
+    let state = shared.snapshot().tables.state_dir.clone();
+    SubmitAnswer::PickedUp {
+        entries: submit::pick_up(shared, &state).await,
     }
 }

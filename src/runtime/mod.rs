@@ -155,6 +155,16 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
             None
         }
     };
+    // What `mailc sendmail` left while no server ran.
+    {
+        let (shared, state) = (shared.clone(), state.clone());
+        tokio::spawn(async move {
+            let n = crate::services::submit::pick_up(&shared, &state).await;
+            if n > 0 {
+                tracing::info!(entries = n, "picked up messages from queue/incoming");
+            }
+        });
+    }
     tracing::info!(tables = %tables.content_hash, "mailc ready");
 
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (

@@ -9,6 +9,7 @@ pub mod mailstore;
 pub mod pop3;
 pub mod smtp_in;
 pub mod smtp_out;
+pub mod submit;
 
 use std::sync::{Arc, RwLock};
 
