@@ -211,7 +211,7 @@ limits {{
     max-connections-per-ip 5000
 }}
 domain "example.test" {{
-    dkim selector="s1"
+    dkim selector="s1" generate=#true
     dmarc policy="none"
     mailbox "alice" password="{hash_}" {{
         alias "postmaster"

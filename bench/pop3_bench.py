@@ -90,7 +90,7 @@ tls self-signed=#true
 listen "smtp" "127.0.0.1:{smtp_port}"
 listen "pop3s" "127.0.0.1:{pop3s_port}"
 domain "example.test" {{
-    dkim selector="s1"
+    dkim selector="s1" generate=#true
     dmarc policy="none"
     mailbox "alice" password="{hash_}" {{
         alias "postmaster"

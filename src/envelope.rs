@@ -77,6 +77,48 @@ pub struct Delivery {
     /// Unix time of the next attempt.
     pub next_attempt: u64,
     pub last_error: Option<String>,
+    /// Enhanced status code of the last result (`4.4.1`, `5.1.1`, `2.0.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<String>,
+    /// The server that gave the last answer (`mx.example.org [192.0.2.1]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_mta: Option<String>,
+    /// TLS of the last connection (`TLSv1.3, verified` / `none`), for
+    /// `mailc queue show` and TLS reporting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// The next hop offered DSN and took the NOTIFY request over: no
+    /// `relayed` notice from us.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote_dsn: bool,
+    /// A delay warning went out for this delivery.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delay_warned: bool,
+    /// The final DSN (failure, or success when asked) was queued.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dsn_sent: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Delivery {
+    pub fn new(destination: Destination, now: u64) -> Delivery {
+        Delivery {
+            destination,
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+            status_code: None,
+            remote_mta: None,
+            tls: None,
+            remote_dsn: false,
+            delay_warned: false,
+            dsn_sent: false,
+        }
+    }
 }
 
 /// One `RCPT TO` and what it expanded to.
@@ -126,13 +168,7 @@ impl Envelope {
         {
             return i;
         }
-        self.deliveries.push(Delivery {
-            destination,
-            status: Status::Pending,
-            attempts: 0,
-            next_attempt: now,
-            last_error: None,
-        });
+        self.deliveries.push(Delivery::new(destination, now));
         self.deliveries.len() - 1
     }
 }

@@ -125,8 +125,16 @@ enum QueueAction {
     },
     /// Remove a message from the queue (it is not delivered).
     Remove { config: PathBuf, id: String },
-    /// Retry every pending delivery now.
-    Flush { config: PathBuf },
+    /// Retry pending deliveries now: all, or those of one queue id or
+    /// recipient domain.
+    Flush {
+        config: PathBuf,
+        /// A queue id or a recipient domain.
+        target: Option<String>,
+    },
+    /// Fail every pending delivery of a message now: the sender gets one
+    /// DSN, then the message leaves the queue.
+    Bounce { config: PathBuf, id: String },
 }
 
 fn main() -> ExitCode {
@@ -188,7 +196,12 @@ fn main() -> ExitCode {
                 QueueAction::Remove { config, id } => {
                     run(&config, Action::Remove, Some(&id), false)
                 }
-                QueueAction::Flush { config } => run(&config, Action::Flush, None, false),
+                QueueAction::Flush { config, target } => {
+                    run(&config, Action::Flush, target.as_deref(), false)
+                }
+                QueueAction::Bounce { config, id } => {
+                    run(&config, Action::Bounce, Some(&id), false)
+                }
             }
         }
     };

@@ -16,6 +16,7 @@ pub enum Action {
     Show,
     Remove,
     Flush,
+    Bounce,
 }
 
 pub fn run(config: &Path, action: Action, id: Option<&str>, json: bool) -> i32 {
@@ -30,7 +31,9 @@ pub fn run(config: &Path, action: Action, id: Option<&str>, json: bool) -> i32 {
     let state = compiled.tables.state_dir.clone();
     let request = match (action, id) {
         (Action::List, _) => "list".to_string(),
-        (Action::Flush, _) => "flush".to_string(),
+        (Action::Flush, None) => "flush".to_string(),
+        (Action::Flush, Some(target)) => format!("flush {target}"),
+        (Action::Bounce, Some(id)) => format!("bounce {id}"),
         (Action::Show, Some(id)) => format!("show {id}"),
         (Action::Remove, Some(id)) => format!("remove {id}"),
         (_, None) => {
@@ -70,6 +73,13 @@ pub fn run(config: &Path, action: Action, id: Option<&str>, json: bool) -> i32 {
         }
         Answer::Flushed { entries } => {
             println!("{entries} entries due now");
+            0
+        }
+        Answer::Bounced { entry, deliveries } => {
+            println!(
+                "{}: {deliveries} deliveries failed; a DSN goes to <{}>",
+                entry.id, entry.sender
+            );
             0
         }
         Answer::Error { message } => {
@@ -117,19 +127,34 @@ fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, Str
         (Action::Flush, _) => {
             Err("the server is not running; queued mail is delivered when it starts".into())
         }
+        (Action::Bounce, _) => Err(
+            "the server is not running; start it to bounce (the DSN is queued by the server)"
+                .into(),
+        ),
         _ => Err("this action needs a queue id".into()),
     }
 }
 
 fn status(d: &crate::envelope::Delivery) -> String {
+    let date = crate::proto::smtp::headers::rfc5322_date;
     match &d.status {
         Status::Pending => match (&d.destination, &d.last_error) {
-            (_, Some(e)) => format!("deferred ({} attempts): {e}", d.attempts),
+            (_, Some(e)) => format!(
+                "deferred after {} attempt{}: {e}; next attempt {}",
+                d.attempts,
+                if d.attempts == 1 { "" } else { "s" },
+                date(d.next_attempt)
+            ),
             (Destination::Remote { .. }, None) => "waiting for outbound delivery".into(),
             (Destination::Mailbox { .. }, None) => "pending".into(),
         },
-        Status::Delivered { .. } => "delivered".into(),
-        Status::Failed { reason, .. } => format!("failed: {reason}"),
+        Status::Delivered { at } => match &d.last_error {
+            Some(reply) if matches!(d.destination, Destination::Remote { .. }) => {
+                format!("delivered {}: {reply}", date(*at))
+            }
+            _ => format!("delivered {}", date(*at)),
+        },
+        Status::Failed { reason, at } => format!("failed {}: {reason}", date(*at)),
     }
 }
 
@@ -183,5 +208,14 @@ fn print_entry(e: &Envelope) {
     }
     for d in &e.deliveries {
         println!("  -> {:<30} {}", d.destination.address(), status(d));
+        if let Some(code) = &d.status_code {
+            println!("     status {code}");
+        }
+        if let Some(mta) = &d.remote_mta {
+            println!("     remote {mta}");
+        }
+        if let Some(tls) = &d.tls {
+            println!("     tls    {tls}");
+        }
     }
 }

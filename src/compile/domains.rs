@@ -218,18 +218,20 @@ fn dkim(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -
             Some(_) => DkimAlgorithm::Rsa,
             None => def::DKIM_ALGORITHM,
         };
+        let generate = k.generate.as_ref().is_some_and(|g| g.value);
         let key = match &k.key {
-            Some(path) => {
+            Some(path) if !generate => {
                 secrets::check_file(path, true, "DKIM private key", cx);
                 path.value.clone()
             }
+            Some(path) => path.value.clone(),
             None => {
                 let path = server
                     .state_dir
                     .join("dkim")
                     .join(&name.ascii)
                     .join(format!("{sel}.key"));
-                if !cx.options.offline && !path.exists() {
+                if !generate && !cx.options.offline && !path.exists() {
                     cx.diags.push(
                         Diag::warning(
                             Code::DkimKeyNotGenerated,
@@ -246,6 +248,7 @@ fn dkim(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -
             selector: sel,
             algorithm,
             key,
+            generate,
         });
     }
     if d.dkim.is_empty() {

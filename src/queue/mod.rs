@@ -331,6 +331,27 @@ impl Spool {
         Ok(())
     }
 
+    /// Changes an entry's envelope under the index lock and records it
+    /// (unsynced, like [`Spool::update`]), so that local delivery and the
+    /// outbound scheduler, each changing only its own deliveries, never
+    /// overwrite each other's progress. Returns the envelope as it is now and
+    /// whether this change finished it (it was pending before, and is not
+    /// now): only that caller settles it.
+    pub fn modify(&self, id: &str, f: impl FnOnce(&mut Envelope)) -> Option<(Envelope, bool)> {
+        let mut idx = self.index.lock().ok()?;
+        let (env, _) = idx.get_mut(id)?;
+        let was_done = env.is_done();
+        f(env);
+        let now = env.clone();
+        let json = serde_json::to_vec(&now).ok()?;
+        if let Err(e) = fsutil::write_atomic(&self.dir.join("state").join(id), &json) {
+            tracing::warn!(id, error = %e, "cannot record queue progress (kept in memory)");
+        }
+        drop(idx);
+        let finished = !was_done && now.is_done();
+        Some((now, finished))
+    }
+
     /// Marks an entry done (every delivery finished). Deletes its segment
     /// when nothing in it is live any more.
     pub fn finish(&self, id: &str) -> std::io::Result<()> {
@@ -579,15 +600,12 @@ mod tests {
                 id: id.into(),
                 sender: "a@remote.example".into(),
                 recipients: Vec::new(),
-                deliveries: vec![Delivery {
-                    destination: Destination::Mailbox {
+                deliveries: vec![Delivery::new(
+                    Destination::Mailbox {
                         address: "alice@example.test".into(),
                     },
-                    status: Status::Pending,
-                    attempts: 0,
-                    next_attempt: 0,
-                    last_error: None,
-                }],
+                    0,
+                )],
                 ret: None,
                 envid: None,
                 body_8bit: false,

@@ -25,6 +25,7 @@ pub enum Answer {
     Show { entry: Envelope },
     Removed { entry: Envelope },
     Flushed { entries: usize },
+    Bounced { entry: Envelope, deliveries: usize },
     Error { message: String },
 }
 
@@ -93,10 +94,63 @@ fn handle(shared: &Shared, request: &str) -> Answer {
             }
             Err(message) => Answer::Error { message },
         },
-        (Some("flush"), None) => {
-            let n = shared.spool.flush();
+        (Some("flush"), target) => {
+            let n = match target {
+                None => shared.spool.flush(),
+                Some(t) => shared
+                    .spool
+                    .list()
+                    .iter()
+                    .filter(|e| {
+                        e.id == t
+                            || e.deliveries.iter().any(|d| {
+                                matches!(d.status, crate::envelope::Status::Pending)
+                                    && d.destination
+                                        .address()
+                                        .rsplit_once('@')
+                                        .is_some_and(|(_, dom)| dom.eq_ignore_ascii_case(t))
+                            })
+                    })
+                    .count(),
+            };
             crate::services::delivery::requeue_due(shared);
+            let _ = shared
+                .outbound
+                .send(crate::services::outbound::Event::Flush(
+                    target.map(str::to_string),
+                ));
             Answer::Flushed { entries: n }
+        }
+        (Some("bounce"), Some(id)) => {
+            let now = crate::services::unix_now();
+            let mut n = 0;
+            let changed = shared.spool.modify(id, |e| {
+                for d in &mut e.deliveries {
+                    if matches!(d.status, crate::envelope::Status::Pending) {
+                        d.status = crate::envelope::Status::Failed {
+                            at: now,
+                            reason: "bounced by the administrator".into(),
+                        };
+                        d.status_code = Some("5.0.0".into());
+                        n += 1;
+                    }
+                }
+            });
+            match changed {
+                Some((entry, _)) => {
+                    tracing::info!(id, deliveries = n, "bounced by the admin");
+                    let _ = shared
+                        .outbound
+                        .send(crate::services::outbound::Event::Settle(id.to_string()));
+                    Answer::Bounced {
+                        entry,
+                        deliveries: n,
+                    }
+                }
+                None => Answer::Error {
+                    message: format!("{id}: no such queue entry"),
+                },
+            }
         }
         _ => Answer::Error {
             message: format!("unknown request `{request}`"),

@@ -57,13 +57,34 @@ pub fn serve(config: &Path) -> i32 {
     runtime.block_on(run(config.to_path_buf(), compiled))
 }
 
+/// Creates the DKIM keys marked `generate=#true` whose files are missing.
+fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
+    let mut wanted = tables.clone();
+    for d in wanted.domains.values_mut() {
+        d.dkim.retain(|k| k.generate && !k.key.exists());
+    }
+    if wanted.domains.values().all(|d| d.dkim.is_empty()) {
+        return Ok(());
+    }
+    for k in crate::dns::keys::keygen(&wanted)? {
+        if k.created {
+            tracing::warn!(domain = %k.domain, selector = %k.selector, path = %k.path.display(), "created a DKIM key: publish its record (`mailc dns`)");
+        }
+    }
+    Ok(())
+}
+
 fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
+    generate_dkim_keys(&compiled.tables)?;
     let tls =
         crate::net::tls::server_config(&compiled.tables)?.map(tokio_rustls::TlsAcceptor::from);
+    let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
+        .map_err(|e| format!("outbound delivery: {e}"))?;
     Ok(Snapshot {
         tables: Arc::new(compiled.tables.clone()),
         secrets: Arc::new(compiled.secrets.clone()),
         tls,
+        outbound: Arc::new(outbound),
     })
 }
 
@@ -113,7 +134,14 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
     let snap = match snapshot(&compiled) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "TLS setup failed");
+            tracing::error!(error = %e, "cannot start");
+            return 1;
+        }
+    };
+    let srs = match crate::outbound::srs::Srs::load_or_create(&state) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read or create the SRS key");
             return 1;
         }
     };
@@ -130,15 +158,19 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
     let usage = Arc::new(Usage::new());
     preload_usage(&usage, &tables).await;
     let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (outbound_tx, outbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared::new(
         snap,
         spool.clone(),
         usage,
         delivery_tx,
+        outbound_tx,
+        srs,
         shutdown_rx,
     ));
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
+    let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
     for entry in recovered {
         let _ = shared.delivery.send(entry);
     }
@@ -197,6 +229,9 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), delivery_task).await;
+    // Outbound connections in flight are abandoned: their deliveries are
+    // still pending in the queue and are retried at the next start.
+    outbound_task.abort();
     tracing::info!(open_connections = shared.conns.total(), "stopped");
     drop(lock);
     0
@@ -392,7 +427,7 @@ async fn reload(
     let snap = match snapshot(&compiled) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "reload failed: TLS setup; still serving the previous configuration");
+            tracing::error!(error = %e, "reload failed; still serving the previous configuration");
             return;
         }
     };

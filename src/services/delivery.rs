@@ -1,10 +1,17 @@
 //! Local delivery: takes queue entries and writes a copy into the Maildir of
-//! every local mailbox they are for. Deliveries are batched: the copies of
-//! a batch are written and synced by several threads at once (the file
-//! system merges their journal commits), each `new/` directory involved is
-//! synced once, and only then are the queue entries marked delivered (or
-//! removed when nothing else is left). Failed deliveries stay queued and are
-//! retried with back-off.
+//! every local mailbox they are for. Entries with remote recipients are
+//! announced to the outbound manager ([`super::outbound`]) here too.
+//!
+//! Deliveries are batched: every copy of a batch is written unsynced into
+//! `tmp/`, one file-system sync makes the data durable, every copy is
+//! renamed into `new/`, and one more sync makes the names durable (a batch
+//! of one copy is written, synced and its directory synced). Only then are
+//! the queue entries marked delivered, with [`Spool::modify`] (so the
+//! outbound manager's progress on the same entry is kept). A mailbox that no
+//! longer exists or is disabled fails permanently (a DSN goes back); other
+//! failures are retried with back-off until the outbound expiry.
+//!
+//! [`Spool::modify`]: crate::queue::Spool::modify
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +63,23 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Entry>) {
                 },
             }
         }
+        // Remote recipients are the outbound manager's; local delivery
+        // keeps only entries with a local copy to make.
+        batch.retain(|e| {
+            let env = &e.envelope;
+            let pending = |local: bool| {
+                env.deliveries.iter().any(|d| {
+                    matches!(d.status, Status::Pending)
+                        && matches!(d.destination, Destination::Mailbox { .. }) == local
+                })
+            };
+            if pending(false) {
+                let _ = shared
+                    .outbound
+                    .send(super::outbound::Event::Queued(env.id.clone()));
+            }
+            pending(true)
+        });
         batch.retain(|e| shared.spool.begin(&e.envelope.id));
         if batch.is_empty() {
             continue;
@@ -97,10 +121,6 @@ struct Job {
     check: bool,
 }
 
-/// Threads writing copies at once: enough for the file system to merge
-/// their syncs, few enough not to thrash.
-const WRITERS: usize = 8;
-
 fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
     let snapshot = shared.snapshot();
     let tables = &snapshot.tables;
@@ -128,9 +148,9 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
                 continue;
             }
             let address = address.clone();
-            let failure = match tables.mailboxes.get(&address) {
-                None => Some("mailbox no longer exists".to_string()),
-                Some(m) if m.disabled => Some("mailbox is disabled".to_string()),
+            let permanent = match tables.mailboxes.get(&address) {
+                None => Some(("5.1.1", "mailbox no longer exists")),
+                Some(m) if m.disabled => Some(("5.2.1", "mailbox is disabled")),
                 Some(m) => {
                     let head = format!("{return_path}Delivered-To: {address}\r\n");
                     let size = (head.len() + message.len()) as u64;
@@ -153,8 +173,15 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
                     None
                 }
             };
-            if let Some(error) = failure {
-                defer(env.id.as_str(), &address, d, error, now);
+            if let Some((code, reason)) = permanent {
+                tracing::warn!(id = %env.id, mailbox = %address, reason, "local delivery failed");
+                d.attempts += 1;
+                d.status = Status::Failed {
+                    at: now,
+                    reason: reason.to_string(),
+                };
+                d.status_code = Some(code.into());
+                d.last_error = Some(reason.into());
             }
         }
     }
@@ -167,16 +194,25 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
     for (job, result) in jobs.iter().zip(results) {
         let env = &mut batch[job.entry].envelope;
         let id = env.id.clone();
+        let expires = env.received_at.saturating_add(tables.outbound.expire_secs);
         let d = &mut env.deliveries[job.delivery];
         match result {
             Ok(r) => {
                 let new = matches!(r, maildir::Delivered::New(_));
                 if new && !dir_ok.contains(&job.folder) {
                     // Not durable: retried later, and the copy is found then.
-                    defer(&id, &job.mailbox, d, "directory sync failed".into(), now);
+                    defer(
+                        &id,
+                        &job.mailbox,
+                        d,
+                        "directory sync failed".into(),
+                        now,
+                        expires,
+                    );
                     continue;
                 }
                 d.status = Status::Delivered { at: now };
+                d.status_code = Some("2.0.0".into());
                 let size = (job.head.len() + job.message.len()) as u64;
                 if new
                     && let Some(m) = tables.mailboxes.get(&job.mailbox)
@@ -198,26 +234,65 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
                 d,
                 format!("writing to {}: {e}", job.folder.display()),
                 now,
+                expires,
             ),
         }
     }
     for entry in &batch {
-        let env = &entry.envelope;
-        let result = if env.is_done() {
-            shared.spool.finish(&env.id)
-        } else {
-            shared.spool.update(env)
+        let local = &entry.envelope;
+        // Only this worker's deliveries are copied over: the outbound
+        // manager may have recorded remote progress meanwhile.
+        let changed = shared.spool.modify(&local.id, |cur| {
+            for (mine, theirs) in local.deliveries.iter().zip(cur.deliveries.iter_mut()) {
+                if matches!(mine.destination, Destination::Mailbox { .. })
+                    && mine.destination == theirs.destination
+                {
+                    *theirs = mine.clone();
+                }
+            }
+        });
+        let Some((env, finished)) = changed else {
+            continue;
         };
-        if let Err(e) = result {
+        let owes_report = env
+            .deliveries
+            .iter()
+            .any(|d| matches!(d.status, Status::Failed { .. }) && !d.dsn_sent)
+            || env.recipients.iter().any(|r| r.notify.success);
+        if owes_report {
+            // DSNs are queued by the manager, the one task that settles.
+            let _ = shared
+                .outbound
+                .send(super::outbound::Event::Settle(env.id.clone()));
+        } else if finished && let Err(e) = shared.spool.finish(&env.id) {
             tracing::error!(id = %env.id, error = %e, "cannot update the queue entry");
         }
     }
 }
 
-fn defer(id: &str, mailbox: &str, d: &mut crate::envelope::Delivery, error: String, now: u64) {
+/// A local delivery that may work later: retried with back-off, until the
+/// outbound expiry, then failed (status 4.4.7, a DSN goes back).
+fn defer(
+    id: &str,
+    mailbox: &str,
+    d: &mut crate::envelope::Delivery,
+    error: String,
+    now: u64,
+    expires: u64,
+) {
     d.attempts += 1;
-    d.next_attempt = now + backoff(d.attempts);
-    tracing::warn!(id, mailbox, %error, attempts = d.attempts, "delivery deferred");
+    if now >= expires {
+        tracing::warn!(id, mailbox, %error, "local delivery expired");
+        d.status = Status::Failed {
+            at: now,
+            reason: format!("delivery time expired; last error: {error}"),
+        };
+        d.status_code = Some("4.4.7".into());
+    } else {
+        d.next_attempt = (now + backoff(d.attempts)).min(expires);
+        tracing::warn!(id, mailbox, %error, attempts = d.attempts, "delivery deferred");
+        d.status_code = Some("4.2.0".into());
+    }
     d.last_error = Some(error);
 }
 
@@ -293,45 +368,25 @@ fn deliver_staged(
     (results, durable)
 }
 
-/// One copy at a time (a batch of one): written and synced, then the
-/// directory synced.
+/// A batch of one copy (or none): written and synced, then its directory
+/// synced.
 fn deliver_each(
     jobs: &[Job],
 ) -> (
     Vec<std::io::Result<maildir::Delivered>>,
     std::collections::HashSet<std::path::PathBuf>,
 ) {
-    // Write and sync every copy, several at a time.
-    let results: Vec<std::io::Result<maildir::Delivered>> = {
-        let chunk = jobs.len().div_ceil(WRITERS).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|j| {
-                                maildir::deliver(
-                                    &j.folder,
-                                    &j.name,
-                                    &[j.head.as_bytes(), &j.message],
-                                    j.check,
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(std::io::Error::other("delivery thread panicked"))]
-                    })
-                })
-                .collect()
+    let results: Vec<std::io::Result<maildir::Delivered>> = jobs
+        .iter()
+        .map(|j| {
+            maildir::deliver(
+                &j.folder,
+                &j.name,
+                &[j.head.as_bytes(), &j.message],
+                j.check,
+            )
         })
-    };
+        .collect();
     // One directory sync per `new/` for the whole batch.
     let mut dirs: Vec<&std::path::Path> = jobs
         .iter()

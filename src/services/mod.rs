@@ -6,6 +6,8 @@ pub mod delivery;
 pub mod imap;
 pub mod maildrop;
 pub mod mailstore;
+pub mod notify;
+pub mod outbound;
 pub mod pop3;
 pub mod smtp_in;
 pub mod smtp_out;
@@ -26,6 +28,8 @@ pub struct Snapshot {
     pub tables: Arc<Tables>,
     pub secrets: Arc<Secrets>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Resolver, trust anchors, route passwords and DKIM keys.
+    pub outbound: Arc<outbound::OutboundRuntime>,
 }
 
 /// State shared by every service of a running server.
@@ -36,6 +40,10 @@ pub struct Shared {
     pub auth_limiter: Limiter,
     pub conns: Arc<ConnLimiter>,
     pub delivery: tokio::sync::mpsc::UnboundedSender<Entry>,
+    /// The outbound manager's mailbox.
+    pub outbound: tokio::sync::mpsc::UnboundedSender<outbound::Event>,
+    /// The SRS key (forwarded mail), from the state directory.
+    pub srs: crate::outbound::srs::Srs,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// One lock per Maildir folder for everything in this process.
     pub folders: Arc<crate::store::folder::FolderLocks>,
@@ -52,6 +60,8 @@ impl Shared {
         spool: Arc<Spool>,
         usage: Arc<Usage>,
         delivery: tokio::sync::mpsc::UnboundedSender<Entry>,
+        outbound: tokio::sync::mpsc::UnboundedSender<outbound::Event>,
+        srs: crate::outbound::srs::Srs,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Shared {
         Shared {
@@ -61,6 +71,8 @@ impl Shared {
             auth_limiter: Limiter::new(),
             conns: ConnLimiter::new(),
             delivery,
+            outbound,
+            srs,
             shutdown,
             folders: crate::store::folder::FolderLocks::new(),
             pop_locks: maildrop::PopLocks::new(),

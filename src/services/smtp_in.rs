@@ -46,6 +46,10 @@ impl Env for LiveEnv {
     fn new_id(&self) -> String {
         crate::queue::new_id()
     }
+
+    fn srs_reverse(&self, address: &str) -> Option<String> {
+        self.shared.srs.reverse(address, unix_now()).ok()
+    }
 }
 
 /// Handles one accepted connection until it closes.
@@ -141,7 +145,8 @@ async fn drive(
                     }
                     session.auth_result(outcome)
                 }
-                Some(Effect::Enqueue(accepted)) => {
+                Some(Effect::Enqueue(mut accepted)) => {
+                    super::outbound::sign_submission(snapshot, &mut accepted);
                     let rcpts: Vec<String> = accepted
                         .envelope
                         .recipients

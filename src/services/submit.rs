@@ -229,7 +229,8 @@ pub async fn enqueue(shared: &Shared, sub: &Submission, message: &[u8]) -> Resul
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let accepted = accept(&tables, sub, message, crate::queue::new_id(), now)?;
+    let mut accepted = accept(&tables, sub, message, crate::queue::new_id(), now)?;
+    super::outbound::sign_submission(&shared.snapshot(), &mut accepted);
     let id = accepted.envelope.id.clone();
     match shared.spool.store(accepted).await {
         Ok(entry) => {

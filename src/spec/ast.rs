@@ -86,6 +86,7 @@ pub struct Dkim {
     pub selector: Spanned<String>,
     pub algorithm: Option<Spanned<&'static str>>,
     pub key: Option<Spanned<PathBuf>>,
+    pub generate: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -502,6 +503,7 @@ fn domain(n: &SNode) -> Option<Domain> {
                         selector,
                         algorithm: c.p("algorithm", s_choice),
                         key: c.p("key", s_path),
+                        generate: c.p("generate", s_bool),
                     });
                 }
             }

@@ -276,6 +276,12 @@ pub static DKIM: NodeSpec = NodeSpec {
             Ty::Path,
             "private key file (default <state>/dkim/<domain>/<selector>.key)",
         ),
+        opt(
+            "generate",
+            Ty::Bool,
+            "create the key at startup when its file is missing (then publish `mailc dns`); \
+             without it a missing key stops `mailc serve`",
+        ),
     ],
     children: &[],
     repeat: true,

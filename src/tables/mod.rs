@@ -245,6 +245,9 @@ pub struct DkimKey {
     pub selector: String,
     pub algorithm: DkimAlgorithm,
     pub key: PathBuf,
+    /// Created by `mailc serve` at startup when missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

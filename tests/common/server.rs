@@ -25,9 +25,16 @@ pub struct Server {
 
 /// A config with the given body under a standard head: hostname, state in
 /// the temp dir, self-signed TLS. `{STATE}` in `body` is replaced too.
+/// Unless the body names its own `resolver`, DNS goes to a loopback port
+/// where nothing answers: tests never query the machine's resolvers.
 pub fn config_text(state: &Path, body: &str) -> String {
+    let resolver = if body.contains("resolver ") {
+        ""
+    } else {
+        "resolver \"127.0.0.1:9\"\n"
+    };
     format!(
-        "hostname \"mail.example.test\"\nstate \"{}\"\ntls self-signed=#true\n{}",
+        "hostname \"mail.example.test\"\nstate \"{}\"\ntls self-signed=#true\n{resolver}{}",
         state.display(),
         body.replace("{STATE}", &state.display().to_string())
     )
@@ -37,7 +44,7 @@ pub fn config_text(state: &Path, body: &str) -> String {
 /// postmaster alias.
 pub fn standard_domain() -> String {
     format!(
-        "domain \"example.test\" {{\n    dkim selector=\"s1\"\n    dmarc policy=\"none\"\n    mailbox \"alice\" password=\"{ALICE_HASH}\" {{\n        alias \"postmaster\"\n    }}\n    mailbox \"bob\" password=\"{ALICE_HASH}\" quota=\"1MiB\"\n}}\n"
+        "domain \"example.test\" {{\n    dkim selector=\"s1\" generate=#true\n    dmarc policy=\"none\"\n    mailbox \"alice\" password=\"{ALICE_HASH}\" {{\n        alias \"postmaster\"\n    }}\n    mailbox \"bob\" password=\"{ALICE_HASH}\" quota=\"1MiB\"\n}}\n"
     )
 }
 

@@ -72,6 +72,11 @@ pub trait Env {
     fn mailbox_usage(&self, mailbox: &str) -> u64;
     /// A new, unique queue id.
     fn new_id(&self) -> String;
+    /// The original address behind an SRS address of ours (a bounce of
+    /// mail we forwarded), when its hash and age check out.
+    fn srs_reverse(&self, _address: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Work the driver must do before the session can go on.
@@ -731,13 +736,8 @@ impl<E: Env> Session<E> {
             {
                 Some(i) => i,
                 None => {
-                    tx.envelope_deliveries.push(crate::envelope::Delivery {
-                        destination: dest,
-                        status: crate::envelope::Status::Pending,
-                        attempts: 0,
-                        next_attempt: now,
-                        last_error: None,
-                    });
+                    tx.envelope_deliveries
+                        .push(crate::envelope::Delivery::new(dest, now));
                     tx.envelope_deliveries.len() - 1
                 }
             };

@@ -87,6 +87,19 @@ pub(super) fn route_recipient<E: Env>(
     s: &Session<E>,
     address: &str,
 ) -> Result<Vec<Destination>, Reply> {
+    // A bounce to an address we forwarded with SRS goes back to the
+    // original sender. A forged or expired SRS address is an unknown user.
+    if let Some((local, domain)) = crate::addr::split(address)
+        && (local.len() > 5
+            && (local[..5].eq_ignore_ascii_case("SRS0=")
+                || local[..5].eq_ignore_ascii_case("SRS1=")))
+        && s.tables.domain(domain).is_some()
+    {
+        return match s.env.srs_reverse(address) {
+            Some(original) => Ok(vec![Destination::Remote { address: original }]),
+            None => Err(r::unknown_user()),
+        };
+    }
     match s.tables.resolve(address) {
         Resolution::Deliver(d) => {
             let mut out = Vec::new();

@@ -1,0 +1,905 @@
+//! The outbound queue manager: takes remote deliveries out of the queue and
+//! hands them to SMTP connections, one destination at a time.
+//!
+//! A *destination* is what a connection can serve: the MX hosts of one
+//! recipient domain, or one relay host of a route. Every due remote delivery
+//! becomes part of a *job* (one message, the recipients it has for that
+//! destination); jobs wait in their destination's queue, and workers —
+//! at most `max-connections` in all and `max-connections-per-destination`
+//! for one destination — each open a connection and send job after job over
+//! it (up to `max-messages-per-connection`).
+//!
+//! Results are written per delivery with [`Spool::modify`], so local
+//! delivery and several workers never overwrite each other. The manager
+//! task alone *settles* entries: it queues the DSNs a message owes
+//! (failures, delay warnings, successes asked for with NOTIFY), durably,
+//! before the original leaves the queue with [`Spool::finish`]. Because only
+//! one task settles, a message whose recipients all fail produces one DSN.
+//!
+//! [`Spool::modify`]: crate::queue::Spool::modify
+//! [`Spool::finish`]: crate::queue::Spool::finish
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{Shared, Snapshot, unix_now};
+use crate::dns::resolver::{self, Hop, MxPolicy, RouteError};
+use crate::envelope::{Delivery, Destination, Envelope, Status};
+use crate::services::smtp_out::{
+    ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt, RcptOutcome,
+    ReplyInfo, TlsPolicy,
+};
+use crate::tables::{ListenerKind, OutboundTls, RouteTable, Tables};
+
+/// How often the queue is scanned for retries that came due, delay
+/// warnings and entries left to settle.
+const SWEEP: Duration = Duration::from_secs(5);
+/// Most recipients in one SMTP transaction (RFC 5321 §4.5.3.1.8 asks
+/// servers to take at least 100).
+const MAX_RCPTS_PER_TRANSACTION: usize = 100;
+
+/// What the manager is told.
+#[derive(Debug)]
+pub enum Event {
+    /// A new entry with remote deliveries is queued.
+    Queued(String),
+    /// An entry changed in a way that may owe a DSN or let it leave the queue.
+    Settle(String),
+    /// Make the remote deliveries of these entries (or all) due now.
+    Flush(Option<String>),
+    /// A worker of this destination ended.
+    WorkerDone(DestKey),
+}
+
+/// A destination: what one connection can serve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DestKey {
+    /// The route pattern that matched, `""` for plain MX delivery.
+    route: String,
+    /// `mx example.org` or `via smtp.example.net:587`.
+    target: String,
+    /// The envelope sender is rewritten with SRS for these (forwarded mail).
+    forward_domain: Option<String>,
+}
+
+/// One message's recipients for one destination.
+#[derive(Debug, Clone)]
+struct Job {
+    id: String,
+    deliveries: Vec<usize>,
+}
+
+#[derive(Default)]
+struct DestQueue {
+    jobs: VecDeque<Job>,
+    active: u32,
+}
+
+/// The manager's shared view: destination queues and what is in flight.
+#[derive(Default)]
+struct Board {
+    queues: HashMap<DestKey, DestQueue>,
+    /// `(queue id, delivery index)` handed to a worker and not yet recorded.
+    in_flight: HashSet<(String, usize)>,
+    active: u32,
+}
+
+type SharedBoard = Arc<Mutex<Board>>;
+
+/// Runs until the server shuts down.
+pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Event>) {
+    let board: SharedBoard = Arc::new(Mutex::new(Board::default()));
+    let mut shutdown = shared.shutdown.clone();
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                None => return,
+                Some(Event::Queued(id)) => {
+                    if let Some(env) = shared.spool.get(&id) {
+                        plan(&shared, &board, &env, unix_now());
+                    }
+                    dispatch(&shared, &board);
+                }
+                Some(Event::Settle(id)) => settle(&shared, &id).await,
+                Some(Event::Flush(only)) => {
+                    flush(&shared, only.as_deref());
+                    scan(&shared, &board).await;
+                }
+                Some(Event::WorkerDone(key)) => {
+                    if let Ok(mut b) = board.lock() {
+                        b.active = b.active.saturating_sub(1);
+                        if let Some(q) = b.queues.get_mut(&key) {
+                            q.active = q.active.saturating_sub(1);
+                            if q.jobs.is_empty() && q.active == 0 {
+                                b.queues.remove(&key);
+                            }
+                        }
+                    }
+                    dispatch(&shared, &board);
+                }
+            },
+            _ = sweep.tick() => scan(&shared, &board).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The periodic pass: due retries, delay warnings, entries to settle.
+async fn scan(shared: &Arc<Shared>, board: &SharedBoard) {
+    let now = unix_now();
+    for env in shared.spool.list() {
+        if env.is_done() || owes_failure_dsn(&env) {
+            settle(shared, &env.id).await;
+            continue;
+        }
+        delay_warnings(shared, &env, now).await;
+        plan(shared, board, &env, now);
+    }
+    dispatch(shared, board);
+}
+
+/// Makes remote deliveries due now (`mailc queue flush [ID|DOMAIN]`).
+fn flush(shared: &Shared, only: Option<&str>) {
+    for env in shared.spool.list() {
+        if let Some(o) = only
+            && o != env.id
+            && !env
+                .deliveries
+                .iter()
+                .any(|d| domain_of(d.destination.address()) == o)
+        {
+            continue;
+        }
+        shared.spool.modify(&env.id, |e| {
+            for d in &mut e.deliveries {
+                if matches!(d.status, Status::Pending)
+                    && only.is_none_or(|o| o == e.id || domain_of(d.destination.address()) == o)
+                {
+                    d.next_attempt = 0;
+                }
+            }
+        });
+    }
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+}
+
+/// Whether delivery `di` of the envelope is a forward: it came from a local
+/// alias expanding to a remote address (not a relay of the address the
+/// client gave). Returns the local domain of that alias.
+fn forward_domain(tables: &Tables, env: &Envelope, di: usize) -> Option<String> {
+    let target = env
+        .deliveries
+        .get(di)?
+        .destination
+        .address()
+        .to_ascii_lowercase();
+    env.recipients
+        .iter()
+        .filter(|r| r.deliveries.contains(&di))
+        .find_map(|r| {
+            let d = domain_of(&r.address);
+            (r.address.to_ascii_lowercase() != target && tables.domain(&d).is_some()).then_some(d)
+        })
+}
+
+fn dest_key(tables: &Tables, env: &Envelope, di: usize) -> DestKey {
+    let domain = domain_of(env.deliveries[di].destination.address());
+    let route = tables.outbound.route(&domain);
+    let target = match route.and_then(|r| r.via.as_ref()) {
+        Some((host, port)) => format!("via {host}:{port}"),
+        None => format!("mx {domain}"),
+    };
+    DestKey {
+        route: route.map_or(String::new(), |r| r.domain.clone()),
+        target,
+        forward_domain: if env.sender.is_empty() {
+            None
+        } else {
+            forward_domain(tables, env, di)
+        },
+    }
+}
+
+/// Puts the due remote deliveries of an entry into their destination queues.
+fn plan(shared: &Shared, board: &SharedBoard, env: &Envelope, now: u64) {
+    let snapshot = shared.snapshot();
+    let tables = &snapshot.tables;
+    let Ok(mut b) = board.lock() else { return };
+    let mut jobs: HashMap<DestKey, Vec<usize>> = HashMap::new();
+    for (i, d) in env.deliveries.iter().enumerate() {
+        if !matches!(d.destination, Destination::Remote { .. })
+            || !matches!(d.status, Status::Pending)
+            || d.next_attempt > now
+            || b.in_flight.contains(&(env.id.clone(), i))
+        {
+            continue;
+        }
+        jobs.entry(dest_key(tables, env, i)).or_default().push(i);
+    }
+    for (key, deliveries) in jobs {
+        for chunk in deliveries.chunks(MAX_RCPTS_PER_TRANSACTION) {
+            for i in chunk {
+                b.in_flight.insert((env.id.clone(), *i));
+            }
+            b.queues
+                .entry(key.clone())
+                .or_default()
+                .jobs
+                .push_back(Job {
+                    id: env.id.clone(),
+                    deliveries: chunk.to_vec(),
+                });
+        }
+    }
+}
+
+/// Starts workers where jobs wait and the limits allow.
+fn dispatch(shared: &Arc<Shared>, board: &SharedBoard) {
+    let snapshot = shared.snapshot();
+    let limits = &snapshot.tables.outbound;
+    let mut start = Vec::new();
+    if let Ok(mut b) = board.lock() {
+        let mut active = b.active;
+        for (key, q) in b.queues.iter_mut() {
+            // One connection per job waiting, up to the limits.
+            while active < limits.max_connections
+                && q.active < limits.max_connections_per_destination
+                && q.jobs.len() > q.active as usize
+            {
+                q.active += 1;
+                active += 1;
+                start.push(key.clone());
+            }
+        }
+        b.active = active;
+    }
+    for key in start {
+        let shared = shared.clone();
+        let board = board.clone();
+        tokio::spawn(async move {
+            let snapshot = shared.snapshot();
+            worker(&shared, &snapshot, &board, &key).await;
+            let _ = shared.outbound.send(Event::WorkerDone(key));
+        });
+    }
+}
+
+fn next_job(board: &SharedBoard, key: &DestKey) -> Option<Job> {
+    board.lock().ok()?.queues.get_mut(key)?.jobs.pop_front()
+}
+
+fn release(board: &SharedBoard, job: &Job) {
+    if let Ok(mut b) = board.lock() {
+        for i in &job.deliveries {
+            b.in_flight.remove(&(job.id.clone(), *i));
+        }
+    }
+}
+
+/// The result of one delivery in one attempt.
+enum Result3 {
+    Delivered(ReplyInfo),
+    Deferred(String, Option<String>),
+    Failed(String, String),
+}
+
+/// What the connection was, for the records.
+#[derive(Clone, Default)]
+struct Hopinfo {
+    remote_mta: Option<String>,
+    tls: Option<String>,
+    remote_dsn: bool,
+}
+
+/// One worker: a connection to the destination, jobs sent over it until
+/// none is left or the per-connection limit is reached.
+async fn worker(
+    shared: &Arc<Shared>,
+    snapshot: &Arc<Snapshot>,
+    board: &SharedBoard,
+    key: &DestKey,
+) {
+    let Some(first) = next_job(board, key) else {
+        return;
+    };
+    let tables = &snapshot.tables;
+    let Some(env) = shared.spool.get(&first.id) else {
+        release(board, &first);
+        return;
+    };
+    let domain = domain_of(env.deliveries[first.deliveries[0]].destination.address());
+    let route = tables.outbound.route(&domain).cloned();
+    let rt = &snapshot.outbound;
+
+    let hops = match route_hops(tables, rt, route.as_ref(), &domain).await {
+        Ok(h) => h,
+        Err(e) => {
+            // Every job of this destination waiting now shares the fate.
+            let mut job = Some(first);
+            while let Some(j) = job.take().or_else(|| next_job(board, key)) {
+                let r = match &e {
+                    RouteError::Temporary(t) => {
+                        Result3::Deferred(format!("DNS: {t}"), Some("4.4.3".into()))
+                    }
+                    RouteError::Permanent { status, text } => {
+                        Result3::Failed(text.clone(), (*status).to_string())
+                    }
+                };
+                record_all(shared, tables, &j, &r, &Hopinfo::default());
+                release(board, &j);
+            }
+            return;
+        }
+    };
+
+    let mut conn: Option<Connection> = None;
+    let mut last_error = String::from("no address to connect to");
+    let mut all_permanent = true;
+    let mut permanent: Option<ReplyInfo> = None;
+    'hops: for hop in &hops {
+        let settings = client_settings(tables, rt, route.as_ref(), &hop.host);
+        let settings = match settings {
+            Ok(s) => s,
+            Err(e) => {
+                last_error = e;
+                all_permanent = false;
+                break;
+            }
+        };
+        for addr in &hop.addrs {
+            match Connection::open(*addr, &settings).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break 'hops;
+                }
+                Err(ConnError::Temporary(t)) => {
+                    tracing::debug!(host = %hop.host, %addr, error = %t, "outbound connection failed");
+                    last_error = format!("{} [{}]: {t}", hop.host, addr.ip());
+                    all_permanent = false;
+                }
+                Err(ConnError::Permanent(info)) => {
+                    last_error =
+                        format!("{} [{}]: {} {}", hop.host, addr.ip(), info.code, info.text);
+                    permanent = Some(info);
+                }
+            }
+        }
+    }
+    let Some(mut conn) = conn else {
+        let r = match permanent {
+            Some(info) if all_permanent => {
+                Result3::Failed(last_error.clone(), info.enhanced.to_string())
+            }
+            _ => Result3::Deferred(last_error.clone(), Some("4.4.1".into())),
+        };
+        let mut job = Some(first);
+        while let Some(j) = job.take().or_else(|| next_job(board, key)) {
+            record_all(shared, tables, &j, &r, &Hopinfo::default());
+            release(board, &j);
+        }
+        return;
+    };
+    let info = Hopinfo {
+        remote_mta: Some(format!("{} [{}]", conn.peer_name(), conn.peer_addr().ip())),
+        tls: Some(match conn.tls() {
+            Some(t) if t.verified => format!("{} {}, verified", t.version, t.cipher),
+            Some(t) => format!(
+                "{} {}, not verified ({})",
+                t.version,
+                t.cipher,
+                t.verify_error.as_deref().unwrap_or("unknown")
+            ),
+            None => "none".into(),
+        }),
+        remote_dsn: conn.capabilities().dsn,
+    };
+
+    let srs_sender = |env: &Envelope| -> String {
+        match (&key.forward_domain, env.sender.is_empty()) {
+            (Some(d), false) => shared.srs.forward(&env.sender, d, unix_now()),
+            _ => env.sender.clone(),
+        }
+    };
+
+    let mut sent = 0u32;
+    let mut job = Some(first);
+    while let Some(j) = job.take().or_else(|| {
+        if sent < tables.outbound.max_messages_per_connection && conn.is_usable() {
+            next_job(board, key)
+        } else {
+            None
+        }
+    }) {
+        let Some(env) = shared.spool.get(&j.id) else {
+            release(board, &j);
+            continue;
+        };
+        let body = match shared.spool.read_message(&j.id) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(id = %j.id, error = %e, "cannot read queued message");
+                release(board, &j);
+                continue;
+            }
+        };
+        let rcpts: Vec<OutRcpt> = j.deliveries.iter().map(|i| out_rcpt(&env, *i)).collect();
+        let sender = srs_sender(&env);
+        let msg = OutMessage {
+            sender: &sender,
+            recipients: &rcpts,
+            body: &body,
+            body_8bit: env.body_8bit,
+            smtputf8: env.smtputf8,
+            ret: env.ret,
+            envid: env.envid.as_deref(),
+        };
+        let results: Vec<(usize, Result3)> = match conn.send(&msg).await {
+            Ok(outcomes) => j
+                .deliveries
+                .iter()
+                .zip(outcomes)
+                .map(|(i, o)| (*i, outcome(o)))
+                .collect(),
+            Err(e) => {
+                let r = match e {
+                    ConnError::Temporary(t) => Result3::Deferred(t, Some("4.4.2".into())),
+                    ConnError::Permanent(info) => Result3::Failed(
+                        format!("{} {}", info.code, info.text),
+                        info.enhanced.to_string(),
+                    ),
+                };
+                j.deliveries.iter().map(|i| (*i, clone3(&r))).collect()
+            }
+        };
+        sent += 1;
+        record(shared, tables, &j.id, results, &info);
+        release(board, &j);
+    }
+    conn.quit().await;
+}
+
+fn clone3(r: &Result3) -> Result3 {
+    match r {
+        Result3::Delivered(i) => Result3::Delivered(i.clone()),
+        Result3::Deferred(t, s) => Result3::Deferred(t.clone(), s.clone()),
+        Result3::Failed(t, s) => Result3::Failed(t.clone(), s.clone()),
+    }
+}
+
+fn outcome(o: RcptOutcome) -> Result3 {
+    match o {
+        RcptOutcome::Delivered(i) => Result3::Delivered(i),
+        RcptOutcome::Deferred(i) => Result3::Deferred(
+            format!("{} {} {}", i.code, i.enhanced, i.text),
+            Some(i.enhanced.to_string()),
+        ),
+        RcptOutcome::Failed(i) => Result3::Failed(
+            format!("{} {} {}", i.code, i.enhanced, i.text),
+            i.enhanced.to_string(),
+        ),
+    }
+}
+
+fn out_rcpt(env: &Envelope, di: usize) -> OutRcpt {
+    let r = env.recipients.iter().find(|r| r.deliveries.contains(&di));
+    let address = env.deliveries[di].destination.address().to_string();
+    // NOTIFY and ORCPT are passed on for the client's own recipient; a
+    // forward is a new delivery of ours (RFC 3461 §5.2.7: "expanded").
+    let own = r.is_some_and(|r| r.address.eq_ignore_ascii_case(&address));
+    OutRcpt {
+        notify: r.filter(|_| own).map(|r| r.notify),
+        orcpt: r
+            .filter(|_| own)
+            .map(|r| r.orcpt.clone().unwrap_or_else(|| r.address.clone())),
+        address,
+    }
+}
+
+fn record_all(shared: &Arc<Shared>, tables: &Tables, job: &Job, r: &Result3, info: &Hopinfo) {
+    let results = job.deliveries.iter().map(|i| (*i, clone3(r))).collect();
+    record(shared, tables, &job.id, results, info);
+}
+
+/// Writes the results of one attempt into the queue entry, and asks the
+/// manager to settle it when that may be due.
+fn record(
+    shared: &Arc<Shared>,
+    tables: &Tables,
+    id: &str,
+    results: Vec<(usize, Result3)>,
+    info: &Hopinfo,
+) {
+    let now = unix_now();
+    let o = &tables.outbound;
+    let mut failed = false;
+    let changed = shared.spool.modify(id, |env| {
+        let received = env.received_at;
+        let eid = env.id.clone();
+        for (i, r) in &results {
+            let Some(d) = env.deliveries.get_mut(*i) else {
+                continue;
+            };
+            if !matches!(d.status, Status::Pending) {
+                continue;
+            }
+            d.attempts += 1;
+            d.remote_mta = info.remote_mta.clone();
+            d.tls = info.tls.clone();
+            match r {
+                Result3::Delivered(reply) => {
+                    d.status = Status::Delivered { at: now };
+                    d.status_code = Some(reply.enhanced.to_string());
+                    d.last_error = Some(format!("{} {}", reply.code, reply.text));
+                    d.remote_dsn = info.remote_dsn;
+                    tracing::info!(id = %eid, to = %d.destination.address(), relay = info.remote_mta.as_deref().unwrap_or(""), "delivered remotely");
+                }
+                Result3::Failed(text, status) => {
+                    failed = true;
+                    fail(d, text.clone(), status.clone(), now);
+                    tracing::warn!(id = %eid, to = %d.destination.address(), error = %text, "delivery failed permanently");
+                }
+                Result3::Deferred(text, status) => {
+                    if now >= received.saturating_add(o.expire_secs) {
+                        failed = true;
+                        fail(
+                            d,
+                            format!("delivery time expired; last error: {text}"),
+                            "4.4.7".into(),
+                            now,
+                        );
+                        tracing::warn!(id = %eid, to = %d.destination.address(), "delivery expired");
+                    } else {
+                        let wait = o.retry_after_jittered(d.attempts, &eid);
+                        d.next_attempt = (now + wait).min(received.saturating_add(o.expire_secs));
+                        d.status_code = status.clone();
+                        d.last_error = Some(text.clone());
+                        tracing::info!(id = %eid, to = %d.destination.address(), error = %text, attempts = d.attempts, retry_in = wait, "delivery deferred");
+                    }
+                }
+            }
+        }
+    });
+    if let Some((env, finished)) = changed
+        && (finished || failed || wants_success_dsn(&env))
+    {
+        let _ = shared.outbound.send(Event::Settle(env.id));
+    }
+}
+
+fn fail(d: &mut Delivery, text: String, status: String, now: u64) {
+    d.status = Status::Failed {
+        at: now,
+        reason: text.clone(),
+    };
+    d.status_code = Some(status);
+    d.last_error = Some(text);
+}
+
+/// Where a connection for this route and domain goes.
+async fn route_hops(
+    tables: &Tables,
+    rt: &OutboundRuntime,
+    route: Option<&RouteTable>,
+    domain: &str,
+) -> Result<Vec<Hop>, RouteError> {
+    let policy = mx_policy(tables);
+    match route.and_then(|r| r.via.as_ref()) {
+        Some((host, port)) => {
+            let addrs = resolver::host_addrs(&rt.resolver, host, *port, &policy).await?;
+            Ok(vec![Hop {
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                preference: 0,
+                addrs,
+            }])
+        }
+        None => resolver::mx_route(&rt.resolver, domain, &policy).await,
+    }
+}
+
+fn mx_policy(tables: &Tables) -> MxPolicy {
+    let o = &tables.outbound;
+    let mut my_ips: Vec<std::net::IpAddr> = tables
+        .listeners
+        .iter()
+        .filter(|l| l.kind == ListenerKind::Smtp && l.address.port() == o.port)
+        .map(|l| l.address.ip())
+        .collect();
+    if o.port == 25 {
+        my_ips.extend(tables.public_ips.iter().copied());
+    }
+    MxPolicy {
+        ipv4: o.ipv4,
+        ipv6: o.ipv6,
+        max_mx: o.max_mx_hosts as usize,
+        max_addrs: o.max_addresses as usize,
+        port: o.port,
+        me: vec![tables.hostname.clone()],
+        my_ips,
+    }
+}
+
+fn client_settings(
+    tables: &Tables,
+    rt: &OutboundRuntime,
+    route: Option<&RouteTable>,
+    host: &str,
+) -> Result<ClientSettings, String> {
+    let (tls, implicit_tls) =
+        TlsPolicy::from_route(route.map_or(OutboundTls::Opportunistic, |r| r.tls));
+    let auth = match route {
+        Some(r) if r.user.is_some() => {
+            let user = r.user.clone().unwrap_or_default();
+            let password = rt
+                .passwords
+                .get(&r.domain)
+                .cloned()
+                .ok_or_else(|| format!("no password for route {}", r.domain))?;
+            Some((user, password))
+        }
+        _ => None,
+    };
+    Ok(ClientSettings {
+        helo: tables.hostname.clone(),
+        tls,
+        implicit_tls,
+        server_name: host.to_string(),
+        auth,
+        source: route.and_then(|r| r.source),
+        timeouts: rt.timeouts,
+        roots: rt.roots.clone(),
+    })
+}
+
+/// What outbound delivery needs besides the tables, built when the
+/// configuration is loaded: the resolver, the trust anchors, the route
+/// passwords, the DKIM keys.
+pub struct OutboundRuntime {
+    pub resolver: resolver::Resolver,
+    pub roots: Arc<rustls::RootCertStore>,
+    /// Route pattern → password (read from its file at load time).
+    pub passwords: HashMap<String, String>,
+    pub signer: crate::outbound::dkim::Signer,
+    pub timeouts: ClientTimeouts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundSetupError {
+    #[error("DNS resolver: {0}")]
+    Resolver(String),
+    #[error("{path}: {error}")]
+    File { path: String, error: String },
+    #[error("DKIM: {0}")]
+    Dkim(String),
+}
+
+impl OutboundRuntime {
+    pub fn load(tables: &Tables) -> Result<OutboundRuntime, OutboundSetupError> {
+        let resolver = resolver::build(&tables.resolvers, Duration::from_secs(10))
+            .map_err(|e| OutboundSetupError::Resolver(e.to_string()))?;
+        let roots = crate::services::smtp_out::trust_anchors(&tables.outbound.ca_files, true)
+            .map_err(|e| OutboundSetupError::File {
+                path: "outbound ca-file".into(),
+                error: e,
+            })?;
+        let mut passwords = HashMap::new();
+        for r in &tables.outbound.routes {
+            if let Some(p) = &r.password_file {
+                let text = std::fs::read_to_string(p).map_err(|e| OutboundSetupError::File {
+                    path: p.display().to_string(),
+                    error: e.to_string(),
+                })?;
+                passwords.insert(
+                    r.domain.clone(),
+                    text.trim_end_matches(['\r', '\n']).to_string(),
+                );
+            }
+        }
+        let signer = crate::outbound::dkim::Signer::load(tables)
+            .map_err(|e| OutboundSetupError::Dkim(e.to_string()))?;
+        Ok(OutboundRuntime {
+            resolver,
+            roots: Arc::new(roots),
+            passwords,
+            signer,
+            timeouts: ClientTimeouts::default(),
+        })
+    }
+}
+
+// ---- settling: DSNs, then the entry leaves the queue
+
+fn owes_failure_dsn(env: &Envelope) -> bool {
+    env.deliveries
+        .iter()
+        .any(|d| matches!(d.status, Status::Failed { .. }) && !d.dsn_sent)
+}
+
+fn wants_success_dsn(env: &Envelope) -> bool {
+    env.recipients.iter().any(|r| {
+        r.notify.success
+            && r.deliveries.iter().any(|i| {
+                env.deliveries
+                    .get(*i)
+                    .is_some_and(|d| matches!(d.status, Status::Delivered { .. }) && !d.dsn_sent)
+            })
+    })
+}
+
+/// Queues what the entry owes its sender, then lets it leave the queue if
+/// nothing is pending. Only the manager task calls this.
+async fn settle(shared: &Arc<Shared>, id: &str) {
+    let Some(env) = shared.spool.get(id) else {
+        return;
+    };
+    let now = unix_now();
+    for kind in [
+        crate::outbound::dsn::DsnKind::Failure,
+        crate::outbound::dsn::DsnKind::Success,
+    ] {
+        let owed: Vec<usize> = env
+            .deliveries
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.dsn_sent)
+            .filter(|(_, d)| match kind {
+                crate::outbound::dsn::DsnKind::Failure => matches!(d.status, Status::Failed { .. }),
+                _ => matches!(d.status, Status::Delivered { .. }),
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if owed.is_empty() {
+            continue;
+        }
+        // A failure report waits until every delivery had its first
+        // attempt, so that recipients failing together (one message to
+        // several bad domains) are reported in one DSN. Later failures,
+        // after retries, get a report of their own.
+        if kind == crate::outbound::dsn::DsnKind::Failure
+            && env
+                .deliveries
+                .iter()
+                .any(|d| matches!(d.status, Status::Pending) && d.attempts == 0)
+        {
+            continue;
+        }
+        if let Err(e) = super::notify::send(shared, &env, kind, &owed, now).await {
+            tracing::error!(id, error = %e, "cannot queue a DSN; trying again later");
+            return;
+        }
+        shared.spool.modify(id, |e| {
+            for i in &owed {
+                if let Some(d) = e.deliveries.get_mut(*i) {
+                    d.dsn_sent = true;
+                }
+            }
+        });
+    }
+    if let Some(env) = shared.spool.get(id)
+        && env.is_done()
+    {
+        if let Err(e) = shared.spool.finish(id) {
+            tracing::error!(id, error = %e, "cannot mark a queue entry done");
+        } else {
+            tracing::debug!(id, "left the queue");
+        }
+    }
+}
+
+/// Delay warnings for deliveries pending longer than `delay-warning`.
+async fn delay_warnings(shared: &Arc<Shared>, env: &Envelope, now: u64) {
+    let snapshot = shared.snapshot();
+    let Some(after) = snapshot.tables.outbound.delay_warning_secs else {
+        return;
+    };
+    // Past the expiry the next failed attempt bounces: no warning first.
+    if now < env.received_at.saturating_add(after)
+        || now
+            >= env
+                .received_at
+                .saturating_add(snapshot.tables.outbound.expire_secs)
+    {
+        return;
+    }
+    let owed: Vec<usize> = env
+        .deliveries
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d.status, Status::Pending) && !d.delay_warned && d.attempts > 0)
+        .map(|(i, _)| i)
+        .collect();
+    if owed.is_empty() {
+        return;
+    }
+    if let Err(e) = super::notify::send(
+        shared,
+        env,
+        crate::outbound::dsn::DsnKind::Delay,
+        &owed,
+        now,
+    )
+    .await
+    {
+        tracing::error!(id = %env.id, error = %e, "cannot queue a delay warning");
+        return;
+    }
+    shared.spool.modify(&env.id, |e| {
+        for i in &owed {
+            if let Some(d) = e.deliveries.get_mut(*i) {
+                d.delay_warned = true;
+            }
+        }
+    });
+}
+
+/// Whether an address is a literal or resolvable destination (used by the
+/// queue admin to print where an entry goes).
+pub fn describe_destination(tables: &Tables, address: &str) -> String {
+    let domain = domain_of(address);
+    match tables.outbound.route(&domain).and_then(|r| r.via.as_ref()) {
+        Some((h, p)) => format!("via {h}:{p}"),
+        None => format!("MX of {domain}"),
+    }
+}
+
+/// Whether a message came from our own users (a login, `mailc sendmail`,
+/// or a trusted network), so that it is DKIM-signed: mail arriving at the
+/// MX from strangers is never signed, whatever its From says.
+pub fn is_own_submission(tables: &Tables, env: &Envelope) -> bool {
+    env.client.auth.is_some()
+        || env.client.listener == crate::services::submit::LISTENER
+        || env
+            .client
+            .ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| tables.trusted_networks.iter().any(|n| n.contains(ip)))
+}
+
+/// DKIM-signs a message our users submit, before it is queued (the queue
+/// holds the signed message). A signing failure is logged and the message
+/// goes unsigned rather than being refused: the keys were checked at
+/// start, so this only happens for a message the signer cannot parse.
+pub fn sign_submission(snapshot: &Snapshot, accepted: &mut crate::envelope::Accepted) {
+    if !is_own_submission(&snapshot.tables, &accepted.envelope) {
+        return;
+    }
+    match snapshot
+        .outbound
+        .signer
+        .sign(&accepted.message, accepted.envelope.received_at)
+    {
+        Ok(sig) if !sig.is_empty() => {
+            let mut signed = sig;
+            signed.extend_from_slice(&accepted.message);
+            accepted.envelope.size = signed.len() as u64;
+            accepted.message = signed;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(id = %accepted.envelope.id, error = %e, "cannot DKIM-sign; queued unsigned")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_lower_case() {
+        assert_eq!(domain_of("a@Example.ORG"), "example.org");
+        assert_eq!(domain_of("nodomain"), "");
+    }
+}
