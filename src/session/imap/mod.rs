@@ -29,6 +29,8 @@ mod response;
 pub mod search;
 mod select;
 mod store;
+#[cfg(test)]
+mod tests;
 pub mod verbs;
 mod view;
 
