@@ -12,9 +12,11 @@
 //!
 //! Layout: this file holds the state, the driver's interface and the one
 //! dispatch over the verb table ([`verbs`]); each command group has its
-//! file ([`auth`], [`mailbox`], [`select`], [`fetch`], [`store`],
-//! [`append`], [`query`], [`quota`], [`idle`]). Every status line is a
-//! typed [`Response`](crate::proto::imap::response::Response).
+//! file (`auth.rs`, `mailbox.rs`, `select.rs`, `fetch.rs`, `store.rs`,
+//! `append.rs`, `query.rs`, `quota.rs`, `idle.rs`), the selected
+//! mailbox's view is in `view.rs` and the store interface in `backend.rs`.
+//! Every status line is a typed
+//! [`Response`](crate::proto::imap::response::Response).
 
 mod append;
 mod auth;

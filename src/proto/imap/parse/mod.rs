@@ -1,7 +1,7 @@
 //! The IMAP command grammar (RFC 9051, RFC 3501 and the extensions mailc
 //! offers) over one complete command as cut by the framer: the lexical
 //! primitives and the dispatch by command name here, the larger grammars
-//! in [`fetch`], [`search`], [`store`] and [`mailbox`].
+//! in `fetch.rs`, `search.rs`, `store.rs` and `mailbox.rs`.
 
 mod fetch;
 mod mailbox;
