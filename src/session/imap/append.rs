@@ -19,20 +19,20 @@ impl Account {
         let name = self.ext.decode_name(raw)?;
         for m in &messages {
             if m.data.len() as u64 > limit {
-                return Err(Response::no(Code::TooBig, "Message too large"));
+                return Err(Response::no(Code::TooBig, "Message too large").into());
             }
             if !settable(&m.flags) {
-                return Err(Response::bad("\\Recent and \\* cannot be set"));
+                return Err(Response::bad("\\Recent and \\* cannot be set").into());
             }
             if m.data.is_empty() {
-                return Err(Response::no_plain("Empty message"));
+                return Err(Response::no_plain("Empty message").into());
             }
         }
         self.store.peek(&name).map_err(|e| target_error(&e))?;
         let (used, quota) = self.store.quota();
         let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
         if quota.is_some_and(|q| used + total > q) {
-            return Err(r::over_quota());
+            return Err(r::over_quota().into());
         }
         let mut uids = Vec::with_capacity(messages.len());
         let mut validity = 0;

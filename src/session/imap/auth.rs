@@ -89,10 +89,10 @@ impl<E: Env> Session<E> {
 
     pub(super) fn starttls(&mut self, tag: &str) -> Handled {
         if self.tls {
-            return Err(Response::bad("TLS is already active"));
+            return Err(Response::bad("TLS is already active").into());
         }
         if !self.can_starttls() {
-            return Err(Response::bad("STARTTLS is not offered here"));
+            return Err(Response::bad("STARTTLS is not offered here").into());
         }
         self.state = State::NotAuthenticated(Login::WaitTls);
         Ok(Output {
@@ -122,7 +122,7 @@ impl<E: Env> Session<E> {
 
     pub(super) fn login(&mut self, tag: &str, user: String, pass: String) -> Handled {
         if let Some(refusal) = self.login_refusal() {
-            return Err(refusal);
+            return Err(refusal.into());
         }
         Ok(self.check_credentials(
             tag.to_string(),
@@ -140,7 +140,7 @@ impl<E: Env> Session<E> {
         initial: Option<String>,
     ) -> Handled {
         if let Some(refusal) = self.login_refusal() {
-            return Err(refusal);
+            return Err(refusal.into());
         }
         let tag = tag.to_string();
         match (mechanism, initial) {
@@ -159,7 +159,7 @@ impl<E: Env> Session<E> {
                 self.state = State::NotAuthenticated(Login::AuthLoginUser { tag });
                 Ok(Output::bytes(PROMPT_USER.to_vec()))
             }
-            _ => Err(Response::no(Code::Cannot, "Unsupported mechanism")),
+            _ => Err(Response::no(Code::Cannot, "Unsupported mechanism").into()),
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use super::mime;
 use super::view::{CompactMeta, Mailbox};
-use super::{Account, Env, Handled, Output, Session};
+use super::{Account, Env, Handled, Session, after_updates};
 use crate::proto::imap::encode::{self, seq_set};
 use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{FetchAtt, Section, SectionText, SeqSet, date};
@@ -49,12 +49,29 @@ impl Account {
         tag: &str,
         uid: bool,
         set: &SeqSet,
-        mut items: Vec<FetchAtt>,
+        items: Vec<FetchAtt>,
         changedsince: Option<u64>,
         vanished: bool,
     ) -> Handled {
         let mut out = Vec::new();
         self.refresh(mb, &mut out, uid);
+        let result = self.fetch_updated(mb, &mut out, tag, uid, set, items, changedsince, vanished);
+        after_updates(out, result)
+    }
+
+    /// FETCH once the view is up to date: the first chunk.
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_updated(
+        &mut self,
+        mb: &mut Mailbox,
+        out: &mut Vec<u8>,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        mut items: Vec<FetchAtt>,
+        changedsince: Option<u64>,
+        vanished: bool,
+    ) -> Result<(), Response> {
         if changedsince.is_some() {
             self.ext.condstore = true;
         }
@@ -72,7 +89,7 @@ impl Account {
             items.push(FetchAtt::ModSeq);
         }
         if vanished && let Some(since) = changedsince {
-            self.write_vanished(mb, &mut out, set, since);
+            self.write_vanished(mb, out, set, since);
         }
         let uids = idx.iter().map(|&i| mb.msgs[i].meta.uid).collect();
         mb.pending = Some(PendingFetch {
@@ -82,8 +99,8 @@ impl Account {
             uids,
             changedsince,
         });
-        self.continue_fetch(mb, &mut out);
-        Ok(Output::bytes(out))
+        self.continue_fetch(mb, out);
+        Ok(())
     }
 
     /// UID FETCH (VANISHED): the UIDs of `set` expunged since `since`.

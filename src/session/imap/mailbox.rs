@@ -145,7 +145,7 @@ impl Account {
     ) -> Handled {
         let name = self.ext.decode_name(raw)?;
         if name != "INBOX" && !valid_name(&name) {
-            return Err(r::invalid_mailbox_name());
+            return Err(r::invalid_mailbox_name().into());
         }
         op(self.store.as_mut(), &name).map_err(|e| store_error(&e))?;
         Ok(self.finish(Vec::new(), mb, tag, r::completed(what), true))
@@ -161,7 +161,7 @@ impl Account {
         let from = self.ext.decode_name(from)?;
         let to = self.ext.decode_name(to)?;
         if !valid_name(&to) || (from != "INBOX" && !valid_name(&from)) {
-            return Err(r::invalid_mailbox_name());
+            return Err(r::invalid_mailbox_name().into());
         }
         self.store.rename(&from, &to).map_err(|e| store_error(&e))?;
         Ok(self.finish(Vec::new(), mb, tag, r::completed("RENAME"), true))

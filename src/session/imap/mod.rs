@@ -78,7 +78,36 @@ impl Output {
 
 /// What a command handler returns: its output (tagged status included), or
 /// the tagged refusal the dispatch writes and counts.
-type Handled = Result<Output, Response>;
+type Handled = Result<Output, Refused>;
+
+/// A command refused, after the mailbox updates it had already taken from
+/// the store (they are sent before the refusal, so the client's view and
+/// the session's stay the same).
+struct Refused {
+    before: Vec<u8>,
+    response: Response,
+}
+
+impl From<Response> for Refused {
+    fn from(response: Response) -> Refused {
+        Refused {
+            before: Vec::new(),
+            response,
+        }
+    }
+}
+
+/// The end of a command that brought the view up to date first: `out`
+/// holds those updates, and on success everything else.
+fn after_updates(out: Vec<u8>, result: Result<(), Response>) -> Handled {
+    match result {
+        Ok(()) => Ok(Output::bytes(out)),
+        Err(response) => Err(Refused {
+            before: out,
+            response,
+        }),
+    }
+}
 
 /// Longest command line (literals excluded).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -403,10 +432,18 @@ impl<E: Env> Session<E> {
         let Command { tag, body } = cmd;
         let row = verbs::row_of(verbs::verb_of(&body));
         let handled = match self.refusal(row) {
-            Some(refusal) => Err(refusal),
+            Some(refusal) => Err(refusal.into()),
             None => self.run(&tag, body),
         };
-        handled.unwrap_or_else(|refusal| self.error_output(&tag, refusal))
+        handled.unwrap_or_else(|refused| {
+            let mut o = self.error_output(&tag, refused.response);
+            if !refused.before.is_empty() {
+                let mut bytes = refused.before;
+                bytes.append(&mut o.bytes);
+                o.bytes = bytes;
+            }
+            o
+        })
     }
 
     /// Why a command is not allowed in the current state.
@@ -432,7 +469,10 @@ impl<E: Env> Session<E> {
             Body::Authenticate { mechanism, initial } => {
                 self.authenticate(tag, &mechanism, initial)
             }
-            Body::Enable(caps) => self.state.logged_in().map(|(a, _)| a.enable(tag, caps)),
+            Body::Enable(caps) => {
+                let (a, _) = self.state.logged_in()?;
+                Ok(a.enable(tag, caps))
+            }
             Body::Select {
                 mailbox,
                 read_only,
@@ -498,10 +538,9 @@ impl<E: Env> Session<E> {
                 let (a, mb) = self.state.logged_in()?;
                 a.get_quota(mb, tag, &root)
             }
-            Body::SetQuota => Err(Response::no(
-                Code::NoPerm,
-                "Quotas are set in the server configuration",
-            )),
+            Body::SetQuota => {
+                Err(Response::no(Code::NoPerm, "Quotas are set in the server configuration").into())
+            }
             Body::Check => {
                 let (a, mb) = self.state.selected()?;
                 Ok(a.finish(Vec::new(), Some(mb), tag, r::completed("CHECK"), true))
@@ -634,5 +673,18 @@ impl Account {
         }
         done.write_tagged(&mut out, tag);
         Output::bytes(out)
+    }
+
+    /// [`Account::finish`] for a selected-state command writing into `out`.
+    fn complete(
+        &mut self,
+        mb: &mut Mailbox,
+        out: &mut Vec<u8>,
+        tag: &str,
+        done: Response,
+        expunges: bool,
+    ) {
+        self.refresh(mb, out, expunges);
+        done.write_tagged(out, tag);
     }
 }

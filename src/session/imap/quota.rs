@@ -44,7 +44,7 @@ impl Account {
                 quota_line(&mut out, used, limit);
                 Ok(self.finish(out, mb, tag, r::completed("GETQUOTA"), true))
             }
-            _ => Err(Response::no(Code::Nonexistent, "No such quota root")),
+            _ => Err(Response::no(Code::Nonexistent, "No such quota root").into()),
         }
     }
 }

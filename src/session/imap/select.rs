@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::response::store_error;
 use super::view::{CompactMeta, Flags, MAX_KEYWORDS, Mailbox, ViewMsg};
-use super::{Account, Env, FolderState, Handled, Output, Session, State};
+use super::{Account, Env, FolderState, Handled, Output, Refused, Session, State};
 use crate::proto::imap::encode::{self, seq_set};
 use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{QresyncParams, SeqSet};
@@ -26,40 +26,23 @@ impl<E: Env> Session<E> {
         // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2).
         let had = self.state.deselect().is_some();
         let State::Authenticated(a) = &mut self.state else {
-            return Err(r::log_in_first());
+            return Err(r::log_in_first().into());
         };
         let mut out = Vec::new();
         if had && a.ext.qresync {
             Response::ok_code(Code::Closed, "Previous mailbox closed").write_untagged(&mut out);
         }
-        if qresync.is_some() && !a.ext.qresync {
-            return Err(Response::bad("QRESYNC is not enabled"));
-        }
-        if condstore {
-            a.ext.condstore = true;
-        }
-        let name = a.ext.decode_name(raw)?;
-        let st = match a.store.sync(&name) {
-            Ok(st) => st,
-            Err(e) => {
-                // The CLOSED line stays: the previous mailbox is gone.
-                store_error(&e).write_tagged(&mut out, tag);
-                return Ok(Output::bytes(out));
+        // A refusal still carries the CLOSED line: the previous mailbox is
+        // closed either way.
+        let view = match a.open_view(&mut out, tag, raw, read_only, condstore, qresync) {
+            Ok(view) => view,
+            Err(response) => {
+                return Err(Refused {
+                    before: out,
+                    response,
+                });
             }
         };
-        let view = Mailbox::new(name, read_only, &st);
-        a.write_selected(&mut out, &view);
-        if let Some(q) = qresync
-            && q.uidvalidity == view.uidvalidity
-        {
-            a.qresync_changes(&mut out, &view, &q);
-        }
-        let (mode, what) = if read_only {
-            (Code::ReadOnly, "EXAMINE")
-        } else {
-            (Code::ReadWrite, "SELECT")
-        };
-        Response::ok_code(mode, format!("{what} completed")).write_tagged(&mut out, tag);
         if let State::Authenticated(a) = std::mem::replace(&mut self.state, State::Logout) {
             self.state = State::Selected(a, Box::new(view));
         }
@@ -70,7 +53,7 @@ impl<E: Env> Session<E> {
     /// UNSELECT.
     pub(super) fn close(&mut self, tag: &str, expunge: bool) -> Handled {
         let Some(view) = self.state.deselect() else {
-            return Err(r::no_mailbox_selected());
+            return Err(r::no_mailbox_selected().into());
         };
         let (a, _) = self.state.logged_in()?;
         if expunge && !view.read_only {
@@ -148,6 +131,40 @@ impl Mailbox {
 }
 
 impl Account {
+    /// SELECT or EXAMINE: the folder synced, the answer written, the view.
+    fn open_view(
+        &mut self,
+        out: &mut Vec<u8>,
+        tag: &str,
+        raw: &str,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<QresyncParams>,
+    ) -> Result<Mailbox, Response> {
+        if qresync.is_some() && !self.ext.qresync {
+            return Err(Response::bad("QRESYNC is not enabled"));
+        }
+        if condstore {
+            self.ext.condstore = true;
+        }
+        let name = self.ext.decode_name(raw)?;
+        let st = self.store.sync(&name).map_err(|e| store_error(&e))?;
+        let view = Mailbox::new(name, read_only, &st);
+        self.write_selected(out, &view);
+        if let Some(q) = qresync
+            && q.uidvalidity == view.uidvalidity
+        {
+            self.qresync_changes(out, &view, &q);
+        }
+        let (mode, what) = if read_only {
+            (Code::ReadOnly, "EXAMINE")
+        } else {
+            (Code::ReadWrite, "SELECT")
+        };
+        Response::ok_code(mode, format!("{what} completed")).write_tagged(out, tag);
+        Ok(view)
+    }
+
     /// The untagged part of a SELECT's answer.
     fn write_selected(&self, out: &mut Vec<u8>, view: &Mailbox) {
         view.write_flags(out);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::response::{store_error, target_error};
 use super::view::{CompactMeta, MAX_KEYWORDS, Mailbox, canonical_flag, is_system, settable};
-use super::{Account, FlagResult, Handled, MsgMeta, Output};
+use super::{Account, FlagResult, Handled, MsgMeta, after_updates};
 use crate::proto::imap::response::{Code, Response, Status, r};
 use crate::proto::imap::{SeqSet, StoreMode};
 
@@ -28,6 +28,20 @@ impl Account {
     ) -> Handled {
         let mut out = Vec::new();
         self.refresh(mb, &mut out, uid);
+        let result = self.store_updated(mb, &mut out, tag, uid, set, change);
+        after_updates(out, result)
+    }
+
+    /// STORE once the view is up to date.
+    fn store_updated(
+        &mut self,
+        mb: &mut Mailbox,
+        out: &mut Vec<u8>,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        change: FlagChange,
+    ) -> Result<(), Response> {
         if !settable(change.flags) {
             return Err(Response::bad("\\Recent and \\* cannot be stored"));
         }
@@ -50,7 +64,7 @@ impl Account {
             .store
             .set_flags(&mb.name, &updates, change.unchangedsince)
             .map_err(|e| store_error(&e))?;
-        self.apply_flags(mb, &idx, &result, uid, change.silent, &mut out);
+        self.apply_flags(mb, &idx, &result, uid, change.silent, out);
         let done = if result.modified.is_empty() {
             r::completed("STORE")
         } else {
@@ -71,7 +85,8 @@ impl Account {
             m.sort_unstable();
             Response::ok_code(Code::Modified(m), "Conditional STORE failed for some")
         };
-        Ok(self.finish(out, Some(mb), tag, done, uid))
+        self.complete(mb, out, tag, done, uid);
+        Ok(())
     }
 
     /// Updates the view with what the store changed and writes the FETCH
@@ -136,6 +151,22 @@ impl Account {
     ) -> Handled {
         let mut out = Vec::new();
         self.refresh(mb, &mut out, uid);
+        let result = self.copy_updated(mb, &mut out, tag, uid, set, raw, is_move);
+        after_updates(out, result)
+    }
+
+    /// COPY and MOVE once the view is up to date.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_updated(
+        &mut self,
+        mb: &mut Mailbox,
+        out: &mut Vec<u8>,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        raw: &str,
+        is_move: bool,
+    ) -> Result<(), Response> {
         let target = self.ext.decode_name(raw)?;
         let idx = mb.resolve(set, uid)?;
         if is_move && mb.read_only {
@@ -149,8 +180,8 @@ impl Account {
         let size: u64 = idx.iter().map(|&i| mb.msgs[i].meta.size).sum();
         let what = if is_move { "MOVE" } else { "COPY" };
         if uids.is_empty() {
-            Response::ok(format!("{what} completed (no messages)")).write_tagged(&mut out, tag);
-            return Ok(Output::bytes(out));
+            Response::ok(format!("{what} completed (no messages)")).write_tagged(out, tag);
+            return Ok(());
         }
         self.store.peek(&target).map_err(|e| target_error(&e))?;
         if !is_move {
@@ -171,12 +202,13 @@ impl Account {
             self.store
                 .expunge(&mb.name, &src)
                 .map_err(|e| store_error(&e))?;
-            Response::new(Status::Ok, code, "Moved").write_untagged(&mut out);
-            Ok(self.finish(out, Some(mb), tag, r::completed("MOVE"), true))
+            Response::new(Status::Ok, code, "Moved").write_untagged(out);
+            self.complete(mb, out, tag, r::completed("MOVE"), true);
         } else {
             let done = Response::new(Status::Ok, code, "COPY completed");
-            Ok(self.finish(out, Some(mb), tag, done, uid))
+            self.complete(mb, out, tag, done, uid);
         }
+        Ok(())
     }
 
     pub(super) fn expunge(
@@ -187,6 +219,18 @@ impl Account {
     ) -> Handled {
         let mut out = Vec::new();
         self.refresh(mb, &mut out, true);
+        let result = self.expunge_updated(mb, &mut out, tag, uids);
+        after_updates(out, result)
+    }
+
+    /// EXPUNGE once the view is up to date.
+    fn expunge_updated(
+        &mut self,
+        mb: &mut Mailbox,
+        out: &mut Vec<u8>,
+        tag: &str,
+        uids: Option<&SeqSet>,
+    ) -> Result<(), Response> {
         if mb.read_only {
             return Err(r::read_only());
         }
@@ -203,7 +247,8 @@ impl Account {
                 .expunge(&mb.name, &targets)
                 .map_err(|e| store_error(&e))?;
         }
-        Ok(self.finish(out, Some(mb), tag, r::completed("EXPUNGE"), true))
+        self.complete(mb, out, tag, r::completed("EXPUNGE"), true);
+        Ok(())
     }
 }
 

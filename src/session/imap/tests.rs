@@ -4,7 +4,7 @@
 //! commands themselves.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use super::*;
 use crate::compile::{Options, compile_str};
@@ -21,10 +21,16 @@ static TABLES: LazyLock<Arc<Tables>> = LazyLock::new(|| {
     Arc::new(out.compiled.expect("test config compiles").tables)
 });
 
-/// One folder, INBOX, with one message; its UIDVALIDITY is shared with the
-/// test so it can be "recreated".
+/// What the test changes behind the session's back: the folder's
+/// UIDVALIDITY ("recreated") and its messages ("expunged elsewhere").
+struct Shared {
+    uidvalidity: AtomicU32,
+    uids: Mutex<Vec<u32>>,
+}
+
+/// One folder, INBOX.
 struct OneFolder {
-    uidvalidity: Arc<AtomicU32>,
+    shared: Arc<Shared>,
 }
 
 impl Store for OneFolder {
@@ -50,17 +56,21 @@ impl Store for OneFolder {
         if name != "INBOX" {
             return Err(StoreError::NotFound);
         }
+        let uids = self.shared.uids.lock().expect("lock").clone();
         Ok(FolderState {
-            uidvalidity: self.uidvalidity.load(Ordering::SeqCst),
-            uidnext: 2,
+            uidvalidity: self.shared.uidvalidity.load(Ordering::SeqCst),
+            uidnext: 3,
             highestmodseq: 1,
-            messages: vec![MsgMeta {
-                uid: 1,
-                flags: Vec::new(),
-                modseq: 1,
-                size: 4,
-                internal_date: 0,
-            }],
+            messages: uids
+                .into_iter()
+                .map(|uid| MsgMeta {
+                    uid,
+                    flags: Vec::new(),
+                    modseq: 1,
+                    size: 4,
+                    internal_date: 0,
+                })
+                .collect(),
             recent: Vec::new(),
         })
     }
@@ -98,27 +108,30 @@ impl Store for OneFolder {
     }
 }
 
-struct TestEnv(Arc<AtomicU32>);
+struct TestEnv(Arc<Shared>);
 
 impl Env for TestEnv {
     fn open(&self, _: &str) -> Result<Box<dyn Store>, String> {
         Ok(Box::new(OneFolder {
-            uidvalidity: self.0.clone(),
+            shared: self.0.clone(),
         }))
     }
 }
 
-fn session() -> (Session<TestEnv>, Arc<AtomicU32>) {
-    let validity = Arc::new(AtomicU32::new(7));
+fn session() -> (Session<TestEnv>, Arc<Shared>) {
+    let shared = Arc::new(Shared {
+        uidvalidity: AtomicU32::new(7),
+        uids: Mutex::new(vec![1, 2]),
+    });
     let local = "127.0.0.1:143".parse().expect("addr");
     let s = Session::new(
         TABLES.clone(),
         ListenerKind::Imap,
         local,
         false,
-        TestEnv(validity.clone()),
+        TestEnv(shared.clone()),
     );
-    (s, validity)
+    (s, shared)
 }
 
 fn send(s: &mut Session<TestEnv>, line: &str) -> Output {
@@ -195,13 +208,13 @@ fn too_many_protocol_errors_end_the_session() {
 
 #[test]
 fn a_recreated_folder_ends_the_session() {
-    let (mut s, validity) = session();
+    let (mut s, shared) = session();
     log_in(&mut s);
     let o = text(&send(&mut s, "s SELECT INBOX\r\n"));
     assert!(o.contains("* OK [UIDVALIDITY 7] UIDs valid\r\n"), "{o}");
     let o = send(&mut s, "n1 NOOP\r\n");
     assert_eq!(text(&o), "n1 OK NOOP completed\r\n");
-    validity.store(8, Ordering::SeqCst);
+    shared.uidvalidity.store(8, Ordering::SeqCst);
     let o = send(&mut s, "n2 NOOP\r\n");
     assert!(o.close);
     assert_eq!(
@@ -209,4 +222,24 @@ fn a_recreated_folder_ends_the_session() {
         "* BYE Mailbox UIDVALIDITY changed, reselect\r\nn2 OK NOOP completed\r\n"
     );
     assert!(s.is_closed());
+}
+
+#[test]
+fn updates_taken_before_a_refusal_are_sent() {
+    let (mut s, shared) = session();
+    log_in(&mut s);
+    let o = text(&send(&mut s, "s SELECT INBOX\r\n"));
+    assert!(o.contains("* 2 EXISTS\r\n"), "{o}");
+    // Another session expunges UID 1; a UID command may report it, and
+    // does so even when the command itself is refused.
+    shared.uids.lock().expect("lock").retain(|&u| u != 1);
+    let o = send(&mut s, "u UID STORE 2 +FLAGS (\\Recent)\r\n");
+    assert_eq!(
+        text(&o),
+        "* 1 EXPUNGE\r\nu BAD \\Recent and \\* cannot be stored\r\n"
+    );
+    // The view and the client agree: one message left, nothing to repeat.
+    assert_eq!(text(&send(&mut s, "n NOOP\r\n")), "n OK NOOP completed\r\n");
+    let o = text(&send(&mut s, "f FETCH 1 UID\r\n"));
+    assert_eq!(o, "* 1 FETCH (UID 2)\r\nf OK FETCH completed\r\n");
 }
