@@ -1,6 +1,7 @@
 //! IMAP wire format (RFC 9051 and RFC 3501 with the extensions mailc
 //! offers): framing of commands with literals ([`framer`]), the command
-//! grammar ([`parse`]) and response encoding helpers ([`encode`]), plus
+//! grammar ([`parse`]), typed status responses ([`response`]) and response
+//! encoding helpers ([`encode`]), plus
 //! modified UTF-7 mailbox names ([`mutf7`]) and IMAP dates ([`date`]).
 //!
 //! The command parser is our own rather than imap-codec's: imap-codec
@@ -14,6 +15,7 @@ pub mod encode;
 pub mod framer;
 pub mod mutf7;
 pub mod parse;
+pub mod response;
 pub mod types;
 
 pub use types::*;

@@ -603,8 +603,9 @@ fn merge_by_subject(nodes: &mut Vec<Node>, top: Vec<usize>, items: &[SortValues]
         .collect()
 }
 
-/// THREAD=REFERENCES (RFC 5256 section 2.2).
-pub fn thread_references(items: &[SortValues], uid: bool) -> String {
+/// The containers of REFERENCES threading (RFC 5256 §2.2 steps 1–2): one
+/// per Message-ID seen, linked by the References of each message.
+fn link_references(items: &[SortValues]) -> Vec<Node> {
     use std::collections::HashMap;
     let mut nodes: Vec<Node> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
@@ -685,24 +686,31 @@ pub fn thread_references(items: &[SortValues], uid: bool) -> String {
             link(&mut nodes, last, me);
         }
     }
-    // Prune empty containers: promote children.
-    fn prune(nodes: &mut Vec<Node>, id: usize, root: bool) -> Vec<usize> {
-        let children = std::mem::take(&mut nodes[id].children);
-        let mut kept = Vec::new();
-        for c in children {
-            kept.extend(prune(nodes, c, false));
-        }
-        if nodes[id].item.is_none() {
-            if kept.is_empty() {
-                return Vec::new();
-            }
-            if !root || kept.len() == 1 {
-                return kept;
-            }
-        }
-        nodes[id].children = kept;
-        vec![id]
+    nodes
+}
+
+/// Prunes empty containers, promoting their children (step 4).
+fn prune(nodes: &mut Vec<Node>, id: usize, root: bool) -> Vec<usize> {
+    let children = std::mem::take(&mut nodes[id].children);
+    let mut kept = Vec::new();
+    for c in children {
+        kept.extend(prune(nodes, c, false));
     }
+    if nodes[id].item.is_none() {
+        if kept.is_empty() {
+            return Vec::new();
+        }
+        if !root || kept.len() == 1 {
+            return kept;
+        }
+    }
+    nodes[id].children = kept;
+    vec![id]
+}
+
+/// THREAD=REFERENCES (RFC 5256 section 2.2).
+pub fn thread_references(items: &[SortValues], uid: bool) -> String {
+    let mut nodes = link_references(items);
     let roots: Vec<usize> = (0..nodes.len())
         .filter(|&n| nodes[n].parent.is_none())
         .collect();
