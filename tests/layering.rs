@@ -64,7 +64,10 @@ const RULES: &[(&str, &[&[&str]])] = &[
     ("ipnet.rs", &[ASYNC, SOCKETS, &["std::fs"]]),
     // `compile` uses `auth` (password-hash formats, the `Secrets` type);
     // never the other way round.
-    ("auth", &[ASYNC, SOCKETS, &["crate::compile", "crate::session"]]),
+    (
+        "auth",
+        &[ASYNC, SOCKETS, &["crate::compile", "crate::session"]],
+    ),
     // Wire formats: pure functions over bytes, below the sessions.
     (
         "proto",

@@ -7,6 +7,7 @@
 
 pub mod defaults;
 mod domains;
+mod error;
 mod outbound;
 mod recipients;
 mod secrets;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::domains::Domains;
 use super::server::Server;
 use super::{Cx, Secrets, secrets};
-use crate::addr;
+use crate::addr::{self, AddrError};
 use crate::auth::password::PasswordHash;
 use crate::diag::{Code, Diag};
 use crate::spec::ast::{Config, Mailbox};
@@ -417,7 +417,7 @@ fn address_in(
     let Some((local, domain)) = addr::split(&text.value) else {
         return local_address(text, table, cx);
     };
-    let bad = |cx: &mut Cx<'_>, e: String| {
+    let bad = |cx: &mut Cx<'_>, e: AddrError| {
         cx.diags.push(
             Diag::error(
                 Code::AddressInvalid,
@@ -463,7 +463,7 @@ fn send_as_pattern(
     p: &str,
     own_domain: &str,
     domains: &BTreeMap<String, DomainTable>,
-) -> Result<String, String> {
+) -> Result<String, AddrError> {
     if let Some(d) = p.strip_prefix("*@") {
         return addr::normalize_domain(d).map(|d| format!("*@{}", d.ascii));
     }

@@ -17,6 +17,48 @@ use sha2::{Digest, Sha256};
 
 use crate::tables::{DkimAlgorithm, DomainTable, ListenerKind, Tables};
 
+/// What went wrong reading DKIM keys or asking live DNS.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("{}: {source}", path.display())]
+    KeyRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a PEM private key ({reason})", path.display())]
+    KeyNotPem {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// The key file holds a key the crypto library refuses.
+    #[error("{}: {reason}", path.display())]
+    KeyInvalid {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{}: not a {algorithm} key", path.display())]
+    KeyAlgorithm {
+        path: std::path::PathBuf,
+        algorithm: &'static str,
+    },
+    #[error("cannot read the system resolver configuration: {0}")]
+    SystemResolver(String),
+    #[error("cannot build a resolver: {0}")]
+    Resolver(String),
+    #[error("no answer for {name} {rtype} within {seconds}s")]
+    Timeout {
+        name: String,
+        rtype: String,
+        seconds: u64,
+    },
+    #[error("{name} {rtype}: {reason}")]
+    Query {
+        name: String,
+        rtype: String,
+        reason: String,
+    },
+}
+
 /// TTL of every record mailc writes.
 pub const TTL: u32 = 3600;
 

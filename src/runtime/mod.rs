@@ -58,8 +58,9 @@ pub fn serve(config: &Path) -> i32 {
 }
 
 fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
-    let tls =
-        crate::net::tls::server_config(&compiled.tables)?.map(tokio_rustls::TlsAcceptor::from);
+    let tls = crate::net::tls::server_config(&compiled.tables)
+        .map_err(|e| e.to_string())?
+        .map(tokio_rustls::TlsAcceptor::from);
     Ok(Snapshot {
         tables: Arc::new(compiled.tables.clone()),
         secrets: Arc::new(compiled.secrets.clone()),
