@@ -48,7 +48,9 @@ fn broken_configs_fail_with_expected_diagnostics() {
         // Each file shows its own problem: a minimal listener keeps the
         // unrelated "no listeners" warning out of every snapshot.
         assert!(
-            out.diags.iter().all(|d| d.code.as_str() != "mailc::listener::none"),
+            out.diags
+                .iter()
+                .all(|d| d.code.as_str() != "mailc::listener::none"),
             "{name}: add a minimal listener (`listen \"lmtp\" \"127.0.0.1:24\"`) at the end"
         );
         // Every error points somewhere in a file, has a label and help.
