@@ -7,6 +7,38 @@ pub const MAX_LOCAL_PART: usize = 64;
 /// Longest domain name in octets (RFC 5321 §4.5.3.1.2).
 pub const MAX_DOMAIN: usize = 253;
 
+/// Why a domain or a local part is not valid. The text is shown to admins
+/// inside diagnostics (`address `x`: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("empty domain name")]
+    EmptyDomain,
+    #[error("address literals like [192.0.2.1] are not domains")]
+    AddressLiteral,
+    #[error("`{0}` is not a valid internationalised domain name")]
+    Idna(String),
+    #[error("longer than {} characters", MAX_DOMAIN)]
+    DomainTooLong,
+    #[error("empty label (two dots in a row, or a leading dot)")]
+    EmptyLabel,
+    #[error("label `{0}` is longer than 63 characters")]
+    LabelTooLong(String),
+    #[error("label `{0}` may only contain letters, digits and hyphens")]
+    LabelCharacter(String),
+    #[error("label `{0}` starts or ends with a hyphen")]
+    LabelHyphen(String),
+    #[error("looks like an IP address, not a domain name")]
+    LooksLikeIp,
+    #[error("empty local part")]
+    EmptyLocalPart,
+    #[error("longer than {} octets", MAX_LOCAL_PART)]
+    LocalPartTooLong,
+    #[error("dots may not lead, trail or repeat")]
+    LocalPartDots,
+    #[error("character `{0}` is not allowed in a local part")]
+    LocalPartCharacter(char),
+}
+
 /// A domain in both forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainName {
@@ -19,40 +51,37 @@ pub struct DomainName {
 /// Normalises a domain name: IDNA mapping (so `Bücher.Example` and
 /// `xn--bcher-kva.example` are the same), lower case, trailing dot removed,
 /// then LDH and length rules checked.
-pub fn normalize_domain(input: &str) -> Result<DomainName, String> {
+pub fn normalize_domain(input: &str) -> Result<DomainName, AddrError> {
     let trimmed = input.strip_suffix('.').unwrap_or(input);
     if trimmed.is_empty() {
-        return Err("empty domain name".into());
+        return Err(AddrError::EmptyDomain);
     }
     if trimmed.starts_with('[') {
-        return Err("address literals like [192.0.2.1] are not domains".into());
+        return Err(AddrError::AddressLiteral);
     }
-    let ascii = idna::domain_to_ascii(trimmed)
-        .map_err(|_| format!("`{input}` is not a valid internationalised domain name"))?;
+    let ascii = idna::domain_to_ascii(trimmed).map_err(|_| AddrError::Idna(input.to_string()))?;
     if ascii.len() > MAX_DOMAIN {
-        return Err(format!("longer than {MAX_DOMAIN} characters"));
+        return Err(AddrError::DomainTooLong);
     }
     for label in ascii.split('.') {
         if label.is_empty() {
-            return Err("empty label (two dots in a row, or a leading dot)".into());
+            return Err(AddrError::EmptyLabel);
         }
         if label.len() > 63 {
-            return Err(format!("label `{label}` is longer than 63 characters"));
+            return Err(AddrError::LabelTooLong(label.to_string()));
         }
         if !label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
-            return Err(format!(
-                "label `{label}` may only contain letters, digits and hyphens"
-            ));
+            return Err(AddrError::LabelCharacter(label.to_string()));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("label `{label}` starts or ends with a hyphen"));
+            return Err(AddrError::LabelHyphen(label.to_string()));
         }
     }
     if ascii.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err("looks like an IP address, not a domain name".into());
+        return Err(AddrError::LooksLikeIp);
     }
     let (unicode, _) = idna::domain_to_unicode(&ascii);
     Ok(DomainName { ascii, unicode })
@@ -79,18 +108,18 @@ pub fn is_fqdn(ascii: &str) -> bool {
 
 /// Checks a local part as written in the config: a dot-atom of RFC 5322
 /// `atext` characters, plus any non-ASCII character (RFC 6531).
-pub fn validate_local_part(lp: &str) -> Result<(), String> {
+pub fn validate_local_part(lp: &str) -> Result<(), AddrError> {
     if lp.is_empty() {
-        return Err("empty local part".into());
+        return Err(AddrError::EmptyLocalPart);
     }
     if lp.len() > MAX_LOCAL_PART {
-        return Err(format!("longer than {MAX_LOCAL_PART} octets"));
+        return Err(AddrError::LocalPartTooLong);
     }
     if lp.starts_with('.') || lp.ends_with('.') || lp.contains("..") {
-        return Err("dots may not lead, trail or repeat".into());
+        return Err(AddrError::LocalPartDots);
     }
     if let Some(c) = lp.chars().find(|&c| !is_atext(c) && c != '.') {
-        return Err(format!("character `{c}` is not allowed in a local part"));
+        return Err(AddrError::LocalPartCharacter(c));
     }
     Ok(())
 }

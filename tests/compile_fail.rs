@@ -45,11 +45,48 @@ fn broken_configs_fail_with_expected_diagnostics() {
                 render(&out)
             );
         }
+        // Each file shows its own problem: a minimal listener keeps the
+        // unrelated "no listeners" warning out of every snapshot.
+        assert!(
+            out.diags
+                .iter()
+                .all(|d| d.code.as_str() != "mailc::listener::none"),
+            "{name}: add a minimal listener (`listen \"lmtp\" \"127.0.0.1:24\"`) at the end"
+        );
         // Every error points somewhere in a file, has a label and help.
         for d in out.diags.iter() {
             assert!(!d.labels.is_empty(), "{name}: {} has no label", d.code);
             assert!(d.help.is_some(), "{name}: {} has no help", d.code);
         }
         insta::assert_snapshot!(format!("compile_fail_{name}"), render(&out));
+    }
+}
+
+/// The compile fuzz target is seeded from `tests/compile_fail/` and
+/// `examples/` directly (see `fuzz/fuzz_targets/compile.rs`); its own corpus
+/// keeps only what the fuzzer found, never a copy of those files.
+#[test]
+fn fuzz_corpus_keeps_no_copy_of_the_seed_configs() {
+    let root = root();
+    let mut seeds = std::collections::HashSet::new();
+    for dir in ["tests/compile_fail", "tests/compile_fail/inc", "examples"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            if e.path().is_file() {
+                seeds.insert(std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    assert!(seeds.len() >= 25, "seed configs not found");
+    let corpus = root.join("fuzz/corpus/compile");
+    let Ok(entries) = std::fs::read_dir(&corpus) else {
+        return; // no corpus committed: nothing can be a copy
+    };
+    for e in entries.flatten() {
+        let data = std::fs::read(e.path()).unwrap();
+        assert!(
+            !seeds.contains(&data),
+            "{} copies a seed config; the fuzz run reads tests/compile_fail and examples directly",
+            e.path().display()
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::server::{Server, standard_domain};
 
@@ -16,9 +16,12 @@ fn start() -> Server {
     ))
 }
 
+/// How long delivery may take after the client saw its 250.
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(10);
+
 fn mail_containing(server: &Server, local: &str, needle: &str) -> Vec<String> {
     server
-        .wait_for_mail("example.test", local, 1, Duration::from_secs(10))
+        .maildir_files("example.test", local)
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .filter(|t| t.contains(needle))
@@ -46,7 +49,15 @@ fn python_smtplib() {
         stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 14,
         "{stdout}"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    wait_delivered(
+        &server,
+        &[
+            ("alice", "smtplib mx"),
+            ("bob", "smtplib mx"),
+            ("bob", "smtplib 587"),
+            ("alice", "smtplib 465"),
+        ],
+    );
     assert_eq!(mail_containing(&server, "alice", "smtplib mx").len(), 1);
     assert_eq!(mail_containing(&server, "bob", "smtplib mx").len(), 1);
     assert_eq!(mail_containing(&server, "bob", "smtplib 587").len(), 1);
@@ -54,6 +65,22 @@ fn python_smtplib() {
     assert_eq!(from_465.len(), 1);
     assert!(from_465[0].contains("with ESMTPSA"));
     assert!(mail_containing(&server, "alice", "forged").is_empty());
+}
+
+/// Waits until every (mailbox, needle) pair has a message: delivery runs
+/// after the 250, so a client that returned is not yet a delivered message.
+fn wait_delivered(server: &Server, expected: &[(&str, &str)]) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !expected
+        .iter()
+        .all(|(local, needle)| !mail_containing(server, local, needle).is_empty())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered within {DELIVERY_DEADLINE:?}: {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn swaks(server: &Server, args: &[&str]) -> (bool, String) {
@@ -259,7 +286,17 @@ fn swaks_clients() {
         );
     }
 
-    std::thread::sleep(Duration::from_millis(300));
+    // The refused messages were refused in the SMTP dialogue, so once the
+    // accepted ones are delivered nothing else can arrive.
+    wait_delivered(
+        &server,
+        &[
+            ("alice", "swaks starttls"),
+            ("bob", "swaks pipelined"),
+            ("bob", "swaks 587 PLAIN"),
+            ("bob", "swaks 587 LOGIN"),
+        ],
+    );
     assert_eq!(mail_containing(&server, "alice", "swaks starttls").len(), 1);
     assert_eq!(mail_containing(&server, "bob", "swaks pipelined").len(), 1);
     assert_eq!(mail_containing(&server, "bob", "swaks 587 PLAIN").len(), 1);
@@ -270,7 +307,13 @@ fn swaks_clients() {
     );
     assert!(mail_containing(&server, "alice", "swaks smuggle").is_empty());
     assert!(mail_containing(&server, "alice", "swaks big").is_empty());
-    let queued = server.queue_entries().len();
+    // Local copies leave the queue just after their files appear.
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    let mut queued = server.queue_entries().len();
+    while queued > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        queued = server.queue_entries().len();
+    }
     assert_eq!(
         queued, 1,
         "the message to friend@remote.example waits in the queue"

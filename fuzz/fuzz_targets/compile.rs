@@ -1,6 +1,10 @@
 //! Any text through the whole config pipeline (KDL parsing, the language
 //! check, the compiler, diagnostic rendering) must never panic or hang.
-//! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run compile` from the repository root.
+//! Run from the repository root:
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run compile fuzz/corpus/compile tests/compile_fail examples`
+//! — libFuzzer adds what it finds to the first directory and only reads the
+//! others, so the broken-config corpus and the examples seed the run
+//! without being copied into `fuzz/corpus/compile`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -5,9 +5,28 @@
 pub mod limiter;
 pub mod password;
 
-use crate::compile::Secrets;
+use std::collections::BTreeMap;
+
 use crate::tables::{PasswordRef, Tables};
 use password::PasswordHash;
+
+/// Secrets that were written inline in the config, extracted by the
+/// compiler. They are deliberately not part of [`Tables`] (which must be
+/// safe to print and to commit). The compiler fills this type; `auth`
+/// never depends on `compile`.
+#[derive(Clone, Default, PartialEq)]
+pub struct Secrets {
+    /// Mailbox address → password hash written with `password=`.
+    pub inline_password_hashes: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("inline_password_hashes", &self.inline_password_hashes.len())
+            .finish()
+    }
+}
 
 /// Why a login was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::error::ValueError;
 use super::server::Server;
 use super::{Cx, defaults as def, secrets};
 use crate::addr;
@@ -296,7 +297,7 @@ fn all_term(word: &str) -> String {
 
 /// Validates one SPF term (RFC 7208 §5, §6) and returns it lower-cased where
 /// case does not matter.
-fn spf_term(t: &str) -> Result<String, String> {
+fn spf_term(t: &str) -> Result<String, ValueError> {
     let (qual, body) = match t.chars().next() {
         Some(q @ ('+' | '-' | '~' | '?')) => (Some(q), &t[1..]),
         _ => (None, t),
@@ -306,7 +307,7 @@ fn spf_term(t: &str) -> Result<String, String> {
         Some(i) => (&lower[..i], Some(&body[i..])),
         None => (lower.as_str(), None),
     };
-    let check_domain = |spec: &str| -> Result<(), String> {
+    let check_domain = |spec: &str| -> Result<(), ValueError> {
         let spec = spec.split('/').next().unwrap_or(spec);
         if spec.contains('%') {
             return Ok(()); // macros are checked by the DNS, not us
@@ -314,11 +315,12 @@ fn spf_term(t: &str) -> Result<String, String> {
         if addr::is_dns_name(spec) {
             return Ok(());
         }
-        addr::normalize_domain(spec).map(|_| ())
+        addr::normalize_domain(spec)?;
+        Ok(())
     };
     match (name, arg) {
-        ("all", _) => Err("write the final `all` as all=\"fail\" on the `spf` node".into()),
-        ("v", _) => Err("`v=spf1` is added automatically".into()),
+        ("all", _) => Err(ValueError::SpfAll),
+        ("v", _) => Err(ValueError::SpfVersion),
         ("mx" | "a", None) => Ok(()),
         ("mx" | "a", Some(a)) if a.starts_with('/') => cidr_suffix(a),
         ("mx" | "a", Some(a)) => check_domain(&a[1..]),
@@ -326,26 +328,26 @@ fn spf_term(t: &str) -> Result<String, String> {
             let net = &a[1..];
             let ip = net.split('/').next().unwrap_or(net);
             ip.parse::<std::net::Ipv4Addr>()
-                .map_err(|_| format!("`{ip}` is not an IPv4 address"))?;
+                .map_err(|_| ValueError::NotIpv4(ip.to_string()))?;
             crate::ipnet::Network::parse(net)
                 .map(|_| ())
-                .map_err(|_| format!("`{net}` is not an IPv4 network"))
+                .map_err(|_| ValueError::NotIpv4Network(net.to_string()))
         }
         ("ip6", Some(a)) if a.starts_with(':') => {
             let net = &a[1..];
             let ip = net.split('/').next().unwrap_or(net);
             ip.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
+                .map_err(|_| ValueError::NotIpv6(ip.to_string()))?;
             crate::ipnet::Network::parse(net)
                 .map(|_| ())
-                .map_err(|_| format!("`{net}` is not an IPv6 network"))
+                .map_err(|_| ValueError::NotIpv6Network(net.to_string()))
         }
         ("include" | "exists" | "ptr", Some(a)) if a.starts_with(':') => check_domain(&a[1..]),
-        ("ptr", None) => Err("`ptr` is deprecated (RFC 7208 §5.5); use `a`, `mx` or `ip4:`".into()),
+        ("ptr", None) => Err(ValueError::SpfPtr),
         ("redirect" | "exp", Some(a)) if a.starts_with('=') && qual.is_none() => {
             check_domain(&a[1..])
         }
-        _ => Err("unknown mechanism".into()),
+        _ => Err(ValueError::SpfUnknown),
     }?;
     let mut out = String::new();
     if let Some(q) = qual {
@@ -358,7 +360,7 @@ fn spf_term(t: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn cidr_suffix(a: &str) -> Result<(), String> {
+fn cidr_suffix(a: &str) -> Result<(), ValueError> {
     for part in a.split('/').skip(1) {
         if part.is_empty() {
             continue;
@@ -366,7 +368,7 @@ fn cidr_suffix(a: &str) -> Result<(), String> {
         part.parse::<u8>()
             .ok()
             .filter(|n| *n <= 128)
-            .ok_or_else(|| format!("bad prefix `/{part}`"))?;
+            .ok_or_else(|| ValueError::Prefix(part.to_string()))?;
     }
     Ok(())
 }
@@ -423,23 +425,23 @@ fn dmarc(d: &Domain, name: &addr::DomainName, cx: &mut Cx<'_>) -> Option<DmarcPo
 
 /// A report destination: a bare address becomes a `mailto:` URI; `https:` is
 /// allowed where the report format permits it (TLS-RPT).
-fn report_uri(text: &str, https_ok: bool) -> Result<String, String> {
+fn report_uri(text: &str, https_ok: bool) -> Result<String, ValueError> {
     if let Some(rest) = text.strip_prefix("https://") {
         if !https_ok {
-            return Err("only mailto: is allowed here".into());
+            return Err(ValueError::MailtoOnly);
         }
         let host = rest.split(['/', ':']).next().unwrap_or("");
-        addr::normalize_domain(host).map_err(|e| format!("host: {e}"))?;
+        addr::normalize_domain(host).map_err(ValueError::Host)?;
         if text.contains([',', '!', ';', ' ']) {
-            return Err("URI contains a separator character".into());
+            return Err(ValueError::UriSeparator);
         }
         return Ok(text.to_string());
     }
     let address = text.strip_prefix("mailto:").unwrap_or(text);
     if text.contains(':') && !text.starts_with("mailto:") {
-        return Err("unsupported URI scheme".into());
+        return Err(ValueError::UriScheme);
     }
-    let (local, domain) = addr::split(address).ok_or("not an address")?;
+    let (local, domain) = addr::split(address).ok_or(ValueError::NotAnAddress)?;
     addr::validate_local_part(local)?;
     let d = addr::normalize_domain(domain)?;
     Ok(format!("mailto:{local}@{}", d.ascii))

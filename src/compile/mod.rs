@@ -7,6 +7,7 @@
 
 pub mod defaults;
 mod domains;
+mod error;
 mod outbound;
 mod recipients;
 mod secrets;
@@ -27,21 +28,10 @@ pub struct Options {
     pub offline: bool,
 }
 
-/// Secrets that were written inline in the config. They are deliberately not
-/// part of [`Tables`] (which must be safe to print and to commit).
-#[derive(Clone, Default, PartialEq)]
-pub struct Secrets {
-    /// Mailbox address → password hash written with `password=`.
-    pub inline_password_hashes: BTreeMap<String, String>,
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets")
-            .field("inline_password_hashes", &self.inline_password_hashes.len())
-            .finish()
-    }
-}
+/// The inline password hashes the compiler extracted; the type belongs to
+/// [`crate::auth`], which consumes it (the dependency goes compile → auth,
+/// never back).
+pub use crate::auth::Secrets;
 
 /// Where things were defined, for `mailc explain` (not part of the tables, so
 /// moving a line does not change the content hash).

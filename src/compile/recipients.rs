@@ -9,10 +9,10 @@ use sha2::{Digest, Sha256};
 use super::domains::Domains;
 use super::server::Server;
 use super::{Cx, Secrets, secrets};
-use crate::addr;
+use crate::addr::{self, AddrError};
 use crate::auth::password::PasswordHash;
 use crate::diag::{Code, Diag};
-use crate::spec::ast::{Config, Mailbox};
+use crate::spec::ast::{Alias, Config, Mailbox};
 use crate::spec::check::did_you_mean;
 use crate::spec::source::{Span, Spanned};
 use crate::tables::resolve::normalize_local;
@@ -63,137 +63,175 @@ enum TargetRef {
     Remote(String),
 }
 
+/// What pass 1 collects: every address the config defines, the mailbox
+/// rows, inline secrets, and the `send-as` patterns still to resolve.
+#[derive(Default)]
+struct Defined {
+    defs: BTreeMap<String, Def>,
+    mailboxes: BTreeMap<String, MailboxTable>,
+    secrets: Secrets,
+    send_as: Vec<(String, Vec<Spanned<String>>)>,
+}
+
+/// Lowers every recipient of the config, in passes: define each address
+/// (reporting duplicates), expand each into final targets, attach
+/// catch-alls, warn about what works but looks wrong, resolve send-as.
+/// The order of the passes is the order of the diagnostics.
 pub(super) fn lower(
     cfg: &Config,
     server: &Server,
     doms: &mut Domains,
     cx: &mut Cx<'_>,
 ) -> Recipients {
-    let mut defs: BTreeMap<String, Def> = BTreeMap::new();
-    let mut mailboxes = BTreeMap::new();
-    let mut secrets_out = Secrets::default();
-    let mut send_as_extra: Vec<(String, Vec<Spanned<String>>)> = Vec::new();
-
-    // Pass 1: every address the config defines.
+    let mut defined = Defined::default();
     for (d, name) in cfg.domains.iter().zip(&doms.names) {
-        let Some(name) = name else { continue };
-        let Some(table) = doms.tables.get(name) else {
+        let Some(table) = name.as_ref().and_then(|n| doms.tables.get(n)) else {
             continue;
         };
         for m in &d.mailboxes {
-            let Some(address) = local_address(&m.local_part, table, cx) else {
-                continue;
-            };
-            let disabled = m.disabled.as_ref().is_some_and(|v| v.value);
-            if !define(
-                &mut defs,
-                &address,
-                m.local_part.span,
-                DefKind::Mailbox { disabled },
-                cx,
-            ) {
-                continue;
-            }
-            let password = password(m, &address, &mut secrets_out, cx);
-            if let Some(s) = &m.sieve {
-                secrets::check_file(s, false, "Sieve script", cx);
-            }
-            let local = address.split('@').next().unwrap_or_default().to_string();
-            mailboxes.insert(
-                address.clone(),
-                MailboxTable {
-                    address: address.clone(),
-                    domain: table.name.clone(),
-                    maildir: server
-                        .state_dir
-                        .join("mail")
-                        .join(&table.name)
-                        .join(fs_safe(&local)),
-                    local_part: local,
-                    password,
-                    quota: m.quota.as_ref().map(|q| q.value),
-                    disabled,
-                    sieve: m.sieve.as_ref().map(|s| s.value.clone()),
-                    send_as: Vec::new(),
-                },
-            );
-            for a in &m.aliases {
-                let Some(alias) = address_in(a, table, doms, true, cx) else {
-                    continue;
-                };
-                define(
-                    &mut defs,
-                    &alias,
-                    a.span,
-                    DefKind::MailboxAlias {
-                        mailbox: address.clone(),
-                    },
-                    cx,
-                );
-            }
-            send_as_extra.push((address, m.send_as.clone()));
+            define_mailbox(m, table, server, doms, &mut defined, cx);
         }
         for a in &d.aliases {
-            let Some(address) = local_address(&a.local_part, table, cx) else {
-                continue;
-            };
-            if a.targets.is_empty() {
-                cx.diags.push(
-                    Diag::error(Code::AliasEmpty, format!("alias `{address}` has no target"))
-                        .label(a.local_part.span, "forwards nowhere")
-                        .help(
-                            "add `to=\"alice\"` or a block `{ to \"alice\" \"bob@example.net\" }`",
-                        ),
-                );
-                continue;
-            }
-            define(
-                &mut defs,
-                &address,
-                a.local_part.span,
-                DefKind::Alias {
-                    domain: table.name.clone(),
-                    targets: a.targets.clone(),
-                },
-                cx,
-            );
+            define_alias(a, table, &mut defined.defs, cx);
         }
     }
 
-    // Pass 2: expand every definition into final targets.
     let mut ex = Expander {
-        defs: &defs,
+        defs: &defined.defs,
         domains: &doms.tables,
         memo: HashMap::new(),
         stack: Vec::new(),
         reported_cycles: BTreeSet::new(),
         reported_targets: BTreeSet::new(),
     };
+    let addresses = expand_addresses(&defined.defs, &mut ex, cx);
+    let catch_alls = expand_catch_alls(cfg, doms, &addresses, &mut ex, cx);
+    for (name, c) in catch_alls {
+        if let Some(t) = doms.tables.get_mut(&name) {
+            t.catch_all = Some(c);
+        }
+    }
+
+    warn_disabled_targets(&defined.defs, &addresses, cx);
+    warn_postmaster_missing(cfg, doms, &defined.defs, cx);
+    resolve_send_as(&mut defined, &doms.tables, cx);
+
+    let origins = defined
+        .defs
+        .iter()
+        .map(|(a, d)| (a.clone(), d.span))
+        .collect();
+    Recipients {
+        mailboxes: defined.mailboxes,
+        addresses,
+        secrets: defined.secrets,
+        origins,
+    }
+}
+
+/// Pass 1 for one `mailbox`: its address, its row, its extra addresses.
+fn define_mailbox(
+    m: &Mailbox,
+    table: &DomainTable,
+    server: &Server,
+    doms: &Domains,
+    out: &mut Defined,
+    cx: &mut Cx<'_>,
+) {
+    let Some(address) = local_address(&m.local_part, table, cx) else {
+        return;
+    };
+    let disabled = m.disabled.as_ref().is_some_and(|v| v.value);
+    let kind = DefKind::Mailbox { disabled };
+    if !define(&mut out.defs, &address, m.local_part.span, kind, cx) {
+        return;
+    }
+    let password = password(m, &address, &mut out.secrets, cx);
+    if let Some(s) = &m.sieve {
+        secrets::check_file(s, false, "Sieve script", cx);
+    }
+    let local = address.split('@').next().unwrap_or_default().to_string();
+    out.mailboxes.insert(
+        address.clone(),
+        MailboxTable {
+            address: address.clone(),
+            domain: table.name.clone(),
+            maildir: server
+                .state_dir
+                .join("mail")
+                .join(&table.name)
+                .join(fs_safe(&local)),
+            local_part: local,
+            password,
+            quota: m.quota.as_ref().map(|q| q.value),
+            disabled,
+            sieve: m.sieve.as_ref().map(|s| s.value.clone()),
+            send_as: Vec::new(),
+        },
+    );
+    for a in &m.aliases {
+        let Some(alias) = address_in(a, table, doms, true, cx) else {
+            continue;
+        };
+        let kind = DefKind::MailboxAlias {
+            mailbox: address.clone(),
+        };
+        define(&mut out.defs, &alias, a.span, kind, cx);
+    }
+    out.send_as.push((address, m.send_as.clone()));
+}
+
+/// Pass 1 for one domain `alias`.
+fn define_alias(a: &Alias, table: &DomainTable, defs: &mut BTreeMap<String, Def>, cx: &mut Cx<'_>) {
+    let Some(address) = local_address(&a.local_part, table, cx) else {
+        return;
+    };
+    if a.targets.is_empty() {
+        cx.diags.push(
+            Diag::error(Code::AliasEmpty, format!("alias `{address}` has no target"))
+                .label(a.local_part.span, "forwards nowhere")
+                .help("add `to=\"alice\"` or a block `{ to \"alice\" \"bob@example.net\" }`"),
+        );
+        return;
+    }
+    let kind = DefKind::Alias {
+        domain: table.name.clone(),
+        targets: a.targets.clone(),
+    };
+    define(defs, &address, a.local_part.span, kind, cx);
+}
+
+/// Pass 2: every definition expanded into final targets.
+fn expand_addresses(
+    defs: &BTreeMap<String, Def>,
+    ex: &mut Expander<'_>,
+    cx: &mut Cx<'_>,
+) -> BTreeMap<String, AddressEntry> {
+    let mailbox = |address: &str| Target {
+        address: address.to_string(),
+        kind: TargetKind::Mailbox,
+        via: Vec::new(),
+    };
     let mut addresses = BTreeMap::new();
-    for (address, def) in &defs {
+    for (address, def) in defs {
         let (kind, targets) = match &def.kind {
-            DefKind::Mailbox { .. } => (
-                AddressKind::Mailbox,
-                vec![Target {
-                    address: address.clone(),
-                    kind: TargetKind::Mailbox,
-                    via: Vec::new(),
-                }],
-            ),
-            DefKind::MailboxAlias { mailbox } => (
-                AddressKind::MailboxAlias,
-                vec![Target {
-                    address: mailbox.clone(),
-                    kind: TargetKind::Mailbox,
-                    via: Vec::new(),
-                }],
-            ),
+            DefKind::Mailbox { .. } => (AddressKind::Mailbox, vec![mailbox(address)]),
+            DefKind::MailboxAlias { mailbox: m } => (AddressKind::MailboxAlias, vec![mailbox(m)]),
             DefKind::Alias { .. } => (AddressKind::Alias, ex.expand(address, cx)),
         };
         addresses.insert(address.clone(), AddressEntry { kind, targets });
     }
+    addresses
+}
 
-    // Catch-alls, expanded the same way.
+/// Catch-alls, expanded the same way: (domain, catch-all) pairs to attach.
+fn expand_catch_alls(
+    cfg: &Config,
+    doms: &Domains,
+    addresses: &BTreeMap<String, AddressEntry>,
+    ex: &mut Expander<'_>,
+    cx: &mut Cx<'_>,
+) -> Vec<(String, CatchAll)> {
     let mut catch_alls = Vec::new();
     for (d, name) in cfg.domains.iter().zip(&doms.names) {
         let (Some(name), Some(c)) = (name, &d.catch_all) else {
@@ -202,51 +240,43 @@ pub(super) fn lower(
         let Some(table) = doms.tables.get(name) else {
             continue;
         };
-        let target = match ex.target(c, table, Code::CatchAllTarget, cx) {
-            Some(t) => t,
-            None => continue,
+        let Some(target) = ex.target(c, table, Code::CatchAllTarget, cx) else {
+            continue;
         };
-        let (target_addr, targets) = match target {
-            TargetRef::Remote(r) => (
-                r.clone(),
-                vec![Target {
-                    address: r,
+        let (target, targets) = match target {
+            TargetRef::Remote(r) => {
+                let remote = Target {
+                    address: r.clone(),
                     kind: TargetKind::Remote,
                     via: Vec::new(),
-                }],
-            ),
-            TargetRef::Local(key) => {
-                let targets = match addresses.get(&key) {
-                    Some(e) => {
-                        let mut t = e.targets.clone();
-                        if e.kind == AddressKind::Alias {
-                            for x in &mut t {
-                                x.via.insert(0, key.clone());
-                            }
-                        }
-                        t
-                    }
-                    None => Vec::new(),
                 };
+                (r, vec![remote])
+            }
+            TargetRef::Local(key) => {
+                let targets = addresses.get(&key).map_or_else(Vec::new, |e| {
+                    let mut t = e.targets.clone();
+                    if e.kind == AddressKind::Alias {
+                        for x in &mut t {
+                            x.via.insert(0, key.clone());
+                        }
+                    }
+                    t
+                });
                 (key, targets)
             }
         };
-        catch_alls.push((
-            name.clone(),
-            CatchAll {
-                target: target_addr,
-                targets,
-            },
-        ));
+        catch_alls.push((name.clone(), CatchAll { target, targets }));
     }
-    for (name, c) in catch_alls {
-        if let Some(t) = doms.tables.get_mut(&name) {
-            t.catch_all = Some(c);
-        }
-    }
+    catch_alls
+}
 
-    // Disabled mailboxes reached through aliases deserve a warning.
-    for (address, entry) in &addresses {
+/// Disabled mailboxes reached through aliases deserve a warning.
+fn warn_disabled_targets(
+    defs: &BTreeMap<String, Def>,
+    addresses: &BTreeMap<String, AddressEntry>,
+    cx: &mut Cx<'_>,
+) {
+    for (address, entry) in addresses {
         if entry.kind != AddressKind::Alias {
             continue;
         }
@@ -266,39 +296,53 @@ pub(super) fn lower(
             }
         }
     }
+}
 
-    // RFC 5321 §4.5.1: every domain must accept mail for postmaster.
+/// RFC 5321 §4.5.1: every domain must accept mail for postmaster.
+fn warn_postmaster_missing(
+    cfg: &Config,
+    doms: &Domains,
+    defs: &BTreeMap<String, Def>,
+    cx: &mut Cx<'_>,
+) {
     for (d, name) in cfg.domains.iter().zip(&doms.names) {
         let Some(name) = name else { continue };
         let Some(table) = doms.tables.get(name) else {
             continue;
         };
         let pm = format!("postmaster@{name}");
-        if !defs.contains_key(&pm) && table.catch_all.is_none() {
-            let first = cfg
-                .domains
-                .iter()
-                .zip(&doms.names)
-                .find(|(_, n)| n.as_deref() == Some(name))
-                .and_then(|(d, _)| d.mailboxes.first())
-                .map(|m| m.local_part.value.clone())
-                .unwrap_or_else(|| "admin".into());
-            cx.diags.push(
-                Diag::warning(
-                    Code::PostmasterMissing,
-                    format!("domain `{}` has no postmaster address", table.unicode),
-                )
-                .label(d.name.span, "no postmaster@ here")
-                .help(format!(
-                    "RFC 5321 requires one: add `alias \"postmaster\" to=\"{first}\"` to the domain"
-                )),
-            );
+        if defs.contains_key(&pm) || table.catch_all.is_some() {
+            continue;
         }
+        let first = cfg
+            .domains
+            .iter()
+            .zip(&doms.names)
+            .find(|(_, n)| n.as_deref() == Some(name))
+            .and_then(|(d, _)| d.mailboxes.first())
+            .map(|m| m.local_part.value.clone())
+            .unwrap_or_else(|| "admin".into());
+        cx.diags.push(
+            Diag::warning(
+                Code::PostmasterMissing,
+                format!("domain `{}` has no postmaster address", table.unicode),
+            )
+            .label(d.name.span, "no postmaster@ here")
+            .help(format!(
+                "RFC 5321 requires one: add `alias \"postmaster\" to=\"{first}\"` to the domain"
+            )),
+        );
     }
+}
 
-    // Send-as: own address, own extra addresses, and explicit patterns.
+/// Send-as: own address, own extra addresses, and explicit patterns.
+fn resolve_send_as(
+    defined: &mut Defined,
+    domains: &BTreeMap<String, DomainTable>,
+    cx: &mut Cx<'_>,
+) {
     let mut extra_addresses: HashMap<&str, Vec<String>> = HashMap::new();
-    for (a, def) in &defs {
+    for (a, def) in &defined.defs {
         if let DefKind::MailboxAlias { mailbox } = &def.kind {
             extra_addresses
                 .entry(mailbox.as_str())
@@ -306,14 +350,14 @@ pub(super) fn lower(
                 .push(a.clone());
         }
     }
-    for (address, extra) in send_as_extra {
+    for (address, patterns) in std::mem::take(&mut defined.send_as) {
         let mut list: Vec<String> = vec![address.clone()];
         if let Some(own) = extra_addresses.get(address.as_str()) {
             list.extend(own.iter().cloned());
         }
         let domain = address.split('@').nth(1).unwrap_or_default().to_string();
-        for p in extra {
-            match send_as_pattern(&p.value, &domain, &doms.tables) {
+        for p in patterns {
+            match send_as_pattern(&p.value, &domain, domains) {
                 Ok(s) => list.push(s),
                 Err(e) => cx.diags.push(
                     Diag::error(Code::SendAsInvalid, format!("send-as `{}`: {e}", p.value))
@@ -324,17 +368,9 @@ pub(super) fn lower(
         }
         list.sort();
         list.dedup();
-        if let Some(m) = mailboxes.get_mut(&address) {
+        if let Some(m) = defined.mailboxes.get_mut(&address) {
             m.send_as = list;
         }
-    }
-
-    let origins = defs.iter().map(|(a, d)| (a.clone(), d.span)).collect();
-    Recipients {
-        mailboxes,
-        addresses,
-        secrets: secrets_out,
-        origins,
     }
 }
 
@@ -417,7 +453,7 @@ fn address_in(
     let Some((local, domain)) = addr::split(&text.value) else {
         return local_address(text, table, cx);
     };
-    let bad = |cx: &mut Cx<'_>, e: String| {
+    let bad = |cx: &mut Cx<'_>, e: AddrError| {
         cx.diags.push(
             Diag::error(
                 Code::AddressInvalid,
@@ -463,7 +499,7 @@ fn send_as_pattern(
     p: &str,
     own_domain: &str,
     domains: &BTreeMap<String, DomainTable>,
-) -> Result<String, String> {
+) -> Result<String, AddrError> {
     if let Some(d) = p.strip_prefix("*@") {
         return addr::normalize_domain(d).map(|d| format!("*@{}", d.ascii));
     }

@@ -10,7 +10,7 @@ use mail_auth::dkim::generate::DkimKeyPair;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::PublicKeys;
+use super::{DnsError, PublicKeys};
 use crate::tables::{DkimAlgorithm, Tables};
 
 /// What `keygen` did for one selector.
@@ -143,30 +143,37 @@ fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
 }
 
 /// The base64 `p=` value of a key file.
-pub fn public_key_b64(path: &Path, algorithm: DkimAlgorithm) -> Result<String, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let der = PrivateKeyDer::from_pem_slice(&text)
-        .map_err(|e| format!("{}: not a PEM private key ({e})", path.display()))?;
+pub fn public_key_b64(path: &Path, algorithm: DkimAlgorithm) -> Result<String, DnsError> {
+    let invalid = |reason: String| DnsError::KeyInvalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|source| DnsError::KeyRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let der = PrivateKeyDer::from_pem_slice(&text).map_err(|e| DnsError::KeyNotPem {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let public = match (algorithm, der) {
         (DkimAlgorithm::Ed25519, PrivateKeyDer::Pkcs8(k)) => {
             Ed25519Key::from_pkcs8_maybe_unchecked_der(k.secret_pkcs8_der())
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(|e| invalid(e.to_string()))?
                 .public_key()
         }
         (DkimAlgorithm::Rsa, der @ (PrivateKeyDer::Pkcs1(_) | PrivateKeyDer::Pkcs8(_))) => {
-            let key = RsaKey::<Sha256>::from_key_der(der)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| invalid(e.to_string()))?;
             rsa_spki(&key.public_key())
         }
         _ => {
-            return Err(format!(
-                "{}: not a {} key",
-                path.display(),
-                match algorithm {
+            return Err(DnsError::KeyAlgorithm {
+                path: path.to_path_buf(),
+                algorithm: match algorithm {
                     DkimAlgorithm::Rsa => "RSA",
                     DkimAlgorithm::Ed25519 => "Ed25519",
-                }
-            ));
+                },
+            });
         }
     };
     Ok(crate::proto::sasl::base64_encode(&public))
@@ -174,7 +181,7 @@ pub fn public_key_b64(path: &Path, algorithm: DkimAlgorithm) -> Result<String, S
 
 /// The public keys of every configured selector (`None` where the key file
 /// does not exist yet).
-pub fn public_keys(tables: &Tables) -> Result<PublicKeys, String> {
+pub fn public_keys(tables: &Tables) -> Result<PublicKeys, DnsError> {
     let mut out = PublicKeys::new();
     for d in tables.domains.values() {
         for k in &d.dkim {

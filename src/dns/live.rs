@@ -13,7 +13,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use serde::Serialize;
 
-use super::{Data, Zone};
+use super::{Data, DnsError, Zone};
 
 /// How long one query may take before the plan fails.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -84,7 +84,7 @@ pub struct Summary {
 }
 
 /// Resolver pointed at `server` (or the system's resolvers).
-pub fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
+pub fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, DnsError> {
     let mut opts = ResolverOpts::default();
     opts.timeout = QUERY_TIMEOUT;
     opts.attempts = 1;
@@ -103,27 +103,27 @@ pub fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
                 hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
             )
         }
-        None => Resolver::builder_tokio()
-            .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?,
+        None => Resolver::builder_tokio().map_err(|e| DnsError::SystemResolver(e.to_string()))?,
     };
     builder
         .with_options(opts)
         .build()
-        .map_err(|e| format!("cannot build a resolver: {e}"))
+        .map_err(|e| DnsError::Resolver(e.to_string()))
 }
 
 /// Answers of one query, as zone-file text; empty for NXDOMAIN/NODATA.
-async fn query(r: &TokioResolver, name: &str, rtype: RecordType) -> Result<Vec<RData>, String> {
+async fn query(r: &TokioResolver, name: &str, rtype: RecordType) -> Result<Vec<RData>, DnsError> {
     let lookup = tokio::time::timeout(
         QUERY_TIMEOUT + Duration::from_secs(1),
         r.lookup(name, rtype),
     )
     .await;
     match lookup {
-        Err(_) => Err(format!(
-            "no answer for {name} {rtype} within {}s",
-            QUERY_TIMEOUT.as_secs() + 1
-        )),
+        Err(_) => Err(DnsError::Timeout {
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+            seconds: QUERY_TIMEOUT.as_secs() + 1,
+        }),
         Ok(Ok(l)) => Ok(l
             .answers()
             .iter()
@@ -131,7 +131,11 @@ async fn query(r: &TokioResolver, name: &str, rtype: RecordType) -> Result<Vec<R
             .map(|rec| rec.data.clone())
             .collect()),
         Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
-        Ok(Err(e)) => Err(format!("{name} {rtype}: {e}")),
+        Ok(Err(e)) => Err(DnsError::Query {
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -300,7 +304,7 @@ pub async fn plan(
     retired: &[(String, String)],
     r: &TokioResolver,
     resolver_name: &str,
-) -> Result<Plan, String> {
+) -> Result<Plan, DnsError> {
     let mut domains = Vec::new();
     let mut summary = Summary::default();
     for zone in zones {
@@ -478,7 +482,7 @@ async fn check_mx_target(
     r: &TokioResolver,
     host: &str,
     problems: &mut Vec<Problem>,
-) -> Result<(), String> {
+) -> Result<(), DnsError> {
     let cname = query(r, host, RecordType::CNAME).await?;
     if !cname.is_empty() {
         problems.push(Problem {
@@ -509,7 +513,7 @@ fn spf_lookups<'a>(
     text: &'a str,
     depth: u32,
     budget: &'a mut u32,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, String>> + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, DnsError>> + 'a>> {
     Box::pin(async move {
         let mut n = 0;
         for term in text.split_whitespace().skip(1) {

@@ -17,6 +17,48 @@ use sha2::{Digest, Sha256};
 
 use crate::tables::{DkimAlgorithm, DomainTable, ListenerKind, Tables};
 
+/// What went wrong reading DKIM keys or asking live DNS.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("{}: {source}", path.display())]
+    KeyRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a PEM private key ({reason})", path.display())]
+    KeyNotPem {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// The key file holds a key the crypto library refuses.
+    #[error("{}: {reason}", path.display())]
+    KeyInvalid {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{}: not a {algorithm} key", path.display())]
+    KeyAlgorithm {
+        path: std::path::PathBuf,
+        algorithm: &'static str,
+    },
+    #[error("cannot read the system resolver configuration: {0}")]
+    SystemResolver(String),
+    #[error("cannot build a resolver: {0}")]
+    Resolver(String),
+    #[error("no answer for {name} {rtype} within {seconds}s")]
+    Timeout {
+        name: String,
+        rtype: String,
+        seconds: u64,
+    },
+    #[error("{name} {rtype}: {reason}")]
+    Query {
+        name: String,
+        rtype: String,
+        reason: String,
+    },
+}
+
 /// TTL of every record mailc writes.
 pub const TTL: u32 = 3600;
 
@@ -186,176 +228,14 @@ pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
         .filter(|d| tables.hostname == **d || tables.hostname.ends_with(&format!(".{d}")))
         .max_by_key(|d| d.len())
         .cloned();
-    let mut zones = Vec::new();
-    for d in tables.domains.values() {
-        let origin = d.name.clone();
-        let apex = fqdn(&origin);
-        let at = |label: &str| format!("{label}.{apex}");
-        let mut records = Vec::new();
-        let mut advice = Vec::new();
-        let mut missing_keys = Vec::new();
-
-        for mx in &d.mx {
-            records.push(Record {
-                name: apex.clone(),
-                data: Data::Mx {
-                    preference: mx.priority,
-                    host: fqdn(&mx.host),
-                },
-                comment: format!(
-                    "Mail for {} is delivered to {} (RFC 5321 §5).",
-                    d.unicode, mx.host
-                ),
-            });
-            if mx.host != tables.hostname {
-                advice.push(format!(
-                    "MX host {} is not this server: it needs its own A/AAAA records (never a CNAME, RFC 2181 §10.3) and a mail server.",
-                    mx.host
-                ));
-            }
-        }
-        if host_zone.as_deref() == Some(origin.as_str()) {
-            for ip in &tables.public_ips {
-                let data = match ip {
-                    std::net::IpAddr::V4(v4) => Data::A(*v4),
-                    std::net::IpAddr::V6(v6) => Data::Aaaa(*v6),
-                };
-                records.push(Record {
-                    name: host.clone(),
-                    data,
-                    comment: format!(
-                        "Address of the mail server {} (MX targets need A/AAAA, not CNAME).",
-                        tables.hostname
-                    ),
-                });
-            }
-        }
-        records.push(Record {
-            name: apex.clone(),
-            data: Data::Txt(spf_text(d)),
-            comment:
-                "SPF (RFC 7208): hosts allowed to send mail as this domain. Publish exactly one."
-                    .into(),
-        });
-        for k in &d.dkim {
-            let name = at(&format!("{}._domainkey", k.selector));
-            match keys.get(&(d.name.clone(), k.selector.clone())).cloned().flatten() {
-                Some(b64) => records.push(Record {
-                    name,
-                    data: Data::Txt(dkim_text(k.algorithm, &b64)),
-                    comment: format!(
-                        "DKIM public key of selector {} ({}), for verifying this domain's signatures (RFC 6376).",
-                        k.selector,
-                        match k.algorithm {
-                            DkimAlgorithm::Rsa => "RSA-2048",
-                            DkimAlgorithm::Ed25519 => "Ed25519, RFC 8463",
-                        }
-                    ),
-                }),
-                None => missing_keys.push(k.selector.clone()),
-            }
-        }
-        if let Some(text) = dmarc_text(d) {
-            records.push(Record {
-                name: at("_dmarc"),
-                data: Data::Txt(text),
-                comment: "DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM alignment.".into(),
-            });
-            for uri in d
-                .dmarc
-                .iter()
-                .flat_map(|m| m.rua.iter().chain(m.ruf.iter()))
-            {
-                if let Some(target) = uri
-                    .strip_prefix("mailto:")
-                    .and_then(|a| a.rsplit_once('@'))
-                    .map(|(_, dom)| dom)
-                    && target != d.name
-                    && !target.ends_with(&format!(".{}", d.name))
-                {
-                    advice.push(format!(
-                        "DMARC reports go to {target}, another domain: it must publish TXT \"v=DMARC1\" at {}._report._dmarc.{target}. (RFC 7489 §7.1).",
-                        d.name
-                    ));
-                }
-            }
-        }
-        let policy = mta_sts_policy(d);
-        if let Some(p) = &policy {
-            records.push(Record {
-                name: at("_mta-sts"),
-                data: Data::Txt(format!("v=STSv1; id={}", mta_sts_id(p))),
-                comment:
-                    "MTA-STS (RFC 8461): senders must use TLS; the id changes with the policy text."
-                        .into(),
-            });
-            advice.push(format!(
-                "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required).",
-                d.name, d.name
-            ));
-        }
-        if !d.tls_rpt.is_empty() {
-            records.push(Record {
-                name: at("_smtp._tls"),
-                data: Data::Txt(format!("v=TLSRPTv1; rua={}", d.tls_rpt.join(","))),
-                comment: "TLS-RPT (RFC 8460): where senders report TLS failures.".into(),
-            });
-        }
-        for (label, kind, what) in SRV {
-            let listener = tables.listeners.iter().find(|l| l.kind == *kind);
-            let (data, comment) = match listener {
-                Some(l) => (
-                    Data::Srv {
-                        priority: 0,
-                        weight: 1,
-                        port: l.address.port(),
-                        target: host.clone(),
-                    },
-                    format!("Client autoconfiguration: {what}."),
-                ),
-                None => (
-                    Data::Srv {
-                        priority: 0,
-                        weight: 0,
-                        port: 0,
-                        target: ".".into(),
-                    },
-                    format!(
-                        "Client autoconfiguration: {what} is not offered (target \".\", RFC 2782)."
-                    ),
-                ),
-            };
-            records.push(Record {
-                name: at(label),
-                data,
-                comment,
-            });
-        }
-        for label in ["autoconfig", "autodiscover"] {
-            records.push(Record {
-                name: at(label),
-                data: Data::Cname(host.clone()),
-                comment: format!(
-                    "Mail client autoconfiguration ({label}); a web server at this name answers it."
-                ),
-            });
-        }
-        if host_zone.as_deref() == Some(origin.as_str()) {
-            for ip in &tables.public_ips {
-                advice.push(format!(
-                    "Reverse DNS: the PTR record of {ip} must be {} (ask whoever runs the address; it cannot be set in this zone).",
-                    tables.hostname
-                ));
-            }
-        }
-        zones.push(Zone {
-            origin,
-            records,
-            advice,
-            mta_sts_policy: policy,
-            missing_keys,
-        });
-    }
+    let mut zones: Vec<Zone> = tables
+        .domains
+        .values()
+        .map(|d| {
+            let holds_host = host_zone.as_deref() == Some(d.name.as_str());
+            domain_zone(tables, keys, d, &host, holds_host)
+        })
+        .collect();
     if host_zone.is_none() && !tables.public_ips.is_empty() {
         // The server's name is in a zone mailc does not manage: say what it needs.
         if let Some(first) = zones.first_mut() {
@@ -369,6 +249,206 @@ pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
         }
     }
     zones
+}
+
+/// One domain's zone, record kind by record kind (the order of the
+/// rendered snippet). `holds_host`: the server's own name is in this zone.
+fn domain_zone(
+    tables: &Tables,
+    keys: &PublicKeys,
+    d: &DomainTable,
+    host: &str,
+    holds_host: bool,
+) -> Zone {
+    let apex = fqdn(&d.name);
+    let mut z = Zone {
+        origin: d.name.clone(),
+        records: Vec::new(),
+        advice: Vec::new(),
+        mta_sts_policy: None,
+        missing_keys: Vec::new(),
+    };
+    mx_records(tables, d, &apex, &mut z);
+    if holds_host {
+        address_records(tables, host, &mut z);
+    }
+    z.records.push(Record {
+        name: apex.clone(),
+        data: Data::Txt(spf_text(d)),
+        comment: "SPF (RFC 7208): hosts allowed to send mail as this domain. Publish exactly one."
+            .into(),
+    });
+    dkim_records(d, keys, &apex, &mut z);
+    dmarc_records(d, &apex, &mut z);
+    mta_sts_records(d, &apex, &mut z);
+    if !d.tls_rpt.is_empty() {
+        z.records.push(Record {
+            name: format!("_smtp._tls.{apex}"),
+            data: Data::Txt(format!("v=TLSRPTv1; rua={}", d.tls_rpt.join(","))),
+            comment: "TLS-RPT (RFC 8460): where senders report TLS failures.".into(),
+        });
+    }
+    autoconfig_records(tables, host, &apex, &mut z);
+    if holds_host {
+        for ip in &tables.public_ips {
+            z.advice.push(format!(
+                "Reverse DNS: the PTR record of {ip} must be {} (ask whoever runs the address; it cannot be set in this zone).",
+                tables.hostname
+            ));
+        }
+    }
+    z
+}
+
+fn mx_records(tables: &Tables, d: &DomainTable, apex: &str, z: &mut Zone) {
+    for mx in &d.mx {
+        z.records.push(Record {
+            name: apex.to_string(),
+            data: Data::Mx {
+                preference: mx.priority,
+                host: fqdn(&mx.host),
+            },
+            comment: format!(
+                "Mail for {} is delivered to {} (RFC 5321 §5).",
+                d.unicode, mx.host
+            ),
+        });
+        if mx.host != tables.hostname {
+            z.advice.push(format!(
+                "MX host {} is not this server: it needs its own A/AAAA records (never a CNAME, RFC 2181 §10.3) and a mail server.",
+                mx.host
+            ));
+        }
+    }
+}
+
+/// A/AAAA of the server's own name, in the zone that holds it.
+fn address_records(tables: &Tables, host: &str, z: &mut Zone) {
+    for ip in &tables.public_ips {
+        let data = match ip {
+            std::net::IpAddr::V4(v4) => Data::A(*v4),
+            std::net::IpAddr::V6(v6) => Data::Aaaa(*v6),
+        };
+        z.records.push(Record {
+            name: host.to_string(),
+            data,
+            comment: format!(
+                "Address of the mail server {} (MX targets need A/AAAA, not CNAME).",
+                tables.hostname
+            ),
+        });
+    }
+}
+
+fn dkim_records(d: &DomainTable, keys: &PublicKeys, apex: &str, z: &mut Zone) {
+    for k in &d.dkim {
+        let name = format!("{}._domainkey.{apex}", k.selector);
+        match keys.get(&(d.name.clone(), k.selector.clone())).cloned().flatten() {
+            Some(b64) => z.records.push(Record {
+                name,
+                data: Data::Txt(dkim_text(k.algorithm, &b64)),
+                comment: format!(
+                    "DKIM public key of selector {} ({}), for verifying this domain's signatures (RFC 6376).",
+                    k.selector,
+                    match k.algorithm {
+                        DkimAlgorithm::Rsa => "RSA-2048",
+                        DkimAlgorithm::Ed25519 => "Ed25519, RFC 8463",
+                    }
+                ),
+            }),
+            None => z.missing_keys.push(k.selector.clone()),
+        }
+    }
+}
+
+fn dmarc_records(d: &DomainTable, apex: &str, z: &mut Zone) {
+    let Some(text) = dmarc_text(d) else {
+        return;
+    };
+    z.records.push(Record {
+        name: format!("_dmarc.{apex}"),
+        data: Data::Txt(text),
+        comment: "DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM alignment."
+            .into(),
+    });
+    for uri in d
+        .dmarc
+        .iter()
+        .flat_map(|m| m.rua.iter().chain(m.ruf.iter()))
+    {
+        if let Some(target) = uri
+            .strip_prefix("mailto:")
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, dom)| dom)
+            && target != d.name
+            && !target.ends_with(&format!(".{}", d.name))
+        {
+            z.advice.push(format!(
+                "DMARC reports go to {target}, another domain: it must publish TXT \"v=DMARC1\" at {}._report._dmarc.{target}. (RFC 7489 §7.1).",
+                d.name
+            ));
+        }
+    }
+}
+
+fn mta_sts_records(d: &DomainTable, apex: &str, z: &mut Zone) {
+    let Some(p) = mta_sts_policy(d) else {
+        return;
+    };
+    z.records.push(Record {
+        name: format!("_mta-sts.{apex}"),
+        data: Data::Txt(format!("v=STSv1; id={}", mta_sts_id(&p))),
+        comment: "MTA-STS (RFC 8461): senders must use TLS; the id changes with the policy text."
+            .into(),
+    });
+    z.advice.push(format!(
+        "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required).",
+        d.name, d.name
+    ));
+    z.mta_sts_policy = Some(p);
+}
+
+/// SRV records of RFC 6186/8314 and the autoconfig names clients try.
+fn autoconfig_records(tables: &Tables, host: &str, apex: &str, z: &mut Zone) {
+    for (label, kind, what) in SRV {
+        let listener = tables.listeners.iter().find(|l| l.kind == *kind);
+        let (data, comment) = match listener {
+            Some(l) => (
+                Data::Srv {
+                    priority: 0,
+                    weight: 1,
+                    port: l.address.port(),
+                    target: host.to_string(),
+                },
+                format!("Client autoconfiguration: {what}."),
+            ),
+            None => (
+                Data::Srv {
+                    priority: 0,
+                    weight: 0,
+                    port: 0,
+                    target: ".".into(),
+                },
+                format!(
+                    "Client autoconfiguration: {what} is not offered (target \".\", RFC 2782)."
+                ),
+            ),
+        };
+        z.records.push(Record {
+            name: format!("{label}.{apex}"),
+            data,
+            comment,
+        });
+    }
+    for label in ["autoconfig", "autodiscover"] {
+        z.records.push(Record {
+            name: format!("{label}.{apex}"),
+            data: Data::Cname(host.to_string()),
+            comment: format!(
+                "Mail client autoconfiguration ({label}); a web server at this name answers it."
+            ),
+        });
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! names, then `*.` wildcards, then the default). TLS 1.2 and 1.3 only.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::ring as provider;
@@ -14,6 +14,33 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::store::fsutil;
 use crate::tables::{CertSource, Tables};
+
+/// Why the TLS configuration could not be built. The server refuses to
+/// start (or a reload is refused) with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+    #[error("{}: {reason}", path.display())]
+    Certificate { path: PathBuf, reason: String },
+    #[error("{}: no certificate in the file", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error("{} does not match {}: {reason}", key.display(), cert.display())]
+    Mismatch {
+        key: PathBuf,
+        cert: PathBuf,
+        reason: rustls::Error,
+    },
+    #[error("generating a certificate: {0}")]
+    Generate(rcgen::Error),
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 #[derive(Debug)]
 struct SniResolver {
@@ -44,7 +71,7 @@ impl ResolvesServerCert for SniResolver {
 /// Builds the server configuration, generating the development certificate
 /// when the tables ask for one and it does not exist yet. `None` when no
 /// certificate is configured.
-pub fn server_config(tables: &Tables) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+pub fn server_config(tables: &Tables) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
     if tables.tls.is_empty() {
         return Ok(None);
     }
@@ -87,40 +114,60 @@ pub fn server_config(tables: &Tables) -> Result<Option<Arc<rustls::ServerConfig>
     let config =
         rustls::ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("TLS setup: {e}"))?
+            .map_err(TlsError::Setup)?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
     Ok(Some(Arc::new(config)))
 }
 
-fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let bad_cert = |e: &dyn std::fmt::Display| TlsError::Certificate {
+        path: cert.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let bad_key = |e: &dyn std::fmt::Display| TlsError::Key {
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .map_err(|e| bad_cert(&e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(|e| bad_cert(&e))?;
     if chain.is_empty() {
-        return Err(format!("{}: no certificate in the file", cert.display()));
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
     }
-    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let signing =
-        provider::sign::any_supported_type(&der).map_err(|e| format!("{}: {e}", key.display()))?;
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad_key(&e))?;
+    let signing = provider::sign::any_supported_type(&der).map_err(|e| bad_key(&e))?;
     let certified = CertifiedKey::new(chain, signing);
     certified
         .keys_match()
-        .map_err(|e| format!("{} does not match {}: {e}", key.display(), cert.display()))?;
+        .map_err(|reason| TlsError::Mismatch {
+            key: key.to_path_buf(),
+            cert: cert.to_path_buf(),
+            reason,
+        })?;
     Ok(certified)
 }
 
-fn generate_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), String> {
-    let generated = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| format!("generating a certificate: {e}"))?;
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn generate_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), TlsError> {
+    let generated =
+        rcgen::generate_simple_self_signed(names.to_vec()).map_err(TlsError::Generate)?;
     if let Some(dir) = cert.parent() {
-        fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        fsutil::create_private_dir(dir).map_err(write_error(dir))?;
     }
     fsutil::write_atomic_durable(key, generated.signing_key.serialize_pem().as_bytes())
-        .map_err(|e| format!("{}: {e}", key.display()))?;
+        .map_err(write_error(key))?;
     fsutil::write_atomic_durable(cert, generated.cert.pem().as_bytes())
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(write_error(cert))?;
     tracing::warn!(cert = %cert.display(), "generated a self-signed development certificate");
     Ok(())
 }

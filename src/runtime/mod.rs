@@ -76,8 +76,9 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
 
 fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
-    let tls =
-        crate::net::tls::server_config(&compiled.tables)?.map(tokio_rustls::TlsAcceptor::from);
+    let tls = crate::net::tls::server_config(&compiled.tables)
+        .map_err(|e| e.to_string())?
+        .map(tokio_rustls::TlsAcceptor::from);
     let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
         .map_err(|e| format!("outbound delivery: {e}"))?;
     Ok(Snapshot {

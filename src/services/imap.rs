@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::mailstore::MailStore;
 use super::{Shared, Snapshot};
 use crate::net::limits::Slot;
 use crate::net::stream::Stream;
@@ -33,19 +32,10 @@ impl Env for LiveEnv {
         let Some(m) = self.snapshot.tables.mailboxes.get(mailbox) else {
             return Err("no such mailbox".into());
         };
-        let events = self.shared.mail_events.clone();
-        let mut store = MailStore::new(
-            mailbox,
-            &m.maildir,
-            m.quota,
-            self.shared.folders.clone(),
-            self.shared.usage.clone(),
-            Arc::new(move |user: &str| {
-                let _ = events.send(user.to_string());
-            }),
-        );
-        store.prepare().map_err(|e| format!("{e:?}"))?;
-        Ok(Box::new(store))
+        self.shared
+            .storage
+            .open_folders(m)
+            .map_err(|e| format!("{e:?}"))
     }
 }
 

@@ -1,4 +1,5 @@
-//! The POP3 maildrop over a mailbox's INBOX folder: locked for one POP3
+//! The POP3 [`Maildrop`] over a mailbox's INBOX folder (opened through the
+//! storage seam, [`super::storage::MailStorage`]): locked for one POP3
 //! session at a time, a snapshot of the messages at login, deletions and
 //! \Seen flags applied at QUIT through the folder index (so an IMAP session
 //! on the same mailbox sees them).

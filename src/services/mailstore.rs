@@ -1,4 +1,5 @@
-//! One user's Maildir++ as the IMAP session's [`Store`]: INBOX is the
+//! One user's Maildir++ as the IMAP session's [`Store`] (opened through the
+//! storage seam, [`super::storage::MailStorage`]): INBOX is the
 //! Maildir itself, a folder `a/b` is the directory `.a.b` beside it (each
 //! level in modified UTF-7 with `.` written `&AC4-`, as Dovecot does with
 //! `/` as separator), subscriptions are a file `subscriptions` with one

@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod pop3;
 pub mod smtp_in;
 pub mod smtp_out;
+pub mod storage;
 pub mod submit;
 
 use std::sync::{Arc, RwLock};
@@ -47,8 +48,8 @@ pub struct Shared {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// One lock per Maildir folder for everything in this process.
     pub folders: Arc<crate::store::folder::FolderLocks>,
-    /// Mailboxes with an open POP3 session.
-    pub pop_locks: Arc<maildrop::PopLocks>,
+    /// The mail store, as the drivers see it (the storage seam).
+    pub storage: Arc<dyn storage::MailStorage>,
     /// A mailbox address each time its mail changed (delivery, IMAP):
     /// IDLE sessions of that user look again.
     pub mail_events: tokio::sync::broadcast::Sender<String>,
@@ -64,6 +65,16 @@ impl Shared {
         srs: crate::outbound::srs::Srs,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Shared {
+        let folders = crate::store::folder::FolderLocks::new();
+        let mail_events = tokio::sync::broadcast::channel(1024).0;
+        let events = mail_events.clone();
+        let storage = storage::Maildirs::new(
+            folders.clone(),
+            usage.clone(),
+            Arc::new(move |user: &str| {
+                let _ = events.send(user.to_string());
+            }),
+        );
         Shared {
             current: RwLock::new(Arc::new(snapshot)),
             spool,
@@ -74,9 +85,9 @@ impl Shared {
             outbound,
             srs,
             shutdown,
-            folders: crate::store::folder::FolderLocks::new(),
-            pop_locks: maildrop::PopLocks::new(),
-            mail_events: tokio::sync::broadcast::channel(1024).0,
+            folders,
+            storage: Arc::new(storage),
+            mail_events,
         }
     }
 

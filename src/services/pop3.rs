@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::maildrop::FolderMaildrop;
 use super::{Shared, Snapshot};
 use crate::net::limits::Slot;
 use crate::net::stream::Stream;
@@ -31,14 +30,7 @@ impl Env for LiveEnv {
         let Some(m) = self.snapshot.tables.mailboxes.get(mailbox) else {
             return Err(OpenError::Unavailable("no such mailbox".into()));
         };
-        FolderMaildrop::open(
-            mailbox,
-            &m.maildir,
-            &self.shared.folders,
-            &self.shared.pop_locks,
-            self.shared.usage.clone(),
-        )
-        .map(|d| Box::new(d) as Box<dyn Maildrop>)
+        self.shared.storage.open_maildrop(m)
     }
 }
 

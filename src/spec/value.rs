@@ -1,19 +1,41 @@
 //! Parsers for the value notations of the language that KDL itself does not
 //! have: sizes (`25MiB`) and durations (`1h30m`).
 
+/// Why a size or a duration was not understood. The text is shown to the
+/// admin inside a diagnostic (`bad size: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("`{0}` does not start with a number")]
+    NoNumber(String),
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    #[error("unknown size unit `{0}`")]
+    SizeUnit(String),
+    #[error("empty duration")]
+    EmptyDuration,
+    #[error("expected a number at `{0}`")]
+    NumberExpected(String),
+    #[error("`{0}` has no unit (s, m, h, d, w)")]
+    NoUnit(u64),
+    #[error("unknown duration unit `{0}`")]
+    DurationUnit(String),
+}
+
 /// Parses a byte size: an integer with an optional unit (`B`, `KB`, `KiB`, `MB`,
 /// `MiB`, `GB`, `GiB`, `TB`, `TiB`; case-insensitive). `K`-style SI units are
 /// powers of 1000, `Ki`-style binary units powers of 1024.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let text = text.trim();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (num, unit) = text.split_at(digits_end);
     if num.is_empty() {
-        return Err(format!("`{text}` does not start with a number"));
+        return Err(ValueError::NoNumber(text.to_string()));
     }
-    let n: u64 = num.parse().map_err(|_| format!("`{num}` is too large"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| ValueError::TooLarge(num.to_string()))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1000,
@@ -24,18 +46,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "tb" => 1000 * 1000 * 1000 * 1000,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit `{other}`")),
+        other => return Err(ValueError::SizeUnit(other.to_string())),
     };
     n.checked_mul(factor)
-        .ok_or_else(|| format!("`{text}` is too large"))
+        .ok_or_else(|| ValueError::TooLarge(text.to_string()))
 }
 
 /// Parses a duration into seconds: one or more `<integer><unit>` groups with
 /// units `s`, `m`, `h`, `d`, `w` (`90s`, `5m`, `1h30m`, `7d`).
-pub fn parse_duration(text: &str) -> Result<u64, String> {
+pub fn parse_duration(text: &str) -> Result<u64, ValueError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration".into());
+        return Err(ValueError::EmptyDuration);
     }
     let mut total: u64 = 0;
     let mut rest = text;
@@ -44,11 +66,11 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits_end == 0 {
-            return Err(format!("expected a number at `{rest}`"));
+            return Err(ValueError::NumberExpected(rest.to_string()));
         }
         let n: u64 = rest[..digits_end]
             .parse()
-            .map_err(|_| format!("`{}` is too large", &rest[..digits_end]))?;
+            .map_err(|_| ValueError::TooLarge(rest[..digits_end].to_string()))?;
         rest = &rest[digits_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit())
@@ -59,14 +81,14 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             "h" => 3600,
             "d" => 86400,
             "w" => 7 * 86400,
-            "" => return Err(format!("`{n}` has no unit (s, m, h, d, w)")),
-            other => return Err(format!("unknown duration unit `{other}`")),
+            "" => return Err(ValueError::NoUnit(n)),
+            other => return Err(ValueError::DurationUnit(other.to_string())),
         };
         rest = &rest[unit_end..];
         total = n
             .checked_mul(factor)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("`{text}` is too large"))?;
+            .ok_or_else(|| ValueError::TooLarge(text.to_string()))?;
     }
     Ok(total)
 }

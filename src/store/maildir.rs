@@ -1,4 +1,4 @@
-//! Maildir++ delivery (https://cr.yp.to/proto/maildir.html): the message is
+//! Maildir++ delivery (<https://cr.yp.to/proto/maildir.html>): the message is
 //! written into `tmp/` and its data synced, then renamed into `new/`, and
 //! the `new/` directory synced (by the caller, once per directory for a
 //! whole batch). File names are derived from the queue entry, so a delivery
