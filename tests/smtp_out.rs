@@ -1000,6 +1000,40 @@ async fn auth_plain_over_tls_only() {
 }
 
 #[tokio::test]
+async fn auth_login_when_plain_is_missing_and_a_refusal_defers() {
+    let (acceptor, _) = tls_acceptor(MX);
+    let peer = Peer::start_tls(
+        starttls_script(
+            ehlo(&["AUTH LOGIN"]),
+            script(vec![
+                vec![
+                    expect("AUTH LOGIN"),
+                    say("334 VXNlcm5hbWU6"),
+                    expect("cmVsYXktdXNlcg=="),
+                    say("334 UGFzc3dvcmQ6"),
+                    expect("d3Jvbmc="),
+                    say("535 5.7.8 authentication credentials invalid"),
+                ],
+                quit(),
+            ]),
+        ),
+        acceptor,
+    )
+    .await;
+    let s = ClientSettings {
+        auth: Some(("relay-user".into(), "wrong".into())),
+        ..settings()
+    };
+    let err = Connection::open(peer.addr, &s).await.err().unwrap();
+    // a wrong password is our configuration error: defer, never bounce
+    assert!(
+        matches!(&err, ConnError::Temporary(t) if t.contains("535 5.7.8")),
+        "{err:?}"
+    );
+    peer.finish().await;
+}
+
+#[tokio::test]
 async fn connect_refused_is_temporary() {
     // A port nobody listens on: bind, learn the port, close.
     let port = {

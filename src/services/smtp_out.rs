@@ -262,6 +262,18 @@ pub struct Connection {
     broken: Option<String>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer_name", &self.peer_name)
+            .field("peer", &self.peer)
+            .field("tls", &self.tls)
+            .field("caps", &self.caps)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
 const READ_CHUNK: usize = 8192;
 /// The body is written in blocks of this size, each within the data-block
 /// timeout.

@@ -186,6 +186,9 @@ pub struct Capabilities {
     /// `SIZE n` (RFC 1870); `None` when not offered or offered without a
     /// limit (`SIZE` or `SIZE 0`).
     pub size: Option<u64>,
+    /// `SIZE` offered at all (with or without a limit): `MAIL FROM` then
+    /// carries `SIZE=` so the server can refuse before the data.
+    pub size_param: bool,
     pub pipelining: bool,
     pub eightbitmime: bool,
     pub smtputf8: bool,
@@ -221,6 +224,7 @@ impl Capabilities {
         let has = |flag: u32| ehlo.capabilities & flag != 0;
         Capabilities {
             size: (has(smtp_proto::EXT_SIZE) && ehlo.size > 0).then_some(ehlo.size as u64),
+            size_param: has(smtp_proto::EXT_SIZE),
             pipelining: has(smtp_proto::EXT_PIPELINING),
             eightbitmime: has(smtp_proto::EXT_8BIT_MIME),
             smtputf8: has(smtp_proto::EXT_SMTP_UTF8),
@@ -582,6 +586,7 @@ mod tests {
             c,
             Capabilities {
                 size: Some(10_240_000),
+                size_param: true,
                 pipelining: true,
                 eightbitmime: true,
                 smtputf8: true,
@@ -600,7 +605,8 @@ mod tests {
         let c = Capabilities::from_ehlo(&r);
         assert!(c.pipelining && !c.auth_plain, "{c:?}");
         let (r, _) = reply(b"250-mx\r\n250 SIZE\r\n");
-        assert_eq!(Capabilities::from_ehlo(&r).size, None);
+        let c = Capabilities::from_ehlo(&r);
+        assert_eq!((c.size, c.size_param), (None, true));
         let (r, _) = reply(b"250 mx\r\n");
         assert!(!Capabilities::from_ehlo(&r).pipelining);
     }

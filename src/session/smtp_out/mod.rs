@@ -14,6 +14,8 @@
 //! message is only ever marked delivered after a 2xx to its final dot.
 
 mod opening;
+#[cfg(test)]
+mod properties;
 mod transaction;
 
 pub use opening::{OpenConfig, OpenStep, Opening};

@@ -146,7 +146,7 @@ impl Transaction {
         let mail = client::mail_from(
             m.sender,
             &MailParams {
-                size: caps.size.map(|_| m.body.len() as u64),
+                size: caps.size_param.then_some(m.body.len() as u64),
                 body: (caps.eightbitmime && (m.body_8bit || client::is_8bit(m.body)))
                     .then_some(client::Body::EightBitMime),
                 smtputf8: utf8 && caps.smtputf8,
@@ -633,6 +633,7 @@ mod tests {
             dsn: true,
             smtputf8: true,
             size: Some(1000),
+            size_param: true,
             ..caps(true)
         };
         let (_, step) = Transaction::start(&m, &full);
@@ -641,5 +642,12 @@ mod tests {
             "MAIL FROM:<s@a.example> SIZE=7 BODY=8BITMIME RET=HDRS ENVID=E1\r\n\
              RCPT TO:<a@b.example> NOTIFY=FAILURE ORCPT=rfc822;a@b.example\r\nDATA\r\n"
         );
+        // SIZE offered without a limit: still declared, never refused here
+        let unlimited = Capabilities {
+            size_param: true,
+            ..caps(true)
+        };
+        let (_, step) = Transaction::start(&m, &unlimited);
+        assert!(text(&step).starts_with("MAIL FROM:<s@a.example> SIZE=7 BODY=8BITMIME\r\n"));
     }
 }
