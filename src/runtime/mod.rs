@@ -188,16 +188,6 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
             None
         }
     };
-    // What `mailc sendmail` left while no server ran.
-    {
-        let (shared, state) = (shared.clone(), state.clone());
-        tokio::spawn(async move {
-            let n = crate::services::submit::pick_up(&shared, &state).await;
-            if n > 0 {
-                tracing::info!(entries = n, "picked up messages from queue/incoming");
-            }
-        });
-    }
     tracing::info!(tables = %tables.content_hash, "mailc ready");
 
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
@@ -208,6 +198,17 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
         tracing::error!("cannot install signal handlers");
         return 1;
     };
+    // What `mailc sendmail` left while no server ran (after the signal
+    // handlers: a SIGHUP right after start must find them installed).
+    {
+        let (shared, state) = (shared.clone(), state.clone());
+        tokio::spawn(async move {
+            let n = crate::services::submit::pick_up(&shared, &state).await;
+            if n > 0 {
+                tracing::info!(entries = n, "picked up messages from queue/incoming");
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&config, &shared, &mut listeners).await,
