@@ -176,6 +176,16 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
         let _ = shared.delivery.send(entry);
     }
 
+    // Signal handlers first: a SIGHUP or SIGTERM sent as soon as the
+    // listeners log "listening" must find them installed.
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return 1;
+    };
     let mut listeners: HashMap<(ListenerKind, SocketAddr), Running> = HashMap::new();
     if let Err(e) = reconcile_listeners(&shared, &tables, &mut listeners).await {
         tracing::error!(error = %e, "cannot bind a listener");
@@ -190,16 +200,7 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
     };
     tracing::info!(tables = %tables.content_hash, "mailc ready");
 
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return 1;
-    };
-    // What `mailc sendmail` left while no server ran (after the signal
-    // handlers: a SIGHUP right after start must find them installed).
+    // What `mailc sendmail` left while no server ran.
     {
         let (shared, state) = (shared.clone(), state.clone());
         tokio::spawn(async move {

@@ -595,7 +595,16 @@ async fn route_hops(
     let policy = mx_policy(tables);
     match route.and_then(|r| r.via.as_ref()) {
         Some((host, port)) => {
-            let addrs = resolver::host_addrs(&rt.resolver, host, *port, &policy).await?;
+            // A relay host that does not resolve is our configuration's
+            // problem: mail waits for the fix instead of bouncing.
+            let addrs = resolver::host_addrs(&rt.resolver, host, *port, &policy)
+                .await
+                .map_err(|e| match e {
+                    RouteError::Permanent { text, .. } => {
+                        RouteError::Temporary(format!("relay host {host}: {text}"))
+                    }
+                    t => t,
+                })?;
             Ok(vec![Hop {
                 host: host
                     .trim_start_matches('[')
