@@ -176,6 +176,16 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
         let _ = shared.delivery.send(entry);
     }
 
+    // Before the first listener is announced: a SIGHUP sent as soon as the
+    // server is seen listening must reload it, not kill it.
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return 1;
+    };
     let mut listeners: HashMap<(ListenerKind, SocketAddr), Running> = HashMap::new();
     if let Err(e) = reconcile_listeners(&shared, &tables, &mut listeners).await {
         tracing::error!(error = %e, "cannot bind a listener");
@@ -200,14 +210,6 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
     }
     tracing::info!(tables = %tables.content_hash, "mailc ready");
 
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return 1;
-    };
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&config, &shared, &mut listeners).await,
