@@ -653,3 +653,73 @@ pub(super) fn check_relay_safety(cfg: &Config, cx: &mut Cx<'_>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{Options, compile_str};
+    use crate::diag::Code;
+    use crate::tables::ListenerKind;
+
+    fn compile(extra: &str) -> crate::compile::Output {
+        let text = format!(
+            "hostname \"mail.example.test\"\nstate \"/nonexistent-mailc\"\n\
+             tls self-signed=#true\n\
+             listen \"smtp\" \"127.0.0.1:25\"\n\
+             listen \"imap\" \"127.0.0.1:143\" max-connections-per-ip=500\n\
+             listen \"pop3\" \"127.0.0.1:110\"\n{extra}"
+        );
+        compile_str(
+            "t.kdl",
+            std::path::Path::new("/nonexistent-mailc"),
+            &text,
+            Options { offline: true },
+        )
+    }
+
+    #[test]
+    fn runtime_values_are_final_in_the_tables() {
+        let out = compile(
+            "limits {\n max-errors 1\n max-connections-per-ip 40\n}\n\
+             timeouts {\n imap \"1m\"\n imap-idle \"2m\"\n pop3 \"1m\"\n}\n",
+        );
+        let below: Vec<_> = out
+            .diags
+            .iter()
+            .filter(|d| d.code == Code::TimeoutBelowRfc)
+            .collect();
+        assert_eq!(below.len(), 3, "imap, imap-idle and pop3 are warned about");
+        let t = out.compiled.expect("compiles").tables;
+        // IMAP is never cut before the RFC minimum; POP3 takes what it says.
+        assert_eq!(t.timeouts.imap_secs, 30 * 60);
+        assert_eq!(t.timeouts.imap_idle_secs, 30 * 60);
+        assert_eq!(t.timeouts.pop3_secs, 60);
+        let row = |kind| {
+            t.listeners
+                .iter()
+                .find(|l| l.kind == kind)
+                .copied()
+                .expect("listener")
+        };
+        assert_eq!(row(ListenerKind::Smtp).max_errors, 1);
+        assert_eq!(row(ListenerKind::Pop3).max_errors, 1);
+        assert_eq!(row(ListenerKind::Imap).max_errors, 3);
+        // The server-wide cap per client holds on every listener.
+        assert_eq!(row(ListenerKind::Imap).max_connections_per_ip, 40);
+        assert_eq!(row(ListenerKind::Pop3).max_connections_per_ip, 40);
+    }
+
+    #[test]
+    fn generous_values_are_kept() {
+        let out = compile("limits {\n max-errors 20\n}\ntimeouts {\n imap \"2h\"\n}\n");
+        let t = out.compiled.expect("compiles").tables;
+        assert_eq!(t.timeouts.imap_secs, 2 * 3600);
+        assert!(t.listeners.iter().all(|l| l.max_errors == 20));
+        // A listener cannot allow more per client than the server does (its
+        // default included).
+        let imap = t.listeners.iter().find(|l| l.kind == ListenerKind::Imap);
+        assert_eq!(
+            imap.map(|l| l.max_connections_per_ip),
+            Some(super::def::MAX_CONNECTIONS_PER_IP)
+        );
+    }
+}

@@ -258,3 +258,28 @@ async fn drive<P: Protocol, H: Extras<P>>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_come_from_each_protocols_catalogue() {
+        assert_eq!(
+            refusal(ListenerKind::Smtp),
+            b"421 4.7.0 too many connections, try again later\r\n"
+        );
+        assert_eq!(
+            refusal(ListenerKind::Lmtp),
+            refusal(ListenerKind::Submissions)
+        );
+        assert_eq!(
+            refusal(ListenerKind::Pop3s),
+            b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
+        );
+        assert_eq!(
+            refusal(ListenerKind::Imaps),
+            b"* BYE Too many connections, try again later\r\n"
+        );
+    }
+}
