@@ -1,6 +1,9 @@
 //! `session`: protocol state machines without I/O. A session takes input
 //! (command lines, body bytes) and returns replies plus effects for the
 //! driver in `services` to perform; it never touches sockets or files.
+//! Every session implements [`Protocol`], the one interface the connection
+//! driver (`services::conn`) runs, and receives the row of the listener it
+//! was accepted on once, at construction.
 
 pub mod imap;
 pub mod pop3;

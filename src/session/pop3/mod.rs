@@ -3,7 +3,8 @@
 //! Credentials are checked by the driver (an effect); the maildrop is reached
 //! through the [`Maildrop`] trait, so the session never opens a file itself.
 //! Deletions happen only in the UPDATE state after QUIT: a dropped
-//! connection deletes nothing.
+//! connection deletes nothing. Where each verb is allowed is one row of
+//! [`verbs::TABLE`]; replies come from the catalogue in `proto::pop3`.
 
 use std::sync::Arc;
 
