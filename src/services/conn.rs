@@ -91,9 +91,10 @@ pub async fn run<P, H>(
     let Some(mut stream) = accept(&conn, tcp).await else {
         return;
     };
-    let tls = stream
-        .tls_info()
-        .map(|(version, cipher)| TlsInfo { version, cipher });
+    let tls = matches!(stream, Stream::Tls(_)).then(|| {
+        let (version, cipher) = stream.tls_info().unwrap_or_default();
+        TlsInfo { version, cipher }
+    });
     let (mut session, mut extras) = start(&conn, tls);
     if let Err(e) = drive(&conn, &mut session, &mut extras, &mut stream).await {
         tracing::debug!(peer = %conn.peer, proto = P::NAME, error = %e, "connection ended with an error");
