@@ -241,7 +241,7 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
                             l.replace('\n', "\\n").replace('\r', "\\r")
                         ));
                     }
-                    session.enqueued(Ok(env.id.clone()))
+                    session.enqueued(Ok::<_, mailc::queue::error::SpoolError>(env.id.clone()))
                 }
             };
             let close = next.close;

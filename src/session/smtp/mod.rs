@@ -21,7 +21,6 @@ use crate::proto::smtp::data::{BdatReceiver, DataReceiver, NewlineCheck};
 use crate::proto::smtp::headers;
 use crate::proto::smtp::line::{Framed, LineFramer, trim_line_end};
 use crate::proto::smtp::reply::{Reply, r};
-use crate::queue::error::{QueueId, SpoolError};
 use crate::tables::{AuthMode, ListenerKind, ListenerTable, Tables, TlsMode};
 
 /// What a listener does with mail.
@@ -46,6 +45,9 @@ impl Role {
 }
 
 pub use super::protocol::TlsInfo;
+
+/// The id the spool gave an accepted message.
+pub type QueueId = String;
 
 /// Facts about the connection fixed when it was accepted.
 #[derive(Debug, Clone)]
@@ -977,8 +979,10 @@ impl<E: Env> Session<E> {
         }
     }
 
-    /// The queue stored the message durably (`Ok(id)`) or could not.
-    pub fn enqueued(&mut self, result: Result<QueueId, SpoolError>) -> Output {
+    /// The queue stored the message durably (`Ok(id)`) or could not (the
+    /// spool's error, `queue::error::SpoolError`: the session sits below
+    /// the queue and only needs to know that it failed).
+    pub fn enqueued<F: std::error::Error>(&mut self, result: Result<QueueId, F>) -> Output {
         if !matches!(self.state, State::WaitQueue { .. }) {
             return Output::reply(r::local_error());
         }

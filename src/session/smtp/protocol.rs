@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Effect, Env, Expect, Output, Session};
+use super::{Effect, Env, Expect, Output, QueueId, Session};
 use crate::envelope::Accepted;
 use crate::proto::smtp::line::{LineFramer, MAX_COMMAND_LINE};
-use crate::queue::error::{QueueId, SpoolError};
 use crate::session::AuthOutcome;
 use crate::session::protocol::{self, Protocol, Step, TlsInfo};
 
@@ -30,7 +29,10 @@ impl<E: Env> Driven<E> {
 
     /// The spool's answer to [`protocol::Effect::Other`]: see
     /// [`Session::enqueued`].
-    pub fn enqueued(&mut self, result: Result<QueueId, SpoolError>) -> Step<Box<Accepted>> {
+    pub fn enqueued<F: std::error::Error>(
+        &mut self,
+        result: Result<QueueId, F>,
+    ) -> Step<Box<Accepted>> {
         step(self.session.enqueued(result))
     }
 }
