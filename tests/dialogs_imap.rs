@@ -240,19 +240,16 @@ fn run(text: &str) -> Vec<String> {
             .unwrap();
         }
     }
-    let local = local.unwrap_or_else(|| {
-        tables
-            .listeners
-            .iter()
-            .find(|l| l.kind == kind)
-            .unwrap()
-            .address
-    });
+    let listener = *tables
+        .listeners
+        .iter()
+        .find(|l| l.kind == kind && local.is_none_or(|a| a == l.address))
+        .expect("a listener of this kind in config.kdl");
     let env = TestEnv {
         tables: tables.clone(),
         folders: FolderLocks::new(),
     };
-    let mut session = Session::new(tables.clone(), kind, local, tls, env);
+    let mut session = Session::new(tables.clone(), listener, tls, env);
     session.set_clock(|| NOW);
     let mut checker = Checker {
         buf: Vec::new(),

@@ -139,20 +139,17 @@ fn run(text: &str) -> Vec<String> {
             );
         }
     }
-    let local = local.unwrap_or_else(|| {
-        tables
-            .listeners
-            .iter()
-            .find(|l| l.kind == kind)
-            .unwrap()
-            .address
-    });
+    let listener = *tables
+        .listeners
+        .iter()
+        .find(|l| l.kind == kind && local.is_none_or(|a| a == l.address))
+        .expect("a listener of this kind in config.kdl");
     let env = TestEnv {
         tables: tables.clone(),
         folders,
         pops,
     };
-    let mut session = Session::new(tables.clone(), kind, local, tls, env);
+    let mut session = Session::new(tables.clone(), listener, tls, env);
     let mut transcript = Vec::new();
     let record = |bytes: &[u8], t: &mut Vec<String>| {
         let text = String::from_utf8_lossy(bytes);

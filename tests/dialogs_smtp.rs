@@ -77,22 +77,18 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
             locked = true;
         }
     }
-    let local = local.unwrap_or_else(|| {
-        tables
-            .listeners
-            .iter()
-            .find(|l| l.kind == kind)
-            .map(|l| l.address)
-            .expect("a listener of this kind in config.kdl")
-    });
+    let listener = *tables
+        .listeners
+        .iter()
+        .find(|l| l.kind == kind && local.is_none_or(|a| a == l.address))
+        .expect("a listener of this kind in config.kdl");
     let tls_info = TlsInfo {
         version: "TLSv1.3".into(),
         cipher: "TLS13_AES_128_GCM_SHA256".into(),
     };
     let conn = ConnInfo {
         peer,
-        local,
-        kind,
+        listener,
         tls: implicit_tls.then(|| tls_info.clone()),
     };
     let env = TestEnv {
@@ -245,9 +241,7 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
                             l.replace('\n', "\\n").replace('\r', "\\r")
                         ));
                     }
-                    let rcpts: Vec<String> =
-                        env.recipients.iter().map(|r| r.address.clone()).collect();
-                    session.enqueued(Ok(env.id.clone()), &rcpts)
+                    session.enqueued(Ok::<_, mailc::queue::error::SpoolError>(env.id.clone()))
                 }
             };
             let close = next.close;

@@ -167,7 +167,8 @@ static TABLES: LazyLock<Arc<Tables>> = LazyLock::new(|| {
 fuzz_target!(|data: &[u8]| {
     let tables = TABLES.clone();
     let local = "127.0.0.1:143".parse().expect("addr");
-    let mut s = Session::new(tables, ListenerKind::Imap, local, false, MemEnv);
+    let listener = *tables.listener(ListenerKind::Imap, local).expect("listener");
+    let mut s = Session::new(tables, listener, false, MemEnv);
     s.set_clock(|| 1_796_212_800);
     // Logged in first, so every command is reachable.
     let mut input = b"a LOGIN alice@example.test x\r\n".to_vec();

@@ -48,6 +48,10 @@ pub const MAX_CONNECTIONS: u32 = 1000;
 /// with several connections each.
 pub const MAX_CONNECTIONS_PER_IP: u32 = 50;
 pub const MAX_ERRORS: u32 = 10;
+/// IMAP clients probe extensions and get a few BADs in ordinary use: an
+/// IMAP session is allowed at least this many errors whatever `max-errors`
+/// says.
+pub const IMAP_MIN_ERRORS: u32 = 3;
 pub const AUTH_FAILURES: u32 = 5;
 pub const AUTH_LOCKOUT_SECS: u64 = 15 * 60;
 
@@ -63,7 +67,8 @@ pub const IMAP_IDLE_SECS: u64 = 30 * 60;
 pub const POP3_SECS: u64 = 10 * 60;
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
 
-/// Minimums the RFCs ask servers to allow; shorter values get a warning.
+/// Minimums the RFCs ask servers to allow; shorter values get a warning
+/// (and IMAP timeouts are raised to theirs).
 pub const RFC_MIN_SMTP_COMMAND_SECS: u64 = 5 * 60;
 pub const RFC_MIN_SMTP_DATA_SECS: u64 = 3 * 60;
 pub const RFC_MIN_IMAP_SECS: u64 = 30 * 60;

@@ -93,42 +93,52 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
     let listeners = listeners(cfg, !certificates.is_empty(), &limits, cx);
 
     let t = &cfg.timeouts;
-    for (v, min, rfc) in [
+    // IMAP sessions are never cut before the RFC minimum (clients re-issue
+    // IDLE every 29 minutes and expect to stay connected): shorter values
+    // are raised here, with a warning. The others are used as written.
+    for (v, min, rfc, raised) in [
         (
             &t.smtp_command,
             def::RFC_MIN_SMTP_COMMAND_SECS,
             "RFC 5321 §4.5.3.2.7",
+            false,
         ),
         (
             &t.smtp_data,
             def::RFC_MIN_SMTP_DATA_SECS,
             "RFC 5321 §4.5.3.2.5",
+            false,
         ),
-        (&t.imap, def::RFC_MIN_IMAP_SECS, "RFC 9051 §5.4"),
-        (&t.pop3, def::RFC_MIN_POP3_SECS, "RFC 1939 §3"),
+        (&t.imap, def::RFC_MIN_IMAP_SECS, "RFC 9051 §5.4", true),
+        (&t.imap_idle, def::RFC_MIN_IMAP_SECS, "RFC 9051 §5.4", true),
+        (&t.pop3, def::RFC_MIN_POP3_SECS, "RFC 1939 §3", false),
     ] {
         if let Some(v) = v
             && v.value < min
         {
-            cx.diags.push(
-                Diag::warning(
-                    Code::TimeoutBelowRfc,
-                    format!(
-                        "timeout of {} is below the {} that {rfc} asks servers to allow",
-                        crate::spec::value::format_duration(v.value),
-                        crate::spec::value::format_duration(min)
-                    ),
-                )
-                .label(v.span, "shorter than the RFC minimum")
-                .help("slow but legitimate clients will be cut off; raise it unless you know why"),
-            );
+            let min_text = crate::spec::value::format_duration(min);
+            let d = Diag::warning(
+                Code::TimeoutBelowRfc,
+                format!(
+                    "timeout of {} is below the {min_text} that {rfc} asks servers to allow",
+                    crate::spec::value::format_duration(v.value),
+                ),
+            )
+            .label(v.span, "shorter than the RFC minimum");
+            cx.diags.push(if raised {
+                d.help(format!(
+                    "IMAP sessions always get at least {min_text}: {min_text} is used"
+                ))
+            } else {
+                d.help("slow but legitimate clients will be cut off; raise it unless you know why")
+            });
         }
     }
     let timeouts = Timeouts {
         smtp_command_secs: or(&t.smtp_command, def::SMTP_COMMAND_SECS),
         smtp_data_secs: or(&t.smtp_data, def::SMTP_DATA_SECS),
-        imap_secs: or(&t.imap, def::IMAP_SECS),
-        imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS),
+        imap_secs: or(&t.imap, def::IMAP_SECS).max(def::RFC_MIN_IMAP_SECS),
+        imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS).max(def::RFC_MIN_IMAP_SECS),
         pop3_secs: or(&t.pop3, def::POP3_SECS),
         shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
     };
@@ -468,10 +478,13 @@ fn listeners(
                     .max_connections
                     .as_ref()
                     .map_or(limits.max_connections, |v| v.value),
+                // The server-wide cap per client holds on every listener.
                 max_connections_per_ip: l
                     .max_connections_per_ip
                     .as_ref()
-                    .map_or(limits.max_connections_per_ip, |v| v.value),
+                    .map_or(limits.max_connections_per_ip, |v| v.value)
+                    .min(limits.max_connections_per_ip),
+                max_errors: max_errors(kind, limits.max_errors),
             },
             l.span,
         ));
@@ -492,6 +505,14 @@ fn listeners(
         (a.address.ip(), a.address.port(), a.kind).cmp(&(b.address.ip(), b.address.port(), b.kind))
     });
     tables
+}
+
+/// Errors a session on a listener of this kind may make before it is closed.
+fn max_errors(kind: ListenerKind, configured: u32) -> u32 {
+    match kind {
+        ListenerKind::Imap | ListenerKind::Imaps => configured.max(def::IMAP_MIN_ERRORS),
+        _ => configured,
+    }
 }
 
 /// Two socket addresses cannot both be bound: same port, same family, and
@@ -629,6 +650,76 @@ pub(super) fn check_relay_safety(cfg: &Config, cx: &mut Cx<'_>) {
             )
             .label(o.span, "unneeded override")
             .help("remove it, so that a future open-relay mistake is caught"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{Options, compile_str};
+    use crate::diag::Code;
+    use crate::tables::ListenerKind;
+
+    fn compile(extra: &str) -> crate::compile::Output {
+        let text = format!(
+            "hostname \"mail.example.test\"\nstate \"/nonexistent-mailc\"\n\
+             tls self-signed=#true\n\
+             listen \"smtp\" \"127.0.0.1:25\"\n\
+             listen \"imap\" \"127.0.0.1:143\" max-connections-per-ip=500\n\
+             listen \"pop3\" \"127.0.0.1:110\"\n{extra}"
+        );
+        compile_str(
+            "t.kdl",
+            std::path::Path::new("/nonexistent-mailc"),
+            &text,
+            Options { offline: true },
+        )
+    }
+
+    #[test]
+    fn runtime_values_are_final_in_the_tables() {
+        let out = compile(
+            "limits {\n max-errors 1\n max-connections-per-ip 40\n}\n\
+             timeouts {\n imap \"1m\"\n imap-idle \"2m\"\n pop3 \"1m\"\n}\n",
+        );
+        let below: Vec<_> = out
+            .diags
+            .iter()
+            .filter(|d| d.code == Code::TimeoutBelowRfc)
+            .collect();
+        assert_eq!(below.len(), 3, "imap, imap-idle and pop3 are warned about");
+        let t = out.compiled.expect("compiles").tables;
+        // IMAP is never cut before the RFC minimum; POP3 takes what it says.
+        assert_eq!(t.timeouts.imap_secs, 30 * 60);
+        assert_eq!(t.timeouts.imap_idle_secs, 30 * 60);
+        assert_eq!(t.timeouts.pop3_secs, 60);
+        let row = |kind| {
+            t.listeners
+                .iter()
+                .find(|l| l.kind == kind)
+                .copied()
+                .expect("listener")
+        };
+        assert_eq!(row(ListenerKind::Smtp).max_errors, 1);
+        assert_eq!(row(ListenerKind::Pop3).max_errors, 1);
+        assert_eq!(row(ListenerKind::Imap).max_errors, 3);
+        // The server-wide cap per client holds on every listener.
+        assert_eq!(row(ListenerKind::Imap).max_connections_per_ip, 40);
+        assert_eq!(row(ListenerKind::Pop3).max_connections_per_ip, 40);
+    }
+
+    #[test]
+    fn generous_values_are_kept() {
+        let out = compile("limits {\n max-errors 20\n}\ntimeouts {\n imap \"2h\"\n}\n");
+        let t = out.compiled.expect("compiles").tables;
+        assert_eq!(t.timeouts.imap_secs, 2 * 3600);
+        assert!(t.listeners.iter().all(|l| l.max_errors == 20));
+        // A listener cannot allow more per client than the server does (its
+        // default included).
+        let imap = t.listeners.iter().find(|l| l.kind == ListenerKind::Imap);
+        assert_eq!(
+            imap.map(|l| l.max_connections_per_ip),
+            Some(super::def::MAX_CONNECTIONS_PER_IP)
         );
     }
 }

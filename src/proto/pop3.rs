@@ -24,23 +24,216 @@ pub fn parse(line: &[u8]) -> Option<Command> {
     })
 }
 
-pub fn ok(text: &str) -> Vec<u8> {
-    line("+OK", text)
+/// `+OK` or `-ERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Err,
 }
 
-pub fn err(text: &str) -> Vec<u8> {
-    line("-ERR", text)
+/// Extended response codes (RFC 2449 §8, RFC 3206), written in brackets
+/// after `-ERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The maildrop is locked by another session.
+    InUse,
+    /// Logins are refused for a while (too many failures).
+    LoginDelay,
+    /// A temporary problem on the server: try again later.
+    SysTemp,
+    /// Authentication failed or is not possible (RFC 3206 §5).
+    Auth,
 }
 
-fn line(status: &str, text: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(text.len() + 8);
-    v.extend_from_slice(status.as_bytes());
-    if !text.is_empty() {
-        v.push(b' ');
-        v.extend(text.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InUse => "IN-USE",
+            Code::LoginDelay => "LOGIN-DELAY",
+            Code::SysTemp => "SYS/TEMP",
+            Code::Auth => "AUTH",
+        }
     }
-    v.extend_from_slice(b"\r\n");
-    v
+}
+
+/// One status line. Multi-line bodies follow it (see [`multiline`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: Status,
+    pub code: Option<Code>,
+    pub text: std::borrow::Cow<'static, str>,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<std::borrow::Cow<'static, str>>) -> Reply {
+        Reply {
+            status: Status::Ok,
+            code: None,
+            text: text.into(),
+        }
+    }
+
+    pub fn err(text: impl Into<std::borrow::Cow<'static, str>>) -> Reply {
+        Reply {
+            status: Status::Err,
+            code: None,
+            text: text.into(),
+        }
+    }
+
+    pub fn coded(code: Code, text: &'static str) -> Reply {
+        Reply {
+            status: Status::Err,
+            code: Some(code),
+            text: text.into(),
+        }
+    }
+
+    /// Renders the line; CR and LF are stripped from the text so a value
+    /// echoed into a reply can never inject another line.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.text.len() + 20);
+        out.extend_from_slice(match self.status {
+            Status::Ok => b"+OK",
+            Status::Err => b"-ERR",
+        });
+        if let Some(code) = self.code {
+            out.extend_from_slice(b" [");
+            out.extend_from_slice(code.as_str().as_bytes());
+            out.push(b']');
+        }
+        if !self.text.is_empty() {
+            out.push(b' ');
+            out.extend(self.text.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_to(&mut v);
+        v
+    }
+}
+
+/// The fixed replies of the server, one constructor per situation.
+pub mod r {
+    use super::{Code, Reply};
+
+    pub fn too_many_connections() -> Reply {
+        Reply::coded(Code::SysTemp, "too many connections, try again later")
+    }
+    pub fn timeout() -> Reply {
+        Reply::coded(Code::SysTemp, "autologout: idle too long")
+    }
+    pub fn shutting_down() -> Reply {
+        Reply::coded(Code::SysTemp, "server shutting down, try again later")
+    }
+    pub fn too_many_errors() -> Reply {
+        Reply::err("too many errors, closing connection")
+    }
+    pub fn line_too_long() -> Reply {
+        Reply::err("line too long")
+    }
+    pub fn empty_command() -> Reply {
+        Reply::err("empty command")
+    }
+    pub fn unexpected_input() -> Reply {
+        Reply::err("unexpected input")
+    }
+    pub fn unknown_command() -> Reply {
+        Reply::err("unknown command")
+    }
+    pub fn ok() -> Reply {
+        Reply::ok("")
+    }
+    pub fn tls_active() -> Reply {
+        Reply::err("TLS already active")
+    }
+    pub fn stls_unavailable() -> Reply {
+        Reply::err("STLS not available here")
+    }
+    pub fn begin_tls() -> Reply {
+        Reply::ok("begin TLS negotiation")
+    }
+    pub fn login_needs_tls() -> Reply {
+        Reply::coded(Code::Auth, "plaintext login is disabled: use STLS first")
+    }
+    pub fn login_not_offered() -> Reply {
+        Reply::coded(Code::Auth, "login is not offered here")
+    }
+    pub fn send_pass() -> Reply {
+        Reply::ok("send PASS")
+    }
+    pub fn usage(text: &'static str) -> Reply {
+        Reply::err(text)
+    }
+    pub fn user_first() -> Reply {
+        Reply::err("send USER first")
+    }
+    pub fn sasl_mechanisms() -> Reply {
+        Reply::ok("SASL mechanisms follow")
+    }
+    pub fn capabilities() -> Reply {
+        Reply::ok("capability list follows")
+    }
+    pub fn listing() -> Reply {
+        Reply::ok("listing follows")
+    }
+    pub fn mechanism_unknown() -> Reply {
+        Reply::err("unrecognized authentication mechanism")
+    }
+    pub fn apop() -> Reply {
+        Reply::err("APOP is not supported: use USER/PASS or AUTH over TLS")
+    }
+    pub fn log_in_first() -> Reply {
+        Reply::err("log in first")
+    }
+    pub fn already_logged_in() -> Reply {
+        Reply::err("already logged in")
+    }
+    pub fn auth_cancelled() -> Reply {
+        Reply::err("authentication cancelled")
+    }
+    pub fn auth_undecodable() -> Reply {
+        Reply::err("cannot decode the authentication data")
+    }
+    pub fn auth_failed() -> Reply {
+        Reply::coded(Code::Auth, "authentication failed")
+    }
+    pub fn auth_tempfail() -> Reply {
+        Reply::coded(Code::SysTemp, "temporary authentication failure")
+    }
+    pub fn login_delay() -> Reply {
+        Reply::coded(Code::LoginDelay, "too many failed logins, try again later")
+    }
+    pub fn in_use() -> Reply {
+        Reply::coded(
+            Code::InUse,
+            "the maildrop is already in use by another POP3 session",
+        )
+    }
+    pub fn maildrop_unavailable() -> Reply {
+        Reply::coded(
+            Code::SysTemp,
+            "the maildrop cannot be opened now, try again later",
+        )
+    }
+    pub fn cannot_read() -> Reply {
+        Reply::coded(Code::SysTemp, "cannot read the message now")
+    }
+    pub fn commit_failed() -> Reply {
+        Reply::coded(Code::SysTemp, "some deleted messages were not removed")
+    }
+    pub fn invalid_number() -> Reply {
+        Reply::err("invalid message number")
+    }
+    pub fn no_such_message() -> Reply {
+        Reply::err("no such message")
+    }
+    pub fn message_deleted() -> Reply {
+        Reply::err("message is deleted")
+    }
 }
 
 /// Appends `data` as a multi-line response body: every line end becomes
@@ -113,6 +306,22 @@ mod tests {
 
     #[test]
     fn replies_cannot_inject() {
-        assert_eq!(err("a\r\n+OK b"), b"-ERR a+OK b\r\n");
+        assert_eq!(
+            Reply::err(String::from("a\r\n+OK b")).to_bytes(),
+            b"-ERR a+OK b\r\n"
+        );
+    }
+
+    #[test]
+    fn replies_carry_codes() {
+        assert_eq!(
+            r::in_use().to_bytes(),
+            b"-ERR [IN-USE] the maildrop is already in use by another POP3 session\r\n"
+        );
+        assert_eq!(r::ok().to_bytes(), b"+OK\r\n");
+        assert_eq!(
+            r::too_many_connections().to_bytes(),
+            b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! Recovery reads every segment up to its first record that does not check
 //! out (a torn tail, which was never acknowledged), minus the done ids.
 
+pub mod error;
 pub mod log;
 
 use std::collections::{BTreeMap, HashSet};

@@ -20,9 +20,9 @@ use tokio::task::JoinHandle;
 
 use crate::compile::{self, Compiled, Options};
 use crate::diag::{self, Style};
-use crate::proto::smtp::reply::r;
 use crate::queue::Spool;
-use crate::services::{Shared, Snapshot, delivery, smtp_in};
+use crate::services::conn::{self, Conn};
+use crate::services::{self, Shared, Snapshot, delivery};
 use crate::store::{fsutil, usage::Usage};
 use crate::tables::{ListenerKind, Tables};
 
@@ -318,76 +318,49 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         tracing::debug!(client = %peer, proto = kind.as_str(), "connection");
         let snapshot = shared.snapshot();
-        let tables = &snapshot.tables;
-        let (max_listener, max_ip) = tables
-            .listeners
-            .iter()
-            .find(|l| l.kind == kind && l.address == configured)
-            .map_or(
-                (
-                    tables.limits.max_connections,
-                    tables.limits.max_connections_per_ip,
-                ),
-                |l| (l.max_connections, l.max_connections_per_ip),
-            );
-        let max_ip = max_ip.min(tables.limits.max_connections_per_ip);
+        // The listener's row, once per connection: the session gets it and
+        // never looks the listener up again.
+        let Some(listener) = snapshot.tables.listener(kind, configured).copied() else {
+            // Removed by a reload; this loop is being stopped.
+            tracing::debug!(client = %peer, proto = kind.as_str(), "listener gone; connection dropped");
+            continue;
+        };
+        let limits = &snapshot.tables.limits;
         match shared.conns.acquire(
             peer.ip(),
             &counter,
-            tables.limits.max_connections,
-            max_listener,
-            max_ip,
+            limits.max_connections,
+            listener.max_connections,
+            listener.max_connections_per_ip,
         ) {
-            Some(slot) => match kind {
-                ListenerKind::Imap | ListenerKind::Imaps => {
-                    tokio::spawn(crate::services::imap::handle(
-                        shared.clone(),
-                        snapshot,
-                        kind,
-                        tcp,
-                        peer,
-                        configured,
-                        slot,
-                    ));
+            Some(slot) => {
+                let conn = Conn {
+                    shared: shared.clone(),
+                    snapshot,
+                    listener,
+                    peer,
+                };
+                match kind {
+                    ListenerKind::Imap | ListenerKind::Imaps => {
+                        tokio::spawn(services::imap::handle(conn, tcp, slot));
+                    }
+                    ListenerKind::Pop3 | ListenerKind::Pop3s => {
+                        tokio::spawn(services::pop3::handle(conn, tcp, slot));
+                    }
+                    ListenerKind::Smtp
+                    | ListenerKind::Submission
+                    | ListenerKind::Submissions
+                    | ListenerKind::Lmtp => {
+                        tokio::spawn(services::smtp_in::handle(conn, tcp, slot));
+                    }
                 }
-                ListenerKind::Pop3 | ListenerKind::Pop3s => {
-                    tokio::spawn(crate::services::pop3::handle(
-                        shared.clone(),
-                        snapshot,
-                        kind,
-                        tcp,
-                        peer,
-                        configured,
-                        slot,
-                    ));
-                }
-                _ => {
-                    tokio::spawn(smtp_in::handle(
-                        shared.clone(),
-                        snapshot,
-                        kind,
-                        tcp,
-                        peer,
-                        configured,
-                        slot,
-                    ));
-                }
-            },
+            }
             None => {
                 tracing::warn!(client = %peer.ip(), proto = kind.as_str(), "connection refused: limit reached");
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let mut tcp = tcp;
-                    let refusal = match kind {
-                        ListenerKind::Pop3 | ListenerKind::Pop3s => crate::proto::pop3::err(
-                            "[SYS/TEMP] too many connections, try again later",
-                        ),
-                        ListenerKind::Imap | ListenerKind::Imaps => {
-                            b"* BYE Too many connections, try again later\r\n".to_vec()
-                        }
-                        _ => r::too_many_connections().to_bytes(),
-                    };
-                    let _ = tcp.write_all(&refusal).await;
+                    let _ = tcp.write_all(&conn::refusal(kind)).await;
                     let _ = tcp.shutdown().await;
                 });
             }

@@ -1,9 +1,14 @@
-//! `services`: the drivers. Each takes connections (or queue entries) and
-//! runs the sans-I/O sessions over them, performing their effects: TLS
-//! upgrades, credential checks, durable enqueueing, Maildir delivery.
+//! `services`: the drivers. One connection driver ([`conn`]) runs every
+//! sans-I/O protocol session over its socket and performs the effects they
+//! share (TLS upgrades, logins through [`login`]); the protocol services
+//! ([`smtp_in`], [`imap`], [`pop3`]) build their sessions and perform their
+//! own effects (durable enqueueing). [`delivery`] takes queue entries to
+//! Maildirs.
 
+pub mod conn;
 pub mod delivery;
 pub mod imap;
+pub mod login;
 pub mod maildrop;
 pub mod mailstore;
 pub mod notify;
@@ -118,30 +123,3 @@ pub fn unix_now() -> u64 {
 
 /// How long a TLS handshake (implicit or STARTTLS) may take.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Wraps an accepted connection: a TLS handshake first on an implicit-TLS
-/// listener. `None` when the handshake fails (logged) or no certificate is
-/// loaded.
-pub async fn accept(
-    snapshot: &Snapshot,
-    kind: crate::tables::ListenerKind,
-    tcp: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    local: std::net::SocketAddr,
-) -> Option<crate::net::stream::Stream> {
-    let implicit = snapshot
-        .tables
-        .listeners
-        .iter()
-        .find(|l| l.address == local && l.kind == kind)
-        .is_some_and(|l| l.tls == crate::tables::TlsMode::Implicit);
-    let mut stream = crate::net::stream::Stream::Plain(tcp);
-    if implicit {
-        let acceptor = snapshot.tls.clone()?;
-        if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return None;
-        }
-    }
-    Some(stream)
-}

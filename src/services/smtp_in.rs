@@ -1,34 +1,24 @@
-//! The SMTP/LMTP driver: runs a [`Session`] over a TCP or TLS stream,
-//! enforcing the per-state timeouts, and performs the session's effects:
-//! the STARTTLS handshake (dropping pipelined input first), credential
-//! checks off the async runtime with failure throttling, and durable
-//! enqueueing before any 250.
+//! The SMTP/LMTP service: runs a [`Session`] on the connection driver
+//! ([`super::conn`]) and performs its own effect, durable enqueueing before
+//! any 250: the message goes to the spool, the spool's answer back to the
+//! session, the stored entry on to delivery.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::conn::{self, Conn, Extras};
 use super::{Shared, Snapshot, unix_now};
+use crate::envelope::Accepted;
 use crate::net::limits::Slot;
-use crate::net::stream::Stream;
-use crate::proto::smtp::line::{LineFramer, MAX_COMMAND_LINE};
-use crate::proto::smtp::reply::Reply;
-use crate::session::smtp::{AuthOutcome, ConnInfo, Effect, Env, Expect, Output, Session, TlsInfo};
-use crate::tables::ListenerKind;
-
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
-/// How long a TLS handshake may take.
-use super::HANDSHAKE_TIMEOUT;
-/// Pause after a failed login, to slow down password guessing.
-const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(500);
+use crate::queue::error::SpoolError;
+use crate::session::protocol::Step;
+use crate::session::smtp::{ConnInfo, Driven, Env, Session};
 
 struct LiveEnv {
     shared: Arc<Shared>,
-    tables: Arc<crate::tables::Tables>,
 }
 
 impl Env for LiveEnv {
@@ -39,7 +29,6 @@ impl Env for LiveEnv {
     fn mailbox_usage(&self, mailbox: &str) -> u64 {
         // Loaded at startup for every mailbox with a quota, and kept current
         // by delivery; never a disk scan on this path.
-        let _ = &self.tables;
         self.shared.usage.cached(mailbox).unwrap_or(0)
     }
 
@@ -52,211 +41,63 @@ impl Env for LiveEnv {
     }
 }
 
-/// Handles one accepted connection until it closes.
-pub async fn handle(
+/// Stores accepted messages in the spool and hands them to delivery.
+struct Spooler {
     shared: Arc<Shared>,
     snapshot: Arc<Snapshot>,
-    kind: ListenerKind,
-    tcp: TcpStream,
     peer: SocketAddr,
-    local: SocketAddr,
-    _slot: Slot,
-) {
-    let tables = snapshot.tables.clone();
-    let Some(mut stream) = super::accept(&snapshot, kind, tcp, peer, local).await else {
-        return;
-    };
-    let tls = stream
-        .tls_info()
-        .map(|(version, cipher)| TlsInfo { version, cipher });
-    let conn = ConnInfo {
-        peer,
-        local,
-        kind,
-        tls,
-    };
-    let env = LiveEnv {
-        shared: shared.clone(),
-        tables: tables.clone(),
-    };
-    let mut session = Session::new(tables.clone(), conn, env);
-    let result = drive(&shared, &snapshot, &mut session, &mut stream, peer).await;
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
-    }
-    let _ = stream.shutdown().await;
 }
 
-async fn write_replies(stream: &mut Stream, replies: &[Reply]) -> std::io::Result<()> {
-    if replies.is_empty() {
-        return Ok(());
-    }
-    let mut out = Vec::with_capacity(64 * replies.len());
-    for r in replies {
-        r.write_to(&mut out);
-    }
-    stream.write_all(&out).await?;
-    stream.flush().await
-}
-
-async fn drive(
-    shared: &Arc<Shared>,
-    snapshot: &Arc<Snapshot>,
-    session: &mut Session<LiveEnv>,
-    stream: &mut Stream,
-    peer: SocketAddr,
-) -> std::io::Result<()> {
-    let tables = snapshot.tables.clone();
-    let greeting = session.greeting();
-    write_replies(stream, &greeting.replies).await?;
-    let mut input: Vec<u8> = Vec::with_capacity(4096);
-    let mut framer = LineFramer::new(MAX_COMMAND_LINE);
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let mut out: Output = session.process(&mut input, &mut framer);
-        // Effects may produce more output (and more effects, e.g. a reply to
-        // a pipelined command after the queue answered).
-        loop {
-            write_replies(stream, &out.replies).await?;
-            if out.close {
-                return Ok(());
+impl Extras<Driven<LiveEnv>> for Spooler {
+    async fn perform(
+        &mut self,
+        session: &mut Driven<LiveEnv>,
+        mut accepted: Box<Accepted>,
+    ) -> Step<Box<Accepted>> {
+        super::outbound::sign_submission(&self.snapshot, &mut accepted);
+        let result = match self.shared.spool.store(*accepted).await {
+            Ok(entry) => {
+                tracing::info!(
+                    id = %entry.envelope.id,
+                    from = %entry.envelope.sender,
+                    rcpts = entry.envelope.recipients.len(),
+                    size = entry.envelope.size,
+                    client = %self.peer.ip(),
+                    "queued"
+                );
+                let id = entry.envelope.id.clone();
+                let _ = self.shared.delivery.send(entry);
+                Ok(id)
             }
-            let next = match out.effect.take() {
-                None => break,
-                Some(Effect::StartTls) => {
-                    // RFC 3207 §5 / CVE-2011-0411: nothing sent before the
-                    // handshake may be read after it.
-                    input.clear();
-                    let Some(acceptor) = snapshot.tls.clone() else {
-                        return Ok(());
-                    };
-                    if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
-                        tracing::debug!(%peer, error = %e, "STARTTLS handshake failed");
-                        return Ok(());
-                    }
-                    let (version, cipher) = stream.tls_info().unwrap_or_default();
-                    session.tls_established(TlsInfo { version, cipher })
-                }
-                Some(Effect::Authenticate { credentials, .. }) => {
-                    let outcome = authenticate(shared, snapshot, peer, credentials).await;
-                    if outcome == AuthOutcome::Failed {
-                        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                    }
-                    session.auth_result(outcome)
-                }
-                Some(Effect::Enqueue(mut accepted)) => {
-                    super::outbound::sign_submission(snapshot, &mut accepted);
-                    let rcpts: Vec<String> = accepted
-                        .envelope
-                        .recipients
-                        .iter()
-                        .map(|r| r.address.clone())
-                        .collect();
-                    let id = accepted.envelope.id.clone();
-                    let result = match shared.spool.store(*accepted).await {
-                        Ok(entry) => {
-                            tracing::info!(
-                                id = %entry.envelope.id,
-                                from = %entry.envelope.sender,
-                                rcpts = entry.envelope.recipients.len(),
-                                size = entry.envelope.size,
-                                client = %peer.ip(),
-                                "queued"
-                            );
-                            let _ = shared.delivery.send(entry);
-                            Ok(id)
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot write to the queue");
-                            Err(e.to_string())
-                        }
-                    };
-                    session.enqueued(result, &rcpts)
-                }
-            };
-            out = next;
-        }
-        // Commands already buffered come first.
-        if session.expect() == Expect::Line && !input.is_empty() && input.contains(&b'\n') {
-            continue;
-        }
-        let limit = match session.expect() {
-            Expect::Body => tables.timeouts.smtp_data_secs,
-            _ => tables.timeouts.smtp_command_secs,
+            Err(e) => {
+                let e = SpoolError::from(e);
+                tracing::error!(error = %e, "message not accepted");
+                Err(e)
+            }
         };
-        tokio::select! {
-            read = tokio::time::timeout(Duration::from_secs(limit), stream.read(&mut chunk)) => {
-                match read {
-                    Err(_) => {
-                        let out = session.timeout();
-                        write_replies(stream, &out.replies).await?;
-                        return Ok(());
-                    }
-                    Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(n)) => input.extend_from_slice(&chunk[..n]),
-                    Ok(Err(e)) => return Err(e),
-                }
-            }
-            _ = shutdown.changed() => {
-                let out = session.shutdown();
-                write_replies(stream, &out.replies).await?;
-                return Ok(());
-            }
-        }
+        session.enqueued(result)
     }
 }
 
-pub(crate) async fn authenticate(
-    shared: &Arc<Shared>,
-    snapshot: &Arc<Snapshot>,
-    peer: SocketAddr,
-    credentials: crate::proto::sasl::Credentials,
-) -> AuthOutcome {
-    let limits = &snapshot.tables.limits;
-    let now = unix_now();
-    if shared.auth_limiter.is_locked(
-        peer.ip(),
-        &credentials.username,
-        limits.auth_failures,
-        limits.auth_lockout_secs,
-        now,
-    ) {
-        tracing::warn!(client = %peer.ip(), user = %credentials.username, "login refused: too many failures");
-        return AuthOutcome::Locked;
-    }
-    let tables = snapshot.tables.clone();
-    let secrets = snapshot.secrets.clone();
-    let user = credentials.username.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::auth::verify_login(
-            &tables,
-            &secrets,
-            &credentials.username,
-            &credentials.password,
+/// Handles one accepted connection until it closes.
+pub fn handle(conn: Conn, tcp: TcpStream, slot: Slot) -> impl Future<Output = ()> + Send {
+    conn::run(conn, tcp, slot, |conn, tls| {
+        let info = ConnInfo {
+            peer: conn.peer,
+            listener: conn.listener,
+            tls,
+        };
+        let env = LiveEnv {
+            shared: conn.shared.clone(),
+        };
+        let session = Session::new(conn.snapshot.tables.clone(), info, env);
+        (
+            Driven::new(session),
+            Spooler {
+                shared: conn.shared.clone(),
+                snapshot: conn.snapshot.clone(),
+                peer: conn.peer,
+            },
         )
     })
-    .await;
-    match result {
-        Ok(Ok(mailbox)) => {
-            shared.auth_limiter.record_success(&user);
-            tracing::info!(client = %peer.ip(), user = %mailbox, "login");
-            AuthOutcome::Ok(mailbox)
-        }
-        Ok(Err(crate::auth::LoginError::Invalid)) => {
-            shared.auth_limiter.record_failure(
-                peer.ip(),
-                &user,
-                limits.auth_lockout_secs,
-                unix_now(),
-            );
-            tracing::warn!(client = %peer.ip(), user = %user, "login failed");
-            AuthOutcome::Failed
-        }
-        Ok(Err(crate::auth::LoginError::Unavailable(e))) => {
-            tracing::error!(user = %user, error = %e, "password store unavailable");
-            AuthOutcome::TempFail
-        }
-        Err(_) => AuthOutcome::TempFail,
-    }
 }

@@ -177,7 +177,9 @@ pub enum AuthMode {
     Plaintext,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One listener, with every value a connection on it needs: a session
+/// receives its row once, at accept, and never looks the listener up again.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ListenerTable {
     pub kind: ListenerKind,
@@ -185,7 +187,11 @@ pub struct ListenerTable {
     pub tls: TlsMode,
     pub auth: AuthMode,
     pub max_connections: u32,
+    /// Already capped by the server-wide `max-connections-per-ip`.
     pub max_connections_per_ip: u32,
+    /// Protocol errors a session may make before it is closed (the
+    /// server-wide `max-errors`, raised for protocols that need more).
+    pub max_errors: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -424,6 +430,13 @@ impl Tables {
         self.content_hash = String::new();
         self.content_hash = hash_with_empty_field(&self);
         self
+    }
+
+    /// The row of the listener of this kind on this (configured) address.
+    pub fn listener(&self, kind: ListenerKind, address: SocketAddr) -> Option<&ListenerTable> {
+        self.listeners
+            .iter()
+            .find(|l| l.kind == kind && l.address == address)
     }
 
     /// The hash the tables should carry (for verifying a loaded file).

@@ -15,11 +15,11 @@ const PROMPT_PASS: &[u8] = b"+ UGFzc3dvcmQ6\r\n";
 
 impl<E: Env> Session<E> {
     fn can_starttls(&self) -> bool {
-        crate::session::can_starttls(&self.tables, self.kind, self.local, self.tls)
+        crate::session::can_starttls(&self.listener, self.tls)
     }
 
     fn login_allowed(&self) -> bool {
-        crate::session::login_allowed(&self.tables, self.kind, self.local, self.tls)
+        crate::session::login_allowed(&self.listener, self.tls)
     }
 
     pub fn capabilities(&self) -> String {

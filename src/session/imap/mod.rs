@@ -25,6 +25,7 @@ mod fetch;
 mod idle;
 mod mailbox;
 pub mod mime;
+mod protocol;
 mod query;
 mod quota;
 mod response;
@@ -43,7 +44,7 @@ use crate::proto::imap::parse::{self, ParseError};
 use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{Body, Command};
 use crate::proto::sasl::Credentials;
-use crate::tables::{ListenerKind, Tables};
+use crate::tables::{ListenerTable, Tables};
 
 pub use backend::{Env, FlagResult, FolderState, MsgMeta, Peek, Store, StoreError};
 pub use mailbox::{SPECIAL_USE, valid_name};
@@ -213,8 +214,7 @@ impl State {
 
 pub struct Session<E: Env> {
     tables: Arc<Tables>,
-    kind: ListenerKind,
-    local: std::net::SocketAddr,
+    listener: ListenerTable,
     env: E,
     state: State,
     tls: bool,
@@ -231,19 +231,12 @@ fn system_now() -> i64 {
 }
 
 impl<E: Env> Session<E> {
-    pub fn new(
-        tables: Arc<Tables>,
-        kind: ListenerKind,
-        local: std::net::SocketAddr,
-        tls: bool,
-        env: E,
-    ) -> Session<E> {
+    pub fn new(tables: Arc<Tables>, listener: ListenerTable, tls: bool, env: E) -> Session<E> {
         let limit = append_limit(&tables);
         Session {
             framer: Framer::new(MAX_LINE, limit, limit as usize + MAX_LINE),
             tables,
-            kind,
-            local,
+            listener,
             env,
             state: State::NotAuthenticated(Login::Ready),
             tls,
@@ -252,9 +245,10 @@ impl<E: Env> Session<E> {
         }
     }
 
-    /// BAD responses tolerated before the connection is closed.
+    /// BAD responses tolerated before the connection is closed (decided
+    /// per listener by the compiler).
     fn max_errors(&self) -> u32 {
-        self.tables.limits.max_errors.max(3)
+        self.listener.max_errors
     }
 
     /// For tests: a fixed clock.

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use super::*;
 use crate::compile::{Options, compile_str};
 use crate::session::AuthOutcome;
+use crate::tables::ListenerKind;
 
 static TABLES: LazyLock<Arc<Tables>> = LazyLock::new(|| {
     let text = "hostname \"mail.example.test\"\nstate \"/nonexistent-mailc-test\"\ntls self-signed=#true\nlisten \"imap\" \"127.0.0.1:143\" insecure-plaintext-auth=#true\ndomain \"example.test\" {\n dkim selector=\"s\"\n dmarc policy=\"none\"\n mailbox \"alice\" {\n alias \"postmaster\"\n }\n}\n";
@@ -124,13 +125,10 @@ fn session() -> (Session<TestEnv>, Arc<Shared>) {
         uids: Mutex::new(vec![1, 2]),
     });
     let local = "127.0.0.1:143".parse().expect("addr");
-    let s = Session::new(
-        TABLES.clone(),
-        ListenerKind::Imap,
-        local,
-        false,
-        TestEnv(shared.clone()),
-    );
+    let listener = *TABLES
+        .listener(ListenerKind::Imap, local)
+        .expect("an IMAP listener");
+    let s = Session::new(TABLES.clone(), listener, false, TestEnv(shared.clone()));
     (s, shared)
 }
 

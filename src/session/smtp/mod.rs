@@ -6,7 +6,10 @@
 //! and the [`Env`] trait (time, quota usage, ids).
 
 mod policy;
+mod protocol;
 pub mod verbs;
+
+pub use protocol::Driven;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use crate::proto::smtp::data::{BdatReceiver, DataReceiver, NewlineCheck};
 use crate::proto::smtp::headers;
 use crate::proto::smtp::line::{Framed, LineFramer, trim_line_end};
 use crate::proto::smtp::reply::{Reply, r};
-use crate::tables::{AuthMode, ListenerKind, Tables, TlsMode};
+use crate::tables::{AuthMode, ListenerKind, ListenerTable, Tables, TlsMode};
 
 /// What a listener does with mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,25 +44,17 @@ impl Role {
     }
 }
 
-/// The TLS parameters of an encrypted connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
-    pub version: String,
-    pub cipher: String,
-}
+pub use super::protocol::TlsInfo;
 
-impl TlsInfo {
-    pub fn describe(&self) -> String {
-        format!("{} {}", self.version, self.cipher)
-    }
-}
+/// The id the spool gave an accepted message.
+pub type QueueId = String;
 
 /// Facts about the connection fixed when it was accepted.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub kind: ListenerKind,
+    /// The row of the listener the connection came in on.
+    pub listener: ListenerTable,
     /// Set from the start on implicit-TLS listeners.
     pub tls: Option<TlsInfo>,
 }
@@ -213,7 +208,9 @@ enum State {
     },
     WaitAuth,
     WaitQueue {
-        rcpts: usize,
+        /// LMTP answers once per recipient, naming it (RFC 2033 §4.2);
+        /// empty for SMTP.
+        lmtp_rcpts: Vec<String>,
     },
     WaitTls,
     Closed,
@@ -236,7 +233,7 @@ impl<E: Env> Session<E> {
     pub fn new(tables: Arc<Tables>, conn: ConnInfo, env: E) -> Session<E> {
         let tls = conn.tls.clone();
         Session {
-            role: Role::of(conn.kind),
+            role: Role::of(conn.listener.kind),
             tables,
             conn,
             env,
@@ -320,19 +317,11 @@ impl<E: Env> Session<E> {
     }
 
     fn listener_auth(&self) -> AuthMode {
-        self.tables
-            .listeners
-            .iter()
-            .find(|l| l.address == self.conn.local && l.kind == self.conn.kind)
-            .map_or(AuthMode::None, |l| l.auth)
+        self.conn.listener.auth
     }
 
     fn listener_tls(&self) -> TlsMode {
-        self.tables
-            .listeners
-            .iter()
-            .find(|l| l.address == self.conn.local && l.kind == self.conn.kind)
-            .map_or(TlsMode::None, |l| l.tls)
+        self.conn.listener.tls
     }
 
     fn can_starttls(&self) -> bool {
@@ -371,7 +360,7 @@ impl<E: Env> Session<E> {
     /// A client error: counted, and the session ends when there are too many.
     fn error(&mut self, reply: Reply) -> Output {
         self.errors += 1;
-        if self.errors > self.tables.limits.max_errors {
+        if self.errors > self.conn.listener.max_errors {
             self.state = State::Closed;
             return Output {
                 replies: vec![reply, r::too_many_errors()],
@@ -955,7 +944,11 @@ impl<E: Env> Session<E> {
         let mut full = Vec::with_capacity(received.len() + message.len());
         full.extend_from_slice(received.as_bytes());
         full.extend_from_slice(&message);
-        let rcpts = tx.rcpts.len();
+        let lmtp_rcpts = if self.role == Role::Lmtp {
+            tx.rcpts.iter().map(|r| r.address.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let envelope = Envelope {
             id,
             sender: tx.mail.sender,
@@ -970,12 +963,12 @@ impl<E: Env> Session<E> {
                 helo,
                 tls,
                 auth: self.user.clone(),
-                listener: self.conn.kind.as_str().to_string(),
+                listener: self.conn.listener.kind.as_str().to_string(),
             },
             received_at: now,
             size: full.len() as u64,
         };
-        self.state = State::WaitQueue { rcpts };
+        self.state = State::WaitQueue { lmtp_rcpts };
         Output {
             replies: Vec::new(),
             effect: Some(Effect::Enqueue(Box::new(Accepted {
@@ -986,38 +979,36 @@ impl<E: Env> Session<E> {
         }
     }
 
-    /// The queue stored the message durably (`Ok(id)`) or could not.
-    pub fn enqueued(
-        &mut self,
-        result: Result<String, String>,
-        rcpt_addresses: &[String],
-    ) -> Output {
-        let State::WaitQueue { rcpts } = self.state else {
+    /// The queue stored the message durably (`Ok(id)`) or could not (the
+    /// spool's error, `queue::error::SpoolError`: the session sits below
+    /// the queue and only needs to know that it failed).
+    pub fn enqueued<F: std::error::Error>(&mut self, result: Result<QueueId, F>) -> Output {
+        if !matches!(self.state, State::WaitQueue { .. }) {
             return Output::reply(r::local_error());
-        };
-        self.state = State::Ready;
-        let reply = match &result {
-            Ok(id) => r::queued(id),
-            Err(_) => r::local_error(),
+        }
+        let State::WaitQueue { lmtp_rcpts } = std::mem::replace(&mut self.state, State::Ready)
+        else {
+            return Output::reply(r::local_error());
         };
         if self.role == Role::Lmtp {
             // LMTP: one reply per accepted recipient (RFC 2033 §4.2).
-            let mut replies = Vec::with_capacity(rcpts);
-            for i in 0..rcpts {
-                replies.push(match &result {
-                    Ok(id) => {
-                        r::delivered_lmtp(rcpt_addresses.get(i).map_or("", String::as_str), id)
-                    }
+            let replies = lmtp_rcpts
+                .iter()
+                .map(|rcpt| match &result {
+                    Ok(id) => r::delivered_lmtp(rcpt, id),
                     Err(_) => r::local_error(),
-                });
-            }
+                })
+                .collect();
             return Output {
                 replies,
                 effect: None,
                 close: false,
             };
         }
-        Output::reply(reply)
+        Output::reply(match &result {
+            Ok(id) => r::queued(id),
+            Err(_) => r::local_error(),
+        })
     }
 
     fn may_send(&self) -> Result<(), Reply> {

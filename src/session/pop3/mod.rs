@@ -3,15 +3,22 @@
 //! Credentials are checked by the driver (an effect); the maildrop is reached
 //! through the [`Maildrop`] trait, so the session never opens a file itself.
 //! Deletions happen only in the UPDATE state after QUIT: a dropped
-//! connection deletes nothing.
+//! connection deletes nothing. Where each verb is allowed is one row of
+//! [`verbs::TABLE`]; replies come from the catalogue in `proto::pop3`.
 
 use std::sync::Arc;
 
-use crate::proto::pop3::{self, Command, err, ok};
+mod protocol;
+pub mod verbs;
+
+pub use protocol::Driven;
+
+use crate::proto::pop3::{self, Command, Reply, r};
 use crate::proto::sasl::{self, Credentials, Mechanism, SaslError};
 use crate::proto::smtp::line::{Framed, LineFramer, trim_line_end};
 use crate::session::smtp::AuthOutcome;
-use crate::tables::{ListenerKind, Tables};
+use crate::tables::{ListenerTable, Tables};
+use verbs::Verb;
 
 /// A message as POP3 sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +89,7 @@ enum State {
 
 pub struct Session<E: Env> {
     tables: Arc<Tables>,
-    kind: ListenerKind,
-    local: std::net::SocketAddr,
+    listener: ListenerTable,
     env: E,
     state: State,
     tls: bool,
@@ -91,17 +97,10 @@ pub struct Session<E: Env> {
 }
 
 impl<E: Env> Session<E> {
-    pub fn new(
-        tables: Arc<Tables>,
-        kind: ListenerKind,
-        local: std::net::SocketAddr,
-        tls: bool,
-        env: E,
-    ) -> Session<E> {
+    pub fn new(tables: Arc<Tables>, listener: ListenerTable, tls: bool, env: E) -> Session<E> {
         Session {
             tables,
-            kind,
-            local,
+            listener,
             env,
             state: State::Authorization { user: None },
             tls,
@@ -111,7 +110,7 @@ impl<E: Env> Session<E> {
 
     pub fn greeting(&self) -> Output {
         Output {
-            bytes: ok(&format!("{} POP3 mailc ready", self.tables.hostname)),
+            bytes: Reply::ok(format!("{} POP3 mailc ready", self.tables.hostname)).to_bytes(),
             ..Output::default()
         }
     }
@@ -126,18 +125,18 @@ impl<E: Env> Session<E> {
     }
 
     fn can_stls(&self) -> bool {
-        crate::session::can_starttls(&self.tables, self.kind, self.local, self.tls)
+        crate::session::can_starttls(&self.listener, self.tls)
     }
 
     fn login_allowed(&self) -> bool {
-        crate::session::login_allowed(&self.tables, self.kind, self.local, self.tls)
+        crate::session::login_allowed(&self.listener, self.tls)
     }
 
-    fn error(&mut self, text: &str) -> Output {
+    fn error(&mut self, reply: Reply) -> Output {
         self.errors += 1;
-        let mut bytes = err(text);
-        if self.errors > self.tables.limits.max_errors {
-            bytes.extend_from_slice(&err("too many errors, closing connection"));
+        let mut bytes = reply.to_bytes();
+        if self.errors > self.listener.max_errors {
+            r::too_many_errors().write_to(&mut bytes);
             self.state = State::Closed;
             return Output {
                 bytes,
@@ -155,7 +154,7 @@ impl<E: Env> Session<E> {
         // A dropped session deletes nothing: no UPDATE state.
         self.state = State::Closed;
         Output {
-            bytes: err("[SYS/TEMP] autologout: idle too long"),
+            bytes: r::timeout().to_bytes(),
             effect: None,
             close: true,
         }
@@ -164,7 +163,7 @@ impl<E: Env> Session<E> {
     pub fn shutdown(&mut self) -> Output {
         self.state = State::Closed;
         Output {
-            bytes: err("[SYS/TEMP] server shutting down, try again later"),
+            bytes: r::shutting_down().to_bytes(),
             effect: None,
             close: true,
         }
@@ -186,7 +185,7 @@ impl<E: Env> Session<E> {
                     if !finished {
                         break;
                     }
-                    self.error("line too long")
+                    self.error(r::line_too_long())
                 }
             };
             acc.bytes.extend_from_slice(&step.bytes);
@@ -207,12 +206,11 @@ impl<E: Env> Session<E> {
             other => self.state = other,
         }
         let Some(cmd) = pop3::parse(line) else {
-            return self.error("empty command");
+            return self.error(r::empty_command());
         };
         match &self.state {
-            State::Authorization { .. } => self.authorization(cmd),
-            State::Transaction(_) => self.transaction(cmd),
-            _ => self.error("unexpected input"),
+            State::Authorization { .. } | State::Transaction(_) => self.command(cmd),
+            _ => self.error(r::unexpected_input()),
         }
     }
 
@@ -230,7 +228,7 @@ impl<E: Env> Session<E> {
             lines.push("STLS".into());
         }
         lines.push("IMPLEMENTATION mailc".into());
-        let mut bytes = ok("capability list follows");
+        let mut bytes = r::capabilities().to_bytes();
         for l in lines {
             bytes.extend_from_slice(l.as_bytes());
             bytes.extend_from_slice(b"\r\n");
@@ -242,57 +240,71 @@ impl<E: Env> Session<E> {
         }
     }
 
-    fn authorization(&mut self, cmd: Command) -> Output {
-        match cmd.verb.as_str() {
-            "CAPA" => self.capa(),
-            "QUIT" => {
+    /// The verb table decides where a command is allowed; the handlers
+    /// below only see commands valid in their state.
+    fn command(&mut self, cmd: Command) -> Output {
+        let Some(row) = verbs::row_of(&cmd.verb) else {
+            return self.error(r::unknown_command());
+        };
+        let authorizing = matches!(self.state, State::Authorization { .. });
+        if authorizing && !row.authorization {
+            return self.error(r::log_in_first());
+        }
+        if !authorizing && !row.transaction {
+            return self.error(r::already_logged_in());
+        }
+        if row.login && !self.login_allowed() {
+            return self.error(if self.can_stls() {
+                r::login_needs_tls()
+            } else {
+                r::login_not_offered()
+            });
+        }
+        if authorizing {
+            self.authorization(row.verb, cmd)
+        } else {
+            self.transaction(row.verb, cmd)
+        }
+    }
+
+    fn authorization(&mut self, verb: Verb, cmd: Command) -> Output {
+        match verb {
+            Verb::Capa => self.capa(),
+            Verb::Quit => {
                 self.state = State::Closed;
                 Output {
-                    bytes: ok(&format!("{} signing off", self.tables.hostname)),
+                    bytes: Reply::ok(format!("{} signing off", self.tables.hostname)).to_bytes(),
                     effect: None,
                     close: true,
                 }
             }
-            "NOOP" => Output {
-                bytes: ok(""),
-                ..Output::default()
-            },
-            "STLS" => {
+            Verb::Noop => simple(r::ok().to_bytes()),
+            Verb::Stls => {
                 if self.tls {
-                    return self.error("TLS already active");
+                    return self.error(r::tls_active());
                 }
                 if !self.can_stls() {
-                    return self.error("STLS not available here");
+                    return self.error(r::stls_unavailable());
                 }
                 self.state = State::WaitTls;
                 Output {
-                    bytes: ok("begin TLS negotiation"),
+                    bytes: r::begin_tls().to_bytes(),
                     effect: Some(Effect::StartTls),
                     close: false,
                 }
             }
-            "USER" | "PASS" | "AUTH" if !self.login_allowed() => {
-                if self.can_stls() {
-                    self.error("[AUTH] plaintext login is disabled: use STLS first")
-                } else {
-                    self.error("[AUTH] login is not offered here")
-                }
-            }
-            "USER" => match cmd.args.as_slice() {
+            Verb::User => match cmd.args.as_slice() {
                 [user] => {
                     self.state = State::Authorization {
                         user: Some(user.clone()),
                     };
-                    Output {
-                        bytes: ok("send PASS"),
-                        ..Output::default()
-                    }
+                    simple(r::send_pass().to_bytes())
                 }
-                _ => self.error("usage: USER name"),
+                _ => self.error(r::usage("usage: USER name")),
             },
-            "PASS" => {
+            Verb::Pass => {
                 let State::Authorization { user: Some(user) } = &self.state else {
-                    return self.error("send USER first");
+                    return self.error(r::user_first());
                 };
                 // The password is the rest of the line (it may hold spaces).
                 let password = cmd.args.join(" ");
@@ -310,50 +322,38 @@ impl<E: Env> Session<E> {
                     close: false,
                 }
             }
-            "AUTH" => match cmd.args.as_slice() {
+            Verb::Auth => match cmd.args.as_slice() {
                 [] => {
-                    let mut bytes = ok("SASL mechanisms follow");
+                    let mut bytes = r::sasl_mechanisms().to_bytes();
                     bytes.extend_from_slice(b"PLAIN\r\nLOGIN\r\n.\r\n");
-                    Output {
-                        bytes,
-                        ..Output::default()
-                    }
+                    simple(bytes)
                 }
                 [mech, rest @ ..] => match (Mechanism::parse(mech), rest) {
                     (Some(Mechanism::Plain), []) => {
                         self.state = State::AuthPlain;
-                        Output {
-                            bytes: b"+ \r\n".to_vec(),
-                            ..Output::default()
-                        }
+                        simple(b"+ \r\n".to_vec())
                     }
                     (Some(Mechanism::Plain), [ir]) => self.sasl_plain(ir.as_bytes()),
                     (Some(Mechanism::Login), []) => {
                         self.state = State::AuthLoginUser;
-                        Output {
-                            bytes: format!("+ {}\r\n", sasl::base64_encode(b"Username:"))
-                                .into_bytes(),
-                            ..Output::default()
-                        }
+                        simple(format!("+ {}\r\n", sasl::base64_encode(b"Username:")).into_bytes())
                     }
                     (Some(Mechanism::Login), [ir]) => self.sasl_login_user(ir.as_bytes()),
-                    _ => self.error("unrecognized authentication mechanism"),
+                    _ => self.error(r::mechanism_unknown()),
                 },
             },
-            "APOP" => self.error("APOP is not supported: use USER/PASS or AUTH over TLS"),
-            "STAT" | "LIST" | "UIDL" | "RETR" | "TOP" | "DELE" | "RSET" => {
-                self.error("log in first")
-            }
-            _ => self.error("unknown command"),
+            Verb::Apop => self.error(r::apop()),
+            // The verb table lets no other verb through before login.
+            _ => self.error(r::log_in_first()),
         }
     }
 
     fn sasl_error(&mut self, e: SaslError) -> Output {
         self.state = State::Authorization { user: None };
         match e {
-            SaslError::Cancelled => self.error("authentication cancelled"),
-            SaslError::BadEncoding => self.error("cannot decode the authentication data"),
-            SaslError::Authzid => self.error("[AUTH] authentication failed"),
+            SaslError::Cancelled => self.error(r::auth_cancelled()),
+            SaslError::BadEncoding => self.error(r::auth_undecodable()),
+            SaslError::Authzid => self.error(r::auth_failed()),
         }
     }
 
@@ -426,28 +426,21 @@ impl<E: Env> Session<E> {
                         deleted: vec![false; n],
                         retrieved: vec![false; n],
                     }));
-                    Output {
-                        bytes: ok(&format!("logged in, {n} messages ({size} octets)")),
-                        ..Output::default()
-                    }
+                    simple(Reply::ok(format!("logged in, {n} messages ({size} octets)")).to_bytes())
                 }
-                Err(OpenError::InUse) => {
-                    self.error("[IN-USE] the maildrop is already in use by another POP3 session")
-                }
-                Err(OpenError::Unavailable(_)) => {
-                    self.error("[SYS/TEMP] the maildrop cannot be opened now, try again later")
-                }
+                Err(OpenError::InUse) => self.error(r::in_use()),
+                Err(OpenError::Unavailable(_)) => self.error(r::maildrop_unavailable()),
             },
-            AuthOutcome::Failed => self.error("[AUTH] authentication failed"),
+            AuthOutcome::Failed => self.error(r::auth_failed()),
             AuthOutcome::Locked => {
                 self.state = State::Closed;
                 Output {
-                    bytes: err("[LOGIN-DELAY] too many failed logins, try again later"),
+                    bytes: r::login_delay().to_bytes(),
                     effect: None,
                     close: true,
                 }
             }
-            AuthOutcome::TempFail => self.error("[SYS/TEMP] temporary authentication failure"),
+            AuthOutcome::TempFail => self.error(r::auth_tempfail()),
         }
     }
 
@@ -457,41 +450,37 @@ impl<E: Env> Session<E> {
         Output::default()
     }
 
-    fn transaction(&mut self, cmd: Command) -> Output {
+    fn transaction(&mut self, verb: Verb, cmd: Command) -> Output {
         let State::Transaction(tx) = &mut self.state else {
             return Output::default();
         };
         // Message number argument → index, for commands that take one.
-        let pick = |tx: &Transaction, arg: Option<&String>| -> Result<usize, &'static str> {
+        let pick = |tx: &Transaction, arg: Option<&String>| -> Result<usize, Reply> {
             let n: usize = arg
                 .and_then(|a| a.parse().ok())
-                .ok_or("invalid message number")?;
+                .ok_or_else(r::invalid_number)?;
             if n == 0 || n > tx.deleted.len() {
-                return Err("no such message");
+                return Err(r::no_such_message());
             }
             if tx.deleted[n - 1] {
-                return Err("message is deleted");
+                return Err(r::message_deleted());
             }
             Ok(n - 1)
         };
-        let simple = |bytes: Vec<u8>| Output {
-            bytes,
-            ..Output::default()
-        };
-        match cmd.verb.as_str() {
-            "CAPA" => self.capa(),
-            "NOOP" => simple(ok("")),
-            "STAT" => {
+        match verb {
+            Verb::Capa => self.capa(),
+            Verb::Noop => simple(r::ok().to_bytes()),
+            Verb::Stat => {
                 let msgs = tx.drop.messages();
                 let (n, size) = msgs
                     .iter()
                     .zip(&tx.deleted)
                     .filter(|(_, d)| !**d)
                     .fold((0, 0u64), |(n, s), (m, _)| (n + 1, s + m.size));
-                simple(ok(&format!("{n} {size}")))
+                simple(Reply::ok(format!("{n} {size}")).to_bytes())
             }
-            "LIST" | "UIDL" => {
-                let uidl = cmd.verb == "UIDL";
+            Verb::List | Verb::Uidl => {
+                let uidl = verb == Verb::Uidl;
                 let validity = tx.drop.uidvalidity();
                 let item = |i: usize, m: &DropMessage| {
                     if uidl {
@@ -502,11 +491,11 @@ impl<E: Env> Session<E> {
                 };
                 match cmd.args.first() {
                     Some(_) => match pick(tx, cmd.args.first()) {
-                        Ok(i) => simple(ok(&item(i, &tx.drop.messages()[i]))),
+                        Ok(i) => simple(Reply::ok(item(i, &tx.drop.messages()[i])).to_bytes()),
                         Err(e) => self.error(e),
                     },
                     None => {
-                        let mut bytes = ok("listing follows");
+                        let mut bytes = r::listing().to_bytes();
                         for (i, m) in tx.drop.messages().iter().enumerate() {
                             if !tx.deleted[i] {
                                 bytes.extend_from_slice(item(i, m).as_bytes());
@@ -518,82 +507,92 @@ impl<E: Env> Session<E> {
                     }
                 }
             }
-            "RETR" | "TOP" => {
+            Verb::Retr | Verb::Top => {
                 let i = match pick(tx, cmd.args.first()) {
                     Ok(i) => i,
                     Err(e) => return self.error(e),
                 };
-                let top = if cmd.verb == "TOP" {
+                let top = if verb == Verb::Top {
                     match cmd.args.get(1).and_then(|a| a.parse::<usize>().ok()) {
                         Some(n) if cmd.args.len() == 2 => Some(n),
-                        _ => return self.error("usage: TOP msg lines"),
+                        _ => return self.error(r::usage("usage: TOP msg lines")),
                     }
                 } else if cmd.args.len() != 1 {
-                    return self.error("usage: RETR msg");
+                    return self.error(r::usage("usage: RETR msg"));
                 } else {
                     None
                 };
                 let m = tx.drop.messages()[i];
                 match tx.drop.read(m.uid) {
                     Ok(data) => {
-                        let mut bytes = ok(&format!("{} octets", m.size));
+                        let mut bytes = Reply::ok(format!("{} octets", m.size)).to_bytes();
                         pop3::multiline(&mut bytes, &data, top);
                         if top.is_none() {
                             tx.retrieved[i] = true;
                         }
                         simple(bytes)
                     }
-                    Err(_) => self.error("[SYS/TEMP] cannot read the message now"),
+                    Err(_) => self.error(r::cannot_read()),
                 }
             }
-            "DELE" => match pick(tx, cmd.args.first()) {
+            Verb::Dele => match pick(tx, cmd.args.first()) {
                 Ok(i) => {
                     tx.deleted[i] = true;
-                    simple(ok(&format!("message {} deleted", i + 1)))
+                    simple(Reply::ok(format!("message {} deleted", i + 1)).to_bytes())
                 }
                 Err(e) => self.error(e),
             },
-            "RSET" => {
+            Verb::Rset => {
                 tx.deleted.iter_mut().for_each(|d| *d = false);
                 let n = tx.deleted.len();
-                simple(ok(&format!("maildrop has {n} messages")))
+                simple(Reply::ok(format!("maildrop has {n} messages")).to_bytes())
             }
-            "QUIT" => {
-                let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Closed)
-                else {
-                    return Output::default();
-                };
-                let mut tx = *tx;
-                let msgs = tx.drop.messages().to_vec();
-                let delete: Vec<u32> = msgs
-                    .iter()
-                    .zip(&tx.deleted)
-                    .filter(|(_, d)| **d)
-                    .map(|(m, _)| m.uid)
-                    .collect();
-                let seen: Vec<u32> = msgs
-                    .iter()
-                    .zip(tx.retrieved.iter().zip(&tx.deleted))
-                    .filter(|(_, (r, d))| **r && !**d)
-                    .map(|(m, _)| m.uid)
-                    .collect();
-                let bytes = match tx.drop.commit(&delete, &seen) {
-                    Ok(()) => ok(&format!(
-                        "{} signing off ({} messages deleted)",
-                        self.tables.hostname,
-                        delete.len()
-                    )),
-                    Err(_) => err("[SYS/TEMP] some deleted messages were not removed"),
-                };
-                tracing::info!(mailbox = %tx.mailbox, deleted = delete.len(), "POP3 session committed");
-                Output {
-                    bytes,
-                    effect: None,
-                    close: true,
-                }
-            }
-            "USER" | "PASS" | "AUTH" | "STLS" | "APOP" => self.error("already logged in"),
-            _ => self.error("unknown command"),
+            Verb::Quit => self.update(),
+            // The verb table lets no other verb through after login.
+            _ => self.error(r::already_logged_in()),
         }
+    }
+
+    /// QUIT in TRANSACTION: the UPDATE state, then close.
+    fn update(&mut self) -> Output {
+        let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Closed) else {
+            return Output::default();
+        };
+        let mut tx = *tx;
+        let msgs = tx.drop.messages().to_vec();
+        let delete: Vec<u32> = msgs
+            .iter()
+            .zip(&tx.deleted)
+            .filter(|(_, d)| **d)
+            .map(|(m, _)| m.uid)
+            .collect();
+        let seen: Vec<u32> = msgs
+            .iter()
+            .zip(tx.retrieved.iter().zip(&tx.deleted))
+            .filter(|(_, (r, d))| **r && !**d)
+            .map(|(m, _)| m.uid)
+            .collect();
+        let bytes = match tx.drop.commit(&delete, &seen) {
+            Ok(()) => Reply::ok(format!(
+                "{} signing off ({} messages deleted)",
+                self.tables.hostname,
+                delete.len()
+            ))
+            .to_bytes(),
+            Err(_) => r::commit_failed().to_bytes(),
+        };
+        tracing::info!(mailbox = %tx.mailbox, deleted = delete.len(), "POP3 session committed");
+        Output {
+            bytes,
+            effect: None,
+            close: true,
+        }
+    }
+}
+
+fn simple(bytes: Vec<u8>) -> Output {
+    Output {
+        bytes,
+        ..Output::default()
     }
 }
