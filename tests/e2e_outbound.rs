@@ -35,13 +35,20 @@ fn zones() -> Vec<(&'static str, String)> {
             "@ 300 IN MX 10 mx.remote.test.\nmx 300 IN A 127.0.0.2\n".to_string(),
         ),
         ("nullmx.test.", "@ 300 IN MX 0 .\n".to_string()),
+        // The preferred MX (127.0.0.3) has nothing listening: the next one
+        // takes the mail.
+        (
+            "fallback.test.",
+            "@ 300 IN MX 10 dead.fallback.test.\n@ 300 IN MX 20 mx.remote.test.\ndead 300 IN A 127.0.0.3\n"
+                .to_string(),
+        ),
     ]
 }
 
 /// The remote side: a mailc for `remote.test` on 127.0.0.2:`port`.
 fn remote_mx(port: u16) -> Server {
     Server::start(&format!(
-        "listen \"smtp\" \"127.0.0.2:{port}\"\ndomain \"remote.test\" {{\n    mailbox \"carol\" password=\"{ALICE_HASH}\"\n    mailbox \"dave\" password=\"{ALICE_HASH}\"\n    alias \"postmaster\" to=\"carol@remote.test\"\n}}\n"
+        "listen \"smtp\" \"127.0.0.2:{port}\"\ndomain \"remote.test\" {{\n    mailbox \"carol\" password=\"{ALICE_HASH}\"\n    mailbox \"dave\" password=\"{ALICE_HASH}\"\n    alias \"postmaster\" to=\"carol@remote.test\"\n}}\ndomain \"fallback.test\" {{\n    alias \"erin\" to=\"carol@remote.test\"\n    alias \"postmaster\" to=\"carol@remote.test\"\n}}\n"
     ))
 }
 
@@ -155,6 +162,26 @@ fn submission_is_dkim_signed_and_relayed_to_the_mx() {
     });
     assert_eq!(verdicts, vec![true], "the DKIM signature verifies");
     // The entry left the queue.
+    wait_until("an empty queue", Duration::from_secs(10), || {
+        local.queue_entries().is_empty()
+    });
+}
+
+#[test]
+fn a_dead_preferred_mx_falls_back_to_the_next() {
+    let dns = DnsServer::start(&zones());
+    let port = free_port();
+    let remote = remote_mx(port);
+    let local = sender(dns.addr, port, "");
+    submit(
+        &local,
+        "alice@example.test",
+        &["erin@fallback.test"],
+        "fallback",
+    );
+    let carol = remote.wait_for_mail("remote.test", "carol", 1, Duration::from_secs(30));
+    assert_eq!(carol.len(), 1, "{}", local.log_text());
+    assert!(read(&carol)[0].contains("Subject: fallback"));
     wait_until("an empty queue", Duration::from_secs(10), || {
         local.queue_entries().is_empty()
     });

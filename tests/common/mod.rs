@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod crash_client;
 pub mod dialog;
 pub mod dns_server;
 pub mod scripted_peer;
