@@ -344,9 +344,14 @@ impl Spool {
         let was_done = env.is_done();
         f(env);
         let now = env.clone();
-        let json = serde_json::to_vec(&now).ok()?;
-        if let Err(e) = fsutil::write_atomic(&self.dir.join("state").join(id), &json) {
-            tracing::warn!(id, error = %e, "cannot record queue progress (kept in memory)");
+        // A finished entry is about to leave the queue: no progress file
+        // for it (if a crash comes first, recovery retries its deliveries,
+        // which find the copies they made).
+        if !now.is_done() {
+            let json = serde_json::to_vec(&now).ok()?;
+            if let Err(e) = fsutil::write_atomic(&self.dir.join("state").join(id), &json) {
+                tracing::warn!(id, error = %e, "cannot record queue progress (kept in memory)");
+            }
         }
         drop(idx);
         let finished = !was_done && now.is_done();
