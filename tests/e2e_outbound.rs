@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::dns_server::DnsServer;
-use common::server::{ALICE_HASH, Server, standard_domain};
+use common::server::{ALICE_HASH, Server, standard_domain, submit_as_alice};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -61,32 +61,6 @@ fn sender(dns: SocketAddr, port: u16, extra: &str) -> Server {
     ))
 }
 
-fn submit(server: &Server, from: &str, to: &[&str], subject: &str) {
-    let port = server.addr("submissions").port();
-    let to: Vec<String> = to.iter().map(|s| s.to_string()).collect();
-    let (from, subject) = (from.to_string(), subject.to_string());
-    rt().block_on(async move {
-        use mail_send::SmtpClientBuilder;
-        use mail_send::mail_builder::MessageBuilder;
-        let msg = MessageBuilder::new()
-            .from(("Alice", from.as_str()))
-            .to(to.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-            .subject(subject.as_str())
-            .text_body("Hello over there.\r\n");
-        SmtpClientBuilder::new("127.0.0.1", port)
-            .unwrap()
-            .implicit_tls(true)
-            .allow_invalid_certs()
-            .credentials(("alice@example.test", "secret"))
-            .connect()
-            .await
-            .unwrap()
-            .send(msg)
-            .await
-            .unwrap();
-    });
-}
-
 fn mailc(args: &[&str], config: &Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_mailc"))
         .args(args)
@@ -116,9 +90,8 @@ fn submission_is_dkim_signed_and_relayed_to_the_mx() {
     let port = free_port();
     let remote = remote_mx(port);
     let local = sender(dns.addr, port, "");
-    submit(
+    submit_as_alice(
         &local,
-        "alice@example.test",
         &["carol@remote.test", "dave@remote.test"],
         "to the remote MX",
     );
@@ -173,12 +146,7 @@ fn a_dead_preferred_mx_falls_back_to_the_next() {
     let port = free_port();
     let remote = remote_mx(port);
     let local = sender(dns.addr, port, "");
-    submit(
-        &local,
-        "alice@example.test",
-        &["erin@fallback.test"],
-        "fallback",
-    );
+    submit_as_alice(&local, &["erin@fallback.test"], "fallback");
     let carol = remote.wait_for_mail("remote.test", "carol", 1, Duration::from_secs(30));
     assert_eq!(carol.len(), 1, "{}", local.log_text());
     assert!(read(&carol)[0].contains("Subject: fallback"));
@@ -192,9 +160,8 @@ fn null_mx_and_unknown_domains_bounce_once() {
     let dns = DnsServer::start(&zones());
     let port = free_port();
     let local = sender(dns.addr, port, "");
-    submit(
+    submit_as_alice(
         &local,
-        "alice@example.test",
         &["someone@nullmx.test", "nobody@nxdomain.test"],
         "nowhere to go",
     );
@@ -253,12 +220,7 @@ fn deferred_mail_survives_a_restart_warns_and_is_delivered_after_flush() {
     let port = free_port();
     // No MX running yet: the first attempt is refused and deferred.
     let mut local = sender(dns.addr, port, "");
-    submit(
-        &local,
-        "alice@example.test",
-        &["carol@remote.test"],
-        "later",
-    );
+    submit_as_alice(&local, &["carol@remote.test"], "later");
     wait_until("a deferred attempt", Duration::from_secs(20), || {
         local.queue_entries().iter().any(|e| {
             e["deliveries"][0]["attempts"].as_u64() == Some(1)
@@ -300,12 +262,7 @@ fn an_expired_message_bounces_with_one_dsn() {
     let dns = DnsServer::start(&zones());
     let port = free_port();
     let mut local = sender(dns.addr, port, "");
-    submit(
-        &local,
-        "alice@example.test",
-        &["carol@remote.test"],
-        "too late",
-    );
+    submit_as_alice(&local, &["carol@remote.test"], "too late");
     wait_until("a deferred attempt", Duration::from_secs(20), || {
         local
             .queue_entries()

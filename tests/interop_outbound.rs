@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::dns_server::DnsServer;
-use common::server::{Server, standard_domain};
+use common::server::{Server, standard_domain, submit_as_alice};
 
 struct Postfix {
     etc: PathBuf,
@@ -173,31 +173,11 @@ fn relays_to_postfix_and_bounces_its_refusals() {
         dns.addr,
         standard_domain()
     ));
-    let sub = local.addr("submissions").port();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            use mail_send::SmtpClientBuilder;
-            use mail_send::mail_builder::MessageBuilder;
-            let msg = MessageBuilder::new()
-                .from(("Alice", "alice@example.test"))
-                .to(vec!["carol@remote.test", "nobody@remote.test"])
-                .subject("to postfix")
-                .text_body("Relayed by mailc.\r\n");
-            SmtpClientBuilder::new("127.0.0.1", sub)
-                .unwrap()
-                .implicit_tls(true)
-                .allow_invalid_certs()
-                .credentials(("alice@example.test", "secret"))
-                .connect()
-                .await
-                .unwrap()
-                .send(msg)
-                .await
-                .unwrap();
-        });
+    submit_as_alice(
+        &local,
+        &["carol@remote.test", "nobody@remote.test"],
+        "to postfix",
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while maildir(&postfix.vmail).is_empty() {
         assert!(

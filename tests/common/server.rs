@@ -416,3 +416,35 @@ impl Raw {
         Ok(self.reply()?.0)
     }
 }
+
+/// Submits a small message as alice (password "secret") over implicit TLS
+/// to the server's `submissions` listener, with mail-send as the client.
+pub fn submit_as_alice(server: &Server, to: &[&str], subject: &str) {
+    let port = server.addr("submissions").port();
+    let to: Vec<String> = to.iter().map(|s| s.to_string()).collect();
+    let subject = subject.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            use mail_send::SmtpClientBuilder;
+            use mail_send::mail_builder::MessageBuilder;
+            let msg = MessageBuilder::new()
+                .from(("Alice", "alice@example.test"))
+                .to(to.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+                .subject(subject.as_str())
+                .text_body("Hello over there.\r\n");
+            SmtpClientBuilder::new("127.0.0.1", port)
+                .unwrap()
+                .implicit_tls(true)
+                .allow_invalid_certs()
+                .credentials(("alice@example.test", "secret"))
+                .connect()
+                .await
+                .unwrap()
+                .send(msg)
+                .await
+                .unwrap();
+        });
+}
