@@ -457,19 +457,38 @@ impl Spool {
     }
 
     /// Makes every pending delivery due now (`mailc queue flush`).
-    pub fn flush(&self) -> usize {
+    /// `target`: only the entry with that id, or the deliveries to that
+    /// recipient domain. Changes go through [`Spool::modify`], so a result
+    /// recorded meanwhile is never overwritten. Returns the entries changed.
+    pub fn flush(&self, target: Option<&str>) -> usize {
+        let ids: Vec<String> = self
+            .index
+            .lock()
+            .map(|i| i.keys().cloned().collect())
+            .unwrap_or_default();
         let mut n = 0;
-        for mut env in self.list() {
+        for id in ids {
             let mut changed = false;
-            for d in &mut env.deliveries {
-                if matches!(d.status, Status::Pending) && d.next_attempt > 0 {
-                    d.next_attempt = 0;
-                    changed = true;
+            self.modify(&id, |env| {
+                let whole = target.is_none_or(|t| t == env.id);
+                for d in &mut env.deliveries {
+                    let domain =
+                        d.destination
+                            .address()
+                            .rsplit_once('@')
+                            .is_some_and(|(_, dom)| {
+                                target.is_some_and(|t| dom.eq_ignore_ascii_case(t))
+                            });
+                    if matches!(d.status, Status::Pending)
+                        && d.next_attempt > 0
+                        && (whole || domain)
+                    {
+                        d.next_attempt = 0;
+                        changed = true;
+                    }
                 }
-            }
-            if changed && self.update(&env).is_ok() {
-                n += 1;
-            }
+            });
+            n += usize::from(changed);
         }
         n
     }

@@ -95,30 +95,11 @@ fn handle(shared: &Shared, request: &str) -> Answer {
             Err(message) => Answer::Error { message },
         },
         (Some("flush"), target) => {
-            let n = match target {
-                None => shared.spool.flush(),
-                Some(t) => shared
-                    .spool
-                    .list()
-                    .iter()
-                    .filter(|e| {
-                        e.id == t
-                            || e.deliveries.iter().any(|d| {
-                                matches!(d.status, crate::envelope::Status::Pending)
-                                    && d.destination
-                                        .address()
-                                        .rsplit_once('@')
-                                        .is_some_and(|(_, dom)| dom.eq_ignore_ascii_case(t))
-                            })
-                    })
-                    .count(),
-            };
+            let n = shared.spool.flush(target);
             crate::services::delivery::requeue_due(shared);
             let _ = shared
                 .outbound
-                .send(crate::services::outbound::Event::Flush(
-                    target.map(str::to_string),
-                ));
+                .send(crate::services::outbound::Event::Flush);
             Answer::Flushed { entries: n }
         }
         (Some("bounce"), Some(id)) => {

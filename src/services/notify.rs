@@ -8,8 +8,7 @@ use std::sync::Arc;
 use super::Shared;
 use crate::envelope::{Accepted, Client, Destination, Envelope, Notify, Recipient, Status};
 use crate::outbound::dsn::{self, Action, DsnKind, DsnRecipient};
-use crate::tables::resolve::Resolution;
-use crate::tables::{Tables, TargetKind};
+use crate::tables::Tables;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -19,32 +18,12 @@ pub enum NotifyError {
     Store(std::io::Error),
 }
 
-/// Where a message from us to `address` goes: the mailboxes (or forwards)
-/// of a local address, or the remote address itself. Quotas do not stop a
-/// report. Empty when the address is local but unknown, or invalid.
+/// Where a message from us to `address` goes: the routing `mailc sendmail`
+/// uses (mailboxes or forwards of a local address, else the remote address;
+/// quotas do not stop a report). Empty when the address is local but
+/// unknown or disabled, or invalid.
 pub fn destinations_for(tables: &Tables, address: &str) -> Vec<Destination> {
-    match tables.resolve(address) {
-        Resolution::Deliver(d) => d
-            .targets
-            .iter()
-            .filter_map(|t| match t.kind {
-                TargetKind::Mailbox => tables
-                    .mailboxes
-                    .get(&t.address)
-                    .filter(|m| !m.disabled)
-                    .map(|_| Destination::Mailbox {
-                        address: t.address.clone(),
-                    }),
-                TargetKind::Remote => Some(Destination::Remote {
-                    address: t.address.clone(),
-                }),
-            })
-            .collect(),
-        Resolution::NotLocal { .. } => vec![Destination::Remote {
-            address: address.to_string(),
-        }],
-        Resolution::UnknownUser { .. } | Resolution::Invalid { .. } => Vec::new(),
-    }
+    super::submit::route(tables, address).unwrap_or_default()
 }
 
 /// The report lines for the deliveries `owed`, one per recipient that asked

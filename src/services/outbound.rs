@@ -48,8 +48,8 @@ pub enum Event {
     Queued(String),
     /// An entry changed in a way that may owe a DSN or let it leave the queue.
     Settle(String),
-    /// Make the remote deliveries of these entries (or all) due now.
-    Flush(Option<String>),
+    /// Deliveries were made due now (`mailc queue flush`): look at once.
+    Flush,
     /// A worker of this destination ended.
     WorkerDone(DestKey),
 }
@@ -106,10 +106,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Event>) {
                     dispatch(&shared, &board);
                 }
                 Some(Event::Settle(id)) => settle(&shared, &id).await,
-                Some(Event::Flush(only)) => {
-                    flush(&shared, only.as_deref());
-                    scan(&shared, &board).await;
-                }
+                Some(Event::Flush) => scan(&shared, &board).await,
                 Some(Event::WorkerDone(key)) => {
                     if let Ok(mut b) = board.lock() {
                         b.active = b.active.saturating_sub(1);
@@ -141,30 +138,6 @@ async fn scan(shared: &Arc<Shared>, board: &SharedBoard) {
         plan(shared, board, &env, now);
     }
     dispatch(shared, board);
-}
-
-/// Makes remote deliveries due now (`mailc queue flush [ID|DOMAIN]`).
-fn flush(shared: &Shared, only: Option<&str>) {
-    for env in shared.spool.list() {
-        if let Some(o) = only
-            && o != env.id
-            && !env
-                .deliveries
-                .iter()
-                .any(|d| domain_of(d.destination.address()) == o)
-        {
-            continue;
-        }
-        shared.spool.modify(&env.id, |e| {
-            for d in &mut e.deliveries {
-                if matches!(d.status, Status::Pending)
-                    && only.is_none_or(|o| o == e.id || domain_of(d.destination.address()) == o)
-                {
-                    d.next_attempt = 0;
-                }
-            }
-        });
-    }
 }
 
 fn domain_of(address: &str) -> String {
@@ -851,16 +824,6 @@ async fn delay_warnings(shared: &Arc<Shared>, env: &Envelope, now: u64) {
             }
         }
     });
-}
-
-/// Whether an address is a literal or resolvable destination (used by the
-/// queue admin to print where an entry goes).
-pub fn describe_destination(tables: &Tables, address: &str) -> String {
-    let domain = domain_of(address);
-    match tables.outbound.route(&domain).and_then(|r| r.via.as_ref()) {
-        Some((h, p)) => format!("via {h}:{p}"),
-        None => format!("MX of {domain}"),
-    }
 }
 
 /// Whether a message came from our own users (a login, `mailc sendmail`,

@@ -174,8 +174,8 @@ fn uid() -> u32 {
 
 /// Where one recipient goes. A local user may send anywhere (relaying is
 /// what the command is for); an unknown local address is refused now
-/// rather than bounced later.
-fn route(tables: &Tables, address: &str) -> Result<Vec<Destination>, Refusal> {
+/// rather than bounced later. DSNs are routed the same way.
+pub(crate) fn route(tables: &Tables, address: &str) -> Result<Vec<Destination>, Refusal> {
     match tables.resolve(address) {
         Resolution::Deliver(d) => {
             let mut out = Vec::new();
