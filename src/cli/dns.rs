@@ -4,41 +4,37 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::compile::{self, Compiled, Options};
-use crate::dns::{self, keys, live};
+use crate::dns::{self, Zone, keys, live};
 
 fn load(config: &Path, offline: bool) -> Result<Compiled, i32> {
     let out = compile::compile_file(config, Options { offline });
     match out.compiled {
         Some(c) => Ok(c),
         None => {
-            eprint!(
-                "{}",
-                crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100)
-            );
-            eprintln!(
-                "{}: failed ({})",
-                config.display(),
-                crate::diag::summary(&out.diags)
-            );
+            super::report_failure(config, &out);
             Err(1)
         }
     }
 }
 
+/// The compiled config and the zones it wants published (`command` names
+/// the subcommand in error messages).
+fn wanted_zones(config: &Path, command: &str) -> Result<(Compiled, Vec<Zone>), i32> {
+    let c = load(config, true)?;
+    let keys = keys::public_keys(&c.tables).map_err(|e| {
+        eprintln!("mailc {command}: {e}");
+        1
+    })?;
+    let wanted = dns::wanted(&c.tables, &keys);
+    Ok((c, wanted))
+}
+
 /// `mailc dns CONFIG [--domain D]`: zone snippets on stdout.
 pub fn dns(config: &Path, domain: Option<&str>) -> i32 {
-    let c = match load(config, true) {
-        Ok(c) => c,
+    let (c, wanted) = match wanted_zones(config, "dns") {
+        Ok(w) => w,
         Err(code) => return code,
     };
-    let keys = match keys::public_keys(&c.tables) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("mailc dns: {e}");
-            return 1;
-        }
-    };
-    let wanted = dns::wanted(&c.tables, &keys);
     let wanted: Vec<_> = match domain {
         None => wanted,
         Some(d) => {
@@ -105,18 +101,10 @@ pub fn keygen(config: &Path) -> i32 {
 
 /// `mailc plan`: 0 in sync, 2 changes pending, 1 error.
 pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bool) -> i32 {
-    let c = match load(config, true) {
-        Ok(c) => c,
+    let (c, wanted) = match wanted_zones(config, "plan") {
+        Ok(w) => w,
         Err(code) => return code,
     };
-    let keys = match keys::public_keys(&c.tables) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("mailc plan: {e}");
-            return 1;
-        }
-    };
-    let wanted = dns::wanted(&c.tables, &keys);
     let retired = keys::retired_selectors(&c.tables);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,22 +7,17 @@ use std::path::Path;
 
 use crate::compile::{self, Compiled, Options};
 use crate::spec::source::Sources;
-use crate::tables::resolve::{Matched, Resolution};
-use crate::tables::{AddressKind, LocalPartCase, OutboundTable, OutboundTls, Tables, TargetKind};
+use crate::tables::resolve::{Delivery, Matched, Resolution};
+use crate::tables::{
+    AddressKind, DomainTable, LocalPartCase, OutboundTable, OutboundTls, Tables, Target, TargetKind,
+};
 
 /// Exit codes: 0 the address is accepted, 2 it is rejected (or not local),
 /// 1 the config does not compile.
 pub fn run(config: &Path, address: Option<&str>, retry: bool, offline: bool) -> i32 {
     let out = compile::compile_file(config, Options { offline });
     let Some(compiled) = &out.compiled else {
-        let text =
-            crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100);
-        eprint!("{text}");
-        eprintln!(
-            "{}: failed ({})",
-            config.display(),
-            crate::diag::summary(&out.diags)
-        );
+        super::report_failure(config, &out);
         return 1;
     };
     if retry {
@@ -52,169 +47,187 @@ pub fn explain(c: &Compiled, sources: &Sources, address: &str) -> (String, bool)
             false
         }
         Resolution::NotLocal { domain } => {
-            let _ = writeln!(o, "domain       {domain} (not a domain of this server)");
-            let _ = writeln!(
-                o,
-                "verdict      relayed only for logged-in users (submission) and trusted networks{}",
-                if t.trusted_networks.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({})",
-                        t.trusted_networks
-                            .iter()
-                            .map(|n| n.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
-            );
-            let _ = writeln!(
-                o,
-                "reply        554 5.7.1 relay access denied, for anyone else"
-            );
-            let _ = writeln!(o, "route        {}", route_text(t, &domain));
+            explain_not_local(&mut o, t, &domain);
             false
         }
         Resolution::UnknownUser { domain, normalized } => {
-            domain_lines(
-                &mut o,
-                c,
-                sources,
-                &domain.name,
-                &domain.unicode,
-                domain.local_part_case,
-            );
-            let _ = writeln!(o, "normalised   {normalized}");
-            let _ = writeln!(
-                o,
-                "verdict      rejected: no mailbox, alias{} for this address",
-                if domain.plus_separator.is_some() {
-                    ", plus address or catch-all"
-                } else {
-                    " or catch-all"
-                }
-            );
-            let _ = writeln!(o, "reply        550 5.1.1 no such user");
+            explain_unknown_user(&mut o, c, sources, domain, &normalized);
             false
         }
-        Resolution::Deliver(d) => {
-            domain_lines(
-                &mut o,
-                c,
-                sources,
-                &d.domain.name,
-                &d.domain.unicode,
-                d.domain.local_part_case,
-            );
-            let _ = writeln!(o, "normalised   {}", d.normalized);
-            match d.matched {
-                Matched::Exact => {}
-                Matched::PlusDetail => {
-                    let _ = writeln!(
-                        o,
-                        "plus detail  \"{}\" removed (separator \"{}\") → {}",
-                        d.detail.as_deref().unwrap_or_default(),
-                        d.domain.plus_separator.as_deref().unwrap_or_default(),
-                        d.address
-                    );
-                }
-                Matched::CatchAll => {
-                    let at = c
-                        .origins
-                        .catch_alls
-                        .get(&d.domain.name)
-                        .map(|s| format!(" (defined at {})", sources.location(*s)))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        o,
-                        "catch-all    no address matched; the catch-all takes it → {}{at}",
-                        d.address
-                    );
-                }
-            }
-            if let Some(kind) = d.kind {
-                let what = match kind {
-                    AddressKind::Mailbox => "a mailbox",
-                    AddressKind::MailboxAlias => "an extra address of a mailbox",
-                    AddressKind::Alias => "an alias",
-                };
-                let at = c
-                    .origins
-                    .addresses
-                    .get(&d.address)
-                    .map(|s| format!(" (defined at {})", sources.location(*s)))
-                    .unwrap_or_default();
-                let _ = writeln!(o, "matched      {} is {what}{at}", d.address);
-            }
-            let _ = writeln!(o, "delivers to");
-            let mut local = 0;
-            let mut remote = 0;
-            let mut disabled = 0;
-            let width = d
-                .targets
-                .iter()
-                .map(|t| t.address.chars().count())
-                .max()
-                .unwrap_or(0);
-            for target in d.targets {
-                let mut line = format!("  {:width$}  ", target.address);
-                match target.kind {
-                    TargetKind::Mailbox => {
-                        let m = t.mailboxes.get(&target.address);
-                        if m.is_some_and(|m| m.disabled) {
-                            disabled += 1;
-                            line.push_str("mailbox, DISABLED (refused: 550 5.2.1)");
-                        } else {
-                            local += 1;
-                            line.push_str("mailbox");
-                            if let Some(m) = m {
-                                let _ = write!(line, " {}", m.maildir.display());
-                            }
-                        }
-                    }
-                    TargetKind::Remote => {
-                        remote += 1;
-                        let domain = target.address.rsplit_once('@').map_or("", |(_, d)| d);
-                        let _ = write!(
-                            line,
-                            "remote: forwarded with SRS, {}",
-                            route_text(t, domain)
-                        );
-                    }
-                }
-                if !target.via.is_empty() {
-                    let _ = write!(line, " (via {})", target.via.join(" → "));
-                }
-                let _ = writeln!(o, "{line}");
-            }
-            let ok = local + remote > 0;
-            let mut parts = Vec::new();
-            if local > 0 {
-                parts.push(format!(
-                    "{local} local mailbox{}",
-                    if local == 1 { "" } else { "es" }
-                ));
-            }
-            if remote > 0 {
-                parts.push(format!(
-                    "{remote} forward{}",
-                    if remote == 1 { "" } else { "s" }
-                ));
-            }
-            if disabled > 0 {
-                parts.push(format!("{disabled} disabled"));
-            }
-            if ok {
-                let _ = writeln!(o, "verdict      accepted: {}", parts.join(", "));
-            } else {
-                let _ = writeln!(o, "verdict      rejected: every target is disabled");
-                let _ = writeln!(o, "reply        550 5.2.1 mailbox disabled");
-            }
-            ok
-        }
+        Resolution::Deliver(d) => explain_delivery(&mut o, c, sources, &d),
     };
     (o, accepted)
+}
+
+/// Not one of our domains: who may relay there, and the route it would take.
+fn explain_not_local(o: &mut String, t: &Tables, domain: &str) {
+    let _ = writeln!(o, "domain       {domain} (not a domain of this server)");
+    let trusted = if t.trusted_networks.is_empty() {
+        String::new()
+    } else {
+        let nets: Vec<String> = t.trusted_networks.iter().map(|n| n.to_string()).collect();
+        format!(" ({})", nets.join(", "))
+    };
+    let _ = writeln!(
+        o,
+        "verdict      relayed only for logged-in users (submission) and trusted networks{trusted}"
+    );
+    let _ = writeln!(
+        o,
+        "reply        554 5.7.1 relay access denied, for anyone else"
+    );
+    let _ = writeln!(o, "route        {}", route_text(t, domain));
+}
+
+fn explain_unknown_user(
+    o: &mut String,
+    c: &Compiled,
+    sources: &Sources,
+    domain: &DomainTable,
+    normalized: &str,
+) {
+    domain_lines(o, c, sources, domain);
+    let _ = writeln!(o, "normalised   {normalized}");
+    let tried = if domain.plus_separator.is_some() {
+        ", plus address or catch-all"
+    } else {
+        " or catch-all"
+    };
+    let _ = writeln!(
+        o,
+        "verdict      rejected: no mailbox, alias{tried} for this address"
+    );
+    let _ = writeln!(o, "reply        550 5.1.1 no such user");
+}
+
+/// A local address that matched: how it matched, where it delivers, and
+/// whether any target is left to accept it.
+fn explain_delivery(o: &mut String, c: &Compiled, sources: &Sources, d: &Delivery) -> bool {
+    domain_lines(o, c, sources, d.domain);
+    let _ = writeln!(o, "normalised   {}", d.normalized);
+    match_lines(o, c, sources, d);
+    let _ = writeln!(o, "delivers to");
+    let counts = target_lines(o, &c.tables, d.targets);
+    counts.verdict(o)
+}
+
+/// How the address matched (plus detail, catch-all) and what it is.
+fn match_lines(o: &mut String, c: &Compiled, sources: &Sources, d: &Delivery) {
+    let defined_at = |s: Option<&crate::spec::source::Span>| {
+        s.map(|s| format!(" (defined at {})", sources.location(*s)))
+            .unwrap_or_default()
+    };
+    match d.matched {
+        Matched::Exact => {}
+        Matched::PlusDetail => {
+            let _ = writeln!(
+                o,
+                "plus detail  \"{}\" removed (separator \"{}\") → {}",
+                d.detail.as_deref().unwrap_or_default(),
+                d.domain.plus_separator.as_deref().unwrap_or_default(),
+                d.address
+            );
+        }
+        Matched::CatchAll => {
+            let at = defined_at(c.origins.catch_alls.get(&d.domain.name));
+            let _ = writeln!(
+                o,
+                "catch-all    no address matched; the catch-all takes it → {}{at}",
+                d.address
+            );
+        }
+    }
+    if let Some(kind) = d.kind {
+        let what = match kind {
+            AddressKind::Mailbox => "a mailbox",
+            AddressKind::MailboxAlias => "an extra address of a mailbox",
+            AddressKind::Alias => "an alias",
+        };
+        let at = defined_at(c.origins.addresses.get(&d.address));
+        let _ = writeln!(o, "matched      {} is {what}{at}", d.address);
+    }
+}
+
+/// How many targets of each sort a delivery has.
+#[derive(Default)]
+struct TargetCounts {
+    local: usize,
+    remote: usize,
+    disabled: usize,
+}
+
+/// One line a target, its address padded to the longest.
+fn target_lines(o: &mut String, t: &Tables, targets: &[Target]) -> TargetCounts {
+    let mut counts = TargetCounts::default();
+    let width = targets
+        .iter()
+        .map(|t| t.address.chars().count())
+        .max()
+        .unwrap_or(0);
+    for target in targets {
+        let mut line = format!("  {:width$}  ", target.address);
+        match target.kind {
+            TargetKind::Mailbox => {
+                let m = t.mailboxes.get(&target.address);
+                if m.is_some_and(|m| m.disabled) {
+                    counts.disabled += 1;
+                    line.push_str("mailbox, DISABLED (refused: 550 5.2.1)");
+                } else {
+                    counts.local += 1;
+                    line.push_str("mailbox");
+                    if let Some(m) = m {
+                        let _ = write!(line, " {}", m.maildir.display());
+                    }
+                }
+            }
+            TargetKind::Remote => {
+                counts.remote += 1;
+                let domain = target.address.rsplit_once('@').map_or("", |(_, d)| d);
+                let _ = write!(
+                    line,
+                    "remote: forwarded with SRS, {}",
+                    route_text(t, domain)
+                );
+            }
+        }
+        if !target.via.is_empty() {
+            let _ = write!(line, " (via {})", target.via.join(" → "));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    counts
+}
+
+impl TargetCounts {
+    /// Accepted while one target can take the message; the verdict line says
+    /// how many of each sort there are.
+    fn verdict(&self, o: &mut String) -> bool {
+        let (local, remote, disabled) = (self.local, self.remote, self.disabled);
+        let ok = local + remote > 0;
+        let mut parts = Vec::new();
+        if local > 0 {
+            parts.push(format!(
+                "{local} local mailbox{}",
+                if local == 1 { "" } else { "es" }
+            ));
+        }
+        if remote > 0 {
+            parts.push(format!(
+                "{remote} forward{}",
+                if remote == 1 { "" } else { "s" }
+            ));
+        }
+        if disabled > 0 {
+            parts.push(format!("{disabled} disabled"));
+        }
+        if ok {
+            let _ = writeln!(o, "verdict      accepted: {}", parts.join(", "));
+        } else {
+            let _ = writeln!(o, "verdict      rejected: every target is disabled");
+            let _ = writeln!(o, "reply        550 5.2.1 mailbox disabled");
+        }
+        ok
+    }
 }
 
 /// How mail for a remote domain leaves: the route that serves it, or MX.
@@ -254,41 +267,22 @@ pub fn retry_timeline(t: &OutboundTable) -> String {
         o,
         "A message that cannot be delivered at once (jitter of ±10% on every wait):"
     );
-    // (time of the attempt, wait before it)
-    let mut attempts: Vec<(u64, u64)> = vec![(0, 0)];
-    let mut at = 0u64;
-    let mut n = 1u32;
-    while at < t.expire_secs && attempts.len() < 100_000 {
-        let wait = t.retry_after(n);
-        let next = (at + wait).min(t.expire_secs);
-        attempts.push((next, next - at));
-        at = next;
-        n += 1;
-    }
+    let attempts = attempt_times(t);
     let warn = t.delay_warning_secs.filter(|w| *w < t.expire_secs);
     let mut warned = false;
     let mut i = 0;
     while i < attempts.len() {
         // Runs of attempts with the same wait print as one line.
         let (start, wait) = attempts[i];
-        let mut j = i;
-        while j + 1 < attempts.len() && attempts[j + 1].1 == wait && i > 0 && j + 2 < attempts.len()
-        {
-            j += 1;
-        }
+        let j = same_wait_run_end(&attempts, i);
         if let Some(w) = warn
             && !warned
             && w <= attempts[j].0
+            && w < start
         {
             // The warning falls inside this run: split it there.
-            if w < start {
-                let _ = writeln!(
-                    o,
-                    "  {:>10}  delay warning to the sender (a DSN, unless the message asked NOTIFY=NEVER or without DELAY)",
-                    d(w)
-                );
-                warned = true;
-            }
+            delay_warning_line(&mut o, w);
+            warned = true;
         }
         if i == 0 {
             let _ = writeln!(o, "  {:>10}  attempt 1, on arrival", d(start));
@@ -317,11 +311,7 @@ pub fn retry_timeline(t: &OutboundTable) -> String {
             && w >= start
             && (j + 1 >= attempts.len() || w < attempts[j + 1].0)
         {
-            let _ = writeln!(
-                o,
-                "  {:>10}  delay warning to the sender (a DSN, unless the message asked NOTIFY=NEVER or without DELAY)",
-                d(w)
-            );
+            delay_warning_line(&mut o, w);
             warned = true;
         }
         i = j + 1;
@@ -338,14 +328,43 @@ pub fn retry_timeline(t: &OutboundTable) -> String {
     o
 }
 
-fn domain_lines(
-    o: &mut String,
-    c: &Compiled,
-    sources: &Sources,
-    ascii: &str,
-    unicode: &str,
-    case: LocalPartCase,
-) {
+/// Every attempt as (time of the attempt, wait before it), the last one at
+/// the expiry.
+fn attempt_times(t: &OutboundTable) -> Vec<(u64, u64)> {
+    let mut attempts: Vec<(u64, u64)> = vec![(0, 0)];
+    let mut at = 0u64;
+    let mut n = 1u32;
+    while at < t.expire_secs && attempts.len() < 100_000 {
+        let wait = t.retry_after(n);
+        let next = (at + wait).min(t.expire_secs);
+        attempts.push((next, next - at));
+        at = next;
+        n += 1;
+    }
+    attempts
+}
+
+/// The last attempt of the run that starts at `i` whose waits are equal;
+/// the first and the last attempt stand alone.
+fn same_wait_run_end(attempts: &[(u64, u64)], i: usize) -> usize {
+    let wait = attempts[i].1;
+    let mut j = i;
+    while j + 1 < attempts.len() && attempts[j + 1].1 == wait && i > 0 && j + 2 < attempts.len() {
+        j += 1;
+    }
+    j
+}
+
+fn delay_warning_line(o: &mut String, w: u64) {
+    let _ = writeln!(
+        o,
+        "  {:>10}  delay warning to the sender (a DSN, unless the message asked NOTIFY=NEVER or without DELAY)",
+        crate::spec::value::format_duration(w)
+    );
+}
+
+fn domain_lines(o: &mut String, c: &Compiled, sources: &Sources, domain: &DomainTable) {
+    let (ascii, unicode) = (domain.name.as_str(), domain.unicode.as_str());
     let at = c
         .origins
         .domains
@@ -360,7 +379,7 @@ fn domain_lines(
     let _ = writeln!(
         o,
         "domain       {shown} (local{at}; local parts {})",
-        match case {
+        match domain.local_part_case {
             LocalPartCase::Insensitive => "case-insensitive",
             LocalPartCase::Sensitive => "case-sensitive",
         }

@@ -33,6 +33,20 @@ fn report(out: &Output) {
     let _ = err.write_all(text.as_bytes());
 }
 
+/// A compile that failed, for the commands that need the tables: every
+/// diagnostic (plain, as scripts read it) and the one-line summary.
+fn report_failure(config: &Path, out: &Output) {
+    eprint!(
+        "{}",
+        diag::render_all(&out.diags, &out.sources, Style::Plain, WIDTH)
+    );
+    eprintln!(
+        "{}: failed ({})",
+        config.display(),
+        diag::summary(&out.diags)
+    );
+}
+
 /// `mailc check [--offline] CONFIG`: 0 when clean or warnings only, 1 on errors.
 pub fn check(config: &Path, offline: bool) -> i32 {
     let out = compile::compile_file(config, Options { offline });

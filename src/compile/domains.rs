@@ -75,6 +75,45 @@ pub(super) fn lower(cfg: &Config, server: &Server, cx: &mut Cx<'_>) -> Domains {
 }
 
 fn domain(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -> DomainTable {
+    let mx = mx_hosts(d, server, cx);
+    let plus_separator = plus_separator(d, cx);
+    let local_part_case = match d.local_part_case.as_ref().map(|c| c.value) {
+        Some("sensitive") => LocalPartCase::Sensitive,
+        Some(_) => LocalPartCase::Insensitive,
+        None => def::LOCAL_PART_CASE,
+    };
+    let dkim = dkim(d, name, server, cx);
+    let spf = spf(d, cx);
+    let dmarc = dmarc(d, name, cx);
+    let mta_sts = d.mta_sts.as_ref().map(|m| MtaStsPolicy {
+        mode: m
+            .mode
+            .as_ref()
+            .map_or(def::MTA_STS_MODE, |v| v.value)
+            .to_string(),
+        max_age_secs: m
+            .max_age
+            .as_ref()
+            .map_or(def::MTA_STS_MAX_AGE_SECS, |v| v.value),
+    });
+    let tls_rpt = tls_rpt(d, cx);
+    DomainTable {
+        name: name.ascii.clone(),
+        unicode: name.unicode.clone(),
+        local_part_case,
+        plus_separator,
+        catch_all: None,
+        mx,
+        dkim,
+        spf,
+        dmarc,
+        mta_sts,
+        tls_rpt,
+    }
+}
+
+/// The MX hosts by priority; without any, the server's own hostname.
+fn mx_hosts(d: &Domain, server: &Server, cx: &mut Cx<'_>) -> Vec<MxTable> {
     let mut mx = Vec::new();
     for m in &d.mx {
         match addr::normalize_domain(&m.host.value) {
@@ -104,79 +143,55 @@ fn domain(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>)
         });
     }
     mx.sort_by(|a, b| (a.priority, &a.host).cmp(&(b.priority, &b.host)));
+    mx
+}
 
-    let plus_separator = match &d.plus_separator {
-        None => Some(def::PLUS_SEPARATOR.to_string()),
-        Some(s) => match &s.value {
-            None => None,
-            Some(sep) => {
-                let mut chars = sep.chars();
-                let ok = match (chars.next(), chars.next()) {
-                    (Some(c), None) => {
-                        c != '.'
-                            && c != '@'
-                            && !c.is_alphanumeric()
-                            && addr::validate_local_part(sep).is_ok()
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    cx.diags.push(
-                        Diag::error(Code::PlusSeparator, format!("`{sep}` cannot separate plus addresses"))
-                            .label(s.span, "not a usable separator")
-                            .help("use one symbol allowed in local parts, such as \"+\" or \"-\" (or #null to turn plus addressing off)"),
-                    );
-                }
-                Some(sep.clone())
-            }
-        },
+/// The plus-address separator (`#null`: plus addressing off): one symbol
+/// that may stand in a local part, not `.` or `@`.
+fn plus_separator(d: &Domain, cx: &mut Cx<'_>) -> Option<String> {
+    let Some(s) = &d.plus_separator else {
+        return Some(def::PLUS_SEPARATOR.to_string());
     };
-    let local_part_case = match d.local_part_case.as_ref().map(|c| c.value) {
-        Some("sensitive") => LocalPartCase::Sensitive,
-        Some(_) => LocalPartCase::Insensitive,
-        None => def::LOCAL_PART_CASE,
+    let sep = s.value.as_ref()?;
+    let mut chars = sep.chars();
+    let ok = match (chars.next(), chars.next()) {
+        (Some(c), None) => {
+            c != '.' && c != '@' && !c.is_alphanumeric() && addr::validate_local_part(sep).is_ok()
+        }
+        _ => false,
     };
+    if !ok {
+        cx.diags.push(
+            Diag::error(Code::PlusSeparator, format!("`{sep}` cannot separate plus addresses"))
+                .label(s.span, "not a usable separator")
+                .help("use one symbol allowed in local parts, such as \"+\" or \"-\" (or #null to turn plus addressing off)"),
+        );
+    }
+    Some(sep.clone())
+}
 
-    let dkim = dkim(d, name, server, cx);
-    let spf = spf(d, cx);
-    let dmarc = dmarc(d, name, cx);
-    let mta_sts = d.mta_sts.as_ref().map(|m| MtaStsPolicy {
-        mode: m
-            .mode
-            .as_ref()
-            .map_or(def::MTA_STS_MODE, |v| v.value)
-            .to_string(),
-        max_age_secs: m
-            .max_age
-            .as_ref()
-            .map_or(def::MTA_STS_MAX_AGE_SECS, |v| v.value),
-    });
+/// Where TLS-RPT reports go: `mailto:` or `https:` URIs.
+fn tls_rpt(d: &Domain, cx: &mut Cx<'_>) -> Vec<String> {
     let mut tls_rpt = Vec::new();
-    if let Some(t) = &d.tls_rpt {
-        for uri in &t.rua {
-            match report_uri(&uri.value, true) {
-                Ok(u) => tls_rpt.push(u),
-                Err(e) => cx.diags.push(
-                    Diag::error(Code::TlsRptUri, format!("TLS-RPT report URI `{}`: {e}", uri.value))
-                        .label(uri.span, "not mailto: or https:")
-                        .help("write \"mailto:tlsrpt@example.com\" or \"https://reports.example.com/tlsrpt\""),
+    let Some(t) = &d.tls_rpt else {
+        return tls_rpt;
+    };
+    for uri in &t.rua {
+        match report_uri(&uri.value, true) {
+            Ok(u) => tls_rpt.push(u),
+            Err(e) => cx.diags.push(
+                Diag::error(
+                    Code::TlsRptUri,
+                    format!("TLS-RPT report URI `{}`: {e}", uri.value),
+                )
+                .label(uri.span, "not mailto: or https:")
+                .help(
+                    "write \"mailto:tlsrpt@example.com\" or \"https://reports.example.com/tlsrpt\"",
                 ),
-            }
+            ),
         }
     }
-    DomainTable {
-        name: name.ascii.clone(),
-        unicode: name.unicode.clone(),
-        local_part_case,
-        plus_separator,
-        catch_all: None,
-        mx,
-        dkim,
-        spf,
-        dmarc,
-        mta_sts,
-        tls_rpt,
-    }
+    tls_rpt
 }
 
 fn dkim(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -> Vec<DkimKey> {
@@ -184,16 +199,7 @@ fn dkim(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -
     let mut seen: Vec<(String, Span)> = Vec::new();
     for k in &d.dkim {
         let sel = k.selector.value.to_ascii_lowercase();
-        let valid = !sel.is_empty()
-            && sel.len() <= 63 * 2
-            && sel.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            });
-        if !valid {
+        if !is_selector(&sel) {
             cx.diags.push(
                 Diag::error(Code::DkimSelector, format!("DKIM selector `{}` is not a DNS label", k.selector.value))
                     .label(k.selector.span, "invalid selector")
@@ -220,31 +226,7 @@ fn dkim(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -
             None => def::DKIM_ALGORITHM,
         };
         let generate = k.generate.as_ref().is_some_and(|g| g.value);
-        let key = match &k.key {
-            Some(path) if !generate => {
-                secrets::check_file(path, true, "DKIM private key", cx);
-                path.value.clone()
-            }
-            Some(path) => path.value.clone(),
-            None => {
-                let path = server
-                    .state_dir
-                    .join("dkim")
-                    .join(&name.ascii)
-                    .join(format!("{sel}.key"));
-                if !generate && !cx.options.offline && !path.exists() {
-                    cx.diags.push(
-                        Diag::warning(
-                            Code::DkimKeyNotGenerated,
-                            format!("DKIM key for selector `{sel}` of {} has not been generated yet", name.unicode),
-                        )
-                        .label(k.span, format!("expects {}", path.display()))
-                        .help("run `mailc dkim keygen CONFIG`, then publish the record `mailc dns` prints"),
-                    );
-                }
-                path
-            }
-        };
+        let key = dkim_key_path(k, &sel, generate, name, server, cx);
         out.push(DkimKey {
             selector: sel,
             algorithm,
@@ -260,6 +242,57 @@ fn dkim(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>) -
         );
     }
     out
+}
+
+/// A selector is published as `<selector>._domainkey.<domain>`: DNS labels
+/// of letters, digits and inner hyphens.
+fn is_selector(sel: &str) -> bool {
+    !sel.is_empty()
+        && sel.len() <= 63 * 2
+        && sel.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// The key file: `key=` as given (checked unless it is to be generated),
+/// else `dkim/<domain>/<selector>.key` in the state directory.
+fn dkim_key_path(
+    k: &crate::spec::ast::Dkim,
+    sel: &str,
+    generate: bool,
+    name: &addr::DomainName,
+    server: &Server,
+    cx: &mut Cx<'_>,
+) -> std::path::PathBuf {
+    match &k.key {
+        Some(path) if !generate => {
+            secrets::check_file(path, true, "DKIM private key", cx);
+            path.value.clone()
+        }
+        Some(path) => path.value.clone(),
+        None => {
+            let path = server
+                .state_dir
+                .join("dkim")
+                .join(&name.ascii)
+                .join(format!("{sel}.key"));
+            if !generate && !cx.options.offline && !path.exists() {
+                cx.diags.push(
+                    Diag::warning(
+                        Code::DkimKeyNotGenerated,
+                        format!("DKIM key for selector `{sel}` of {} has not been generated yet", name.unicode),
+                    )
+                    .label(k.span, format!("expects {}", path.display()))
+                    .help("run `mailc dkim keygen CONFIG`, then publish the record `mailc dns` prints"),
+                );
+            }
+            path
+        }
+    }
 }
 
 fn spf(d: &Domain, cx: &mut Cx<'_>) -> SpfPolicy {

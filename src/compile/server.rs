@@ -9,8 +9,8 @@ use super::{Cx, defaults as def, secrets};
 use crate::addr;
 use crate::diag::{Code, Diag};
 use crate::ipnet::Network;
-use crate::spec::ast::Config;
-use crate::spec::source::Spanned;
+use crate::spec::ast::{Config, Listener, TlsCert};
+use crate::spec::source::{Span, Spanned};
 use crate::tables::{
     Action, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind, ListenerTable,
     LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
@@ -45,39 +45,11 @@ fn action(v: &Option<Spanned<&'static str>>, default: Action) -> Action {
 }
 
 pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
-    let hostname = cfg.hostname.as_ref().and_then(|h| {
-        match addr::normalize_domain(&h.value) {
-            Ok(d) if addr::is_fqdn(&d.ascii) => Some(d.ascii),
-            Ok(d) => {
-                cx.diags.push(
-                    Diag::error(
-                        Code::HostnameInvalid,
-                        format!("hostname `{}` is not fully qualified", h.value),
-                    )
-                    .label(h.span, "needs a domain part")
-                    .help(format!(
-                        "use the full name other servers reach this host by, e.g. \"mail.{}.example\"",
-                        d.ascii
-                    )),
-                );
-                None
-            }
-            Err(e) => {
-                cx.diags.push(
-                    Diag::error(Code::HostnameInvalid, format!("hostname `{}`: {e}", h.value))
-                        .label(h.span, "not a valid host name")
-                        .help("the hostname is a DNS name such as \"mail.example.com\""),
-                );
-                None
-            }
-        }
-    });
-
+    let hostname = hostname(cfg, cx);
     let state_dir = cfg
         .state
         .as_ref()
         .map_or_else(|| PathBuf::from(def::STATE_DIR), |s| s.value.clone());
-
     let limits = Limits {
         max_connections: or(&cfg.limits.max_connections, def::MAX_CONNECTIONS),
         max_connections_per_ip: or(
@@ -88,14 +60,66 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         auth_failures: or(&cfg.limits.auth_failures, def::AUTH_FAILURES),
         auth_lockout_secs: or(&cfg.limits.auth_lockout, def::AUTH_LOCKOUT_SECS),
     };
-
     let certificates = certificates(cfg, hostname.as_deref(), &state_dir, cx);
     let listeners = listeners(cfg, !certificates.is_empty(), &limits, cx);
+    let timeouts = timeouts(&cfg.timeouts, cx);
+    Server {
+        hostname,
+        state_dir,
+        public_ips: cfg.public_ips.iter().map(|s| s.value).collect(),
+        log: LogTable {
+            level: or(&cfg.log.level, def::LOG_LEVEL).to_string(),
+            format: or(&cfg.log.format, def::LOG_FORMAT).to_string(),
+        },
+        certificates,
+        listeners,
+        trusted_networks: cfg.trusted_networks.iter().map(|s| s.value).collect(),
+        inbound: inbound_policy(&cfg.inbound),
+        submission: submission_policy(&cfg.submission),
+        limits,
+        timeouts,
+        relay_host: relay_host(cfg, cx),
+    }
+}
 
-    let t = &cfg.timeouts;
-    // IMAP sessions are never cut before the RFC minimum (clients re-issue
-    // IDLE every 29 minutes and expect to stay connected): shorter values
-    // are raised here, with a warning. The others are used as written.
+/// The server's own name, in ASCII; it must be fully qualified.
+fn hostname(cfg: &Config, cx: &mut Cx<'_>) -> Option<String> {
+    let h = cfg.hostname.as_ref()?;
+    match addr::normalize_domain(&h.value) {
+        Ok(d) if addr::is_fqdn(&d.ascii) => Some(d.ascii),
+        Ok(d) => {
+            cx.diags.push(
+                Diag::error(
+                    Code::HostnameInvalid,
+                    format!("hostname `{}` is not fully qualified", h.value),
+                )
+                .label(h.span, "needs a domain part")
+                .help(format!(
+                    "use the full name other servers reach this host by, e.g. \"mail.{}.example\"",
+                    d.ascii
+                )),
+            );
+            None
+        }
+        Err(e) => {
+            cx.diags.push(
+                Diag::error(
+                    Code::HostnameInvalid,
+                    format!("hostname `{}`: {e}", h.value),
+                )
+                .label(h.span, "not a valid host name")
+                .help("the hostname is a DNS name such as \"mail.example.com\""),
+            );
+            None
+        }
+    }
+}
+
+/// The protocol timeouts. IMAP sessions are never cut before the RFC
+/// minimum (clients re-issue IDLE every 29 minutes and expect to stay
+/// connected): shorter values are raised here, with a warning. The others
+/// are used as written.
+fn timeouts(t: &crate::spec::ast::Timeouts, cx: &mut Cx<'_>) -> Timeouts {
     for (v, min, rfc, raised) in [
         (
             &t.smtp_command,
@@ -116,35 +140,40 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         if let Some(v) = v
             && v.value < min
         {
-            let min_text = crate::spec::value::format_duration(min);
-            let d = Diag::warning(
-                Code::TimeoutBelowRfc,
-                format!(
-                    "timeout of {} is below the {min_text} that {rfc} asks servers to allow",
-                    crate::spec::value::format_duration(v.value),
-                ),
-            )
-            .label(v.span, "shorter than the RFC minimum");
-            cx.diags.push(if raised {
-                d.help(format!(
-                    "IMAP sessions always get at least {min_text}: {min_text} is used"
-                ))
-            } else {
-                d.help("slow but legitimate clients will be cut off; raise it unless you know why")
-            });
+            cx.diags.push(timeout_below_rfc(v, min, rfc, raised));
         }
     }
-    let timeouts = Timeouts {
+    Timeouts {
         smtp_command_secs: or(&t.smtp_command, def::SMTP_COMMAND_SECS),
         smtp_data_secs: or(&t.smtp_data, def::SMTP_DATA_SECS),
         imap_secs: or(&t.imap, def::IMAP_SECS).max(def::RFC_MIN_IMAP_SECS),
         imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS).max(def::RFC_MIN_IMAP_SECS),
         pop3_secs: or(&t.pop3, def::POP3_SECS),
         shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
-    };
+    }
+}
 
-    let i = &cfg.inbound;
-    let inbound = InboundPolicy {
+fn timeout_below_rfc(v: &Spanned<u64>, min: u64, rfc: &str, raised: bool) -> Diag {
+    let min_text = crate::spec::value::format_duration(min);
+    let d = Diag::warning(
+        Code::TimeoutBelowRfc,
+        format!(
+            "timeout of {} is below the {min_text} that {rfc} asks servers to allow",
+            crate::spec::value::format_duration(v.value),
+        ),
+    )
+    .label(v.span, "shorter than the RFC minimum");
+    if raised {
+        d.help(format!(
+            "IMAP sessions always get at least {min_text}: {min_text} is used"
+        ))
+    } else {
+        d.help("slow but legitimate clients will be cut off; raise it unless you know why")
+    }
+}
+
+fn inbound_policy(i: &crate::spec::ast::Inbound) -> InboundPolicy {
+    InboundPolicy {
         max_message_size: or(&i.max_message_size, def::MAX_MESSAGE_SIZE),
         max_recipients: or(&i.max_recipients, def::MAX_RECIPIENTS),
         spf_fail: action(&i.spf_fail, def::SPF_FAIL),
@@ -152,32 +181,16 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         dkim_fail: action(&i.dkim_fail, def::DKIM_FAIL),
         dmarc_reject: action(&i.dmarc_reject, def::DMARC_REJECT),
         dmarc_quarantine: action(&i.dmarc_quarantine, def::DMARC_QUARANTINE),
-    };
-    let s = &cfg.submission;
-    let submission = SubmissionPolicy {
+    }
+}
+
+fn submission_policy(s: &crate::spec::ast::Submission) -> SubmissionPolicy {
+    SubmissionPolicy {
         auth_required: or(&s.auth_required, def::SUBMISSION_AUTH_REQUIRED),
         sender_must_own: or(&s.sender_must_own, def::SUBMISSION_SENDER_MUST_OWN),
         strip_client_ip: or(&s.strip_client_ip, def::SUBMISSION_STRIP_CLIENT_IP),
         max_message_size: or(&s.max_message_size, def::MAX_MESSAGE_SIZE),
         max_recipients: or(&s.max_recipients, def::MAX_RECIPIENTS),
-    };
-
-    Server {
-        hostname,
-        state_dir,
-        public_ips: cfg.public_ips.iter().map(|s| s.value).collect(),
-        log: LogTable {
-            level: or(&cfg.log.level, def::LOG_LEVEL).to_string(),
-            format: or(&cfg.log.format, def::LOG_FORMAT).to_string(),
-        },
-        certificates,
-        listeners,
-        trusted_networks: cfg.trusted_networks.iter().map(|s| s.value).collect(),
-        inbound,
-        submission,
-        limits,
-        timeouts,
-        relay_host: relay_host(cfg, cx),
     }
 }
 
@@ -189,120 +202,16 @@ fn certificates(
 ) -> Vec<Certificate> {
     let mut out: Vec<Certificate> = Vec::new();
     let mut names_seen: Vec<Spanned<String>> = Vec::new();
-    let mut self_signed_seen: Option<crate::spec::source::Span> = None;
+    let mut self_signed_seen: Option<Span> = None;
     let mut default_seen = false;
     for t in &cfg.tls {
-        let mut names = Vec::new();
-        for n in &t.names {
-            let (wild, rest) = match n.value.strip_prefix("*.") {
-                Some(rest) => (true, rest),
-                None => (false, n.value.as_str()),
-            };
-            match addr::normalize_domain(rest) {
-                Ok(d) => {
-                    let name = if wild {
-                        format!("*.{}", d.ascii)
-                    } else {
-                        d.ascii
-                    };
-                    if let Some(prev) = names_seen.iter().find(|p| p.value == name) {
-                        cx.diags.push(
-                            Diag::error(
-                                Code::TlsDuplicateName,
-                                format!("two certificates are selected by `{name}`"),
-                            )
-                            .label(n.span, "named again here")
-                            .label(prev.span, "first named here")
-                            .help("each SNI name selects exactly one certificate"),
-                        );
-                    } else {
-                        names_seen.push(Spanned::new(name.clone(), n.span));
-                        names.push(name);
-                    }
-                }
-                Err(e) => cx.diags.push(
-                    Diag::error(Code::DomainInvalid, format!("SNI name `{}`: {e}", n.value))
-                        .label(n.span, "not a host name")
-                        .help("SNI names are host names, optionally starting with `*.`"),
-                ),
-            }
-        }
-        let self_signed = t.self_signed.as_ref().is_some_and(|s| s.value);
-        let source = if self_signed {
-            if let Some(f) = t.cert.as_ref().or(t.key.as_ref()) {
-                cx.diags.push(
-                    Diag::error(
-                        Code::TlsConflict,
-                        "a certificate cannot be both self-signed and read from files",
-                    )
-                    .label(f.span, "certificate file given")
-                    .label(
-                        t.self_signed.as_ref().map_or(t.span, |s| s.span),
-                        "self-signed requested",
-                    )
-                    .help(
-                        "drop `self-signed=#true` for a real certificate, or drop `cert=`/`key=`",
-                    ),
-                );
-                continue;
-            }
-            if let Some(prev) = self_signed_seen {
-                cx.diags.push(
-                    Diag::error(Code::TlsConflict, "more than one self-signed certificate")
-                        .label(t.span, "second self-signed certificate")
-                        .label(prev, "first one")
-                        .help("one development certificate covers every name; remove the second"),
-                );
-                continue;
-            }
-            self_signed_seen = Some(t.span);
-            cx.diags.push(
-                Diag::warning(
-                    Code::TlsSelfSigned,
-                    "TLS uses a self-signed certificate: for development only",
-                )
-                .label(t.self_signed.as_ref().map_or(t.span, |s| s.span), "self-signed")
-                .help("clients and other servers will not trust it; use a real certificate (e.g. from ACME) in production"),
-            );
-            let dir = state_dir.join("tls");
-            let mut subject_names: Vec<String> = hostname.into_iter().map(str::to_string).collect();
-            subject_names.extend(names.iter().cloned());
-            subject_names.extend(def::SELF_SIGNED_EXTRA_NAMES.iter().map(|s| s.to_string()));
-            subject_names.dedup();
-            CertSource::SelfSigned {
-                cert: dir.join("selfsigned.pem"),
-                key: dir.join("selfsigned.key"),
-                subject_names,
-            }
+        let names = sni_names(t, &mut names_seen, cx);
+        let source = if t.self_signed.as_ref().is_some_and(|s| s.value) {
+            self_signed_source(t, &names, hostname, state_dir, &mut self_signed_seen, cx)
         } else {
-            match (&t.cert, &t.key) {
-                (Some(c), Some(k)) => {
-                    secrets::check_file(c, false, "certificate", cx);
-                    secrets::check_file(k, true, "TLS private key", cx);
-                    CertSource::Files {
-                        cert: c.value.clone(),
-                        key: k.value.clone(),
-                    }
-                }
-                (Some(only), None) | (None, Some(only)) => {
-                    let missing = if t.cert.is_some() { "key" } else { "cert" };
-                    cx.diags.push(
-                        Diag::error(Code::TlsIncomplete, format!("`tls` is missing `{missing}=`"))
-                            .label(only.span, format!("needs a matching `{missing}=`"))
-                            .help("a certificate needs both `cert=` (PEM chain) and `key=` (PEM private key)"),
-                    );
-                    continue;
-                }
-                (None, None) => {
-                    cx.diags.push(
-                        Diag::error(Code::TlsIncomplete, "`tls` names no certificate")
-                            .label(t.span, "no cert=, key= or self-signed=#true")
-                            .help("write `tls cert=\"fullchain.pem\" key=\"key.pem\"`, or `tls self-signed=#true` for development"),
-                    );
-                    continue;
-                }
-            }
+            file_source(t, cx)
         };
+        let Some(source) = source else { continue };
         let is_default = names.is_empty() && !default_seen;
         default_seen |= is_default;
         out.push(Certificate {
@@ -319,181 +228,181 @@ fn certificates(
     out
 }
 
+/// The SNI names of one certificate in ASCII (`*.` kept); a name that
+/// already selects another certificate is an error.
+fn sni_names(t: &TlsCert, names_seen: &mut Vec<Spanned<String>>, cx: &mut Cx<'_>) -> Vec<String> {
+    let mut names = Vec::new();
+    for n in &t.names {
+        let (wild, rest) = match n.value.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, n.value.as_str()),
+        };
+        let d = match addr::normalize_domain(rest) {
+            Ok(d) => d,
+            Err(e) => {
+                cx.diags.push(
+                    Diag::error(Code::DomainInvalid, format!("SNI name `{}`: {e}", n.value))
+                        .label(n.span, "not a host name")
+                        .help("SNI names are host names, optionally starting with `*.`"),
+                );
+                continue;
+            }
+        };
+        let name = if wild {
+            format!("*.{}", d.ascii)
+        } else {
+            d.ascii
+        };
+        if let Some(prev) = names_seen.iter().find(|p| p.value == name) {
+            cx.diags.push(
+                Diag::error(
+                    Code::TlsDuplicateName,
+                    format!("two certificates are selected by `{name}`"),
+                )
+                .label(n.span, "named again here")
+                .label(prev.span, "first named here")
+                .help("each SNI name selects exactly one certificate"),
+            );
+        } else {
+            names_seen.push(Spanned::new(name.clone(), n.span));
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// A development certificate made at start-up for the hostname, the SNI
+/// names and the local names. Only one, and never mixed with files.
+fn self_signed_source(
+    t: &TlsCert,
+    names: &[String],
+    hostname: Option<&str>,
+    state_dir: &std::path::Path,
+    self_signed_seen: &mut Option<Span>,
+    cx: &mut Cx<'_>,
+) -> Option<CertSource> {
+    let self_signed_at = t.self_signed.as_ref().map_or(t.span, |s| s.span);
+    if let Some(f) = t.cert.as_ref().or(t.key.as_ref()) {
+        cx.diags.push(
+            Diag::error(
+                Code::TlsConflict,
+                "a certificate cannot be both self-signed and read from files",
+            )
+            .label(f.span, "certificate file given")
+            .label(self_signed_at, "self-signed requested")
+            .help("drop `self-signed=#true` for a real certificate, or drop `cert=`/`key=`"),
+        );
+        return None;
+    }
+    if let Some(prev) = *self_signed_seen {
+        cx.diags.push(
+            Diag::error(Code::TlsConflict, "more than one self-signed certificate")
+                .label(t.span, "second self-signed certificate")
+                .label(prev, "first one")
+                .help("one development certificate covers every name; remove the second"),
+        );
+        return None;
+    }
+    *self_signed_seen = Some(t.span);
+    cx.diags.push(
+        Diag::warning(
+            Code::TlsSelfSigned,
+            "TLS uses a self-signed certificate: for development only",
+        )
+        .label(self_signed_at, "self-signed")
+        .help("clients and other servers will not trust it; use a real certificate (e.g. from ACME) in production"),
+    );
+    let dir = state_dir.join("tls");
+    let mut subject_names: Vec<String> = hostname.into_iter().map(str::to_string).collect();
+    subject_names.extend(names.iter().cloned());
+    subject_names.extend(def::SELF_SIGNED_EXTRA_NAMES.iter().map(|s| s.to_string()));
+    subject_names.dedup();
+    Some(CertSource::SelfSigned {
+        cert: dir.join("selfsigned.pem"),
+        key: dir.join("selfsigned.key"),
+        subject_names,
+    })
+}
+
+/// A certificate read from `cert=` and `key=`, which come together.
+fn file_source(t: &TlsCert, cx: &mut Cx<'_>) -> Option<CertSource> {
+    match (&t.cert, &t.key) {
+        (Some(c), Some(k)) => {
+            secrets::check_file(c, false, "certificate", cx);
+            secrets::check_file(k, true, "TLS private key", cx);
+            Some(CertSource::Files {
+                cert: c.value.clone(),
+                key: k.value.clone(),
+            })
+        }
+        (Some(only), None) | (None, Some(only)) => {
+            let missing = if t.cert.is_some() { "key" } else { "cert" };
+            cx.diags.push(
+                Diag::error(
+                    Code::TlsIncomplete,
+                    format!("`tls` is missing `{missing}=`"),
+                )
+                .label(only.span, format!("needs a matching `{missing}=`"))
+                .help("a certificate needs both `cert=` (PEM chain) and `key=` (PEM private key)"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.diags.push(
+                Diag::error(Code::TlsIncomplete, "`tls` names no certificate")
+                    .label(t.span, "no cert=, key= or self-signed=#true")
+                    .help("write `tls cert=\"fullchain.pem\" key=\"key.pem\"`, or `tls self-signed=#true` for development"),
+            );
+            None
+        }
+    }
+}
+
 fn listeners(
     cfg: &Config,
     have_certs: bool,
     limits: &Limits,
     cx: &mut Cx<'_>,
 ) -> Vec<ListenerTable> {
-    let mut out: Vec<(ListenerTable, crate::spec::source::Span)> = Vec::new();
+    let mut out: Vec<(ListenerTable, Span)> = Vec::new();
     for l in &cfg.listeners {
         let Some(kind) = ListenerKind::parse(l.kind.value) else {
             continue;
         };
-        let addr: SocketAddr = l.addr.value;
-        if let Some((_, prev)) = out.iter().find(|(o, _)| {
-            // Port 0 (tests) binds a free port each time; only the same
-            // kind on the same IP would be ambiguous.
-            if addr.port() == 0 {
-                o.address == addr && o.kind == kind
-            } else {
-                conflicts(o.address, addr)
-            }
-        }) {
-            let same = cfg
-                .listeners
-                .iter()
-                .find(|x| x.span == *prev)
-                .is_some_and(|x| x.addr.value == addr);
-            cx.diags.push(
-                Diag::error(
-                    Code::ListenerDuplicate,
-                    if same {
-                        format!("two listeners on {addr}")
-                    } else {
-                        format!("{addr} overlaps another listener on the same port")
-                    },
-                )
-                .label(l.addr.span, "bound again here")
-                .label(*prev, "already bound here")
-                .help("every listener needs its own IP:PORT; a wildcard address (0.0.0.0 or [::]) covers all addresses of its family"),
-            );
+        if let Some(prev) = bound_already(&out, l.addr.value, kind) {
+            cx.diags.push(listener_conflict(cfg, l, prev));
             continue;
         }
-        let starttls_capable = matches!(
-            kind,
-            ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::Imap | ListenerKind::Pop3
-        );
-        if let Some(s) = &l.starttls
-            && !starttls_capable
-        {
-            cx.diags.push(
-                Diag::error(
-                    Code::ListenerOption,
-                    format!("`starttls` does not apply to a {} listener", kind.as_str()),
-                )
-                .label(s.span, "not applicable")
-                .help(if kind == ListenerKind::Lmtp {
-                    "LMTP is plain; keep it on loopback"
-                } else {
-                    "this kind is TLS from the first byte"
-                }),
-            );
-        }
-        if let Some(a) = &l.auth
-            && kind != ListenerKind::Smtp
-        {
-            cx.diags.push(
-                Diag::error(
-                    Code::ListenerOption,
-                    format!("`auth` does not apply to a {} listener", kind.as_str()),
-                )
-                .label(a.span, "not applicable")
-                .help(if kind == ListenerKind::Lmtp {
-                    "LMTP never authenticates"
-                } else {
-                    "this kind always offers authentication (after TLS)"
-                }),
-            );
-        }
-        let tls = match kind {
-            ListenerKind::Submissions | ListenerKind::Imaps | ListenerKind::Pop3s => {
-                TlsMode::Implicit
-            }
-            ListenerKind::Lmtp => TlsMode::None,
-            _ => {
-                if l.starttls.as_ref().is_none_or(|s| s.value) {
-                    TlsMode::Starttls
-                } else {
-                    TlsMode::None
-                }
-            }
-        };
-        let offers_auth = match kind {
-            ListenerKind::Lmtp => false,
-            ListenerKind::Smtp => l.auth.as_ref().is_some_and(|a| a.value),
-            _ => true,
-        };
-        let insecure = l.insecure_plaintext_auth.as_ref().is_some_and(|v| v.value);
-        let auth = if !offers_auth {
-            AuthMode::None
-        } else if insecure && tls != TlsMode::Implicit {
-            cx.diags.push(
-                Diag::warning(
-                    Code::AuthPlaintext,
-                    format!("{} listener on {addr} accepts passwords without TLS", kind.as_str()),
-                )
-                .label(
-                    l.insecure_plaintext_auth.as_ref().map_or(l.span, |s| s.span),
-                    "insecure override",
-                )
-                .help("anyone on the network path can read these passwords; use only on loopback behind a local proxy"),
-            );
-            AuthMode::Plaintext
-        } else if tls == TlsMode::None {
-            let at = l.starttls.as_ref().map_or(l.kind.span, |s| s.span);
-            cx.diags.push(
-                Diag::error(
-                    Code::AuthPlaintext,
-                    format!(
-                        "{} listener on {addr} would accept passwords over an unencrypted connection",
-                        kind.as_str()
-                    ),
-                )
-                .label(at, "no TLS on this listener")
-                .label(l.kind.span, "this kind authenticates users")
-                .help("keep STARTTLS on (remove `starttls=#false`), or use the implicit-TLS kind (submissions, imaps, pop3s)"),
-            );
-            AuthMode::None
-        } else {
-            AuthMode::AfterTls
-        };
+        check_listener_options(l, kind, cx);
+        let tls = tls_mode(l, kind);
+        let auth = auth_mode(l, kind, tls, cx);
         if tls != TlsMode::None && !have_certs {
             cx.diags.push(
                 Diag::error(
                     Code::TlsMissingCertificate,
-                    format!("{} listener on {addr} needs a TLS certificate", kind.as_str()),
+                    format!("{} listener on {} needs a TLS certificate", kind.as_str(), l.addr.value),
                 )
                 .label(l.kind.span, "needs TLS")
                 .help("add `tls cert=\"/path/fullchain.pem\" key=\"/path/key.pem\"`, or `tls self-signed=#true` for development"),
             );
         }
-        if kind == ListenerKind::Lmtp && !addr.ip().is_loopback() {
+        if kind == ListenerKind::Lmtp && !l.addr.value.ip().is_loopback() {
             cx.diags.push(
                 Diag::warning(
                     Code::ListenerLmtpPublic,
-                    format!("LMTP listens on {addr}, which is not loopback"),
+                    format!("LMTP listens on {}, which is not loopback", l.addr.value),
                 )
                 .label(l.addr.span, "reachable from the network")
                 .help("LMTP has no authentication: anyone who can connect can deliver local mail; bind it to 127.0.0.1"),
             );
         }
-        out.push((
-            ListenerTable {
-                kind,
-                address: addr,
-                tls,
-                auth,
-                max_connections: l
-                    .max_connections
-                    .as_ref()
-                    .map_or(limits.max_connections, |v| v.value),
-                // The server-wide cap per client holds on every listener.
-                max_connections_per_ip: l
-                    .max_connections_per_ip
-                    .as_ref()
-                    .map_or(limits.max_connections_per_ip, |v| v.value)
-                    .min(limits.max_connections_per_ip),
-                max_errors: max_errors(kind, limits.max_errors),
-            },
-            l.span,
-        ));
+        out.push((listener_table(l, kind, tls, auth, limits), l.span));
     }
     if cfg.listeners.is_empty() {
-        let at = cfg.hostname.as_ref().map_or(
-            crate::spec::source::Span::new(crate::spec::source::FileId(0), 0, 0),
-            |h| h.span,
-        );
+        let at = cfg
+            .hostname
+            .as_ref()
+            .map_or(Span::new(crate::spec::source::FileId(0), 0, 0), |h| h.span);
         let d = Diag::warning(Code::ListenerNone, "no listeners configured")
             .label(at, "this server listens nowhere");
         cx.diags.push(
@@ -505,6 +414,173 @@ fn listeners(
         (a.address.ip(), a.address.port(), a.kind).cmp(&(b.address.ip(), b.address.port(), b.kind))
     });
     tables
+}
+
+/// The listener already bound where this one would bind, if any.
+fn bound_already(
+    out: &[(ListenerTable, Span)],
+    addr: SocketAddr,
+    kind: ListenerKind,
+) -> Option<Span> {
+    out.iter()
+        .find(|(o, _)| {
+            // Port 0 (tests) binds a free port each time; only the same
+            // kind on the same IP would be ambiguous.
+            if addr.port() == 0 {
+                o.address == addr && o.kind == kind
+            } else {
+                conflicts(o.address, addr)
+            }
+        })
+        .map(|(_, span)| *span)
+}
+
+fn listener_conflict(cfg: &Config, l: &Listener, prev: Span) -> Diag {
+    let addr = l.addr.value;
+    let same = cfg
+        .listeners
+        .iter()
+        .find(|x| x.span == prev)
+        .is_some_and(|x| x.addr.value == addr);
+    Diag::error(
+        Code::ListenerDuplicate,
+        if same {
+            format!("two listeners on {addr}")
+        } else {
+            format!("{addr} overlaps another listener on the same port")
+        },
+    )
+    .label(l.addr.span, "bound again here")
+    .label(prev, "already bound here")
+    .help("every listener needs its own IP:PORT; a wildcard address (0.0.0.0 or [::]) covers all addresses of its family")
+}
+
+/// `starttls=` only on kinds that can upgrade, `auth=` only on smtp (the
+/// others decide authentication by their kind).
+fn check_listener_options(l: &Listener, kind: ListenerKind, cx: &mut Cx<'_>) {
+    let starttls_capable = matches!(
+        kind,
+        ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::Imap | ListenerKind::Pop3
+    );
+    if let Some(s) = &l.starttls
+        && !starttls_capable
+    {
+        cx.diags.push(
+            Diag::error(
+                Code::ListenerOption,
+                format!("`starttls` does not apply to a {} listener", kind.as_str()),
+            )
+            .label(s.span, "not applicable")
+            .help(if kind == ListenerKind::Lmtp {
+                "LMTP is plain; keep it on loopback"
+            } else {
+                "this kind is TLS from the first byte"
+            }),
+        );
+    }
+    if let Some(a) = &l.auth
+        && kind != ListenerKind::Smtp
+    {
+        cx.diags.push(
+            Diag::error(
+                Code::ListenerOption,
+                format!("`auth` does not apply to a {} listener", kind.as_str()),
+            )
+            .label(a.span, "not applicable")
+            .help(if kind == ListenerKind::Lmtp {
+                "LMTP never authenticates"
+            } else {
+                "this kind always offers authentication (after TLS)"
+            }),
+        );
+    }
+}
+
+/// Implicit TLS for the `-s` kinds, none for LMTP, STARTTLS for the others
+/// unless turned off.
+fn tls_mode(l: &Listener, kind: ListenerKind) -> TlsMode {
+    match kind {
+        ListenerKind::Submissions | ListenerKind::Imaps | ListenerKind::Pop3s => TlsMode::Implicit,
+        ListenerKind::Lmtp => TlsMode::None,
+        _ => {
+            if l.starttls.as_ref().is_none_or(|s| s.value) {
+                TlsMode::Starttls
+            } else {
+                TlsMode::None
+            }
+        }
+    }
+}
+
+/// Passwords travel only inside TLS: a listener that would take them in
+/// the clear is an error, unless the loudly named override allows it.
+fn auth_mode(l: &Listener, kind: ListenerKind, tls: TlsMode, cx: &mut Cx<'_>) -> AuthMode {
+    let addr = l.addr.value;
+    let offers_auth = match kind {
+        ListenerKind::Lmtp => false,
+        ListenerKind::Smtp => l.auth.as_ref().is_some_and(|a| a.value),
+        _ => true,
+    };
+    let insecure = l.insecure_plaintext_auth.as_ref().is_some_and(|v| v.value);
+    if !offers_auth {
+        AuthMode::None
+    } else if insecure && tls != TlsMode::Implicit {
+        cx.diags.push(
+            Diag::warning(
+                Code::AuthPlaintext,
+                format!("{} listener on {addr} accepts passwords without TLS", kind.as_str()),
+            )
+            .label(
+                l.insecure_plaintext_auth.as_ref().map_or(l.span, |s| s.span),
+                "insecure override",
+            )
+            .help("anyone on the network path can read these passwords; use only on loopback behind a local proxy"),
+        );
+        AuthMode::Plaintext
+    } else if tls == TlsMode::None {
+        let at = l.starttls.as_ref().map_or(l.kind.span, |s| s.span);
+        cx.diags.push(
+            Diag::error(
+                Code::AuthPlaintext,
+                format!(
+                    "{} listener on {addr} would accept passwords over an unencrypted connection",
+                    kind.as_str()
+                ),
+            )
+            .label(at, "no TLS on this listener")
+            .label(l.kind.span, "this kind authenticates users")
+            .help("keep STARTTLS on (remove `starttls=#false`), or use the implicit-TLS kind (submissions, imaps, pop3s)"),
+        );
+        AuthMode::None
+    } else {
+        AuthMode::AfterTls
+    }
+}
+
+fn listener_table(
+    l: &Listener,
+    kind: ListenerKind,
+    tls: TlsMode,
+    auth: AuthMode,
+    limits: &Limits,
+) -> ListenerTable {
+    ListenerTable {
+        kind,
+        address: l.addr.value,
+        tls,
+        auth,
+        max_connections: l
+            .max_connections
+            .as_ref()
+            .map_or(limits.max_connections, |v| v.value),
+        // The server-wide cap per client holds on every listener.
+        max_connections_per_ip: l
+            .max_connections_per_ip
+            .as_ref()
+            .map_or(limits.max_connections_per_ip, |v| v.value)
+            .min(limits.max_connections_per_ip),
+        max_errors: max_errors(kind, limits.max_errors),
+    }
 }
 
 /// Errors a session on a listener of this kind may make before it is closed.

@@ -308,166 +308,9 @@ pub async fn plan(
     let mut domains = Vec::new();
     let mut summary = Summary::default();
     for zone in zones {
-        let mut changes = Vec::new();
-        let mut problems = Vec::new();
-        // Group wanted records by (name, type).
-        let mut groups: BTreeMap<(String, String), Vec<&Data>> = BTreeMap::new();
-        for rec in &zone.records {
-            groups
-                .entry((rec.name.clone(), rec.data.rtype().to_string()))
-                .or_default()
-                .push(&rec.data);
-        }
-        for ((name, rt), wanted) in &groups {
-            let rtype = rtype_of(wanted[0]);
-            let live: Vec<Data> = query(r, name, rtype)
-                .await?
-                .iter()
-                .filter_map(live_data)
-                .collect();
-            let live: Vec<Data> = match wanted[0] {
-                Data::Txt(w) => live
-                    .into_iter()
-                    .filter(|l| matches!(l, Data::Txt(t) if same_kind(name, w, t)))
-                    .collect(),
-                _ => live,
-            };
-            let want_set: BTreeSet<String> = wanted.iter().map(|d| meaning(name, d)).collect();
-            let live_set: BTreeSet<String> = live.iter().map(|d| meaning(name, d)).collect();
-            let single_txt = matches!(wanted[0], Data::Txt(_));
-            let action = if live.is_empty() {
-                Action::Add
-            } else if single_txt && live.len() > 1 {
-                // Two SPF or DMARC records are an error in themselves: keep the
-                // right one (if any), remove the rest.
-                let kind = if name.starts_with("_dmarc.") {
-                    "DMARC"
-                } else if name.contains("._domainkey.") {
-                    "DKIM"
-                } else {
-                    "SPF"
-                };
-                problems.push(Problem {
-                    name: name.clone(),
-                    message: format!("{} {kind} records: receivers treat this as an error (RFC 7208 §4.5, RFC 7489 §6.6.3)", live.len()),
-                });
-                let keep = live
-                    .iter()
-                    .position(|l| want_set.contains(&meaning(name, l)));
-                for (i, l) in live.iter().enumerate() {
-                    if Some(i) != keep && (keep.is_some() || i > 0) {
-                        changes.push(Change {
-                            action: Action::Remove,
-                            name: name.clone(),
-                            rtype: rt.clone(),
-                            wanted: Vec::new(),
-                            live: vec![show(l)],
-                            note: Some(format!("duplicate {kind} record")),
-                        });
-                    }
-                }
-                if keep.is_some() {
-                    Action::Same
-                } else {
-                    Action::Change
-                }
-            } else if want_set == live_set {
-                Action::Same
-            } else {
-                Action::Change
-            };
-            if name.contains("._domainkey.") && action == Action::Change {
-                problems.push(Problem {
-                    name: name.clone(),
-                    message:
-                        "the published DKIM key does not match the local key: signatures will fail"
-                            .into(),
-                });
-            }
-            if name.starts_with("_dmarc.") {
-                for l in &live {
-                    if let Data::Txt(t) = l
-                        && dmarc_norm(t).is_none()
-                    {
-                        problems.push(Problem {
-                            name: name.clone(),
-                            message: format!(
-                                "malformed DMARC record \"{t}\" (needs v=DMARC1 and a valid p=)"
-                            ),
-                        });
-                    }
-                }
-            }
-            if rt == "MX" {
-                for l in &live {
-                    if let Data::Mx { host, .. } = l {
-                        check_mx_target(r, host, &mut problems).await?;
-                    }
-                }
-            }
-            if rt == "TXT"
-                && wanted
-                    .iter()
-                    .any(|w| matches!(w, Data::Txt(t) if t.starts_with("v=spf1")))
-            {
-                for l in &live {
-                    if let Data::Txt(t) = l {
-                        let mut budget = 30;
-                        let n = spf_lookups(r, t, 0, &mut budget).await?;
-                        if n > 10 {
-                            problems.push(Problem {
-                                name: name.clone(),
-                                message: format!("the SPF record needs {n} DNS lookups; more than 10 is a permanent error (RFC 7208 §4.6.4)"),
-                            });
-                        }
-                    }
-                }
-            }
-            changes.push(Change {
-                action,
-                name: name.clone(),
-                rtype: rt.clone(),
-                wanted: wanted.iter().map(|d| show(d)).collect(),
-                live: live.iter().map(show).collect(),
-                note: None,
-            });
-        }
-        // Stale records mailc owns: retired DKIM selectors still published.
-        for (domain, sel) in retired.iter().filter(|(d, _)| *d == zone.origin) {
-            let name = format!("{sel}._domainkey.{domain}.");
-            let live = query(r, &name, RecordType::TXT).await?;
-            if !live.is_empty() {
-                changes.push(Change {
-                    action: Action::Remove,
-                    name,
-                    rtype: "TXT".into(),
-                    wanted: Vec::new(),
-                    live: live
-                        .iter()
-                        .filter_map(txt_of)
-                        .map(|t| super::zone::txt_strings(&t))
-                        .collect(),
-                    note: Some(
-                        "retired DKIM selector (its key file is still in the state directory)"
-                            .into(),
-                    ),
-                });
-            }
-        }
-        for c in &changes {
-            match c.action {
-                Action::Add => summary.add += 1,
-                Action::Change => summary.change += 1,
-                Action::Remove => summary.remove += 1,
-                Action::Same => summary.same += 1,
-            }
-        }
-        summary.problems += problems.len();
-        domains.push(DomainPlan {
-            domain: zone.origin.clone(),
-            changes,
-            problems,
-        });
+        let domain = plan_zone(zone, retired, r).await?;
+        summary.count(&domain);
+        domains.push(domain);
     }
     Ok(Plan {
         format: 1,
@@ -476,6 +319,267 @@ pub async fn plan(
         summary,
         domains,
     })
+}
+
+impl Summary {
+    fn count(&mut self, domain: &DomainPlan) {
+        for c in &domain.changes {
+            match c.action {
+                Action::Add => self.add += 1,
+                Action::Change => self.change += 1,
+                Action::Remove => self.remove += 1,
+                Action::Same => self.same += 1,
+            }
+        }
+        self.problems += domain.problems.len();
+    }
+}
+
+/// One zone: each wanted RRset against its live counterpart, then the
+/// retired DKIM selectors still published.
+async fn plan_zone(
+    zone: &Zone,
+    retired: &[(String, String)],
+    r: &TokioResolver,
+) -> Result<DomainPlan, DnsError> {
+    let mut plan = DomainPlan {
+        domain: zone.origin.clone(),
+        changes: Vec::new(),
+        problems: Vec::new(),
+    };
+    for ((name, rt), wanted) in &wanted_rrsets(zone) {
+        plan_rrset(r, name, rt, wanted, &mut plan).await?;
+    }
+    plan_retired_selectors(r, zone, retired, &mut plan.changes).await?;
+    Ok(plan)
+}
+
+/// Wanted records grouped by (name, type), in name order.
+fn wanted_rrsets(zone: &Zone) -> BTreeMap<(String, String), Vec<&Data>> {
+    let mut groups: BTreeMap<(String, String), Vec<&Data>> = BTreeMap::new();
+    for rec in &zone.records {
+        groups
+            .entry((rec.name.clone(), rec.data.rtype().to_string()))
+            .or_default()
+            .push(&rec.data);
+    }
+    groups
+}
+
+/// One wanted RRset: what to do about it, and what is wrong with the live one.
+async fn plan_rrset(
+    r: &TokioResolver,
+    name: &str,
+    rt: &str,
+    wanted: &[&Data],
+    plan: &mut DomainPlan,
+) -> Result<(), DnsError> {
+    let live = live_competitors(r, name, wanted[0]).await?;
+    let action = decide_action(name, rt, wanted, &live, plan);
+    live_problems(r, name, rt, wanted, &live, action, &mut plan.problems).await?;
+    plan.changes.push(Change {
+        action,
+        name: name.to_string(),
+        rtype: rt.to_string(),
+        wanted: wanted.iter().map(|d| show(d)).collect(),
+        live: live.iter().map(show).collect(),
+        note: None,
+    });
+    Ok(())
+}
+
+/// The live records at `name` that compete with `first_wanted`: all of its
+/// type, or for TXT only those of the same kind (SPF, DMARC, ...).
+async fn live_competitors(
+    r: &TokioResolver,
+    name: &str,
+    first_wanted: &Data,
+) -> Result<Vec<Data>, DnsError> {
+    let live = query(r, name, rtype_of(first_wanted))
+        .await?
+        .iter()
+        .filter_map(live_data)
+        .collect::<Vec<Data>>();
+    Ok(match first_wanted {
+        Data::Txt(w) => live
+            .into_iter()
+            .filter(|l| matches!(l, Data::Txt(t) if same_kind(name, w, t)))
+            .collect(),
+        _ => live,
+    })
+}
+
+/// Add, change or leave the RRset; several live SPF, DMARC or DKIM records
+/// also yield a problem and the removal of the extra ones.
+fn decide_action(
+    name: &str,
+    rt: &str,
+    wanted: &[&Data],
+    live: &[Data],
+    plan: &mut DomainPlan,
+) -> Action {
+    let want_set: BTreeSet<String> = wanted.iter().map(|d| meaning(name, d)).collect();
+    let single_txt = matches!(wanted[0], Data::Txt(_));
+    if live.is_empty() {
+        Action::Add
+    } else if single_txt && live.len() > 1 {
+        remove_duplicates(name, rt, live, &want_set, plan)
+    } else if want_set
+        == live
+            .iter()
+            .map(|d| meaning(name, d))
+            .collect::<BTreeSet<_>>()
+    {
+        Action::Same
+    } else {
+        Action::Change
+    }
+}
+
+/// Two SPF or DMARC records are an error in themselves: keep the right one
+/// (if any), remove the rest.
+fn remove_duplicates(
+    name: &str,
+    rt: &str,
+    live: &[Data],
+    want_set: &BTreeSet<String>,
+    plan: &mut DomainPlan,
+) -> Action {
+    let kind = if name.starts_with("_dmarc.") {
+        "DMARC"
+    } else if name.contains("._domainkey.") {
+        "DKIM"
+    } else {
+        "SPF"
+    };
+    plan.problems.push(Problem {
+        name: name.to_string(),
+        message: format!(
+            "{} {kind} records: receivers treat this as an error (RFC 7208 §4.5, RFC 7489 §6.6.3)",
+            live.len()
+        ),
+    });
+    let keep = live
+        .iter()
+        .position(|l| want_set.contains(&meaning(name, l)));
+    for (i, l) in live.iter().enumerate() {
+        if Some(i) != keep && (keep.is_some() || i > 0) {
+            plan.changes.push(Change {
+                action: Action::Remove,
+                name: name.to_string(),
+                rtype: rt.to_string(),
+                wanted: Vec::new(),
+                live: vec![show(l)],
+                note: Some(format!("duplicate {kind} record")),
+            });
+        }
+    }
+    if keep.is_some() {
+        Action::Same
+    } else {
+        Action::Change
+    }
+}
+
+/// Common mistakes in the live RRset: a DKIM key that differs from ours,
+/// malformed DMARC, MX targets that break delivery, SPF over its lookup limit.
+async fn live_problems(
+    r: &TokioResolver,
+    name: &str,
+    rt: &str,
+    wanted: &[&Data],
+    live: &[Data],
+    action: Action,
+    problems: &mut Vec<Problem>,
+) -> Result<(), DnsError> {
+    if name.contains("._domainkey.") && action == Action::Change {
+        problems.push(Problem {
+            name: name.to_string(),
+            message: "the published DKIM key does not match the local key: signatures will fail"
+                .into(),
+        });
+    }
+    if name.starts_with("_dmarc.") {
+        malformed_dmarc(name, live, problems);
+    }
+    if rt == "MX" {
+        for l in live {
+            if let Data::Mx { host, .. } = l {
+                check_mx_target(r, host, problems).await?;
+            }
+        }
+    }
+    let wants_spf = wanted
+        .iter()
+        .any(|w| matches!(w, Data::Txt(t) if t.starts_with("v=spf1")));
+    if rt == "TXT" && wants_spf {
+        spf_over_lookup_limit(r, name, live, problems).await?;
+    }
+    Ok(())
+}
+
+fn malformed_dmarc(name: &str, live: &[Data], problems: &mut Vec<Problem>) {
+    for l in live {
+        if let Data::Txt(t) = l
+            && dmarc_norm(t).is_none()
+        {
+            problems.push(Problem {
+                name: name.to_string(),
+                message: format!("malformed DMARC record \"{t}\" (needs v=DMARC1 and a valid p=)"),
+            });
+        }
+    }
+}
+
+async fn spf_over_lookup_limit(
+    r: &TokioResolver,
+    name: &str,
+    live: &[Data],
+    problems: &mut Vec<Problem>,
+) -> Result<(), DnsError> {
+    for l in live {
+        if let Data::Txt(t) = l {
+            let mut budget = 30;
+            let n = spf_lookups(r, t, 0, &mut budget).await?;
+            if n > 10 {
+                problems.push(Problem {
+                    name: name.to_string(),
+                    message: format!("the SPF record needs {n} DNS lookups; more than 10 is a permanent error (RFC 7208 §4.6.4)"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stale records mailc owns: retired DKIM selectors still published.
+async fn plan_retired_selectors(
+    r: &TokioResolver,
+    zone: &Zone,
+    retired: &[(String, String)],
+    changes: &mut Vec<Change>,
+) -> Result<(), DnsError> {
+    for (domain, sel) in retired.iter().filter(|(d, _)| *d == zone.origin) {
+        let name = format!("{sel}._domainkey.{domain}.");
+        let live = query(r, &name, RecordType::TXT).await?;
+        if !live.is_empty() {
+            changes.push(Change {
+                action: Action::Remove,
+                name,
+                rtype: "TXT".into(),
+                wanted: Vec::new(),
+                live: live
+                    .iter()
+                    .filter_map(txt_of)
+                    .map(|t| super::zone::txt_strings(&t))
+                    .collect(),
+                note: Some(
+                    "retired DKIM selector (its key file is still in the state directory)".into(),
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn check_mx_target(

@@ -409,28 +409,56 @@ fn loop_error(host: &str) -> RouteError {
 /// - at most `max_mx` hosts and `max_addrs` addresses in all.
 pub async fn mx_route(r: &Resolver, domain: &str, p: &MxPolicy) -> Result<Vec<Hop>, RouteError> {
     if let Some(literal) = address_literal(domain) {
-        let ip = literal?;
-        if !family_allowed(&ip, p) {
-            return Err(permanent(
-                "5.4.4",
-                format!("{domain}: this address family is disabled for outbound delivery"),
-            ));
-        }
-        if is_mine(&ip, p) {
-            return Err(loop_error(domain));
-        }
-        return Ok(vec![Hop {
-            host: domain.trim().to_string(),
-            preference: 0,
-            addrs: vec![SocketAddr::new(ip, p.port)],
-        }]);
+        return literal_route(domain, literal?, p);
     }
     let name = fqdn(domain);
     let domain = bare(domain);
     if domain.is_empty() {
         return Err(permanent("5.1.2", "empty domain"));
     }
-    let mut mxs: Vec<(u16, String)> = match query(r, &name, RecordType::MX).await? {
+    let mut mxs = mx_records(r, &name, &domain).await?;
+    if mxs.is_empty() {
+        return implicit_mx(r, domain, p).await;
+    }
+    // Preference order, shuffled within one preference (shuffle, then a
+    // stable sort by preference).
+    shuffle(&mut mxs);
+    mxs.sort_by_key(|(pref, _)| *pref);
+    mxs.truncate(MAX_MX_RECORDS);
+    for (_, h) in &mut mxs {
+        *h = bare(h);
+    }
+    let resolved = resolve_all(r, &mxs, p).await?;
+    let our_pref = our_preference(&mxs, &resolved, p);
+    choose_hops(&domain, &mxs, resolved, our_pref, p)
+}
+
+/// An address literal (`[192.0.2.1]`) is its own single hop.
+fn literal_route(domain: &str, ip: IpAddr, p: &MxPolicy) -> Result<Vec<Hop>, RouteError> {
+    if !family_allowed(&ip, p) {
+        return Err(permanent(
+            "5.4.4",
+            format!("{domain}: this address family is disabled for outbound delivery"),
+        ));
+    }
+    if is_mine(&ip, p) {
+        return Err(loop_error(domain));
+    }
+    Ok(vec![Hop {
+        host: domain.trim().to_string(),
+        preference: 0,
+        addrs: vec![SocketAddr::new(ip, p.port)],
+    }])
+}
+
+/// The domain's MX records (preference, host), null MX left out; a domain
+/// that does not exist or has only a null MX accepts no mail.
+async fn mx_records(
+    r: &Resolver,
+    name: &str,
+    domain: &str,
+) -> Result<Vec<(u16, String)>, RouteError> {
+    let mut mxs: Vec<(u16, String)> = match query(r, name, RecordType::MX).await? {
         Answer::NxDomain => {
             return Err(permanent(
                 "5.1.2",
@@ -456,51 +484,52 @@ pub async fn mx_route(r: &Resolver, domain: &str, p: &MxPolicy) -> Result<Vec<Ho
         ));
     }
     mxs.retain(|(_, h)| !bare(h).is_empty());
+    Ok(mxs)
+}
 
-    if mxs.is_empty() {
-        // Implicit MX (RFC 5321 §5.1): the domain's own addresses.
-        return match resolve_host(r, &domain, p).await? {
-            HostAddrs::None { .. } => Err(permanent(
-                "5.1.2",
-                format!("domain {domain} has no MX and no address record"),
-            )),
-            HostAddrs::Found(ips) => {
-                if ips.iter().any(|ip| is_mine(ip, p)) || is_my_name(&domain, p) {
-                    return Err(loop_error(&domain));
-                }
-                let ips: Vec<IpAddr> = ips.into_iter().take(p.max_addrs).collect();
-                if ips.is_empty() {
-                    return Err(RouteError::Temporary(format!(
-                        "{domain}: no address allowed by the policy"
-                    )));
-                }
-                Ok(vec![Hop {
-                    host: domain,
-                    preference: 0,
-                    addrs: with_port(&ips, p.port),
-                }])
+/// Implicit MX (RFC 5321 §5.1): without MX records, the domain's own
+/// addresses.
+async fn implicit_mx(r: &Resolver, domain: String, p: &MxPolicy) -> Result<Vec<Hop>, RouteError> {
+    match resolve_host(r, &domain, p).await? {
+        HostAddrs::None { .. } => Err(permanent(
+            "5.1.2",
+            format!("domain {domain} has no MX and no address record"),
+        )),
+        HostAddrs::Found(ips) => {
+            if ips.iter().any(|ip| is_mine(ip, p)) || is_my_name(&domain, p) {
+                return Err(loop_error(&domain));
             }
-        };
+            let ips: Vec<IpAddr> = ips.into_iter().take(p.max_addrs).collect();
+            if ips.is_empty() {
+                return Err(RouteError::Temporary(format!(
+                    "{domain}: no address allowed by the policy"
+                )));
+            }
+            Ok(vec![Hop {
+                host: domain,
+                preference: 0,
+                addrs: with_port(&ips, p.port),
+            }])
+        }
     }
+}
 
-    // Preference order, shuffled within one preference (shuffle, then a
-    // stable sort by preference).
-    shuffle(&mut mxs);
-    mxs.sort_by_key(|(pref, _)| *pref);
-    mxs.truncate(MAX_MX_RECORDS);
-    for (_, h) in &mut mxs {
-        *h = bare(h);
-    }
+/// Each MX host's addresses, in the order of `mxs`.
+type Resolved = Vec<Option<Result<HostAddrs, RouteError>>>;
 
-    // Resolve every host (concurrently): the loop rule needs to know which
-    // preferences are ours before any host is chosen.
+/// Resolves every host (concurrently): the loop rule needs to know which
+/// preferences are ours before any host is chosen.
+async fn resolve_all(
+    r: &Resolver,
+    mxs: &[(u16, String)],
+    p: &MxPolicy,
+) -> Result<Resolved, RouteError> {
     let mut set = tokio::task::JoinSet::new();
     for (i, (_, host)) in mxs.iter().enumerate() {
         let (r, host, p) = (r.clone(), host.clone(), p.clone());
         set.spawn(async move { (i, resolve_host(&r, &host, &p).await) });
     }
-    let mut resolved: Vec<Option<Result<HostAddrs, RouteError>>> =
-        (0..mxs.len()).map(|_| None).collect();
+    let mut resolved: Resolved = (0..mxs.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok((i, res)) => resolved[i] = Some(res),
@@ -511,19 +540,32 @@ pub async fn mx_route(r: &Resolver, domain: &str, p: &MxPolicy) -> Result<Vec<Ho
             }
         }
     }
+    Ok(resolved)
+}
 
-    // RFC 5321 §5.1: if we are one of the MX hosts, drop every record of
-    // our preference and above.
-    let our_pref = mxs
-        .iter()
-        .zip(&resolved)
+/// The lowest preference at which this server is an MX host (by name or
+/// address), if it is one.
+fn our_preference(mxs: &[(u16, String)], resolved: &Resolved, p: &MxPolicy) -> Option<u16> {
+    mxs.iter()
+        .zip(resolved)
         .filter(|((_, host), res)| {
             is_my_name(host, p)
                 || matches!(res, Some(Ok(HostAddrs::Found(ips))) if ips.iter().any(|ip| is_mine(ip, p)))
         })
         .map(|((pref, _), _)| *pref)
-        .min();
+        .min()
+}
 
+/// The hops to try, within the policy's host and address budgets. RFC 5321
+/// §5.1: if we are one of the MX hosts, every record of our preference and
+/// above is dropped; when that leaves nothing, the mail loops.
+fn choose_hops(
+    domain: &str,
+    mxs: &[(u16, String)],
+    resolved: Resolved,
+    our_pref: Option<u16>,
+    p: &MxPolicy,
+) -> Result<Vec<Hop>, RouteError> {
     let mut hops = Vec::new();
     let mut budget = p.max_addrs;
     let mut skipped: Vec<String> = Vec::new();
@@ -565,7 +607,7 @@ pub async fn mx_route(r: &Resolver, domain: &str, p: &MxPolicy) -> Result<Vec<Ho
         let me = mxs
             .iter()
             .find(|(pref, _)| *pref == ours)
-            .map_or(domain.as_str(), |(_, h)| h.as_str());
+            .map_or(domain, |(_, h)| h.as_str());
         return Err(loop_error(me));
     }
     Err(RouteError::Temporary(format!(

@@ -112,12 +112,7 @@ pub fn build(
     original: &[u8],
     now: u64,
 ) -> Vec<u8> {
-    let global = env.smtputf8
-        || !env.sender.is_ascii()
-        || rcpts.iter().any(|r| {
-            !r.final_recipient.is_ascii() || r.original.as_deref().is_some_and(|o| !o.is_ascii())
-        })
-        || !original[..header_end(original)].is_ascii();
+    let global = needs_global(env, rcpts, original);
     let returned = Returned::choose(kind, env.ret, original);
     let boundary = boundary(env, kind, original, now);
     let report_type = if global {
@@ -127,46 +122,15 @@ pub fn build(
     };
 
     let mut out = String::new();
-    let tag = match kind {
-        DsnKind::Failure => "failure",
-        DsnKind::Delay => "delay",
-        DsnKind::Success => "success",
-    };
-    header(
-        &mut out,
-        "From",
-        &format!("Mail Delivery System <MAILER-DAEMON@{hostname}>"),
-    );
-    header(&mut out, "To", &format!("<{}>", clean(&env.sender, 400)));
-    header(&mut out, "Subject", subject(kind, rcpts));
-    header(&mut out, "Date", &rfc5322_date(now));
-    header(
-        &mut out,
-        "Message-ID",
-        &format!("<{}.{tag}.{now}@{hostname}>", clean(&env.id, 100)),
-    );
-    header(&mut out, "Auto-Submitted", "auto-replied");
-    header(&mut out, "MIME-Version", "1.0");
+    report_headers(&mut out, kind, hostname, env, rcpts, now);
     out.push_str(&format!(
         "Content-Type: multipart/report; report-type={report_type};\r\n\tboundary=\"{boundary}\"\r\n"
     ));
     out.push_str("\r\nThis is a delivery status notification in MIME format.\r\n");
 
     // 1. What happened, in words.
-    let text = human_text(kind, hostname, rcpts, returned);
     out.push_str(&format!("\r\n--{boundary}\r\n"));
-    out.push_str("Content-Description: Notification\r\n");
-    if text.is_ascii() {
-        out.push_str("Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-        for line in text.lines() {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    } else {
-        out.push_str("Content-Type: text/plain; charset=utf-8\r\n");
-        out.push_str("Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-        out.push_str(&quoted_printable(&text));
-    }
+    notification_part(&mut out, &human_text(kind, hostname, rcpts, returned));
 
     // 2. The machine-readable report.
     out.push_str(&format!("\r\n--{boundary}\r\n"));
@@ -178,51 +142,116 @@ pub fn build(
     out.push_str(&format!("\r\n--{boundary}\r\n"));
     let mut bytes = out.into_bytes();
     match returned {
-        Returned::Full => {
-            let subtype = if global { "global" } else { "rfc822" };
-            let cte = if original.is_ascii() { "7bit" } else { "8bit" };
-            bytes.extend_from_slice(
-                format!(
-                    "Content-Description: Undelivered message\r\n\
-                     Content-Type: message/{subtype}\r\n\
-                     Content-Transfer-Encoding: {cte}\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            bytes.extend_from_slice(original);
-            if !original.ends_with(b"\r\n") {
-                bytes.extend_from_slice(b"\r\n");
-            }
-        }
+        Returned::Full => original_part(&mut bytes, original, global),
         Returned::Headers | Returned::HeadersTooBig => {
-            let desc = match kind {
-                DsnKind::Failure => "Undelivered message headers",
-                DsnKind::Delay => "Headers of the delayed message",
-                DsnKind::Success => "Headers of the delivered message",
-            };
-            let ctype = if global {
-                "message/global-headers"
-            } else {
-                "text/rfc822-headers"
-            };
-            bytes.extend_from_slice(
-                format!("Content-Description: {desc}\r\nContent-Type: {ctype}\r\n\r\n").as_bytes(),
-            );
-            let headers = &original[..header_end(original)];
-            // Without the blank line that ends the section.
-            let headers = if headers.ends_with(b"\r\n\r\n") || headers == b"\r\n" {
-                &headers[..headers.len() - 2]
-            } else {
-                headers
-            };
-            bytes.extend_from_slice(headers);
-            if !headers.is_empty() && !headers.ends_with(b"\r\n") {
-                bytes.extend_from_slice(b"\r\n");
-            }
+            original_headers_part(&mut bytes, kind, original, global)
         }
     }
     bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     bytes
+}
+
+/// The RFC 6533 `global` types are needed when an address or the
+/// original's header section is UTF-8.
+fn needs_global(env: &Envelope, rcpts: &[DsnRecipient], original: &[u8]) -> bool {
+    env.smtputf8
+        || !env.sender.is_ascii()
+        || rcpts.iter().any(|r| {
+            !r.final_recipient.is_ascii() || r.original.as_deref().is_some_and(|o| !o.is_ascii())
+        })
+        || !original[..header_end(original)].is_ascii()
+}
+
+/// From the mailer daemon to the envelope sender, marked auto-replied.
+fn report_headers(
+    out: &mut String,
+    kind: DsnKind,
+    hostname: &str,
+    env: &Envelope,
+    rcpts: &[DsnRecipient],
+    now: u64,
+) {
+    let tag = match kind {
+        DsnKind::Failure => "failure",
+        DsnKind::Delay => "delay",
+        DsnKind::Success => "success",
+    };
+    header(
+        out,
+        "From",
+        &format!("Mail Delivery System <MAILER-DAEMON@{hostname}>"),
+    );
+    header(out, "To", &format!("<{}>", clean(&env.sender, 400)));
+    header(out, "Subject", subject(kind, rcpts));
+    header(out, "Date", &rfc5322_date(now));
+    header(
+        out,
+        "Message-ID",
+        &format!("<{}.{tag}.{now}@{hostname}>", clean(&env.id, 100)),
+    );
+    header(out, "Auto-Submitted", "auto-replied");
+    header(out, "MIME-Version", "1.0");
+}
+
+/// The human-readable part: plain ASCII as it is, UTF-8 quoted-printable.
+fn notification_part(out: &mut String, text: &str) {
+    out.push_str("Content-Description: Notification\r\n");
+    if text.is_ascii() {
+        out.push_str("Content-Type: text/plain; charset=us-ascii\r\n\r\n");
+        for line in text.lines() {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    } else {
+        out.push_str("Content-Type: text/plain; charset=utf-8\r\n");
+        out.push_str("Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+        out.push_str(&quoted_printable(text));
+    }
+}
+
+/// The whole original message.
+fn original_part(bytes: &mut Vec<u8>, original: &[u8], global: bool) {
+    let subtype = if global { "global" } else { "rfc822" };
+    let cte = if original.is_ascii() { "7bit" } else { "8bit" };
+    bytes.extend_from_slice(
+        format!(
+            "Content-Description: Undelivered message\r\n\
+             Content-Type: message/{subtype}\r\n\
+             Content-Transfer-Encoding: {cte}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(original);
+    if !original.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The original's header section, without the blank line that ends it.
+fn original_headers_part(bytes: &mut Vec<u8>, kind: DsnKind, original: &[u8], global: bool) {
+    let desc = match kind {
+        DsnKind::Failure => "Undelivered message headers",
+        DsnKind::Delay => "Headers of the delayed message",
+        DsnKind::Success => "Headers of the delivered message",
+    };
+    let ctype = if global {
+        "message/global-headers"
+    } else {
+        "text/rfc822-headers"
+    };
+    bytes.extend_from_slice(
+        format!("Content-Description: {desc}\r\nContent-Type: {ctype}\r\n\r\n").as_bytes(),
+    );
+    let headers = &original[..header_end(original)];
+    let headers = if headers.ends_with(b"\r\n\r\n") || headers == b"\r\n" {
+        &headers[..headers.len() - 2]
+    } else {
+        headers
+    };
+    bytes.extend_from_slice(headers);
+    if !headers.is_empty() && !headers.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
 }
 
 /// What the third part carries.

@@ -108,74 +108,24 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// The running services that outlive one reload.
+struct Services {
+    shared: Arc<Shared>,
+    delivery_task: JoinHandle<()>,
+    outbound_task: JoinHandle<()>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+}
+
 async fn run(config: PathBuf, compiled: Compiled) -> i32 {
     let tables = compiled.tables.clone();
     let state = tables.state_dir.clone();
-    if let Err(e) = fsutil::create_private_dir(&state) {
-        tracing::error!(dir = %state.display(), error = %e, "cannot create the state directory");
+    let Some(lock) = lock_state_dir(&state) else {
         return 1;
-    }
-    // One server per state directory.
-    let lock = match std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(state.join("mailc.lock"))
-    {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the lock file");
-            return 1;
-        }
     };
-    if lock.try_lock().is_err() {
-        tracing::error!(dir = %state.display(), "another mailc serve is running on this state directory");
+    let Some(services) = start_services(&compiled, &state).await else {
         return 1;
-    }
-    let snap = match snapshot(&compiled) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            return 1;
-        }
     };
-    let srs = match crate::outbound::srs::Srs::load_or_create(&state) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read or create the SRS key");
-            return 1;
-        }
-    };
-    let (spool, recovered) = match Spool::open(&state) {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the queue");
-            return 1;
-        }
-    };
-    if !recovered.is_empty() {
-        tracing::info!(entries = recovered.len(), "recovered queued messages");
-    }
-    let usage = Arc::new(Usage::new());
-    preload_usage(&usage, &tables).await;
-    let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (outbound_tx, outbound_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(Shared::new(
-        snap,
-        spool.clone(),
-        usage,
-        delivery_tx,
-        outbound_tx,
-        srs,
-        shutdown_rx,
-    ));
-    let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
-    let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
-    for entry in recovered {
-        let _ = shared.delivery.send(entry);
-    }
-
+    let shared = services.shared.clone();
     // Signal handlers first: a SIGHUP or SIGTERM sent as soon as the
     // listeners log "listening" must find them installed.
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
@@ -199,17 +149,7 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
         }
     };
     tracing::info!(tables = %tables.content_hash, "mailc ready");
-
-    // What `mailc sendmail` left while no server ran.
-    {
-        let (shared, state) = (shared.clone(), state.clone());
-        tokio::spawn(async move {
-            let n = crate::services::submit::pick_up(&shared, &state).await;
-            if n > 0 {
-                tracing::info!(entries = n, "picked up messages from queue/incoming");
-            }
-        });
-    }
+    pick_up_incoming(&shared, &state);
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&config, &shared, &mut listeners).await,
@@ -217,7 +157,6 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
             _ = int.recv() => break,
         }
     }
-
     tracing::info!("shutting down");
     for (_, l) in listeners.drain() {
         l.task.abort();
@@ -225,19 +164,105 @@ async fn run(config: PathBuf, compiled: Compiled) -> i32 {
     if let Some(t) = control_task {
         t.abort();
     }
-    let _ = shutdown_tx.send(true);
+    shut_down(services).await;
+    drop(lock);
+    0
+}
+
+/// Creates the state directory and locks it: one server per state
+/// directory. The lock holds while the returned file is open.
+fn lock_state_dir(state: &Path) -> Option<std::fs::File> {
+    if let Err(e) = fsutil::create_private_dir(state) {
+        tracing::error!(dir = %state.display(), error = %e, "cannot create the state directory");
+        return None;
+    }
+    let lock = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("mailc.lock"))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the lock file");
+            return None;
+        }
+    };
+    if lock.try_lock().is_err() {
+        tracing::error!(dir = %state.display(), "another mailc serve is running on this state directory");
+        return None;
+    }
+    Some(lock)
+}
+
+/// The first snapshot, the SRS key and the queue (what a previous run left
+/// in it goes back to delivery), then the delivery and outbound services.
+async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
+    let snap = snapshot(compiled)
+        .map_err(|e| tracing::error!(error = %e, "cannot start"))
+        .ok()?;
+    let srs = crate::outbound::srs::Srs::load_or_create(state)
+        .map_err(|e| tracing::error!(error = %e, "cannot read or create the SRS key"))
+        .ok()?;
+    let (spool, recovered) = Spool::open(state)
+        .map_err(|e| tracing::error!(error = %e, "cannot open the queue"))
+        .ok()?;
+    if !recovered.is_empty() {
+        tracing::info!(entries = recovered.len(), "recovered queued messages");
+    }
+    let usage = Arc::new(Usage::new());
+    preload_usage(&usage, &compiled.tables).await;
+    let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (outbound_tx, outbound_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared::new(
+        snap,
+        spool.clone(),
+        usage,
+        delivery_tx,
+        outbound_tx,
+        srs,
+        shutdown_rx,
+    ));
+    let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
+    let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
+    for entry in recovered {
+        let _ = shared.delivery.send(entry);
+    }
+    Some(Services {
+        shared,
+        delivery_task,
+        outbound_task,
+        shutdown_tx,
+    })
+}
+
+/// What `mailc sendmail` left while no server ran.
+fn pick_up_incoming(shared: &Arc<Shared>, state: &Path) {
+    let (shared, state) = (shared.clone(), state.to_path_buf());
+    tokio::spawn(async move {
+        let n = crate::services::submit::pick_up(&shared, &state).await;
+        if n > 0 {
+            tracing::info!(entries = n, "picked up messages from queue/incoming");
+        }
+    });
+}
+
+/// With the listeners closed: sessions get `shutdown-grace` to finish,
+/// local delivery a few seconds to finish the message in hand.
+async fn shut_down(services: Services) {
+    let shared = services.shared;
+    let _ = services.shutdown_tx.send(true);
     let grace = Duration::from_secs(shared.snapshot().tables.timeouts.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;
     while shared.conns.total() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), delivery_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), services.delivery_task).await;
     // Outbound connections in flight are abandoned: their deliveries are
     // still pending in the queue and are retried at the next start.
-    outbound_task.abort();
+    services.outbound_task.abort();
     tracing::info!(open_connections = shared.conns.total(), "stopped");
-    drop(lock);
-    0
 }
 
 /// Loads mailbox usage for every mailbox with a quota, so the RCPT check

@@ -268,6 +268,27 @@ fn s_path(v: &SVal) -> Option<Spanned<PathBuf>> {
     }
 }
 
+fn s_ip(v: &SVal) -> Option<Spanned<IpAddr>> {
+    match v.value {
+        Value::Ip(ip) => Some(Spanned::new(ip, v.span)),
+        _ => None,
+    }
+}
+
+fn s_socket_addr(v: &SVal) -> Option<Spanned<SocketAddr>> {
+    match v.value {
+        Value::SocketAddr(a) => Some(Spanned::new(a, v.span)),
+        _ => None,
+    }
+}
+
+fn s_network(v: &SVal) -> Option<Spanned<Network>> {
+    match v.value {
+        Value::Network(net) => Some(Spanned::new(net, v.span)),
+        _ => None,
+    }
+}
+
 impl SNode {
     fn p<T>(&self, name: &str, f: fn(&SVal) -> Option<Spanned<T>>) -> Option<Spanned<T>> {
         self.prop(name).and_then(f)
@@ -294,145 +315,123 @@ pub fn build(root: &[SNode]) -> Config {
         match n.spec.name {
             "hostname" => c.hostname = n.a(0, s_str),
             "state" => c.state = n.a(0, s_path),
-            "public-ip" => {
-                c.public_ips = n
-                    .args
-                    .iter()
-                    .filter_map(|v| match v.value {
-                        Value::Ip(ip) => Some(Spanned::new(ip, v.span)),
-                        _ => None,
-                    })
-                    .collect()
-            }
+            "public-ip" => c.public_ips = n.all_args(s_ip),
             "log" => {
                 c.log = Log {
                     level: n.p("level", s_choice),
                     format: n.p("format", s_choice),
                 }
             }
-            "tls" => c.tls.push(TlsCert {
-                span: n.span,
-                names: n.all_args(s_str),
-                cert: n.p("cert", s_path),
-                key: n.p("key", s_path),
-                self_signed: n.p("self-signed", s_bool),
-            }),
-            "listen" => {
-                let (Some(kind), Some(addr)) = (
-                    n.a(0, s_choice),
-                    n.arg(1).and_then(|v| match v.value {
-                        Value::SocketAddr(a) => Some(Spanned::new(a, v.span)),
-                        _ => None,
-                    }),
-                ) else {
-                    continue;
-                };
-                c.listeners.push(Listener {
-                    span: n.span,
-                    kind,
-                    addr,
-                    max_connections: n.p("max-connections", s_int),
-                    max_connections_per_ip: n.p("max-connections-per-ip", s_int),
-                    starttls: n.p("starttls", s_bool),
-                    auth: n.p("auth", s_bool),
-                    insecure_plaintext_auth: n.p("insecure-plaintext-auth", s_bool),
-                });
-            }
-            "domain" => {
-                if let Some(d) = domain(n) {
-                    c.domains.push(d);
-                }
-            }
-            "trusted-networks" => {
-                c.trusted_networks = n
-                    .args
-                    .iter()
-                    .filter_map(|v| match v.value {
-                        Value::Network(net) => Some(Spanned::new(net, v.span)),
-                        _ => None,
-                    })
-                    .collect()
-            }
+            "tls" => c.tls.push(tls_cert(n)),
+            "listen" => c.listeners.extend(listener(n)),
+            "domain" => c.domains.extend(domain(n)),
+            "trusted-networks" => c.trusted_networks = n.all_args(s_network),
             "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
-            "inbound" => {
-                c.inbound = Inbound {
-                    max_message_size: n.setting("max-message-size", s_size),
-                    max_recipients: n.setting("max-recipients", s_int),
-                    spf_fail: n.child("spf").and_then(|s| s.p("fail", s_choice)),
-                    spf_softfail: n.child("spf").and_then(|s| s.p("softfail", s_choice)),
-                    dkim_fail: n.child("dkim").and_then(|s| s.p("fail", s_choice)),
-                    dmarc_reject: n.child("dmarc").and_then(|s| s.p("reject", s_choice)),
-                    dmarc_quarantine: n.child("dmarc").and_then(|s| s.p("quarantine", s_choice)),
-                }
-            }
-            "submission" => {
-                c.submission = Submission {
-                    auth_required: n.setting("auth-required", s_bool),
-                    sender_must_own: n.setting("sender-must-own", s_bool),
-                    strip_client_ip: n.setting("strip-client-ip", s_bool),
-                    max_message_size: n.setting("max-message-size", s_size),
-                    max_recipients: n.setting("max-recipients", s_int),
-                }
-            }
-            "limits" => {
-                c.limits = Limits {
-                    max_connections: n.setting("max-connections", s_int),
-                    max_connections_per_ip: n.setting("max-connections-per-ip", s_int),
-                    max_errors: n.setting("max-errors", s_int),
-                    auth_failures: n.setting("auth-failures", s_int),
-                    auth_lockout: n.setting("auth-lockout", s_duration),
-                }
-            }
-            "timeouts" => {
-                c.timeouts = Timeouts {
-                    smtp_command: n.setting("smtp-command", s_duration),
-                    smtp_data: n.setting("smtp-data", s_duration),
-                    imap: n.setting("imap", s_duration),
-                    imap_idle: n.setting("imap-idle", s_duration),
-                    pop3: n.setting("pop3", s_duration),
-                    shutdown_grace: n.setting("shutdown-grace", s_duration),
-                }
-            }
+            "inbound" => c.inbound = inbound(n),
+            "submission" => c.submission = submission(n),
+            "limits" => c.limits = limits(n),
+            "timeouts" => c.timeouts = timeouts(n),
             "relay-host" => {
-                if let Some(host) = n.a(0, s_str) {
-                    c.relay_host = Some(RelayHost {
-                        span: n.span,
-                        host,
-                        tls: n.p("tls", s_choice),
-                        user: n.p("user", s_str),
-                        password_file: n.p("password-file", s_path),
-                    });
+                if let Some(r) = relay_host(n) {
+                    c.relay_host = Some(r);
                 }
             }
-            "resolver" => {
-                if let Some(a) = n.arg(0).and_then(|v| match v.value {
-                    Value::SocketAddr(a) => Some(Spanned::new(a, v.span)),
-                    _ => None,
-                }) {
-                    c.resolvers.push(a);
-                }
-            }
+            "resolver" => c.resolvers.extend(n.a(0, s_socket_addr)),
             "outbound" => c.outbound = outbound(n),
-            "route" => {
-                if let Some(domain) = n.a(0, s_str) {
-                    c.routes.push(Route {
-                        span: n.span,
-                        domain,
-                        via: n.p("via", s_str),
-                        tls: n.p("tls", s_choice),
-                        user: n.p("user", s_str),
-                        password_file: n.p("password-file", s_path),
-                        source: n.prop("source").and_then(|v| match v.value {
-                            Value::Ip(ip) => Some(Spanned::new(ip, v.span)),
-                            _ => None,
-                        }),
-                    });
-                }
-            }
+            "route" => c.routes.extend(route(n)),
             _ => {}
         }
     }
     c
+}
+
+fn tls_cert(n: &SNode) -> TlsCert {
+    TlsCert {
+        span: n.span,
+        names: n.all_args(s_str),
+        cert: n.p("cert", s_path),
+        key: n.p("key", s_path),
+        self_signed: n.p("self-signed", s_bool),
+    }
+}
+
+fn listener(n: &SNode) -> Option<Listener> {
+    Some(Listener {
+        span: n.span,
+        kind: n.a(0, s_choice)?,
+        addr: n.a(1, s_socket_addr)?,
+        max_connections: n.p("max-connections", s_int),
+        max_connections_per_ip: n.p("max-connections-per-ip", s_int),
+        starttls: n.p("starttls", s_bool),
+        auth: n.p("auth", s_bool),
+        insecure_plaintext_auth: n.p("insecure-plaintext-auth", s_bool),
+    })
+}
+
+fn inbound(n: &SNode) -> Inbound {
+    let policy = |child: &str, prop: &str| n.child(child).and_then(|s| s.p(prop, s_choice));
+    Inbound {
+        max_message_size: n.setting("max-message-size", s_size),
+        max_recipients: n.setting("max-recipients", s_int),
+        spf_fail: policy("spf", "fail"),
+        spf_softfail: policy("spf", "softfail"),
+        dkim_fail: policy("dkim", "fail"),
+        dmarc_reject: policy("dmarc", "reject"),
+        dmarc_quarantine: policy("dmarc", "quarantine"),
+    }
+}
+
+fn submission(n: &SNode) -> Submission {
+    Submission {
+        auth_required: n.setting("auth-required", s_bool),
+        sender_must_own: n.setting("sender-must-own", s_bool),
+        strip_client_ip: n.setting("strip-client-ip", s_bool),
+        max_message_size: n.setting("max-message-size", s_size),
+        max_recipients: n.setting("max-recipients", s_int),
+    }
+}
+
+fn limits(n: &SNode) -> Limits {
+    Limits {
+        max_connections: n.setting("max-connections", s_int),
+        max_connections_per_ip: n.setting("max-connections-per-ip", s_int),
+        max_errors: n.setting("max-errors", s_int),
+        auth_failures: n.setting("auth-failures", s_int),
+        auth_lockout: n.setting("auth-lockout", s_duration),
+    }
+}
+
+fn timeouts(n: &SNode) -> Timeouts {
+    Timeouts {
+        smtp_command: n.setting("smtp-command", s_duration),
+        smtp_data: n.setting("smtp-data", s_duration),
+        imap: n.setting("imap", s_duration),
+        imap_idle: n.setting("imap-idle", s_duration),
+        pop3: n.setting("pop3", s_duration),
+        shutdown_grace: n.setting("shutdown-grace", s_duration),
+    }
+}
+
+fn relay_host(n: &SNode) -> Option<RelayHost> {
+    Some(RelayHost {
+        span: n.span,
+        host: n.a(0, s_str)?,
+        tls: n.p("tls", s_choice),
+        user: n.p("user", s_str),
+        password_file: n.p("password-file", s_path),
+    })
+}
+
+fn route(n: &SNode) -> Option<Route> {
+    Some(Route {
+        span: n.span,
+        domain: n.a(0, s_str)?,
+        via: n.p("via", s_str),
+        tls: n.p("tls", s_choice),
+        user: n.p("user", s_str),
+        password_file: n.p("password-file", s_path),
+        source: n.p("source", s_ip),
+    })
 }
 
 fn outbound(n: &SNode) -> Outbound {
@@ -480,14 +479,7 @@ fn domain(n: &SNode) -> Option<Domain> {
     };
     for c in &n.children {
         match c.spec.name {
-            "mx" => {
-                if let Some(host) = c.a(0, s_str) {
-                    d.mx.push(Mx {
-                        host,
-                        priority: c.p("priority", s_int),
-                    });
-                }
-            }
+            "mx" => d.mx.extend(mx(c)),
             "catch-all" => d.catch_all = c.a(0, s_str),
             "plus-separator" => {
                 d.plus_separator = c.arg(0).map(|v| match &v.value {
@@ -496,17 +488,7 @@ fn domain(n: &SNode) -> Option<Domain> {
                 })
             }
             "local-part-case" => d.local_part_case = c.a(0, s_choice),
-            "dkim" => {
-                if let Some(selector) = c.p("selector", s_str) {
-                    d.dkim.push(Dkim {
-                        span: c.span,
-                        selector,
-                        algorithm: c.p("algorithm", s_choice),
-                        key: c.p("key", s_path),
-                        generate: c.p("generate", s_bool),
-                    });
-                }
-            }
+            "dkim" => d.dkim.extend(dkim(c)),
             "spf" => {
                 d.spf = Some(Spf {
                     span: c.span,
@@ -515,17 +497,8 @@ fn domain(n: &SNode) -> Option<Domain> {
                 })
             }
             "dmarc" => {
-                if let Some(policy) = c.p("policy", s_choice) {
-                    d.dmarc = Some(Dmarc {
-                        span: c.span,
-                        policy,
-                        subdomain_policy: c.p("subdomain-policy", s_choice),
-                        rua: c.p("rua", s_str),
-                        ruf: c.p("ruf", s_str),
-                        pct: c.p("pct", s_int),
-                        adkim: c.p("adkim", s_choice),
-                        aspf: c.p("aspf", s_choice),
-                    });
+                if let Some(dmarc) = dmarc(c) {
+                    d.dmarc = Some(dmarc);
                 }
             }
             "mta-sts" => {
@@ -541,40 +514,74 @@ fn domain(n: &SNode) -> Option<Domain> {
                     rua: c.all_args(s_str),
                 })
             }
-            "mailbox" => {
-                if let Some(local_part) = c.a(0, s_str) {
-                    d.mailboxes.push(Mailbox {
-                        span: c.span,
-                        local_part,
-                        password: c.p("password", s_str),
-                        password_file: c.p("password-file", s_path),
-                        quota: c.p("quota", s_size),
-                        disabled: c.p("disabled", s_bool),
-                        sieve: c.p("sieve", s_path),
-                        aliases: c
-                            .children_named("alias")
-                            .flat_map(|a| a.all_args(s_str))
-                            .collect(),
-                        send_as: c
-                            .children_named("send-as")
-                            .flat_map(|a| a.all_args(s_str))
-                            .collect(),
-                    });
-                }
-            }
-            "alias" => {
-                if let Some(local_part) = c.a(0, s_str) {
-                    let mut targets: Vec<Spanned<String>> = c.p("to", s_str).into_iter().collect();
-                    targets.extend(c.children_named("to").flat_map(|t| t.all_args(s_str)));
-                    d.aliases.push(Alias {
-                        span: c.span,
-                        local_part,
-                        targets,
-                    });
-                }
-            }
+            "mailbox" => d.mailboxes.extend(mailbox(c)),
+            "alias" => d.aliases.extend(alias(c)),
             _ => {}
         }
     }
     Some(d)
+}
+
+fn mx(c: &SNode) -> Option<Mx> {
+    Some(Mx {
+        host: c.a(0, s_str)?,
+        priority: c.p("priority", s_int),
+    })
+}
+
+fn dkim(c: &SNode) -> Option<Dkim> {
+    Some(Dkim {
+        span: c.span,
+        selector: c.p("selector", s_str)?,
+        algorithm: c.p("algorithm", s_choice),
+        key: c.p("key", s_path),
+        generate: c.p("generate", s_bool),
+    })
+}
+
+fn dmarc(c: &SNode) -> Option<Dmarc> {
+    Some(Dmarc {
+        span: c.span,
+        policy: c.p("policy", s_choice)?,
+        subdomain_policy: c.p("subdomain-policy", s_choice),
+        rua: c.p("rua", s_str),
+        ruf: c.p("ruf", s_str),
+        pct: c.p("pct", s_int),
+        adkim: c.p("adkim", s_choice),
+        aspf: c.p("aspf", s_choice),
+    })
+}
+
+/// Every argument of the children called `name`, in order
+/// (`alias "a" "b"` and `send-as "c"` under a mailbox).
+fn child_args(c: &SNode, name: &str) -> Vec<Spanned<String>> {
+    c.children_named(name)
+        .flat_map(|a| a.all_args(s_str))
+        .collect()
+}
+
+fn mailbox(c: &SNode) -> Option<Mailbox> {
+    Some(Mailbox {
+        span: c.span,
+        local_part: c.a(0, s_str)?,
+        password: c.p("password", s_str),
+        password_file: c.p("password-file", s_path),
+        quota: c.p("quota", s_size),
+        disabled: c.p("disabled", s_bool),
+        sieve: c.p("sieve", s_path),
+        aliases: child_args(c, "alias"),
+        send_as: child_args(c, "send-as"),
+    })
+}
+
+/// An alias's targets: its `to=` property, then its `to` children.
+fn alias(c: &SNode) -> Option<Alias> {
+    let local_part = c.a(0, s_str)?;
+    let mut targets: Vec<Spanned<String>> = c.p("to", s_str).into_iter().collect();
+    targets.extend(child_args(c, "to"));
+    Some(Alias {
+        span: c.span,
+        local_part,
+        targets,
+    })
 }

@@ -130,98 +130,144 @@ fn check_node(
 ) -> Option<SNode> {
     let span = Span::from_miette(file, node.span());
     let name_span = Span::from_miette(file, node.name().span());
-    let mut ok = true;
     if let Some(ty) = node.ty() {
         diags.push(annotation(file, ty.span(), ty.value()));
     }
+    let entries = check_entries(spec, file, node, sources, diags);
+    let complete = check_required(spec, name_span, &entries, diags);
+    let children = check_block(spec, file, node, name_span, sources, diags);
+    (entries.ok && complete).then_some(SNode {
+        spec,
+        span,
+        name_span,
+        args: entries.args,
+        props: entries.props,
+        children,
+    })
+}
 
-    let mut args = Vec::new();
-    let mut props: Vec<(&'static str, SVal)> = Vec::new();
-    let mut prop_spans: HashMap<&'static str, Span> = HashMap::new();
-    let mut arg_count = 0usize;
+/// The arguments and properties of one node as checked so far.
+#[derive(Default)]
+struct Entries {
+    args: Vec<SVal>,
+    props: Vec<(&'static str, SVal)>,
+    /// Where each property was first given, bad values included.
+    prop_spans: HashMap<&'static str, Span>,
+    /// Arguments given, bad values and extra ones included.
+    arg_count: usize,
+    /// False once a fixed argument or a required property is unusable.
+    ok: bool,
+}
+
+/// Checks each argument and property against the node's spec, in order.
+fn check_entries(
+    spec: &'static NodeSpec,
+    file: FileId,
+    node: &KdlNode,
+    sources: &Sources,
+    diags: &mut Diags,
+) -> Entries {
+    let mut e = Entries {
+        ok: true,
+        ..Entries::default()
+    };
     for entry in node.entries() {
-        let entry_span = Span::from_miette(file, entry.span());
         if let Some(ty) = entry.ty() {
             diags.push(annotation(file, ty.span(), ty.value()));
         }
         match entry.name() {
-            None => {
-                let index = arg_count;
-                arg_count += 1;
-                let Some(arg) = spec.args.at(index) else {
-                    diags.push(too_many_args(spec, entry_span));
-                    continue;
-                };
-                let fixed = index < spec.args.fixed.len();
-                match check_arg(spec, arg, entry, entry_span, file, sources) {
-                    Ok(v) => args.push(v),
-                    Err(d) => {
-                        diags.push(d);
-                        if fixed {
-                            ok = false;
-                        }
-                    }
-                }
-            }
-            Some(key) => {
-                let key_name = key.value();
-                let Some(prop) = spec.prop(key_name) else {
-                    diags.push(unknown_prop(spec, key_name, entry_span));
-                    continue;
-                };
-                if let Some(first) = prop_spans.get(prop.name) {
-                    diags.push(
-                        Diag::error(
-                            Code::PropertyDuplicate,
-                            format!("property `{key_name}` is given twice on `{}`", spec.name),
-                        )
-                        .label(entry_span, "given again here")
-                        .label(*first, "first given here")
-                        .help("KDL would silently keep the last one; remove one of them"),
-                    );
-                    props.retain(|(n, _)| *n != prop.name);
-                    ok &= !prop.required;
-                    continue;
-                }
-                prop_spans.insert(prop.name, entry_span);
-                match check_prop(spec, prop, entry, entry_span, file, sources) {
-                    Ok(v) => props.push((prop.name, v)),
-                    Err(d) => {
-                        diags.push(d);
-                        ok &= !prop.required;
-                    }
+            None => e.argument(spec, entry, file, sources, diags),
+            Some(key) => e.property(spec, key.value(), entry, file, sources, diags),
+        }
+    }
+    e
+}
+
+impl Entries {
+    /// A positional argument: too many is an error; a bad value in a fixed
+    /// position makes the node unusable, one in the rest is only reported.
+    fn argument(
+        &mut self,
+        spec: &'static NodeSpec,
+        entry: &KdlEntry,
+        file: FileId,
+        sources: &Sources,
+        diags: &mut Diags,
+    ) {
+        let entry_span = Span::from_miette(file, entry.span());
+        let index = self.arg_count;
+        self.arg_count += 1;
+        let Some(arg) = spec.args.at(index) else {
+            diags.push(too_many_args(spec, entry_span));
+            return;
+        };
+        let fixed = index < spec.args.fixed.len();
+        match check_arg(spec, arg, entry, entry_span, file, sources) {
+            Ok(v) => self.args.push(v),
+            Err(d) => {
+                diags.push(d);
+                if fixed {
+                    self.ok = false;
                 }
             }
         }
     }
 
-    if arg_count < spec.args.min() {
-        let missing: Vec<&str> = (arg_count..spec.args.min())
-            .filter_map(|i| spec.args.at(i).map(|a| a.name))
-            .collect();
-        let usage = usage(spec);
-        diags.push(
-            Diag::error(
-                Code::ArgumentMissing,
-                format!(
-                    "`{}` is missing {} {}",
-                    spec.name,
-                    if missing.len() == 1 {
-                        "argument"
-                    } else {
-                        "arguments"
-                    },
-                    missing.join(" ")
-                ),
-            )
-            .label(name_span, format!("expects {usage}"))
-            .help(format!("write it as `{}`", usage)),
-        );
-        ok = false;
+    /// A `key=value` property: unknown and repeated keys are errors (a
+    /// repeated one is dropped altogether rather than silently keeping one).
+    fn property(
+        &mut self,
+        spec: &'static NodeSpec,
+        key_name: &str,
+        entry: &KdlEntry,
+        file: FileId,
+        sources: &Sources,
+        diags: &mut Diags,
+    ) {
+        let entry_span = Span::from_miette(file, entry.span());
+        let Some(prop) = spec.prop(key_name) else {
+            diags.push(unknown_prop(spec, key_name, entry_span));
+            return;
+        };
+        if let Some(first) = self.prop_spans.get(prop.name) {
+            diags.push(
+                Diag::error(
+                    Code::PropertyDuplicate,
+                    format!("property `{key_name}` is given twice on `{}`", spec.name),
+                )
+                .label(entry_span, "given again here")
+                .label(*first, "first given here")
+                .help("KDL would silently keep the last one; remove one of them"),
+            );
+            self.props.retain(|(n, _)| *n != prop.name);
+            self.ok &= !prop.required;
+            return;
+        }
+        self.prop_spans.insert(prop.name, entry_span);
+        match check_prop(spec, prop, entry, entry_span, file, sources) {
+            Ok(v) => self.props.push((prop.name, v)),
+            Err(d) => {
+                diags.push(d);
+                self.ok &= !prop.required;
+            }
+        }
     }
+}
 
+/// Reports missing required arguments and properties; true if none is missing.
+fn check_required(
+    spec: &'static NodeSpec,
+    name_span: Span,
+    entries: &Entries,
+    diags: &mut Diags,
+) -> bool {
+    let mut complete = true;
+    if entries.arg_count < spec.args.min() {
+        diags.push(missing_args(spec, name_span, entries.arg_count));
+        complete = false;
+    }
     for prop in spec.props.iter().filter(|p| p.required) {
-        if !prop_spans.contains_key(prop.name) {
+        if !entries.prop_spans.contains_key(prop.name) {
             diags.push(
                 Diag::error(
                     Code::PropertyMissing,
@@ -230,39 +276,66 @@ fn check_node(
                 .label(name_span, format!("`{}=` is missing", prop.name))
                 .help(format!("add {}=... ({})", prop.name, prop.doc)),
             );
-            ok = false;
+            complete = false;
         }
     }
+    complete
+}
 
-    let mut children = Vec::new();
-    if let Some(doc) = node.children() {
-        if spec.children.is_empty() {
-            if !doc.nodes().is_empty() {
-                diags.push(
-                    Diag::error(
-                        Code::NodeChildren,
-                        format!("`{}` takes no children block", spec.name),
-                    )
-                    .label(Span::from_miette(file, doc.span()), "unexpected block")
-                    .help("remove the braces and what is inside them"),
-                );
-            }
-        } else {
-            let kids: Vec<(FileId, &KdlNode)> = doc.nodes().iter().map(|n| (file, n)).collect();
-            children = check_children(spec, Some(name_span), &kids, sources, diags);
+fn missing_args(spec: &NodeSpec, name_span: Span, given: usize) -> Diag {
+    let missing: Vec<&str> = (given..spec.args.min())
+        .filter_map(|i| spec.args.at(i).map(|a| a.name))
+        .collect();
+    let usage = usage(spec);
+    Diag::error(
+        Code::ArgumentMissing,
+        format!(
+            "`{}` is missing {} {}",
+            spec.name,
+            if missing.len() == 1 {
+                "argument"
+            } else {
+                "arguments"
+            },
+            missing.join(" ")
+        ),
+    )
+    .label(name_span, format!("expects {usage}"))
+    .help(format!("write it as `{}`", usage))
+}
+
+/// The node's `{ ... }` block: checked against the spec's children, refused
+/// where the node takes none, and checked as empty when it is absent but
+/// has required children (so that they are reported missing).
+fn check_block(
+    spec: &'static NodeSpec,
+    file: FileId,
+    node: &KdlNode,
+    name_span: Span,
+    sources: &Sources,
+    diags: &mut Diags,
+) -> Vec<SNode> {
+    let Some(doc) = node.children() else {
+        if spec.children.iter().any(|c| c.required) {
+            return check_children(spec, Some(name_span), &[], sources, diags);
         }
-    } else if spec.children.iter().any(|c| c.required) {
-        children = check_children(spec, Some(name_span), &[], sources, diags);
+        return Vec::new();
+    };
+    if spec.children.is_empty() {
+        if !doc.nodes().is_empty() {
+            diags.push(
+                Diag::error(
+                    Code::NodeChildren,
+                    format!("`{}` takes no children block", spec.name),
+                )
+                .label(Span::from_miette(file, doc.span()), "unexpected block")
+                .help("remove the braces and what is inside them"),
+            );
+        }
+        return Vec::new();
     }
-
-    ok.then_some(SNode {
-        spec,
-        span,
-        name_span,
-        args,
-        props,
-        children,
-    })
+    let kids: Vec<(FileId, &KdlNode)> = doc.nodes().iter().map(|n| (file, n)).collect();
+    check_children(spec, Some(name_span), &kids, sources, diags)
 }
 
 fn usage(spec: &NodeSpec) -> String {
@@ -407,136 +480,161 @@ fn convert(
     file: FileId,
     sources: &Sources,
 ) -> Result<SVal, Pending> {
-    let wrong_type = |expected: String| Pending {
+    let text = || -> Result<&str, Pending> {
+        value.as_string().ok_or_else(|| wrong_type(ty, value, span))
+    };
+    let v = match ty {
+        Ty::Str => Value::Str(text()?.to_string()),
+        Ty::Bool => Value::Bool(value.as_bool().ok_or_else(|| wrong_type(ty, value, span))?),
+        Ty::Int { min, max } => Value::Int(int_in_range(ty, min, max, value, span)?),
+        Ty::Size => Value::Size(size(ty, value, span)?),
+        Ty::Duration => Value::Duration(duration(ty, value, span)?),
+        Ty::Choice(words) => Value::Choice(choice(words, text()?, span)?),
+        Ty::Path => Value::Path(path(text()?, span, file, sources)?),
+        Ty::SocketAddr => Value::SocketAddr(socket_addr(text()?, span)?),
+        Ty::Network => Value::Network(network(text()?, span)?),
+        Ty::Ip => Value::Ip(ip(text()?, span)?),
+    };
+    Ok(SVal { value: v, span })
+}
+
+fn wrong_type(ty: Ty, value: &KdlValue, span: Span) -> Pending {
+    let expected = ty.describe();
+    Pending {
         code: Code::ValueType,
         problem: format!("expected {expected}, found {}", kind_of(value)),
         label: format!("expected {expected}"),
         help: type_help(ty, value),
         span,
+    }
+}
+
+fn int_in_range(ty: Ty, min: i64, max: i64, value: &KdlValue, span: Span) -> Result<i64, Pending> {
+    let n = value
+        .as_integer()
+        .ok_or_else(|| wrong_type(ty, value, span))?;
+    if n < min as i128 || n > max as i128 {
+        return Err(Pending {
+            code: Code::ValueRange,
+            problem: format!("{n} is out of range"),
+            label: format!("expected {}", ty.describe()),
+            help: format!("use {}", ty.describe()),
+            span,
+        });
+    }
+    Ok(n as i64)
+}
+
+/// A size: a byte count, or a string with a unit.
+fn size(ty: Ty, value: &KdlValue, span: Span) -> Result<u64, Pending> {
+    match value {
+        KdlValue::Integer(n) if *n >= 0 && *n <= u64::MAX as i128 => Ok(*n as u64),
+        KdlValue::String(s) => parse_size(s).map_err(|e| Pending {
+            code: Code::ValueSize,
+            problem: format!("bad size: {e}"),
+            label: "not a size".into(),
+            help: "write a size as \"25MiB\": units B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (KiB = 1024 bytes, KB = 1000)".into(),
+            span,
+        }),
+        _ => Err(wrong_type(ty, value, span)),
+    }
+}
+
+/// A duration: a string with a unit; a bare number gets its own diagnostic.
+fn duration(ty: Ty, value: &KdlValue, span: Span) -> Result<u64, Pending> {
+    match value {
+        KdlValue::String(s) => parse_duration(s).map_err(|e| Pending {
+            code: Code::ValueDuration,
+            problem: format!("bad duration: {e}"),
+            label: "not a duration".into(),
+            help: "write a duration as \"30s\", \"5m\", \"1h30m\" or \"7d\" (units s, m, h, d, w)"
+                .into(),
+            span,
+        }),
+        KdlValue::Integer(_) => Err(Pending {
+            code: Code::ValueDuration,
+            problem: "a duration needs a unit".into(),
+            label: "no unit".into(),
+            help: format!("write it as a string with a unit, e.g. \"{value}s\" or \"{value}m\""),
+            span,
+        }),
+        _ => Err(wrong_type(ty, value, span)),
+    }
+}
+
+fn choice(words: &'static [&'static str], s: &str, span: Span) -> Result<&'static str, Pending> {
+    if let Some(w) = words.iter().find(|w| **w == s) {
+        return Ok(w);
+    }
+    let help = match did_you_mean(s, words) {
+        Some(w) => format!("did you mean \"{w}\"?"),
+        None => format!("use one of {}", quoted_list(words)),
     };
-    let text =
-        || -> Result<&str, Pending> { value.as_string().ok_or_else(|| wrong_type(ty.describe())) };
-    let v = match ty {
-        Ty::Str => Value::Str(text()?.to_string()),
-        Ty::Bool => Value::Bool(value.as_bool().ok_or_else(|| wrong_type(ty.describe()))?),
-        Ty::Int { min, max } => {
-            let n = value
-                .as_integer()
-                .ok_or_else(|| wrong_type(ty.describe()))?;
-            if n < min as i128 || n > max as i128 {
-                return Err(Pending {
-                    code: Code::ValueRange,
-                    problem: format!("{n} is out of range"),
-                    label: format!("expected {}", ty.describe()),
-                    help: format!("use {}", ty.describe()),
-                    span,
-                });
-            }
-            Value::Int(n as i64)
-        }
-        Ty::Size => match value {
-            KdlValue::Integer(n) if *n >= 0 && *n <= u64::MAX as i128 => Value::Size(*n as u64),
-            KdlValue::String(s) => Value::Size(parse_size(s).map_err(|e| Pending {
-                code: Code::ValueSize,
-                problem: format!("bad size: {e}"),
-                label: "not a size".into(),
-                help: "write a size as \"25MiB\": units B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (KiB = 1024 bytes, KB = 1000)".into(),
-                span,
-            })?),
-            _ => return Err(wrong_type(ty.describe())),
+    Err(Pending {
+        code: Code::ValueEnum,
+        problem: format!("\"{s}\" is not one of {}", quoted_list(words)),
+        label: "unknown choice".into(),
+        help,
+        span,
+    })
+}
+
+/// A path, relative to the directory of the file it is written in.
+fn path(
+    s: &str,
+    span: Span,
+    file: FileId,
+    sources: &Sources,
+) -> Result<std::path::PathBuf, Pending> {
+    if s.is_empty() {
+        return Err(Pending {
+            code: Code::ValueType,
+            problem: "empty path".into(),
+            label: "empty".into(),
+            help: "give a file or directory path".into(),
+            span,
+        });
+    }
+    Ok(normalize(&sources.dir(file).join(s)))
+}
+
+fn socket_addr(s: &str, span: Span) -> Result<SocketAddr, Pending> {
+    SocketAddr::from_str(s).map_err(|_| Pending {
+        code: Code::ValueAddress,
+        problem: format!("\"{s}\" is not IP:PORT"),
+        label: "not IP:PORT".into(),
+        help: "write an IPv4 address as \"127.0.0.1:25\" and IPv6 as \"[::1]:25\"; host names are not resolved".into(),
+        span,
+    })
+}
+
+fn network(s: &str, span: Span) -> Result<Network, Pending> {
+    Network::parse(s).map_err(|e| match e {
+        NetworkError::Syntax(m) => Pending {
+            code: Code::ValueNetwork,
+            problem: m,
+            label: "not a network".into(),
+            help: "write a network as \"192.0.2.0/24\" or \"2001:db8::/48\", or a single host as \"192.0.2.1\"".into(),
+            span,
         },
-        Ty::Duration => match value {
-            KdlValue::String(s) => Value::Duration(parse_duration(s).map_err(|e| Pending {
-                code: Code::ValueDuration,
-                problem: format!("bad duration: {e}"),
-                label: "not a duration".into(),
-                help: "write a duration as \"30s\", \"5m\", \"1h30m\" or \"7d\" (units s, m, h, d, w)".into(),
-                span,
-            })?),
-            KdlValue::Integer(_) => {
-                return Err(Pending {
-                    code: Code::ValueDuration,
-                    problem: "a duration needs a unit".into(),
-                    label: "no unit".into(),
-                    help: format!("write it as a string with a unit, e.g. \"{value}s\" or \"{value}m\""),
-                    span,
-                });
-            }
-            _ => return Err(wrong_type(ty.describe())),
+        NetworkError::HostBits(n) => Pending {
+            code: Code::NetworkHostBits,
+            problem: format!("\"{s}\" has bits set after the prefix"),
+            label: "host bits set".into(),
+            help: format!("did you mean \"{n}\"?"),
+            span,
         },
-        Ty::Choice(words) => {
-            let s = text()?;
-            match words.iter().find(|w| **w == s) {
-                Some(w) => Value::Choice(w),
-                None => {
-                    let help = match did_you_mean(s, words) {
-                        Some(w) => format!("did you mean \"{w}\"?"),
-                        None => format!("use one of {}", quoted_list(words)),
-                    };
-                    return Err(Pending {
-                        code: Code::ValueEnum,
-                        problem: format!("\"{s}\" is not one of {}", quoted_list(words)),
-                        label: "unknown choice".into(),
-                        help,
-                        span,
-                    });
-                }
-            }
-        }
-        Ty::Path => {
-            let s = text()?;
-            if s.is_empty() {
-                return Err(Pending {
-                    code: Code::ValueType,
-                    problem: "empty path".into(),
-                    label: "empty".into(),
-                    help: "give a file or directory path".into(),
-                    span,
-                });
-            }
-            Value::Path(normalize(&sources.dir(file).join(s)))
-        }
-        Ty::SocketAddr => {
-            let s = text()?;
-            Value::SocketAddr(SocketAddr::from_str(s).map_err(|_| Pending {
-                code: Code::ValueAddress,
-                problem: format!("\"{s}\" is not IP:PORT"),
-                label: "not IP:PORT".into(),
-                help: "write an IPv4 address as \"127.0.0.1:25\" and IPv6 as \"[::1]:25\"; host names are not resolved".into(),
-                span,
-            })?)
-        }
-        Ty::Network => {
-            let s = text()?;
-            Value::Network(Network::parse(s).map_err(|e| match e {
-                NetworkError::Syntax(m) => Pending {
-                    code: Code::ValueNetwork,
-                    problem: m,
-                    label: "not a network".into(),
-                    help: "write a network as \"192.0.2.0/24\" or \"2001:db8::/48\", or a single host as \"192.0.2.1\"".into(),
-                    span,
-                },
-                NetworkError::HostBits(n) => Pending {
-                    code: Code::NetworkHostBits,
-                    problem: format!("\"{s}\" has bits set after the prefix"),
-                    label: "host bits set".into(),
-                    help: format!("did you mean \"{n}\"?"),
-                    span,
-                },
-            })?)
-        }
-        Ty::Ip => {
-            let s = text()?;
-            Value::Ip(IpAddr::from_str(s).map_err(|_| Pending {
-                code: Code::ValueIp,
-                problem: format!("\"{s}\" is not an IP address"),
-                label: "not an IP address".into(),
-                help: "write an address such as \"192.0.2.10\" or \"2001:db8::10\"".into(),
-                span,
-            })?)
-        }
-    };
-    Ok(SVal { value: v, span })
+    })
+}
+
+fn ip(s: &str, span: Span) -> Result<IpAddr, Pending> {
+    IpAddr::from_str(s).map_err(|_| Pending {
+        code: Code::ValueIp,
+        problem: format!("\"{s}\" is not an IP address"),
+        label: "not an IP address".into(),
+        help: "write an address such as \"192.0.2.10\" or \"2001:db8::10\"".into(),
+        span,
+    })
 }
 
 /// Removes `.` components and resolves `..` lexically, so that paths in the

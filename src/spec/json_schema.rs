@@ -85,44 +85,13 @@ fn node_object(spec: &NodeSpec) -> Value {
     let mut props = Map::new();
     let mut required: Vec<Value> = Vec::new();
     if spec.args.fixed.len() + usize::from(spec.args.rest.is_some()) > 0 {
-        let prefix: Vec<Value> = spec.args.fixed.iter().map(arg_schema).collect();
-        let mut args = json!({
-            "type": "array",
-            "prefixItems": prefix,
-            "minItems": spec.args.min(),
-        });
-        if let Value::Object(m) = &mut args {
-            match spec.args.rest {
-                Some((a, _)) => {
-                    m.insert("items".into(), arg_schema(&a));
-                }
-                None => {
-                    m.insert("items".into(), json!(false));
-                }
-            }
-        }
-        props.insert("_args".into(), args);
+        props.insert("_args".into(), args_schema(spec));
         if spec.args.min() > 0 {
             required.push(json!("_args"));
         }
     }
     if !spec.props.is_empty() {
-        let mut p = Map::new();
-        let mut req: Vec<Value> = Vec::new();
-        for prop in spec.props {
-            let mut v = ty_schema(prop.ty, false);
-            if let Value::Object(m) = &mut v {
-                m.insert("description".into(), json!(prop.doc));
-            }
-            p.insert(prop.name.into(), v);
-            if prop.required {
-                req.push(json!(prop.name));
-            }
-        }
-        props.insert(
-            "_props".into(),
-            json!({"type": "object", "properties": p, "required": req, "additionalProperties": false}),
-        );
+        props.insert("_props".into(), props_schema(spec));
         if spec.props.iter().any(|p| p.required) {
             required.push(json!("_props"));
         }
@@ -146,4 +115,36 @@ fn node_object(spec: &NodeSpec) -> Value {
         "required": required,
         "additionalProperties": false,
     })
+}
+
+/// The positional arguments, as an array under `_args`.
+fn args_schema(spec: &NodeSpec) -> Value {
+    let prefix: Vec<Value> = spec.args.fixed.iter().map(arg_schema).collect();
+    let items = match spec.args.rest {
+        Some((a, _)) => arg_schema(&a),
+        None => json!(false),
+    };
+    json!({
+        "type": "array",
+        "prefixItems": prefix,
+        "minItems": spec.args.min(),
+        "items": items,
+    })
+}
+
+/// The `key=value` properties, as an object under `_props`.
+fn props_schema(spec: &NodeSpec) -> Value {
+    let mut p = Map::new();
+    let mut req: Vec<Value> = Vec::new();
+    for prop in spec.props {
+        let mut v = ty_schema(prop.ty, false);
+        if let Value::Object(m) = &mut v {
+            m.insert("description".into(), json!(prop.doc));
+        }
+        p.insert(prop.name.into(), v);
+        if prop.required {
+            req.push(json!(prop.name));
+        }
+    }
+    json!({"type": "object", "properties": p, "required": req, "additionalProperties": false})
 }
