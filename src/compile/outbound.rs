@@ -225,15 +225,21 @@ pub(super) fn host_port(text: &str) -> Option<(String, u16)> {
         return None;
     }
     let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
-    let host = if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        ip.parse::<std::net::IpAddr>().ok()?;
-        host.to_string()
+    Some((relay_host_name(host)?, port))
+}
+
+/// The host of a relay: an IP (`[IPv6]` kept in brackets) as written, or a
+/// domain name in ASCII.
+pub(super) fn relay_host_name(host: &str) -> Option<String> {
+    if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        ip.parse::<std::net::IpAddr>()
+            .is_ok()
+            .then(|| host.to_string())
     } else if host.parse::<std::net::IpAddr>().is_ok() {
-        host.to_string()
+        Some(host.to_string())
     } else {
-        addr::normalize_domain(host).ok()?.ascii
-    };
-    Some((host, port))
+        addr::normalize_domain(host).ok().map(|d| d.ascii)
+    }
 }
 
 fn route(r: &Route, cx: &mut Cx<'_>) -> Option<RouteTable> {

@@ -465,35 +465,46 @@ fn check_listener_options(l: &Listener, kind: ListenerKind, cx: &mut Cx<'_>) {
     if let Some(s) = &l.starttls
         && !starttls_capable
     {
-        cx.diags.push(
-            Diag::error(
-                Code::ListenerOption,
-                format!("`starttls` does not apply to a {} listener", kind.as_str()),
-            )
-            .label(s.span, "not applicable")
-            .help(if kind == ListenerKind::Lmtp {
-                "LMTP is plain; keep it on loopback"
-            } else {
-                "this kind is TLS from the first byte"
-            }),
-        );
+        cx.diags.push(not_applicable(
+            "starttls",
+            kind,
+            s.span,
+            "LMTP is plain; keep it on loopback",
+            "this kind is TLS from the first byte",
+        ));
     }
     if let Some(a) = &l.auth
         && kind != ListenerKind::Smtp
     {
-        cx.diags.push(
-            Diag::error(
-                Code::ListenerOption,
-                format!("`auth` does not apply to a {} listener", kind.as_str()),
-            )
-            .label(a.span, "not applicable")
-            .help(if kind == ListenerKind::Lmtp {
-                "LMTP never authenticates"
-            } else {
-                "this kind always offers authentication (after TLS)"
-            }),
-        );
+        cx.diags.push(not_applicable(
+            "auth",
+            kind,
+            a.span,
+            "LMTP never authenticates",
+            "this kind always offers authentication (after TLS)",
+        ));
     }
+}
+
+/// A listener option given to a kind it does not apply to; the help for
+/// LMTP differs from the one for the implicit-TLS kinds.
+fn not_applicable(
+    option: &str,
+    kind: ListenerKind,
+    at: Span,
+    lmtp_help: &'static str,
+    help: &'static str,
+) -> Diag {
+    Diag::error(
+        Code::ListenerOption,
+        format!("`{option}` does not apply to a {} listener", kind.as_str()),
+    )
+    .label(at, "not applicable")
+    .help(if kind == ListenerKind::Lmtp {
+        lmtp_help
+    } else {
+        help
+    })
 }
 
 /// Implicit TLS for the `-s` kinds, none for LMTP, STARTTLS for the others
@@ -618,14 +629,7 @@ fn relay_host(cfg: &Config, cx: &mut Cx<'_>) -> Option<RelayHostTable> {
         Some(Ok(p)) if p > 0 => Some(p),
         Some(_) => None,
     };
-    let host_ok = if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        ip.parse::<IpAddr>().is_ok().then(|| host.to_string())
-    } else if host.parse::<IpAddr>().is_ok() {
-        Some(host.to_string())
-    } else {
-        addr::normalize_domain(host).ok().map(|d| d.ascii)
-    };
-    let (Some(host), Some(port)) = (host_ok, port) else {
+    let (Some(host), Some(port)) = (super::outbound::relay_host_name(host), port) else {
         cx.diags.push(
             Diag::error(
                 Code::RelayHostInvalid,

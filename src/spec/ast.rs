@@ -219,72 +219,34 @@ pub struct Route {
 // ---- extraction helpers: the checked tree guarantees the types, so a value
 // of another type cannot occur; `None` is returned rather than panicking.
 
-fn s_str(v: &SVal) -> Option<Spanned<String>> {
-    match &v.value {
-        Value::Str(s) => Some(Spanned::new(s.clone(), v.span)),
-        _ => None,
-    }
+/// One extractor a value type: `fn s_str(v) -> Option<Spanned<String>>`
+/// and so on, `Some` when the value is of that variant.
+macro_rules! extractors {
+    ($($name:ident: $variant:ident => $ty:ty),* $(,)?) => {$(
+        fn $name(v: &SVal) -> Option<Spanned<$ty>> {
+            match &v.value {
+                Value::$variant(x) => Some(Spanned::new(ToOwned::to_owned(x), v.span)),
+                _ => None,
+            }
+        }
+    )*};
 }
 
-fn s_bool(v: &SVal) -> Option<Spanned<bool>> {
-    match v.value {
-        Value::Bool(b) => Some(Spanned::new(b, v.span)),
-        _ => None,
-    }
-}
-
-fn s_choice(v: &SVal) -> Option<Spanned<&'static str>> {
-    match v.value {
-        Value::Choice(c) => Some(Spanned::new(c, v.span)),
-        _ => None,
-    }
+extractors! {
+    s_str: Str => String,
+    s_bool: Bool => bool,
+    s_choice: Choice => &'static str,
+    s_size: Size => u64,
+    s_duration: Duration => u64,
+    s_path: Path => PathBuf,
+    s_ip: Ip => IpAddr,
+    s_socket_addr: SocketAddr => SocketAddr,
+    s_network: Network => Network,
 }
 
 fn s_int<T: TryFrom<i64>>(v: &SVal) -> Option<Spanned<T>> {
     match v.value {
         Value::Int(n) => T::try_from(n).ok().map(|n| Spanned::new(n, v.span)),
-        _ => None,
-    }
-}
-
-fn s_size(v: &SVal) -> Option<Spanned<u64>> {
-    match v.value {
-        Value::Size(n) => Some(Spanned::new(n, v.span)),
-        _ => None,
-    }
-}
-
-fn s_duration(v: &SVal) -> Option<Spanned<u64>> {
-    match v.value {
-        Value::Duration(n) => Some(Spanned::new(n, v.span)),
-        _ => None,
-    }
-}
-
-fn s_path(v: &SVal) -> Option<Spanned<PathBuf>> {
-    match &v.value {
-        Value::Path(p) => Some(Spanned::new(p.clone(), v.span)),
-        _ => None,
-    }
-}
-
-fn s_ip(v: &SVal) -> Option<Spanned<IpAddr>> {
-    match v.value {
-        Value::Ip(ip) => Some(Spanned::new(ip, v.span)),
-        _ => None,
-    }
-}
-
-fn s_socket_addr(v: &SVal) -> Option<Spanned<SocketAddr>> {
-    match v.value {
-        Value::SocketAddr(a) => Some(Spanned::new(a, v.span)),
-        _ => None,
-    }
-}
-
-fn s_network(v: &SVal) -> Option<Spanned<Network>> {
-    match v.value {
-        Value::Network(net) => Some(Spanned::new(net, v.span)),
         _ => None,
     }
 }
