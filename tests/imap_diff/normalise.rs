@@ -35,7 +35,21 @@
 //!    the runner): RFC 3501 §6.2.2/§6.2.3 let the server send the new
 //!    capabilities either way.
 //! 8. A string is compared by its contents, whether sent quoted or as a
-//!    literal (RFC 3501 §4.3: the forms are interchangeable).
+//!    literal (RFC 3501 §4.3: the forms are interchangeable); a string whose
+//!    contents would be a valid atom (and is not NIL) compares equal to that
+//!    atom, since astring positions take either (§9, `astring`).
+//! 11. In BODY and BODYSTRUCTURE, the media type, subtype, parameter names,
+//!    transfer encoding and disposition type are compared without case:
+//!    MIME defines them case-insensitive (RFC 2045 §5.1, §6.1; RFC 2183 §2);
+//!    parameter values and everything else keep their case.
+//! 12. The registered keywords mailc declares for every mailbox
+//!    ([`PREDECLARED`]) are dropped from `* FLAGS` and `[PERMANENTFLAGS]`:
+//!    RFC 9051 §2.3.2 asks servers to support them, and which flags a
+//!    FLAGS response lists beyond those in use is the server's choice
+//!    (RFC 3501 §7.2.6). A message's own FLAGS keep them.
+//! 13. Continuation requests (`+`) are not compared: whether a server
+//!    refuses a command before or after the client sends a literal is its
+//!    choice (RFC 3501 §7.5); the final answer is compared.
 //!
 //! Order matters elsewhere and is compared as sent, except where the RFC
 //! leaves it open for a whole command's untagged responses, which the
@@ -73,6 +87,9 @@ pub const MAILC_ONLY: &[&str] = &[
     "QUOTA=RES-STORAGE", // RFC 9208 §4.1 (Dovecot 2.3 implements RFC 2087)
     "APPENDLIMIT",       // RFC 7889 (APPENDLIMIT=n; the number is mailc's limit)
 ];
+
+/// Keywords mailc declares in every mailbox's FLAGS (rule 12).
+pub const PREDECLARED: &[&str] = &["$Forwarded", "$MDNSent", "$Junk", "$NotJunk"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum V {
@@ -185,6 +202,103 @@ fn atom(s: &[u8], pos: &mut usize) -> V {
     V::Atom(String::from_utf8_lossy(&s[start..*pos]).into_owned())
 }
 
+/// Contents that could have been sent as an atom (rule 8).
+fn atom_like(b: &[u8]) -> bool {
+    !b.is_empty()
+        && !b.eq_ignore_ascii_case(b"NIL")
+        && b.iter()
+            .all(|&c| c.is_ascii_graphic() && !b"(){%*\"\\]".contains(&c))
+}
+
+/// Rule 11: the case-insensitive parts of a body structure, uppercased.
+fn body_structure(v: &mut V) {
+    let V::List(items) = v else { return };
+    if matches!(items.first(), Some(V::List(_))) {
+        // multipart: parts, then subtype, then extension data
+        let mut i = 0;
+        while i < items.len() && matches!(items[i], V::List(_)) {
+            body_structure(&mut items[i]);
+            i += 1;
+        }
+        if let Some(sub) = items.get_mut(i) {
+            upper_str(sub);
+        }
+        if let Some(params) = items.get_mut(i + 1) {
+            param_names(params);
+        }
+        if let Some(disp) = items.get_mut(i + 2) {
+            disposition(disp);
+        }
+        return;
+    }
+    let is_message = matches!(
+        (items.first(), items.get(1)),
+        (Some(V::Str(t)), Some(V::Str(s)))
+            if t.eq_ignore_ascii_case(b"message") && s.eq_ignore_ascii_case(b"rfc822")
+    );
+    let is_text = matches!(items.first(), Some(V::Str(t)) if t.eq_ignore_ascii_case(b"text"));
+    for i in [0, 1, 5] {
+        if let Some(x) = items.get_mut(i) {
+            upper_str(x);
+        }
+    }
+    if let Some(params) = items.get_mut(2) {
+        param_names(params);
+    }
+    // Extension data starts after the basic fields (7), plus lines for
+    // text (8), plus envelope, body and lines for message/rfc822 (10);
+    // then md5, disposition.
+    let ext = if is_message {
+        if let Some(inner) = items.get_mut(8) {
+            body_structure(inner);
+        }
+        10
+    } else if is_text {
+        8
+    } else {
+        7
+    };
+    if let Some(disp) = items.get_mut(ext + 1) {
+        disposition(disp);
+    }
+}
+
+fn upper_str(v: &mut V) {
+    if let V::Str(b) = v {
+        b.make_ascii_uppercase();
+    }
+}
+
+fn param_names(v: &mut V) {
+    if let V::List(p) = v {
+        for (i, x) in p.iter_mut().enumerate() {
+            if i % 2 == 0 {
+                upper_str(x);
+            }
+        }
+    }
+}
+
+fn disposition(v: &mut V) {
+    if let V::List(d) = v {
+        if let Some(t) = d.get_mut(0) {
+            upper_str(t);
+        }
+        if let Some(p) = d.get_mut(1) {
+            param_names(p);
+        }
+    }
+}
+
+/// Rule 12: the predeclared keywords out of a FLAGS or PERMANENTFLAGS list.
+fn drop_predeclared(v: &mut V) {
+    if let V::List(items) = v {
+        items.retain(
+            |x| !matches!(x, V::Atom(a) if PREDECLARED.iter().any(|p| p.eq_ignore_ascii_case(a))),
+        );
+    }
+}
+
 pub fn render(v: &[V]) -> String {
     let mut out = String::new();
     for (i, x) in v.iter().enumerate() {
@@ -199,6 +313,7 @@ pub fn render(v: &[V]) -> String {
 fn render_one(v: &V, out: &mut String) {
     match v {
         V::Atom(a) => out.push_str(a),
+        V::Str(b) if atom_like(b) => out.push_str(&String::from_utf8_lossy(b)),
         V::Str(b) => {
             out.push('"');
             for &c in b {
@@ -298,6 +413,7 @@ fn code(content: &[u8], ctx: &Context) -> String {
         }
         "PERMANENTFLAGS" => {
             if let Some(l) = v.get_mut(1) {
+                drop_predeclared(l);
                 sort_list(l);
             }
         }
@@ -391,6 +507,7 @@ fn untagged_data(v: &mut Vec<V>, tag: &str, ctx: &Context) {
         }
         "FLAGS" => {
             if let Some(l) = v.get_mut(1) {
+                drop_predeclared(l);
                 sort_list(l);
             }
         }
@@ -474,6 +591,7 @@ fn fetch_items(items: &mut Vec<V>, ctx: &Context) {
         let mut val = it.next().unwrap_or(V::Atom(String::new()));
         match upper(&k).as_deref() {
             Some("FLAGS") => sort_list(&mut val),
+            Some("BODY") | Some("BODYSTRUCTURE") => body_structure(&mut val),
             Some("MODSEQ") => {
                 if let V::List(m) = &mut val
                     && let Some(x) = m.first_mut()
