@@ -487,6 +487,23 @@ fn compare(
             ml.retain(|l| !l.starts_with("* OK [HIGHESTMODSEQ "));
         }
     }
+    // RFC 7162 §3.2.11 asks for `* OK [CLOSED]` when a SELECT/EXAMINE
+    // replaces a selected mailbox once QRESYNC is enabled (RFC 9051 always);
+    // Dovecot sends it in IMAP4rev1 sessions without QRESYNC too, where it
+    // is optional: compared only after the connection enabled QRESYNC.
+    let mut qresync: HashMap<u8, bool> = HashMap::new();
+    for ((step, ml), (_, dl)) in m.iter().zip(d.iter_mut()) {
+        let Some(s) = step else { continue };
+        let st = &script.steps[*s];
+        if st.text.to_ascii_uppercase().contains("QRESYNC") {
+            qresync.insert(st.conn, true);
+        }
+        if !qresync.get(&st.conn).copied().unwrap_or(false)
+            && !ml.iter().any(|l| l == "* OK [CLOSED]")
+        {
+            dl.retain(|l| l != "* OK [CLOSED]");
+        }
+    }
     // Rule 4: mod-sequences become ranks over the whole script, per server.
     for side in [&mut m, &mut d] {
         let mut flat: Vec<String> = side.iter().flat_map(|(_, l)| l.clone()).collect();

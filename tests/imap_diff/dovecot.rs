@@ -108,6 +108,10 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = /
+  # mailc subscribes INBOX with the special-use folders.
+  mailbox INBOX {{
+    auto = subscribe
+  }}
 {special}}}
 mail_plugins = quota
 protocol imap {{

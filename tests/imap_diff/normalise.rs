@@ -51,6 +51,9 @@
 //!    refuses a command before or after the client sends a literal is its
 //!    choice (RFC 3501 §7.5); the final answer is compared.
 //!
+//! 14. The advisory codes only Dovecot sends ([`DOVECOT_ONLY_CODES`]) are
+//!    dropped from status responses.
+//!
 //! Order matters elsewhere and is compared as sent, except where the RFC
 //! leaves it open for a whole command's untagged responses, which the
 //! runner sorts: SELECT/EXAMINE (RFC 3501 §6.3.1 lists them without
@@ -78,6 +81,12 @@ pub const DOVECOT_ONLY: &[&str] = &[
 /// servers: Dovecot runs with `ssl = no` (no certificate to set up), mailc's
 /// listener has its self-signed certificate and offers STARTTLS.
 pub const CONFIG_ONLY: &[&str] = &["STARTTLS"];
+
+/// Response codes only Dovecot sends, dropped from its status responses
+/// (the status stays): advisory codes RFC 9051 §7.1 makes optional.
+pub const DOVECOT_ONLY_CODES: &[&str] = &[
+    "CLIENTBUG", // RFC 9051 §7.1: "the server has detected a client bug"
+];
 
 /// Extensions mailc advertises beyond Dovecot 2.3, each an RFC mailc
 /// implements; the scripts do not use them (Dovecot could not answer).
@@ -458,7 +467,10 @@ fn split_code(rest: &[u8]) -> Option<&[u8]> {
 }
 
 fn status_line(status: &str, rest: &[u8], ctx: &Context) -> String {
-    match split_code(rest) {
+    match split_code(rest).filter(|c| {
+        let name = String::from_utf8_lossy(c).to_ascii_uppercase();
+        !DOVECOT_ONLY_CODES.contains(&name.as_str())
+    }) {
         Some(c) => format!("{status} [{}]", code(c, ctx)),
         None => status.to_string(),
     }
