@@ -89,6 +89,79 @@ const ALLOWED: &[Allowed] = &[
         reason: "RFC 5161 §3.1: ENABLE is only valid in the authenticated state; before login it \
                  is BAD (Dovecot's login process accepts and replays it)",
     },
+    Allowed {
+        script: "02-mailboxes",
+        command: "SUBSCRIBE nonexistent",
+        reason: "RFC 3501 §6.3.6 lets the server refuse; RFC 5530 §3 NONEXISTENT says why",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "STATUS nonexistent (MESSAGES)",
+        reason: "RFC 5530 §3: NONEXISTENT is the code for a mailbox that does not exist",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "DELETE INBOX",
+        reason: "RFC 3501 §6.3.4: deleting INBOX is an error; RFC 5530 §3 CANNOT says it never works",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "RENAME INBOX Saved",
+        reason: "RFC 3501 §6.3.5 / RFC 9051 §6.3.6: renaming INBOX is permitted and moves its \
+                 messages to the new mailbox; Dovecot's Maildir++ layout refuses it",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "LIST \"\" Saved",
+        reason: "follows from RENAME INBOX (RFC 3501 §6.3.5): the new mailbox exists",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "STATUS Saved (MESSAGES)",
+        reason: "follows from RENAME INBOX (RFC 3501 §6.3.5): the new mailbox exists",
+    },
+    Allowed {
+        script: "03-append-select",
+        command: "STORE 1 +FLAGS (\\Deleted)",
+        reason: "RFC 3501 §6.3.2: no change is permitted in a mailbox selected with EXAMINE; \
+                 mailc says NO, Dovecot answers OK and ignores the store",
+    },
+    Allowed {
+        script: "03-append-select",
+        command: "EXPUNGE",
+        reason: "RFC 3501 §6.3.2 and §6.4.3: EXPUNGE in an EXAMINEd mailbox cannot expunge; NO",
+    },
+    Allowed {
+        script: "09-store",
+        command: "STORE 1 +FLAGS (\\Seen)",
+        reason: "RFC 3501 §6.3.2: no change is permitted in a mailbox selected with EXAMINE",
+    },
+    Allowed {
+        script: "07-search",
+        command: "SEARCH KEYWORD $Nothing",
+        reason: "RFC 3501 §6.4.4: SEARCH changes nothing; Dovecot defines the keyword it was \
+                 asked about and announces new FLAGS",
+    },
+    Allowed {
+        script: "07-search",
+        command: "SEARCH CHARSET X-UNKNOWN SUBJECT hello",
+        reason: "RFC 3501 §7.1: BADCHARSET may list the supported charsets",
+    },
+    Allowed {
+        script: "08-sort-thread",
+        command: "SORT (SUBJECT) X-UNKNOWN ALL",
+        reason: "RFC 3501 §7.1 / RFC 5256 §3: BADCHARSET may list the supported charsets",
+    },
+    Allowed {
+        script: "12-quota",
+        command: "GETQUOTA \"nonexistent-root\"",
+        reason: "RFC 9208 §4.1.1 NO; RFC 5530 §3 NONEXISTENT says why",
+    },
+    Allowed {
+        script: "12-quota",
+        command: "SETQUOTA \"\" (STORAGE 10)",
+        reason: "RFC 9208 §4.1.3: NO when the limit cannot be set; RFC 5530 §3 NOPERM says why",
+    },
 ];
 
 struct Step {
