@@ -28,31 +28,30 @@
 //!    lists: each server advertises what it implements, and the scripts only
 //!    use the extensions both advertise. So is STARTTLS ([`CONFIG_ONLY`]):
 //!    Dovecot runs without TLS here.
-//! 9. The contents of `* ID (...)` become `<server's own>` (RFC 2971
-//!    §3.1: the server describes itself; only NIL versus a list counts).
-//! 10. After LOGIN and AUTHENTICATE, a `[CAPABILITY ...]` code in the
-//!    tagged OK becomes an untagged `* CAPABILITY ...` before it (done by
-//!    the runner): RFC 3501 §6.2.2/§6.2.3 let the server send the new
-//!    capabilities either way.
 //! 8. A string is compared by its contents, whether sent quoted or as a
 //!    literal (RFC 3501 §4.3: the forms are interchangeable); a string whose
 //!    contents would be a valid atom (and is not NIL) compares equal to that
 //!    atom, since astring positions take either (§9, `astring`).
+//! 9. The contents of `* ID (...)` become `<server's own>` (RFC 2971
+//!    §3.1: the server describes itself; only NIL versus a list counts).
+//! 10. After LOGIN and AUTHENTICATE, a `[CAPABILITY ...]` code in the
+//!     tagged OK becomes an untagged `* CAPABILITY ...` before it (done by
+//!     the runner): RFC 3501 §6.2.2/§6.2.3 let the server send the new
+//!     capabilities either way.
 //! 11. In BODY and BODYSTRUCTURE, the media type, subtype, parameter names,
-//!    transfer encoding and disposition type are compared without case:
-//!    MIME defines them case-insensitive (RFC 2045 §5.1, §6.1; RFC 2183 §2);
-//!    parameter values and everything else keep their case.
+//!     transfer encoding and disposition type are compared without case:
+//!     MIME defines them case-insensitive (RFC 2045 §5.1, §6.1; RFC 2183 §2);
+//!     parameter values and everything else keep their case.
 //! 12. The registered keywords mailc declares for every mailbox
-//!    ([`PREDECLARED`]) are dropped from `* FLAGS` and `[PERMANENTFLAGS]`:
-//!    RFC 9051 §2.3.2 asks servers to support them, and which flags a
-//!    FLAGS response lists beyond those in use is the server's choice
-//!    (RFC 3501 §7.2.6). A message's own FLAGS keep them.
+//!     ([`PREDECLARED`]) are dropped from `* FLAGS` and `[PERMANENTFLAGS]`:
+//!     RFC 9051 §2.3.2 asks servers to support them, and which flags a
+//!     FLAGS response lists beyond those in use is the server's choice
+//!     (RFC 3501 §7.2.6). A message's own FLAGS keep them.
 //! 13. Continuation requests (`+`) are not compared: whether a server
-//!    refuses a command before or after the client sends a literal is its
-//!    choice (RFC 3501 §7.5); the final answer is compared.
-//!
+//!     refuses a command before or after the client sends a literal is its
+//!     choice (RFC 3501 §7.5); the final answer is compared.
 //! 14. The advisory codes only Dovecot sends ([`DOVECOT_ONLY_CODES`]) are
-//!    dropped from status responses.
+//!     dropped from status responses.
 //!
 //! Order matters elsewhere and is compared as sent, except where the RFC
 //! leaves it open for a whole command's untagged responses, which the
@@ -410,16 +409,10 @@ fn code(content: &[u8], ctx: &Context) -> String {
             v.truncate(1);
             v.extend(caps);
         }
-        "UIDVALIDITY" | "APPENDUID" | "COPYUID" => {
-            if v.len() > 1 {
-                v[1] = V::Atom("<uidvalidity>".into());
-            }
+        "UIDVALIDITY" | "APPENDUID" | "COPYUID" if v.len() > 1 => {
+            v[1] = V::Atom("<uidvalidity>".into());
         }
-        "HIGHESTMODSEQ" => {
-            if v.len() > 1 {
-                modseq(&mut v[1]);
-            }
-        }
+        "HIGHESTMODSEQ" if v.len() > 1 => modseq(&mut v[1]),
         "PERMANENTFLAGS" => {
             if let Some(l) = v.get_mut(1) {
                 drop_predeclared(l);
