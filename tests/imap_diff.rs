@@ -401,6 +401,10 @@ fn run(addr: SocketAddr, script: &Script, user: &str) -> Vec<(Option<usize>, Ans
             })
         } else if verb == "DONE" && conn.idle_tag.is_some() {
             let idle = conn.idle_tag.take().unwrap();
+            // Give the server a moment to notice what other connections did
+            // while this one idled (Dovecot learns it through inotify), so
+            // the updates arrive before DONE on both.
+            std::thread::sleep(std::time::Duration::from_millis(500));
             answer.tag = idle.clone();
             let mut r = Vec::new();
             client
