@@ -6,12 +6,12 @@
 //! `tmp/`, one file-system sync makes the data durable, every copy is
 //! renamed into `new/`, and one more sync makes the names durable (a batch
 //! of one copy is written, synced and its directory synced). Only then are
-//! the queue entries marked delivered, with [`Spool::modify`] (so the
+//! the queue entries marked delivered, with [`Queue::modify`] (so the
 //! outbound manager's progress on the same entry is kept). A mailbox that no
 //! longer exists or is disabled fails permanently (a DSN goes back); other
 //! failures are retried with back-off until the outbound expiry.
 //!
-//! [`Spool::modify`]: crate::queue::Spool::modify
+//! [`Queue::modify`]: crate::queue::Queue::modify
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,7 +242,7 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
         let local = &entry.envelope;
         // Only this worker's deliveries are copied over: the outbound
         // manager may have recorded remote progress meanwhile.
-        let changed = shared.spool.modify(&local.id, |cur| {
+        let changed = shared.spool.modify(&local.id, &mut |cur| {
             for (mine, theirs) in local.deliveries.iter().zip(cur.deliveries.iter_mut()) {
                 if matches!(mine.destination, Destination::Mailbox { .. })
                     && mine.destination == theirs.destination

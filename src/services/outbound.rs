@@ -9,15 +9,15 @@
 //! for one destination — each open a connection and send job after job over
 //! it (up to `max-messages-per-connection`).
 //!
-//! Results are written per delivery with [`Spool::modify`], so local
+//! Results are written per delivery with [`Queue::modify`], so local
 //! delivery and several workers never overwrite each other. The manager
 //! task alone *settles* entries: it queues the DSNs a message owes
 //! (failures, delay warnings, successes asked for with NOTIFY), durably,
-//! before the original leaves the queue with [`Spool::finish`]. Because only
+//! before the original leaves the queue with [`Queue::finish`]. Because only
 //! one task settles, a message whose recipients all fail produces one DSN.
 //!
-//! [`Spool::modify`]: crate::queue::Spool::modify
-//! [`Spool::finish`]: crate::queue::Spool::finish
+//! [`Queue::modify`]: crate::queue::Queue::modify
+//! [`Queue::finish`]: crate::queue::Queue::finish
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -495,7 +495,7 @@ fn record(
     let now = unix_now();
     let o = &tables.outbound;
     let mut failed = false;
-    let changed = shared.spool.modify(id, |env| {
+    let changed = shared.spool.modify(id, &mut |env| {
         let received = env.received_at;
         let eid = env.id.clone();
         for (i, r) in &results {
@@ -761,7 +761,7 @@ async fn settle(shared: &Arc<Shared>, id: &str) {
             tracing::error!(id, error = %e, "cannot queue a DSN; trying again later");
             return;
         }
-        shared.spool.modify(id, |e| {
+        shared.spool.modify(id, &mut |e| {
             for i in &owed {
                 if let Some(d) = e.deliveries.get_mut(*i) {
                     d.dsn_sent = true;
@@ -817,7 +817,7 @@ async fn delay_warnings(shared: &Arc<Shared>, env: &Envelope, now: u64) {
         tracing::error!(id = %env.id, error = %e, "cannot queue a delay warning");
         return;
     }
-    shared.spool.modify(&env.id, |e| {
+    shared.spool.modify(&env.id, &mut |e| {
         for i in &owed {
             if let Some(d) = e.deliveries.get_mut(*i) {
                 d.delay_warned = true;
