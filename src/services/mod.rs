@@ -18,6 +18,8 @@ pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::{Arc, RwLock};
 
