@@ -10,9 +10,12 @@ use super::error::{RemoveError, SpoolError};
 use super::{Entry, Queue, StoreFuture, valid_id};
 use crate::envelope::{Accepted, Envelope};
 
+/// Queue id → envelope and message.
+type Entries = BTreeMap<String, (Envelope, Arc<Vec<u8>>)>;
+
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
-    entries: Mutex<BTreeMap<String, (Envelope, Arc<Vec<u8>>)>>,
+    entries: Mutex<Entries>,
     in_flight: Mutex<HashSet<String>>,
 }
 
@@ -21,7 +24,7 @@ impl MemoryQueue {
         MemoryQueue::default()
     }
 
-    fn entries(&self) -> MutexGuard<'_, BTreeMap<String, (Envelope, Arc<Vec<u8>>)>> {
+    fn entries(&self) -> MutexGuard<'_, Entries> {
         // A panic while holding the lock leaves consistent data: every
         // change is a single insert, remove or closure over one envelope.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
