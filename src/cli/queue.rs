@@ -233,3 +233,82 @@ fn print_entry(e: &Envelope) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Queue;
+
+    fn error(r: Result<Answer, OfflineError>) -> String {
+        match r {
+            Err(e) => e.to_string(),
+            Ok(a) => panic!("expected an error, got {a:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn offline_list_show_remove_and_their_messages() {
+        let state = tempfile::tempdir().unwrap();
+        {
+            let (spool, _) = Spool::open(state.path()).unwrap();
+            let mut accepted = crate::queue::contract::accepted(
+                "OFF1",
+                "body",
+                &[Destination::Remote {
+                    address: "a@example.org".into(),
+                }],
+                0,
+            );
+            accepted.envelope.received_at = 7;
+            spool.store(accepted).await.unwrap();
+        }
+        let s = state.path();
+        match offline(s, Action::List, None).unwrap() {
+            Answer::List { entries } => assert_eq!(entries.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        match offline(s, Action::Show, Some("OFF1")).unwrap() {
+            Answer::Show { entry } => assert_eq!(entry.received_at, 7),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error(offline(s, Action::Show, Some("NOPE"))),
+            "NOPE: no such queue entry"
+        );
+        assert!(matches!(
+            offline(s, Action::Remove, Some("OFF1")).unwrap(),
+            Answer::Removed { entry } if entry.id == "OFF1"
+        ));
+        assert_eq!(
+            error(offline(s, Action::Remove, Some("OFF1"))),
+            "OFF1: no such queue entry"
+        );
+        match offline(s, Action::List, None).unwrap() {
+            Answer::List { entries } => assert!(entries.is_empty(), "removal is durable"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error(offline(s, Action::Flush, None)),
+            "the server is not running; queued mail is delivered when it starts"
+        );
+        assert_eq!(
+            error(offline(s, Action::Bounce, Some("OFF1"))),
+            "the server is not running; start it to bounce (the DSN is queued by the server)"
+        );
+        assert_eq!(
+            error(offline(s, Action::Remove, None)),
+            "this action needs a queue id"
+        );
+    }
+
+    #[test]
+    fn a_held_lock_means_the_server_runs() {
+        let state = tempfile::tempdir().unwrap();
+        let lock = std::fs::File::create(state.path().join("mailc.lock")).unwrap();
+        lock.lock().unwrap();
+        assert_eq!(
+            error(offline(state.path(), Action::List, None)),
+            "the server is running but its control socket does not answer"
+        );
+    }
+}

@@ -20,7 +20,7 @@ pub mod memory;
 pub mod spool;
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 
 use std::future::Future;
 use std::pin::Pin;
