@@ -30,7 +30,7 @@
 //! | [`net`] | sockets only: listeners, connection limits, TLS configuration, the plain-or-TLS stream |
 //! | [`services`] | the drivers: run sessions over sockets and perform their effects; local delivery; the outbound SMTP transport; `mailc sendmail` submissions; the mail-storage seam ([`services::storage`]) |
 //! | [`outbound`] | outbound delivery's pure parts: DSN reports, DKIM signing, SRS |
-//! | [`queue`] | the durable spool: group-committed segments, per-recipient progress, recovery |
+//! | [`queue`] | the spool seam ([`queue::Queue`]) and the durable spool behind it: group-committed segments, per-recipient progress, recovery; an in-memory queue for tests |
 //! | [`store`] | mail at rest: Maildir++ folders and their index, quota usage, atomic file helpers |
 //! | [`runtime`] | `mailc serve`: binding listeners, reload (validate, then swap), signals, logging |
 //! | [`cli`] | the `mailc` subcommands; `main.rs` only wires them to clap |

@@ -8,7 +8,28 @@ use std::path::Path;
 
 use crate::compile::{self, Options};
 use crate::envelope::{Destination, Envelope, Status};
+use crate::queue::{RemoveError, Spool};
 use crate::runtime::control::{Answer, socket_path};
+
+/// Why `mailc queue` could not answer without the server.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("the server is running but its control socket does not answer")]
+    NotAnswering,
+    /// The spool directory could not be read.
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("{0}: no such queue entry")]
+    NoSuchEntry(String),
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
+    #[error("the server is not running; queued mail is delivered when it starts")]
+    FlushNeedsServer,
+    #[error("the server is not running; start it to bounce (the DSN is queued by the server)")]
+    BounceNeedsServer,
+    #[error("this action needs a queue id")]
+    NeedsId,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -99,39 +120,32 @@ fn ask(state: &Path, request: &str) -> std::io::Result<Answer> {
 }
 
 /// The server is not running (its socket does not answer).
-fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, String> {
+fn offline(state: &Path, action: Action, id: Option<&str>) -> Result<Answer, OfflineError> {
     let lock = state.join("mailc.lock");
     let free = match std::fs::OpenOptions::new().write(true).open(&lock) {
         Ok(f) => f.try_lock().is_ok(),
         Err(_) => true,
     };
     if !free {
-        return Err("the server is running but its control socket does not answer".into());
+        return Err(OfflineError::NotAnswering);
     }
     match (action, id) {
         (Action::List, _) => {
-            let mut entries =
-                crate::queue::Spool::list_offline(state).map_err(|e| e.to_string())?;
+            let mut entries = Spool::list_offline(state)?;
             entries.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(Answer::List { entries })
         }
-        (Action::Show, Some(id)) => crate::queue::Spool::list_offline(state)
-            .map_err(|e| e.to_string())?
+        (Action::Show, Some(id)) => Spool::list_offline(state)?
             .into_iter()
             .find(|e| e.id == id)
             .map(|entry| Answer::Show { entry })
-            .ok_or_else(|| format!("{id}: no such queue entry")),
-        (Action::Remove, Some(id)) => {
-            crate::queue::Spool::remove_offline(state, id).map(|entry| Answer::Removed { entry })
-        }
-        (Action::Flush, _) => {
-            Err("the server is not running; queued mail is delivered when it starts".into())
-        }
-        (Action::Bounce, _) => Err(
-            "the server is not running; start it to bounce (the DSN is queued by the server)"
-                .into(),
-        ),
-        _ => Err("this action needs a queue id".into()),
+            .ok_or_else(|| OfflineError::NoSuchEntry(id.to_string())),
+        (Action::Remove, Some(id)) => Ok(Answer::Removed {
+            entry: Spool::remove_offline(state, id)?,
+        }),
+        (Action::Flush, _) => Err(OfflineError::FlushNeedsServer),
+        (Action::Bounce, _) => Err(OfflineError::BounceNeedsServer),
+        _ => Err(OfflineError::NeedsId),
     }
 }
 
@@ -217,5 +231,84 @@ fn print_entry(e: &Envelope) {
         if let Some(tls) = &d.tls {
             println!("     tls    {tls}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Queue;
+
+    fn error(r: Result<Answer, OfflineError>) -> String {
+        match r {
+            Err(e) => e.to_string(),
+            Ok(a) => panic!("expected an error, got {a:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn offline_list_show_remove_and_their_messages() {
+        let state = tempfile::tempdir().unwrap();
+        {
+            let (spool, _) = Spool::open(state.path()).unwrap();
+            let mut accepted = crate::queue::contract::accepted(
+                "OFF1",
+                "body",
+                &[Destination::Remote {
+                    address: "a@example.org".into(),
+                }],
+                0,
+            );
+            accepted.envelope.received_at = 7;
+            spool.store(accepted).await.unwrap();
+        }
+        let s = state.path();
+        match offline(s, Action::List, None).unwrap() {
+            Answer::List { entries } => assert_eq!(entries.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        match offline(s, Action::Show, Some("OFF1")).unwrap() {
+            Answer::Show { entry } => assert_eq!(entry.received_at, 7),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error(offline(s, Action::Show, Some("NOPE"))),
+            "NOPE: no such queue entry"
+        );
+        assert!(matches!(
+            offline(s, Action::Remove, Some("OFF1")).unwrap(),
+            Answer::Removed { entry } if entry.id == "OFF1"
+        ));
+        assert_eq!(
+            error(offline(s, Action::Remove, Some("OFF1"))),
+            "OFF1: no such queue entry"
+        );
+        match offline(s, Action::List, None).unwrap() {
+            Answer::List { entries } => assert!(entries.is_empty(), "removal is durable"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error(offline(s, Action::Flush, None)),
+            "the server is not running; queued mail is delivered when it starts"
+        );
+        assert_eq!(
+            error(offline(s, Action::Bounce, Some("OFF1"))),
+            "the server is not running; start it to bounce (the DSN is queued by the server)"
+        );
+        assert_eq!(
+            error(offline(s, Action::Remove, None)),
+            "this action needs a queue id"
+        );
+    }
+
+    #[test]
+    fn a_held_lock_means_the_server_runs() {
+        let state = tempfile::tempdir().unwrap();
+        let lock = std::fs::File::create(state.path().join("mailc.lock")).unwrap();
+        lock.lock().unwrap();
+        assert_eq!(
+            error(offline(state.path(), Action::List, None)),
+            "the server is running but its control socket does not answer"
+        );
     }
 }

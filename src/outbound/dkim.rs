@@ -69,14 +69,31 @@ pub enum DkimError {
         domain: String,
         selector: String,
         path: PathBuf,
-        reason: String,
+        reason: KeyError,
     },
     #[error("DKIM signing with {selector}._domainkey.{domain} failed: {reason}")]
     Sign {
         domain: String,
         selector: String,
-        reason: String,
+        reason: mail_auth::Error,
     },
+}
+
+/// Why a key file cannot be used for the algorithm its selector names.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("not a PEM private key ({0})")]
+    NotPem(rustls_pki_types::pem::Error),
+    #[error("not a usable Ed25519 key ({0})")]
+    Ed25519(mail_auth::Error),
+    #[error("not a usable RSA key ({0})")]
+    Rsa(mail_auth::Error),
+    #[error("not an RSA private key")]
+    NotRsa,
+    #[error("not an Ed25519 private key (PKCS#8 expected)")]
+    NotEd25519,
 }
 
 struct SelectorKey {
@@ -157,23 +174,22 @@ impl Signer {
     }
 }
 
-fn load_key(path: &Path, algorithm: DkimAlgorithm) -> Result<SigningKeyPair, String> {
-    let text = std::fs::read(path).map_err(|e| e.to_string())?;
-    let der =
-        PrivateKeyDer::from_pem_slice(&text).map_err(|e| format!("not a PEM private key ({e})"))?;
+fn load_key(path: &Path, algorithm: DkimAlgorithm) -> Result<SigningKeyPair, KeyError> {
+    let text = std::fs::read(path).map_err(KeyError::Read)?;
+    let der = PrivateKeyDer::from_pem_slice(&text).map_err(KeyError::NotPem)?;
     match (algorithm, der) {
         (DkimAlgorithm::Ed25519, PrivateKeyDer::Pkcs8(k)) => {
             Ed25519Key::from_pkcs8_maybe_unchecked_der(k.secret_pkcs8_der())
                 .map(SigningKeyPair::Ed25519)
-                .map_err(|e| format!("not a usable Ed25519 key ({e})"))
+                .map_err(KeyError::Ed25519)
         }
         (DkimAlgorithm::Rsa, der @ (PrivateKeyDer::Pkcs1(_) | PrivateKeyDer::Pkcs8(_))) => {
             RsaKey::<Sha256>::from_key_der(der)
                 .map(SigningKeyPair::Rsa)
-                .map_err(|e| format!("not a usable RSA key ({e})"))
+                .map_err(KeyError::Rsa)
         }
-        (DkimAlgorithm::Rsa, _) => Err("not an RSA private key".into()),
-        (DkimAlgorithm::Ed25519, _) => Err("not an Ed25519 private key (PKCS#8 expected)".into()),
+        (DkimAlgorithm::Rsa, _) => Err(KeyError::NotRsa),
+        (DkimAlgorithm::Ed25519, _) => Err(KeyError::NotEd25519),
     }
 }
 
@@ -294,7 +310,7 @@ fn sign_one(
     fields: &[String],
     message: &[u8],
     now: u64,
-) -> Result<Signature, String> {
+) -> Result<Signature, mail_auth::Error> {
     let template = Signature {
         v: 1,
         a: key.algorithm(),
@@ -310,12 +326,10 @@ fn sign_one(
     signature.bh = key.hash(body).as_ref().to_vec();
     signature.t = now;
     signature.h = signed;
-    signature.b = key
-        .sign(Signable {
-            headers,
-            signature: &signature,
-        })
-        .map_err(|e| e.to_string())?;
+    signature.b = key.sign(Signable {
+        headers,
+        signature: &signature,
+    })?;
     Ok(signature)
 }
 

@@ -92,7 +92,9 @@ fn handle(shared: &Shared, request: &str) -> Answer {
                 tracing::info!(id, "removed from the queue by the admin");
                 Answer::Removed { entry }
             }
-            Err(message) => Answer::Error { message },
+            Err(e) => Answer::Error {
+                message: e.to_string(),
+            },
         },
         (Some("flush"), target) => {
             let n = shared.spool.flush(target);
@@ -105,7 +107,7 @@ fn handle(shared: &Shared, request: &str) -> Answer {
         (Some("bounce"), Some(id)) => {
             let now = crate::services::unix_now();
             let mut n = 0;
-            let changed = shared.spool.modify(id, |e| {
+            let changed = shared.spool.modify(id, &mut |e| {
                 for d in &mut e.deliveries {
                     if matches!(d.status, crate::envelope::Status::Pending) {
                         d.status = crate::envelope::Status::Failed {

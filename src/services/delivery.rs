@@ -6,12 +6,12 @@
 //! `tmp/`, one file-system sync makes the data durable, every copy is
 //! renamed into `new/`, and one more sync makes the names durable (a batch
 //! of one copy is written, synced and its directory synced). Only then are
-//! the queue entries marked delivered, with [`Spool::modify`] (so the
+//! the queue entries marked delivered, with [`Queue::modify`] (so the
 //! outbound manager's progress on the same entry is kept). A mailbox that no
 //! longer exists or is disabled fails permanently (a DSN goes back); other
 //! failures are retried with back-off until the outbound expiry.
 //!
-//! [`Spool::modify`]: crate::queue::Spool::modify
+//! [`Queue::modify`]: crate::queue::Queue::modify
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,7 +242,7 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
         let local = &entry.envelope;
         // Only this worker's deliveries are copied over: the outbound
         // manager may have recorded remote progress meanwhile.
-        let changed = shared.spool.modify(&local.id, |cur| {
+        let changed = shared.spool.modify(&local.id, &mut |cur| {
             for (mine, theirs) in local.deliveries.iter().zip(cur.deliveries.iter_mut()) {
                 if matches!(mine.destination, Destination::Mailbox { .. })
                     && mine.destination == theirs.destination
@@ -406,4 +406,179 @@ fn deliver_each(
         }
     }
     (results, dir_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Queue;
+    use crate::services::outbound::Event;
+    use crate::services::testing::{Harness, harness, mailbox, message, queued, remote};
+
+    const SENDER: &str = "sender@remote.example";
+
+    fn settles(h: &mut Harness) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Ok(ev) = h.outbound.try_recv() {
+            if let Event::Settle(id) = ev {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn unknown_and_disabled_mailboxes_fail_and_are_settled() {
+        // No Maildir is touched: the state directory does not exist.
+        let mut h = harness(std::path::Path::new("/nonexistent-mailc-test"));
+        let to = [
+            mailbox("nobody@example.test"),
+            mailbox("bob@example.test"),
+            remote("c@example.org"),
+        ];
+        let entry = queued(&h, message("U1", SENDER, &to, 100)).await;
+        deliver_batch(&h.shared, vec![entry]);
+        let env = h
+            .queue
+            .get("U1")
+            .expect("the remote delivery keeps it queued");
+        let codes: Vec<_> = env
+            .deliveries
+            .iter()
+            .map(|d| d.status_code.as_deref())
+            .collect();
+        assert_eq!(codes, [Some("5.1.1"), Some("5.2.1"), None]);
+        assert!(
+            matches!(&env.deliveries[0].status, Status::Failed { reason, .. } if reason == "mailbox no longer exists")
+        );
+        assert!(matches!(env.deliveries[2].status, Status::Pending));
+        assert_eq!(settles(&mut h), ["U1"], "the manager queues the DSN");
+    }
+
+    #[tokio::test]
+    async fn delivered_copies_keep_remote_progress_recorded_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = harness(dir.path());
+        let to = [mailbox("alice@example.test"), remote("c@example.org")];
+        let entry = queued(&h, message("M1", SENDER, &to, 100)).await;
+        // The outbound manager records an attempt after delivery took its
+        // copy of the envelope.
+        h.queue.modify("M1", &mut |e| {
+            e.deliveries[1].attempts = 2;
+            e.deliveries[1].last_error = Some("451 later".into());
+        });
+        deliver_batch(&h.shared, vec![entry]);
+        let env = h.queue.get("M1").unwrap();
+        assert!(matches!(env.deliveries[0].status, Status::Delivered { .. }));
+        assert_eq!(env.deliveries[0].status_code.as_deref(), Some("2.0.0"));
+        assert_eq!(env.deliveries[1].attempts, 2, "remote progress kept");
+        assert_eq!(env.deliveries[1].last_error.as_deref(), Some("451 later"));
+        assert!(settles(&mut h).is_empty(), "nothing owed");
+        let new = dir.path().join("mail/example.test/alice/new");
+        let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(files[0].path()).unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "Return-Path: <{SENDER}>\r\nDelivered-To: alice@example.test\r\n"
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("Subject: test M1\r\n\r\nbody\r\n"));
+    }
+
+    #[tokio::test]
+    async fn an_entry_all_delivered_leaves_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = harness(dir.path());
+        let a = queued(
+            &h,
+            message("A1", SENDER, &[mailbox("alice@example.test")], 100),
+        )
+        .await;
+        let b = queued(
+            &h,
+            message("A2", SENDER, &[mailbox("alice@example.test")], 100),
+        )
+        .await;
+        // Two entries: the staged path (one sync for the batch).
+        deliver_batch(&h.shared, vec![a, b]);
+        assert!(h.queue.list().is_empty());
+        assert!(settles(&mut h).is_empty());
+        let new = dir.path().join("mail/example.test/alice/new");
+        assert_eq!(std::fs::read_dir(&new).unwrap().count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_failure_is_retried_with_backoff_then_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the mail directory should be: every write fails.
+        std::fs::write(dir.path().join("mail"), b"not a directory").unwrap();
+        let mut h = harness(dir.path());
+        let now = unix_now();
+        let entry = queued(
+            &h,
+            message("W1", SENDER, &[mailbox("alice@example.test")], now),
+        )
+        .await;
+        deliver_batch(&h.shared, vec![entry]);
+        let d = h.queue.get("W1").unwrap().deliveries[0].clone();
+        assert!(matches!(d.status, Status::Pending));
+        assert_eq!(d.attempts, 1);
+        assert_eq!(d.status_code.as_deref(), Some("4.2.0"));
+        assert!(d.last_error.as_deref().unwrap().starts_with("writing to "));
+        // backoff(1) = 2 minutes, whatever second the clock turned meanwhile.
+        assert!(
+            (now + 120..=now + 125).contains(&d.next_attempt),
+            "{}",
+            d.next_attempt
+        );
+        assert!(h.queue.due(d.next_attempt - 1, true).is_empty());
+        assert!(settles(&mut h).is_empty());
+
+        // Past the expiry, the next failure is permanent (4.4.7, a DSN).
+        let expire = h.shared.snapshot().tables.outbound.expire_secs;
+        h.queue
+            .modify("W1", &mut |e| e.received_at = now - expire - 1);
+        let retry = Entry {
+            envelope: h.queue.get("W1").unwrap(),
+            message: None,
+            retried: true,
+        };
+        deliver_batch(&h.shared, vec![retry]);
+        let d = h.queue.get("W1").unwrap().deliveries[0].clone();
+        assert!(matches!(d.status, Status::Failed { .. }));
+        assert_eq!(d.status_code.as_deref(), Some("4.4.7"));
+        assert_eq!(d.attempts, 2);
+        assert_eq!(settles(&mut h), ["W1"]);
+    }
+
+    #[tokio::test]
+    async fn due_entries_are_requeued_as_retries() {
+        let mut h = harness(std::path::Path::new("/nonexistent-mailc-test"));
+        let now = unix_now();
+        queued(
+            &h,
+            message("Q1", SENDER, &[mailbox("alice@example.test")], now - 5),
+        )
+        .await;
+        queued(
+            &h,
+            message("Q2", SENDER, &[mailbox("alice@example.test")], now + 3600),
+        )
+        .await;
+        queued(
+            &h,
+            message("Q3", SENDER, &[remote("c@example.org")], now - 5),
+        )
+        .await;
+        requeue_due(&h.shared);
+        let e = h.delivery.try_recv().expect("Q1 is due");
+        assert_eq!(e.envelope.id, "Q1");
+        assert!(e.retried && e.message.is_none());
+        assert!(
+            h.delivery.try_recv().is_err(),
+            "Q2 is not due, Q3 is outbound's"
+        );
+    }
 }

@@ -18,13 +18,15 @@ pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::{Arc, RwLock};
 
 use crate::auth::limiter::Limiter;
 use crate::compile::Secrets;
 use crate::net::limits::ConnLimiter;
-use crate::queue::{Entry, Spool};
+use crate::queue::{Entry, Queue};
 use crate::store::usage::Usage;
 use crate::tables::Tables;
 
@@ -41,7 +43,8 @@ pub struct Snapshot {
 /// State shared by every service of a running server.
 pub struct Shared {
     current: RwLock<Arc<Snapshot>>,
-    pub spool: Arc<Spool>,
+    /// The queue (the spool seam): the durable spool when serving.
+    pub spool: Arc<dyn Queue>,
     pub usage: Arc<Usage>,
     pub auth_limiter: Limiter,
     pub conns: Arc<ConnLimiter>,
@@ -63,7 +66,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(
         snapshot: Snapshot,
-        spool: Arc<Spool>,
+        spool: Arc<dyn Queue>,
         usage: Arc<Usage>,
         delivery: tokio::sync::mpsc::UnboundedSender<Entry>,
         outbound: tokio::sync::mpsc::UnboundedSender<outbound::Event>,

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use super::Shared;
 use crate::envelope::{Accepted, Client, Destination, Envelope, Notify, Recipient, Status};
 use crate::outbound::dsn::{self, Action, DsnKind, DsnRecipient};
+use crate::queue::SpoolError;
 use crate::tables::Tables;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error("reading the original message: {0}")]
-    Original(std::io::Error),
+    Original(SpoolError),
     #[error("queueing the report: {0}")]
-    Store(std::io::Error),
+    Store(SpoolError),
 }
 
 /// Where a message from us to `address` goes: the routing `mailc sendmail`

@@ -9,15 +9,15 @@
 //! for one destination — each open a connection and send job after job over
 //! it (up to `max-messages-per-connection`).
 //!
-//! Results are written per delivery with [`Spool::modify`], so local
+//! Results are written per delivery with [`Queue::modify`], so local
 //! delivery and several workers never overwrite each other. The manager
 //! task alone *settles* entries: it queues the DSNs a message owes
 //! (failures, delay warnings, successes asked for with NOTIFY), durably,
-//! before the original leaves the queue with [`Spool::finish`]. Because only
+//! before the original leaves the queue with [`Queue::finish`]. Because only
 //! one task settles, a message whose recipients all fail produces one DSN.
 //!
-//! [`Spool::modify`]: crate::queue::Spool::modify
-//! [`Spool::finish`]: crate::queue::Spool::finish
+//! [`Queue::modify`]: crate::queue::Queue::modify
+//! [`Queue::finish`]: crate::queue::Queue::finish
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{Shared, Snapshot, unix_now};
 use crate::dns::resolver::{self, Hop, MxPolicy, RouteError};
 use crate::envelope::{Delivery, Destination, Envelope, Status};
+use crate::queue::Queue;
 use crate::services::smtp_out::{
     ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt, RcptOutcome,
     ReplyInfo, TlsPolicy,
@@ -101,7 +102,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Event>) {
                 None => return,
                 Some(Event::Queued(id)) => {
                     if let Some(env) = shared.spool.get(&id) {
-                        plan(&shared, &board, &env, unix_now());
+                        plan(&shared.snapshot().tables, &board, &env, unix_now());
                     }
                     dispatch(&shared, &board);
                 }
@@ -129,13 +130,14 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Event>) {
 /// The periodic pass: due retries, delay warnings, entries to settle.
 async fn scan(shared: &Arc<Shared>, board: &SharedBoard) {
     let now = unix_now();
+    let snapshot = shared.snapshot();
     for env in shared.spool.list() {
         if env.is_done() || owes_failure_dsn(&env) {
             settle(shared, &env.id).await;
             continue;
         }
         delay_warnings(shared, &env, now).await;
-        plan(shared, board, &env, now);
+        plan(&snapshot.tables, board, &env, now);
     }
     dispatch(shared, board);
 }
@@ -184,9 +186,7 @@ fn dest_key(tables: &Tables, env: &Envelope, di: usize) -> DestKey {
 }
 
 /// Puts the due remote deliveries of an entry into their destination queues.
-fn plan(shared: &Shared, board: &SharedBoard, env: &Envelope, now: u64) {
-    let snapshot = shared.snapshot();
-    let tables = &snapshot.tables;
+fn plan(tables: &Tables, board: &SharedBoard, env: &Envelope, now: u64) {
     let Ok(mut b) = board.lock() else { return };
     let mut jobs: HashMap<DestKey, Vec<usize>> = HashMap::new();
     for (i, d) in env.deliveries.iter().enumerate() {
@@ -492,13 +492,30 @@ fn record(
     results: Vec<(usize, Result3)>,
     info: &Hopinfo,
 ) {
-    let now = unix_now();
+    if apply_results(&*shared.spool, tables, id, &results, info, unix_now()) {
+        let _ = shared.outbound.send(Event::Settle(id.to_string()));
+    }
+}
+
+/// The decisions behind [`record`]: each pending delivery's result, a
+/// retry time (with jitter, never past the expiry) for a deferral, a
+/// failure (4.4.7) for a deferral past the expiry. Returns whether the
+/// entry must be settled: it finished, something failed, or a success
+/// report is wanted.
+fn apply_results(
+    queue: &dyn Queue,
+    tables: &Tables,
+    id: &str,
+    results: &[(usize, Result3)],
+    info: &Hopinfo,
+    now: u64,
+) -> bool {
     let o = &tables.outbound;
     let mut failed = false;
-    let changed = shared.spool.modify(id, |env| {
+    let changed = queue.modify(id, &mut |env| {
         let received = env.received_at;
         let eid = env.id.clone();
-        for (i, r) in &results {
+        for (i, r) in results {
             let Some(d) = env.deliveries.get_mut(*i) else {
                 continue;
             };
@@ -542,11 +559,7 @@ fn record(
             }
         }
     });
-    if let Some((env, finished)) = changed
-        && (finished || failed || wants_success_dsn(&env))
-    {
-        let _ = shared.outbound.send(Event::Settle(env.id));
-    }
+    changed.is_some_and(|(env, finished)| finished || failed || wants_success_dsn(&env))
 }
 
 fn fail(d: &mut Delivery, text: String, status: String, now: u64) {
@@ -761,7 +774,7 @@ async fn settle(shared: &Arc<Shared>, id: &str) {
             tracing::error!(id, error = %e, "cannot queue a DSN; trying again later");
             return;
         }
-        shared.spool.modify(id, |e| {
+        shared.spool.modify(id, &mut |e| {
             for i in &owed {
                 if let Some(d) = e.deliveries.get_mut(*i) {
                     d.dsn_sent = true;
@@ -817,7 +830,7 @@ async fn delay_warnings(shared: &Arc<Shared>, env: &Envelope, now: u64) {
         tracing::error!(id = %env.id, error = %e, "cannot queue a delay warning");
         return;
     }
-    shared.spool.modify(&env.id, |e| {
+    shared.spool.modify(&env.id, &mut |e| {
         for i in &owed {
             if let Some(d) = e.deliveries.get_mut(*i) {
                 d.delay_warned = true;
@@ -868,10 +881,264 @@ pub fn sign_submission(snapshot: &Snapshot, accepted: &mut crate::envelope::Acce
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::testing::{Harness, harness, mailbox, message, queued, remote};
 
     #[test]
     fn domains_are_lower_case() {
         assert_eq!(domain_of("a@Example.ORG"), "example.org");
         assert_eq!(domain_of("nodomain"), "");
+    }
+
+    const SENDER: &str = "sender@remote.example";
+
+    fn deferred() -> Result3 {
+        Result3::Deferred("451 4.4.1 try later".into(), Some("4.4.1".into()))
+    }
+
+    fn failed() -> Result3 {
+        Result3::Failed("550 5.1.1 no such user".into(), "5.1.1".into())
+    }
+
+    fn delivered() -> Result3 {
+        Result3::Delivered(ReplyInfo::local(
+            250,
+            crate::proto::smtp::reply::Enhanced(2, 0, 0),
+            "ok",
+            crate::session::smtp_out::Stage::DataEnd,
+        ))
+    }
+
+    fn apply(h: &Harness, id: &str, results: Vec<(usize, Result3)>, now: u64) -> bool {
+        let tables = h.shared.snapshot().tables.clone();
+        apply_results(&*h.queue, &tables, id, &results, &Hopinfo::default(), now)
+    }
+
+    #[tokio::test]
+    async fn a_deferral_is_retried_later_and_fails_at_the_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        let o = h.shared.snapshot().tables.outbound.clone();
+        let t0 = 1_000_000;
+        queued(&h, message("D1", SENDER, &[remote("a@example.org")], t0)).await;
+
+        let now = t0 + 10;
+        assert!(
+            !apply(&h, "D1", vec![(0, deferred())], now),
+            "nothing to settle yet"
+        );
+        let d = &h.queue.get("D1").unwrap().deliveries[0];
+        assert!(matches!(d.status, Status::Pending));
+        assert_eq!(d.attempts, 1);
+        assert_eq!(d.next_attempt, now + o.retry_after_jittered(1, "D1"));
+        assert!(d.next_attempt > now);
+        assert_eq!(d.status_code.as_deref(), Some("4.4.1"));
+        assert_eq!(d.last_error.as_deref(), Some("451 4.4.1 try later"));
+
+        // The second deferral waits longer (back-off).
+        let now2 = d.next_attempt;
+        apply(&h, "D1", vec![(0, deferred())], now2);
+        let d2 = &h.queue.get("D1").unwrap().deliveries[0];
+        assert_eq!(d2.attempts, 2);
+        assert_eq!(d2.next_attempt, now2 + o.retry_after_jittered(2, "D1"));
+        assert!(d2.next_attempt - now2 >= d.next_attempt - now);
+
+        // A retry is never scheduled past the expiry...
+        let late = t0 + o.expire_secs - 1;
+        apply(&h, "D1", vec![(0, deferred())], late);
+        let d3 = &h.queue.get("D1").unwrap().deliveries[0];
+        assert!(matches!(d3.status, Status::Pending));
+        assert_eq!(d3.next_attempt, t0 + o.expire_secs);
+        // ...and a deferral at the expiry fails it, to be settled (a DSN).
+        assert!(apply(&h, "D1", vec![(0, deferred())], t0 + o.expire_secs));
+        let d4 = &h.queue.get("D1").unwrap().deliveries[0];
+        assert!(
+            matches!(&d4.status, Status::Failed { reason, .. } if reason == "delivery time expired; last error: 451 4.4.1 try later"),
+            "{:?}",
+            d4.status
+        );
+        assert_eq!(d4.status_code.as_deref(), Some("4.4.7"));
+        assert_eq!(d4.attempts, 4);
+    }
+
+    #[tokio::test]
+    async fn failures_and_the_last_result_ask_for_settling() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        let to = [
+            remote("a@example.org"),
+            remote("b@example.org"),
+            remote("c@example.net"),
+        ];
+        queued(&h, message("S1", SENDER, &to, 100)).await;
+        // A success with others still pending and no NOTIFY=SUCCESS: no.
+        assert!(!apply(&h, "S1", vec![(0, delivered())], 200));
+        // A permanent failure: a DSN is owed.
+        assert!(apply(&h, "S1", vec![(1, failed())], 200));
+        let env = h.queue.get("S1").unwrap();
+        assert!(matches!(env.deliveries[1].status, Status::Failed { .. }));
+        assert_eq!(env.deliveries[1].status_code.as_deref(), Some("5.1.1"));
+        // The last pending delivery succeeding finishes the entry: settle.
+        assert!(apply(&h, "S1", vec![(2, delivered())], 200));
+        assert!(h.queue.get("S1").unwrap().is_done());
+    }
+
+    #[tokio::test]
+    async fn a_success_report_asked_for_is_settled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        let mut m = message(
+            "N1",
+            SENDER,
+            &[remote("a@example.org"), remote("b@example.org")],
+            100,
+        );
+        m.envelope.recipients[0].notify.success = true;
+        queued(&h, m).await;
+        assert!(apply(&h, "N1", vec![(0, delivered())], 200));
+    }
+
+    #[tokio::test]
+    async fn results_for_finished_deliveries_and_unknown_entries_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        queued(
+            &h,
+            message(
+                "F1",
+                SENDER,
+                &[remote("a@example.org"), remote("b@example.org")],
+                100,
+            ),
+        )
+        .await;
+        apply(&h, "F1", vec![(0, delivered())], 200);
+        let before = h.queue.get("F1").unwrap();
+        // A late result for a delivery another attempt already finished,
+        // and an index that does not exist.
+        assert!(!apply(&h, "F1", vec![(0, failed()), (7, failed())], 300));
+        assert_eq!(h.queue.get("F1").unwrap(), before);
+        assert!(!apply(&h, "GONE", vec![(0, failed())], 300));
+    }
+
+    #[tokio::test]
+    async fn plan_queues_due_remote_deliveries_once_per_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        let tables = h.shared.snapshot().tables.clone();
+        let mut to = vec![
+            mailbox("alice@example.test"),
+            remote("a@example.org"),
+            remote("b@Example.org"),
+            remote("c@example.net"),
+            remote("later@example.com"),
+        ];
+        for i in 0..150 {
+            to.push(remote(&format!("r{i}@many.example")));
+        }
+        let mut m = message("P1", SENDER, &to, 100);
+        m.envelope.deliveries[4].next_attempt = 500;
+        queued(&h, m).await;
+        let env = h.queue.get("P1").unwrap();
+        let board: SharedBoard = Default::default();
+        plan(&tables, &board, &env, 200);
+        let jobs = |b: &Board, target: &str| -> Vec<Vec<usize>> {
+            b.queues
+                .iter()
+                .filter(|(k, _)| k.target == target)
+                .flat_map(|(_, q)| q.jobs.iter().map(|j| j.deliveries.clone()))
+                .collect()
+        };
+        {
+            let b = board.lock().unwrap();
+            assert_eq!(jobs(&b, "mx example.org"), [vec![1, 2]]);
+            assert_eq!(jobs(&b, "mx example.net"), [vec![3]]);
+            assert!(jobs(&b, "mx example.com").is_empty(), "not due yet");
+            let many = jobs(&b, "mx many.example");
+            assert_eq!(
+                many.iter().map(Vec::len).collect::<Vec<_>>(),
+                [MAX_RCPTS_PER_TRANSACTION, 50],
+                "one transaction holds at most {MAX_RCPTS_PER_TRANSACTION} recipients"
+            );
+            assert_eq!(b.queues.len(), 3, "the local delivery is not outbound's");
+            assert_eq!(b.in_flight.len(), 153);
+        }
+        // Planned again (a sweep, a flush): nothing in flight is queued twice.
+        plan(&tables, &board, &env, 200);
+        assert_eq!(board.lock().unwrap().in_flight.len(), 153);
+        let total: usize = board
+            .lock()
+            .unwrap()
+            .queues
+            .values()
+            .map(|q| q.jobs.len())
+            .sum();
+        assert_eq!(total, 4);
+        // Once due, the later one joins.
+        plan(&tables, &board, &env, 500);
+        assert_eq!(jobs(&board.lock().unwrap(), "mx example.com"), [vec![4]]);
+    }
+
+    fn dsns(h: &Harness) -> Vec<Envelope> {
+        h.queue
+            .list()
+            .into_iter()
+            .filter(|e| e.sender.is_empty())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_dsn_for_recipients_failing_together_then_the_entry_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = harness(dir.path());
+        let to = [remote("a@bad-one.example"), remote("b@bad-two.example")];
+        queued(&h, message("B1", SENDER, &to, 100)).await;
+        apply(&h, "B1", vec![(0, failed())], 200);
+        // The other recipient has not been tried yet: the report waits.
+        settle(&h.shared, "B1").await;
+        assert!(dsns(&h).is_empty());
+        assert!(!h.queue.get("B1").unwrap().deliveries[0].dsn_sent);
+
+        apply(&h, "B1", vec![(1, failed())], 210);
+        settle(&h.shared, "B1").await;
+        let reports = dsns(&h);
+        assert_eq!(reports.len(), 1, "one DSN for both");
+        assert!(h.queue.get("B1").is_none(), "the original left the queue");
+        let dsn = &reports[0];
+        assert_eq!(dsn.deliveries.len(), 1);
+        assert_eq!(dsn.deliveries[0].destination, remote(SENDER));
+        let text = String::from_utf8(h.queue.read_message(&dsn.id).unwrap()).unwrap();
+        assert!(text.contains("a@bad-one.example") && text.contains("b@bad-two.example"));
+        // Handed to delivery, which passes remote entries to the manager.
+        let handed = h.delivery.try_recv().expect("the DSN went to delivery");
+        assert_eq!(handed.envelope.id, dsn.id);
+        // Settling again owes nothing.
+        settle(&h.shared, "B1").await;
+        assert_eq!(dsns(&h).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_with_retries_pending_is_reported_and_the_entry_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        let to = [remote("a@example.org"), remote("b@example.net")];
+        queued(&h, message("K1", SENDER, &to, 100)).await;
+        apply(&h, "K1", vec![(0, failed()), (1, deferred())], 200);
+        settle(&h.shared, "K1").await;
+        assert_eq!(dsns(&h).len(), 1);
+        let env = h.queue.get("K1").expect("still queued for the retry");
+        assert!(env.deliveries[0].dsn_sent);
+        assert!(!env.deliveries[1].dsn_sent);
+        settle(&h.shared, "K1").await;
+        assert_eq!(dsns(&h).len(), 1, "reported once");
+    }
+
+    #[tokio::test]
+    async fn a_bounce_is_never_bounced() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        queued(&h, message("Z1", "", &[remote("a@example.org")], 100)).await;
+        assert!(apply(&h, "Z1", vec![(0, failed())], 200));
+        settle(&h.shared, "Z1").await;
+        assert!(h.queue.list().is_empty(), "gone, and no report to <>");
     }
 }

@@ -13,7 +13,6 @@ use super::conn::{self, Conn, Extras};
 use super::{Shared, Snapshot, unix_now};
 use crate::envelope::Accepted;
 use crate::net::limits::Slot;
-use crate::queue::error::SpoolError;
 use crate::session::protocol::Step;
 use crate::session::smtp::{ConnInfo, Driven, Env, Session};
 
@@ -70,7 +69,6 @@ impl Extras<Driven<LiveEnv>> for Spooler {
                 Ok(id)
             }
             Err(e) => {
-                let e = SpoolError::from(e);
                 tracing::error!(error = %e, "message not accepted");
                 Err(e)
             }

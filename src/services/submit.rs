@@ -246,11 +246,9 @@ pub async fn enqueue(shared: &Shared, sub: &Submission, message: &[u8]) -> Resul
             Ok(id)
         }
         Err(e) => {
+            // `e` says "cannot write to the queue: ...".
             tracing::error!(error = %e, "cannot write to the queue");
-            Err(refuse(
-                exit::TEMPFAIL,
-                format!("cannot write to the queue: {e}"),
-            ))
+            Err(refuse(exit::TEMPFAIL, e.to_string()))
         }
     }
 }
