@@ -1,6 +1,6 @@
 //! Server-wide settings: hostname, state directory, TLS certificates,
 //! listeners (TLS and AUTH modes, the plaintext-AUTH rule), relay safety,
-//! policies, limits, timeouts and the relay host.
+//! policies, limits, the login cache, timeouts and the relay host.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,7 +12,8 @@ use crate::ipnet::Network;
 use crate::spec::ast::Config;
 use crate::spec::source::Spanned;
 use crate::tables::{
-    Action, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind, ListenerTable,
+    Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind,
+    ListenerTable,
     LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
 };
 
@@ -27,6 +28,7 @@ pub(super) struct Server {
     pub inbound: InboundPolicy,
     pub submission: SubmissionPolicy,
     pub limits: Limits,
+    pub auth_cache: AuthCacheTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
 }
@@ -89,6 +91,7 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         auth_lockout_secs: or(&cfg.limits.auth_lockout, def::AUTH_LOCKOUT_SECS),
     };
 
+    let auth_cache = auth_cache(cfg, cx);
     let certificates = certificates(cfg, hostname.as_deref(), &state_dir, cx);
     let listeners = listeners(cfg, !certificates.is_empty(), &limits, cx);
 
@@ -176,8 +179,41 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         inbound,
         submission,
         limits,
+        auth_cache,
         timeouts,
         relay_host: relay_host(cfg, cx),
+    }
+}
+
+fn auth_cache(cfg: &Config, cx: &mut Cx<'_>) -> AuthCacheTable {
+    let c = &cfg.auth_cache;
+    if let Some(ttl) = &c.ttl
+        && !(1..=def::AUTH_CACHE_TTL_MAX_SECS).contains(&ttl.value)
+    {
+        let (label, help) = if ttl.value == 0 {
+            (
+                "a lifetime of zero",
+                "to turn the cache off write `auth-cache enabled=#false`",
+            )
+        } else {
+            (
+                "longer than one hour",
+                "a verified login is remembered without checking its password again: keep it short (the default is 5m, at most 1h)",
+            )
+        };
+        cx.diags.push(
+            Diag::error(
+                Code::AuthCacheTtl,
+                "the auth-cache ttl must be between 1s and 1h",
+            )
+            .label(ttl.span, label)
+            .help(help),
+        );
+    }
+    AuthCacheTable {
+        enabled: or(&c.enabled, def::AUTH_CACHE_ENABLED),
+        ttl_secs: or(&c.ttl, def::AUTH_CACHE_TTL_SECS),
+        size: or(&c.size, def::AUTH_CACHE_SIZE),
     }
 }
 
@@ -511,6 +547,7 @@ fn listeners(
 fn max_errors(kind: ListenerKind, configured: u32) -> u32 {
     match kind {
         ListenerKind::Imap | ListenerKind::Imaps => configured.max(def::IMAP_MIN_ERRORS),
+        ListenerKind::Pop3 | ListenerKind::Pop3s => configured.max(def::POP3_MIN_ERRORS),
         _ => configured,
     }
 }
@@ -701,7 +738,7 @@ mod tests {
                 .expect("listener")
         };
         assert_eq!(row(ListenerKind::Smtp).max_errors, 1);
-        assert_eq!(row(ListenerKind::Pop3).max_errors, 1);
+        assert_eq!(row(ListenerKind::Pop3).max_errors, 20);
         assert_eq!(row(ListenerKind::Imap).max_errors, 3);
         // The server-wide cap per client holds on every listener.
         assert_eq!(row(ListenerKind::Imap).max_connections_per_ip, 40);
