@@ -161,7 +161,11 @@ fn a_new_password_is_never_served_from_the_cache() {
     let carol = dir.path().join("carol.hash");
     let write_hash = |password: &str| {
         let tmp = dir.path().join("carol.hash.new");
-        std::fs::write(&tmp, mailc::auth::password::hash_argon2id(password.as_bytes())).unwrap();
+        std::fs::write(
+            &tmp,
+            mailc::auth::password::hash_argon2id(password.as_bytes()),
+        )
+        .unwrap();
         std::fs::rename(&tmp, &carol).unwrap();
     };
     write_hash("one");

@@ -251,7 +251,11 @@ mod tests {
             ("alice@example.tes", "tsecret"),
             ("alice@example.testsecret", ""),
         ] {
-            assert_eq!(c.get(&c.key(user, password), now), None, "{user} {password}");
+            assert_eq!(
+                c.get(&c.key(user, password), now),
+                None,
+                "{user} {password}"
+            );
         }
         assert!(c.get(&c.key("alice@example.test", "secret"), now).is_some());
     }
@@ -299,7 +303,11 @@ mod tests {
         let t0 = Instant::now();
         let key = |i: usize| c.key(&format!("u{i}@example.test"), "pw");
         for i in 0..1000 {
-            c.insert(key(i), hit(&format!("u{i}")), t0 + Duration::from_millis(i as u64));
+            c.insert(
+                key(i),
+                hit(&format!("u{i}")),
+                t0 + Duration::from_millis(i as u64),
+            );
             assert!(c.len() <= 100);
         }
         assert_eq!(c.len(), 100);
@@ -321,7 +329,12 @@ mod tests {
     fn expired_entries_make_room_before_live_ones_are_evicted() {
         let c = cache(10, 3);
         let t0 = Instant::now();
-        let (a, b, d, e) = (c.key("a", "1"), c.key("b", "1"), c.key("d", "1"), c.key("e", "1"));
+        let (a, b, d, e) = (
+            c.key("a", "1"),
+            c.key("b", "1"),
+            c.key("d", "1"),
+            c.key("e", "1"),
+        );
         c.insert(a, hit("a"), t0);
         c.insert(b, hit("b"), t0 + Duration::from_secs(5));
         c.insert(d, hit("d"), t0 + Duration::from_secs(6));

@@ -13,8 +13,7 @@ use crate::spec::ast::Config;
 use crate::spec::source::Spanned;
 use crate::tables::{
     Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind,
-    ListenerTable,
-    LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
+    ListenerTable, LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
 };
 
 pub(super) struct Server {

@@ -79,7 +79,9 @@ impl Verifier {
                 .spawn(move || work(&rx, &counters))
             {
                 Ok(_) => started += 1,
-                Err(e) => tracing::error!(worker = i, error = %e, "cannot start a password check thread"),
+                Err(e) => {
+                    tracing::error!(worker = i, error = %e, "cannot start a password check thread")
+                }
             }
         }
         Verifier {
@@ -139,7 +141,10 @@ fn work(rx: &Mutex<Receiver<Job>>, counters: &Counters) {
             continue;
         }
         let running = counters.running.fetch_add(1, Ordering::SeqCst) + 1;
-        let peak = counters.peak.fetch_max(running, Ordering::SeqCst).max(running);
+        let peak = counters
+            .peak
+            .fetch_max(running, Ordering::SeqCst)
+            .max(running);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::auth::verify_login_with(
                 &job.tables,
@@ -156,7 +161,12 @@ fn work(rx: &Mutex<Receiver<Job>>, counters: &Counters) {
         });
         // `running` and `peak` count checks in progress at once: never more
         // than the workers.
-        tracing::debug!(running, peak, kept_kib = memory.kept_kib(), "password checked");
+        tracing::debug!(
+            running,
+            peak,
+            kept_kib = memory.kept_kib(),
+            "password checked"
+        );
         let _ = job.reply.send(result);
     }
 }
@@ -213,10 +223,7 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(
-            v.verify(t, s, creds("secret")).await,
-            Err(NotChecked::Busy)
-        );
+        assert_eq!(v.verify(t, s, creds("secret")).await, Err(NotChecked::Busy));
         assert!(waiting.iter().all(|w| !w.is_finished()));
     }
 
