@@ -1,6 +1,7 @@
 //! `auth`: verifying users. Password hashes in the formats admins migrate
 //! from (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the lookup
-//! of a login in the tables, and throttling of failed attempts.
+//! of a login in the tables, throttling of failed attempts, and the cache
+//! of verified logins ([`cache`]).
 
 pub mod cache;
 pub mod limiter;

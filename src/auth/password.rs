@@ -493,6 +493,40 @@ mod tests {
     }
 
     #[test]
+    fn argon2_memory_is_kept_and_reused_correctly() {
+        let mut memory = Argon2Memory::new();
+        let id = PasswordHash::parse(ARGON2ID).unwrap();
+        let i = PasswordHash::parse(ARGON2I).unwrap();
+        assert!(id.verify_with(b"secret", &mut memory));
+        assert_eq!(memory.kept_kib(), 19456);
+        // What the previous check left in the buffer changes nothing: right
+        // and wrong passwords, a smaller hash in the same buffer, and back.
+        assert!(!id.verify_with(b"Secret", &mut memory));
+        assert!(i.verify_with(b"secret", &mut memory));
+        assert!(!i.verify_with(b"secret!", &mut memory));
+        assert_eq!(
+            memory.kept_kib(),
+            19456,
+            "a smaller hash does not shrink it"
+        );
+        assert!(id.verify_with(b"secret", &mut memory));
+        // A hash asking for more than is kept gets its memory for one check.
+        let big = hash_with(b"pw", Argon2Memory::KEEP_MAX_KIB as u32 + 1024);
+        let big = PasswordHash::parse(&big).unwrap();
+        assert!(big.verify_with(b"pw", &mut memory));
+        assert!(!big.verify_with(b"pW", &mut memory));
+        assert_eq!(memory.kept_kib(), 19456);
+    }
+
+    fn hash_with(password: &[u8], m_kib: u32) -> String {
+        let params = argon2::Params::new(m_kib, 1, 1, None).unwrap();
+        Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(password)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
     fn dovecot_prefixes() {
         for text in [
             format!("{{ARGON2ID}}{ARGON2ID}"),
