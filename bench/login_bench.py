@@ -34,7 +34,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAILC = os.path.join(ROOT, "target", "release", "mailc")
+MAILC = os.environ.get("MAILC_BIN", os.path.join(ROOT, "target", "release", "mailc"))
 USER, PASS = "alice@example.test", "secret"
 TICK = os.sysconf("SC_CLK_TCK")
 DOVECOT_COMMS = ("dovecot", "imap", "imap-login", "auth", "anvil", "log", "config", "stats")
@@ -315,9 +315,9 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
 mail_location = maildir:{work}/vmail/alice
-mail_max_userip_connections = 20000
-default_process_limit = 20000
-default_client_limit = 20000
+mail_max_userip_connections = 15000
+default_process_limit = 15000
+default_client_limit = 15000
 default_vsz_limit = 0
 auth_cache_size = {"10M" if cache else "0"}
 auth_cache_ttl = 5 mins
@@ -328,6 +328,15 @@ passdb {{
 userdb {{
   driver = static
   args = uid=dovecot gid=dovecot home={work}/vmail/alice
+}}
+service auth {{
+  client_limit = 16000
+}}
+service anvil {{
+  client_limit = 16000
+}}
+service imap-urlauth-login {{
+  process_limit = 1
 }}
 service imap-login {{
   inet_listener imap {{
@@ -385,7 +394,12 @@ def main():
             subprocess.run(["dovecot", "-c", conf], check=True)
             dovecots.append(conf)
             wait_port(port)
-            with open(os.path.join(base, "run", "master.pid")) as f:
+            pidfile = os.path.join(base, "run", "master.pid")
+            for _ in range(200):  # written just after the listeners open
+                if os.path.exists(pidfile):
+                    break
+                time.sleep(0.05)
+            with open(pidfile) as f:
                 master = f.read().strip()
             servers[name] = Server(name, port, (lambda m=master: children_of(m)),
                                    (lambda m=master: pss_kib(children_of(m))))
