@@ -71,7 +71,20 @@ fn running_values(server: &Server) -> Vec<usize> {
         .collect()
 }
 
-fn verifier_threads(pid: u32) -> usize {
+/// Threads named `mailc-verify`. A new thread names itself when it first
+/// runs, so this waits (bounded) for `expected` before answering.
+fn verifier_threads(pid: u32, expected: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = count_verifier_threads(pid);
+        if n == expected || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn count_verifier_threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
@@ -87,7 +100,7 @@ fn parallel_logins_are_bounded_then_cached() {
     let addr = server.addr("imap");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // One verifier thread per core: password checks run nowhere else.
-    assert_eq!(verifier_threads(server.pid()), cores);
+    assert_eq!(verifier_threads(server.pid(), cores), cores);
 
     // First logins one by one: opening a mailbox for the first time from
     // many sessions at once is not what this test is about. Then a reload
@@ -152,7 +165,7 @@ fn parallel_logins_are_bounded_then_cached() {
     assert!(last.contains("cached=true"), "{last}");
     assert_eq!(server.count_log("password checked"), checks + 1);
     // Still one thread per core after the flood.
-    assert_eq!(verifier_threads(server.pid()), cores);
+    assert_eq!(count_verifier_threads(server.pid()), cores);
 }
 
 #[test]
