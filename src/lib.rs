@@ -22,7 +22,7 @@
 //! | [`diag`] | diagnostics with stable codes and spans, rendered with miette |
 //! | [`addr`] | address and domain syntax, IDNA normalisation |
 //! | [`ipnet`] | IP networks |
-//! | [`auth`] | password hashes (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the inline [`auth::Secrets`], login lookup, failure limits |
+//! | [`auth`] | password hashes (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the inline [`auth::Secrets`], login lookup, failure limits, the verified-credentials cache |
 //! | [`dns`] | the records each domain needs (pure), zone snippets, DKIM key files, `mailc plan` against live DNS, the one resolver and outbound MX routing |
 //! | [`envelope`] | the envelope of an accepted message and its per-recipient delivery state (plain data) |
 //! | [`proto`] | wire formats as pure functions over bytes: SMTP, IMAP, POP3, SASL |

@@ -1,14 +1,16 @@
 //! `auth`: verifying users. Password hashes in the formats admins migrate
 //! from (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the lookup
-//! of a login in the tables, and throttling of failed attempts.
+//! of a login in the tables, throttling of failed attempts, and the cache
+//! of verified logins ([`cache`]).
 
+pub mod cache;
 pub mod limiter;
 pub mod password;
 
 use std::collections::BTreeMap;
 
 use crate::tables::{PasswordRef, Tables};
-use password::PasswordHash;
+use password::{Argon2Memory, PasswordHash};
 
 /// Secrets that were written inline in the config, extracted by the
 /// compiler. They are deliberately not part of [`Tables`] (which must be
@@ -54,6 +56,63 @@ pub fn mailbox_for_login<'t>(tables: &'t Tables, username: &str) -> Option<&'t s
         .map(|(k, _)| k.as_str())
 }
 
+/// Where the hash a login was checked against came from. A cached login
+/// is used only while its source is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashSource {
+    /// Written in the config: it changes only with a reload, which starts
+    /// a new cache.
+    Inline,
+    /// A password file, as it was (stat) just before it was read.
+    File {
+        path: std::path::PathBuf,
+        stamp: FileStamp,
+    },
+}
+
+/// What identifies a version of a file: a rewrite or a replacement changes
+/// at least the change time or the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    pub fn of(path: &std::path::Path) -> std::io::Result<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+impl HashSource {
+    /// Whether the hash could have changed since it was checked.
+    pub fn unchanged(&self) -> bool {
+        match self {
+            HashSource::Inline => true,
+            HashSource::File { path, stamp } => FileStamp::of(path).is_ok_and(|s| s == *stamp),
+        }
+    }
+}
+
+/// A successful check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The mailbox's address.
+    pub mailbox: String,
+    pub source: HashSource,
+}
+
 /// Checks a username and password. Blocking (password hashing is CPU work
 /// and a password file may be read): call it off the async runtime.
 pub fn verify_login(
@@ -62,36 +121,69 @@ pub fn verify_login(
     username: &str,
     password: &str,
 ) -> Result<String, LoginError> {
+    verify_login_with(
+        tables,
+        secrets,
+        username,
+        password,
+        &mut Argon2Memory::new(),
+    )
+    .map(|v| v.mailbox)
+}
+
+/// [`verify_login`] with argon2's working memory from `memory`, and the
+/// source of the hash in the result.
+pub fn verify_login_with(
+    tables: &Tables,
+    secrets: &Secrets,
+    username: &str,
+    password: &str,
+    memory: &mut Argon2Memory,
+) -> Result<Verified, LoginError> {
     let Some(address) = mailbox_for_login(tables, username) else {
         // Spend the time a real check would, so timing does not reveal
         // which users exist.
         if let Some(h) = dummy_hash() {
-            let _ = h.verify(password.as_bytes());
+            let _ = h.verify_with(password.as_bytes(), memory);
         }
         return Err(LoginError::Invalid);
     };
     let Some(mailbox) = tables.mailboxes.get(address) else {
         return Err(LoginError::Invalid);
     };
-    let hash = match &mailbox.password {
+    let (hash, source) = match &mailbox.password {
         PasswordRef::None => return Err(LoginError::Invalid),
         PasswordRef::Inline { .. } => match secrets.inline_password_hashes.get(address) {
-            Some(h) => {
-                PasswordHash::parse(h).map_err(|e| LoginError::Unavailable(e.to_string()))?
-            }
+            Some(h) => (
+                PasswordHash::parse(h).map_err(|e| LoginError::Unavailable(e.to_string()))?,
+                HashSource::Inline,
+            ),
             None => return Err(LoginError::Unavailable("inline hash missing".into())),
         },
         PasswordRef::File { path } => {
-            let text = read_small(path)
-                .map_err(|e| LoginError::Unavailable(format!("{}: {e}", path.display())))?;
-            PasswordHash::parse(&text)
-                .map_err(|e| LoginError::Unavailable(format!("{}: {e}", path.display())))?
+            let unavailable = |e: &dyn std::fmt::Display| {
+                LoginError::Unavailable(format!("{}: {e}", path.display()))
+            };
+            // Stamp first: a change after it makes the stamp stale, never
+            // a stale hash look current.
+            let stamp = FileStamp::of(path).map_err(|e| unavailable(&e))?;
+            let text = read_small(path).map_err(|e| unavailable(&e))?;
+            (
+                PasswordHash::parse(&text).map_err(|e| unavailable(&e))?,
+                HashSource::File {
+                    path: path.clone(),
+                    stamp,
+                },
+            )
         }
     };
-    if !hash.verify(password.as_bytes()) || mailbox.disabled {
+    if !hash.verify_with(password.as_bytes(), memory) || mailbox.disabled {
         return Err(LoginError::Invalid);
     }
-    Ok(address.to_string())
+    Ok(Verified {
+        mailbox: address.to_string(),
+        source,
+    })
 }
 
 fn read_small(path: &std::path::Path) -> std::io::Result<String> {

@@ -137,20 +137,99 @@ impl PasswordHash {
 
     /// Checks a password. The crates compare in constant time.
     pub fn verify(&self, password: &[u8]) -> bool {
+        self.verify_with(password, &mut Argon2Memory::new())
+    }
+
+    /// [`PasswordHash::verify`] with argon2's working memory taken from
+    /// `memory`, which keeps it for the next check (see [`Argon2Memory`]).
+    pub fn verify_with(&self, password: &[u8], memory: &mut Argon2Memory) -> bool {
         if password.len() > MAX_PASSWORD_BYTES {
             return false;
         }
         match self.scheme {
-            Scheme::Argon2 => match argon2::PasswordHash::new(&self.hash) {
-                Ok(h) => Argon2::default().verify_password(password, &h).is_ok(),
-                Err(_) => false,
-            },
+            Scheme::Argon2 => verify_argon2(&self.hash, password, memory),
             Scheme::Sha512Crypt | Scheme::Sha256Crypt => ShaCrypt::default()
                 .verify_password(password, self.hash.as_str())
                 .is_ok(),
             Scheme::Bcrypt => bcrypt::verify(password, &self.hash).unwrap_or(false),
         }
     }
+}
+
+/// Argon2's working memory (m KiB: 19 MiB for the hashes `mailc
+/// hash-password` makes), kept between checks by the thread that runs them.
+///
+/// Allocating it per check is what made a login flood take the machine's
+/// memory: glibc serves a freed 19 MiB block again from the arena of the
+/// thread that freed it (its mmap threshold rises to the size of the
+/// largest block freed), so every thread that ever checked a password kept
+/// 19 MiB or more, and fragmentation kept more. One buffer per verifying
+/// thread, allocated once, makes the memory fixed: threads × m.
+///
+/// Reuse without clearing is sound: argon2 writes every block before it
+/// reads it, so nothing of the previous check reaches the next result.
+#[derive(Default)]
+pub struct Argon2Memory {
+    blocks: Vec<argon2::Block>,
+}
+
+impl Argon2Memory {
+    /// Largest buffer kept between checks. A hash asking for more gets a
+    /// buffer for that check only (above 32 MiB glibc maps and unmaps it
+    /// directly, so it is returned at once).
+    pub const KEEP_MAX_KIB: usize = 64 * 1024;
+
+    pub fn new() -> Argon2Memory {
+        Argon2Memory::default()
+    }
+
+    /// KiB held between checks.
+    pub fn kept_kib(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Runs `f` over `n` blocks of 1 KiB.
+    fn run<R>(&mut self, n: usize, f: impl FnOnce(&mut [argon2::Block]) -> R) -> R {
+        if n > Self::KEEP_MAX_KIB {
+            let mut once = vec![argon2::Block::new(); n];
+            return f(&mut once);
+        }
+        if self.blocks.len() < n {
+            // Replace rather than grow: a resize would copy the old blocks.
+            self.blocks = Vec::new();
+            self.blocks = vec![argon2::Block::new(); n];
+        }
+        f(&mut self.blocks[..n])
+    }
+}
+
+fn verify_argon2(hash: &str, password: &[u8], memory: &mut Argon2Memory) -> bool {
+    let Ok(h) = argon2::PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&h.salt, &h.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(h.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match h.version.map(argon2::Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&h) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let hasher = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let ok = memory.run(blocks, |memory| {
+        hasher
+            .hash_password_into_with_memory(password, salt, &mut out, memory)
+            .is_ok()
+    });
+    // `Output`'s equality is constant-time.
+    ok && argon2::password_hash::phc::Output::new(&out).is_ok_and(|o| &o == expected)
 }
 
 /// Splits a Dovecot `{SCHEME}` prefix off. Weak and plaintext schemes are
@@ -411,6 +490,40 @@ mod tests {
             assert!(!h.verify(b"Secret"), "{hash}");
             assert!(!h.verify(b""), "{hash}");
         }
+    }
+
+    #[test]
+    fn argon2_memory_is_kept_and_reused_correctly() {
+        let mut memory = Argon2Memory::new();
+        let id = PasswordHash::parse(ARGON2ID).unwrap();
+        let i = PasswordHash::parse(ARGON2I).unwrap();
+        assert!(id.verify_with(b"secret", &mut memory));
+        assert_eq!(memory.kept_kib(), 19456);
+        // What the previous check left in the buffer changes nothing: right
+        // and wrong passwords, a smaller hash in the same buffer, and back.
+        assert!(!id.verify_with(b"Secret", &mut memory));
+        assert!(i.verify_with(b"secret", &mut memory));
+        assert!(!i.verify_with(b"secret!", &mut memory));
+        assert_eq!(
+            memory.kept_kib(),
+            19456,
+            "a smaller hash does not shrink it"
+        );
+        assert!(id.verify_with(b"secret", &mut memory));
+        // A hash asking for more than is kept gets its memory for one check.
+        let big = hash_with(b"pw", Argon2Memory::KEEP_MAX_KIB as u32 + 1024);
+        let big = PasswordHash::parse(&big).unwrap();
+        assert!(big.verify_with(b"pw", &mut memory));
+        assert!(!big.verify_with(b"pW", &mut memory));
+        assert_eq!(memory.kept_kib(), 19456);
+    }
+
+    fn hash_with(password: &[u8], m_kib: u32) -> String {
+        let params = argon2::Params::new(m_kib, 1, 1, None).unwrap();
+        Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(password)
+            .unwrap()
+            .to_string()
     }
 
     #[test]

@@ -52,7 +52,22 @@ pub const MAX_ERRORS: u32 = 10;
 /// IMAP session is allowed at least this many errors whatever `max-errors`
 /// says.
 pub const IMAP_MIN_ERRORS: u32 = 3;
+/// A POP3 session is allowed at least this many malformed commands (what
+/// Dovecot allows); well-formed commands that fail never count.
+pub const POP3_MIN_ERRORS: u32 = 20;
 pub const AUTH_FAILURES: u32 = 5;
+/// The verified-credentials cache is on: webmail logs in for every request,
+/// and each miss costs one argon2id hash (19 MiB, tens of milliseconds).
+pub const AUTH_CACHE_ENABLED: bool = true;
+/// Long enough to cover a webmail session's bursts of requests, short
+/// enough that a password that stops working (a change the server cannot
+/// see: none, as reloads flush the cache and password files are checked on
+/// every hit) is not remembered for long. Dovecot's `auth_cache_ttl` is 1h.
+pub const AUTH_CACHE_TTL_SECS: u64 = 5 * 60;
+/// A few hundred bytes each: 10,000 logins is a few MiB at most.
+pub const AUTH_CACHE_SIZE: u32 = 10_000;
+/// Longest `auth-cache ttl=` accepted.
+pub const AUTH_CACHE_TTL_MAX_SECS: u64 = 3600;
 pub const AUTH_LOCKOUT_SECS: u64 = 15 * 60;
 
 /// RFC 5321 §4.5.3.2.7: at least 5 minutes awaiting the next command.

@@ -117,6 +117,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         inbound: server.inbound,
         submission: server.submission,
         limits: server.limits,
+        auth_cache: server.auth_cache,
         timeouts: server.timeouts,
         relay_host: server.relay_host,
         resolvers,

@@ -1,6 +1,6 @@
 //! Server-wide settings: hostname, state directory, TLS certificates,
 //! listeners (TLS and AUTH modes, the plaintext-AUTH rule), relay safety,
-//! policies, limits, timeouts and the relay host.
+//! policies, limits, the login cache, timeouts and the relay host.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use crate::ipnet::Network;
 use crate::spec::ast::{Config, Listener, TlsCert};
 use crate::spec::source::{Span, Spanned};
 use crate::tables::{
-    Action, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind, ListenerTable,
+    Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind, ListenerTable,
     LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
 };
 
@@ -27,6 +27,7 @@ pub(super) struct Server {
     pub inbound: InboundPolicy,
     pub submission: SubmissionPolicy,
     pub limits: Limits,
+    pub auth_cache: AuthCacheTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
 }
@@ -60,6 +61,7 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         auth_failures: or(&cfg.limits.auth_failures, def::AUTH_FAILURES),
         auth_lockout_secs: or(&cfg.limits.auth_lockout, def::AUTH_LOCKOUT_SECS),
     };
+    let auth_cache = auth_cache(cfg, cx);
     let certificates = certificates(cfg, hostname.as_deref(), &state_dir, cx);
     let listeners = listeners(cfg, !certificates.is_empty(), &limits, cx);
     let timeouts = timeouts(&cfg.timeouts, cx);
@@ -77,6 +79,7 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         inbound: inbound_policy(&cfg.inbound),
         submission: submission_policy(&cfg.submission),
         limits,
+        auth_cache,
         timeouts,
         relay_host: relay_host(cfg, cx),
     }
@@ -191,6 +194,38 @@ fn submission_policy(s: &crate::spec::ast::Submission) -> SubmissionPolicy {
         strip_client_ip: or(&s.strip_client_ip, def::SUBMISSION_STRIP_CLIENT_IP),
         max_message_size: or(&s.max_message_size, def::MAX_MESSAGE_SIZE),
         max_recipients: or(&s.max_recipients, def::MAX_RECIPIENTS),
+    }
+}
+
+fn auth_cache(cfg: &Config, cx: &mut Cx<'_>) -> AuthCacheTable {
+    let c = &cfg.auth_cache;
+    if let Some(ttl) = &c.ttl
+        && !(1..=def::AUTH_CACHE_TTL_MAX_SECS).contains(&ttl.value)
+    {
+        let (label, help) = if ttl.value == 0 {
+            (
+                "a lifetime of zero",
+                "to turn the cache off write `auth-cache enabled=#false`",
+            )
+        } else {
+            (
+                "longer than one hour",
+                "a verified login is remembered without checking its password again: keep it short (the default is 5m, at most 1h)",
+            )
+        };
+        cx.diags.push(
+            Diag::error(
+                Code::AuthCacheTtl,
+                "the auth-cache ttl must be between 1s and 1h",
+            )
+            .label(ttl.span, label)
+            .help(help),
+        );
+    }
+    AuthCacheTable {
+        enabled: or(&c.enabled, def::AUTH_CACHE_ENABLED),
+        ttl_secs: or(&c.ttl, def::AUTH_CACHE_TTL_SECS),
+        size: or(&c.size, def::AUTH_CACHE_SIZE),
     }
 }
 
@@ -598,6 +633,7 @@ fn listener_table(
 fn max_errors(kind: ListenerKind, configured: u32) -> u32 {
     match kind {
         ListenerKind::Imap | ListenerKind::Imaps => configured.max(def::IMAP_MIN_ERRORS),
+        ListenerKind::Pop3 | ListenerKind::Pop3s => configured.max(def::POP3_MIN_ERRORS),
         _ => configured,
     }
 }
@@ -781,7 +817,7 @@ mod tests {
                 .expect("listener")
         };
         assert_eq!(row(ListenerKind::Smtp).max_errors, 1);
-        assert_eq!(row(ListenerKind::Pop3).max_errors, 1);
+        assert_eq!(row(ListenerKind::Pop3).max_errors, 20);
         assert_eq!(row(ListenerKind::Imap).max_errors, 3);
         // The server-wide cap per client holds on every listener.
         assert_eq!(row(ListenerKind::Imap).max_connections_per_ip, 40);

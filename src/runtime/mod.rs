@@ -86,6 +86,7 @@ fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
         secrets: Arc::new(compiled.secrets.clone()),
         tls,
         outbound: Arc::new(outbound),
+        login_cache: crate::auth::cache::CredentialCache::from_table(&compiled.tables.auth_cache),
     })
 }
 

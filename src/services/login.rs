@@ -1,13 +1,21 @@
 //! Login, the same for every protocol: the lockout after repeated failures
-//! (`Shared::auth_limiter`), the password check off the async runtime
-//! (hashing is slow on purpose), the pause after a failure, and the log
-//! line.
+//! (`Shared::auth_limiter`), the verified-credentials cache
+//! (`Snapshot::login_cache`), the password check on the bounded verifier
+//! threads (`Shared::verifier`: hashing is slow on purpose), the pause
+//! after a failure, and the log line.
+//!
+//! Order: a locked-out client or user is refused before the cache is
+//! consulted, so a remembered password does not bypass the lockout; only
+//! successes are cached, so every failure runs the full check, counts
+//! toward the lockout and waits out [`FAILURE_DELAY`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::verifier::NotChecked;
 use super::{Shared, Snapshot, unix_now};
+use crate::auth::cache::Hit;
 use crate::proto::sasl::Credentials;
 use crate::session::AuthOutcome;
 
@@ -49,23 +57,45 @@ async fn check(
         tracing::warn!(%client, user = %credentials.username, proto, "login refused: too many failures");
         return AuthOutcome::Locked;
     }
-    let tables = Arc::clone(&snapshot.tables);
-    let secrets = Arc::clone(&snapshot.secrets);
+    let cache = snapshot.login_cache.as_ref();
+    let key = cache.map(|c| c.key(&credentials.username, &credentials.password));
+    if let (Some(cache), Some(key)) = (cache, &key)
+        && let Some(hit) = cache.get(key, Instant::now())
+    {
+        // One stat of a small local file when the hash lives in one: cheap
+        // next to the hash it saves, and it makes a rewritten password file
+        // take effect at once.
+        if hit.source.unchanged() {
+            shared.auth_limiter.record_success(&credentials.username);
+            tracing::info!(%client, user = %hit.mailbox, proto, cached = true, "login");
+            return AuthOutcome::Ok(hit.mailbox);
+        }
+        cache.remove(key);
+    }
     let user = credentials.username.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::auth::verify_login(
-            &tables,
-            &secrets,
-            &credentials.username,
-            &credentials.password,
+    let result = shared
+        .verifier
+        .verify(
+            Arc::clone(&snapshot.tables),
+            Arc::clone(&snapshot.secrets),
+            credentials,
         )
-    })
-    .await;
+        .await;
     match result {
-        Ok(Ok(mailbox)) => {
+        Ok(Ok(verified)) => {
             shared.auth_limiter.record_success(&user);
-            tracing::info!(%client, user = %mailbox, proto, "login");
-            AuthOutcome::Ok(mailbox)
+            tracing::info!(%client, user = %verified.mailbox, proto, cached = false, "login");
+            if let (Some(cache), Some(key)) = (cache, key) {
+                cache.insert(
+                    key,
+                    Hit {
+                        mailbox: verified.mailbox.clone(),
+                        source: verified.source,
+                    },
+                    Instant::now(),
+                );
+            }
+            AuthOutcome::Ok(verified.mailbox)
         }
         Ok(Err(crate::auth::LoginError::Invalid)) => {
             shared
@@ -78,8 +108,12 @@ async fn check(
             tracing::error!(user = %user, error = %e, "password store unavailable");
             AuthOutcome::TempFail
         }
-        Err(e) => {
-            tracing::error!(user = %user, error = %e, "password check did not finish");
+        Err(NotChecked::Busy) => {
+            tracing::warn!(%client, user = %user, proto, "login deferred: too many password checks waiting");
+            AuthOutcome::TempFail
+        }
+        Err(NotChecked::Lost) => {
+            tracing::error!(user = %user, "password check did not finish");
             AuthOutcome::TempFail
         }
     }

@@ -18,6 +18,7 @@ pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
+pub mod verifier;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -38,6 +39,10 @@ pub struct Snapshot {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Resolver, trust anchors, route passwords and DKIM keys.
     pub outbound: Arc<outbound::OutboundRuntime>,
+    /// Logins verified under this configuration (`auth-cache`); `None`
+    /// when turned off. Each snapshot starts with an empty one, so a
+    /// reload is a flush.
+    pub login_cache: Option<crate::auth::cache::CredentialCache>,
 }
 
 /// State shared by every service of a running server.
@@ -61,6 +66,9 @@ pub struct Shared {
     /// A mailbox address each time its mail changed (delivery, IMAP):
     /// IDLE sessions of that user look again.
     pub mail_events: tokio::sync::broadcast::Sender<String>,
+    /// The threads that check passwords, one per core, behind a bounded
+    /// queue (see [`verifier`]).
+    pub verifier: verifier::Verifier,
 }
 
 impl Shared {
@@ -96,6 +104,7 @@ impl Shared {
             folders,
             storage: Arc::new(storage),
             mail_events,
+            verifier: verifier::Verifier::per_core(),
         }
     }
 
@@ -106,10 +115,15 @@ impl Shared {
         }
     }
 
+    /// Swaps in a new configuration. Logins cached under the old one are
+    /// forgotten: connections still holding it check passwords again.
     pub fn replace(&self, snapshot: Snapshot) {
-        match self.current.write() {
-            Ok(mut s) => *s = Arc::new(snapshot),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
+        let old = match self.current.write() {
+            Ok(mut s) => std::mem::replace(&mut *s, Arc::new(snapshot)),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), Arc::new(snapshot)),
+        };
+        if let Some(cache) = &old.login_cache {
+            cache.flush();
         }
     }
 

@@ -57,6 +57,7 @@ pub(crate) fn harness(state: &Path) -> Harness {
         secrets: Arc::new(compiled.secrets),
         tls: None,
         outbound: Arc::new(outbound),
+        login_cache: None,
     };
     let queue = Arc::new(MemoryQueue::new());
     let (delivery_tx, delivery) = tokio::sync::mpsc::unbounded_channel();

@@ -22,6 +22,7 @@ pub struct Config {
     pub inbound: Inbound,
     pub submission: Submission,
     pub limits: Limits,
+    pub auth_cache: AuthCache,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHost>,
     pub resolvers: Vec<Spanned<SocketAddr>>,
@@ -33,6 +34,13 @@ pub struct Config {
 pub struct Log {
     pub level: Option<Spanned<&'static str>>,
     pub format: Option<Spanned<&'static str>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthCache {
+    pub enabled: Option<Spanned<bool>>,
+    pub ttl: Option<Spanned<u64>>,
+    pub size: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +300,7 @@ pub fn build(root: &[SNode]) -> Config {
             "inbound" => c.inbound = inbound(n),
             "submission" => c.submission = submission(n),
             "limits" => c.limits = limits(n),
+            "auth-cache" => c.auth_cache = auth_cache(n),
             "timeouts" => c.timeouts = timeouts(n),
             "relay-host" => {
                 if let Some(r) = relay_host(n) {
@@ -360,6 +369,14 @@ fn limits(n: &SNode) -> Limits {
         max_errors: n.setting("max-errors", s_int),
         auth_failures: n.setting("auth-failures", s_int),
         auth_lockout: n.setting("auth-lockout", s_duration),
+    }
+}
+
+fn auth_cache(n: &SNode) -> AuthCache {
+    AuthCache {
+        enabled: n.p("enabled", s_bool),
+        ttl: n.p("ttl", s_duration),
+        size: n.p("size", s_int),
     }
 }
 

@@ -894,6 +894,27 @@ pub static LOG: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static AUTH_CACHE: NodeSpec = NodeSpec {
+    name: "auth-cache",
+    doc: "Remember verified logins for a short while, so that clients logging in for every \
+          request (webmail) do not pay a password hash each time. Keyed by a keyed hash of \
+          user and password (the password is never stored); failed logins are never cached; \
+          emptied on every reload and ignored once a password file changes. On by default.",
+    args: Args::NONE,
+    props: &[
+        opt("enabled", Ty::Bool, "#false turns the cache off"),
+        opt(
+            "ttl",
+            Ty::Duration,
+            "how long a verified login is remembered (1s to 1h)",
+        ),
+        opt("size", COUNT, "most logins remembered at once"),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 /// The document itself.
 pub static ROOT: NodeSpec = NodeSpec {
     name: "(document)",
@@ -914,6 +935,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &INBOUND,
         &SUBMISSION,
         &LIMITS,
+        &AUTH_CACHE,
         &TIMEOUTS,
         &RELAY_HOST,
         &RESOLVER,

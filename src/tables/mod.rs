@@ -31,7 +31,7 @@ fn hash_with_empty_field(t: &Tables) -> String {
 }
 
 /// Bumped whenever the meaning or shape of the tables changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -59,6 +59,7 @@ pub struct Tables {
     pub inbound: InboundPolicy,
     pub submission: SubmissionPolicy,
     pub limits: Limits,
+    pub auth_cache: AuthCacheTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
     /// DNS servers for every lookup; empty: the system's resolvers.
@@ -384,6 +385,17 @@ pub struct SubmissionPolicy {
     pub strip_client_ip: bool,
     pub max_message_size: u64,
     pub max_recipients: u32,
+}
+
+/// The verified-credentials cache of logins (`auth-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthCacheTable {
+    pub enabled: bool,
+    /// How long a verified login is remembered.
+    pub ttl_secs: u64,
+    /// Most logins remembered at once.
+    pub size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

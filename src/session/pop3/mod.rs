@@ -132,6 +132,8 @@ impl<E: Env> Session<E> {
         crate::session::login_allowed(&self.listener, self.tls)
     }
 
+    /// A malformed command or a protocol violation: counts toward the
+    /// listener's error limit, which closes the session when exceeded.
     fn error(&mut self, reply: Reply) -> Output {
         self.errors += 1;
         let mut bytes = reply.to_bytes();
@@ -148,6 +150,15 @@ impl<E: Env> Session<E> {
             bytes,
             ..Output::default()
         }
+    }
+
+    /// A well-formed command that cannot be carried out (no such message,
+    /// a mechanism not offered, the maildrop in use): the client did
+    /// nothing wrong, so it does not count toward the error limit. Clients
+    /// probe and race (a message number from an older listing), and an
+    /// authenticated session must not be cut for that.
+    fn refuse(&mut self, reply: Reply) -> Output {
+        simple(reply.to_bytes())
     }
 
     pub fn timeout(&mut self) -> Output {
@@ -254,7 +265,7 @@ impl<E: Env> Session<E> {
             return self.error(r::already_logged_in());
         }
         if row.login && !self.login_allowed() {
-            return self.error(if self.can_stls() {
+            return self.refuse(if self.can_stls() {
                 r::login_needs_tls()
             } else {
                 r::login_not_offered()
@@ -281,10 +292,10 @@ impl<E: Env> Session<E> {
             Verb::Noop => simple(r::ok().to_bytes()),
             Verb::Stls => {
                 if self.tls {
-                    return self.error(r::tls_active());
+                    return self.refuse(r::tls_active());
                 }
                 if !self.can_stls() {
-                    return self.error(r::stls_unavailable());
+                    return self.refuse(r::stls_unavailable());
                 }
                 self.state = State::WaitTls;
                 Output {
@@ -339,10 +350,10 @@ impl<E: Env> Session<E> {
                         simple(format!("+ {}\r\n", sasl::base64_encode(b"Username:")).into_bytes())
                     }
                     (Some(Mechanism::Login), [ir]) => self.sasl_login_user(ir.as_bytes()),
-                    _ => self.error(r::mechanism_unknown()),
+                    _ => self.refuse(r::mechanism_unknown()),
                 },
             },
-            Verb::Apop => self.error(r::apop()),
+            Verb::Apop => self.refuse(r::apop()),
             // The verb table lets no other verb through before login.
             _ => self.error(r::log_in_first()),
         }
@@ -351,7 +362,7 @@ impl<E: Env> Session<E> {
     fn sasl_error(&mut self, e: SaslError) -> Output {
         self.state = State::Authorization { user: None };
         match e {
-            SaslError::Cancelled => self.error(r::auth_cancelled()),
+            SaslError::Cancelled => self.refuse(r::auth_cancelled()),
             SaslError::BadEncoding => self.error(r::auth_undecodable()),
             SaslError::Authzid => self.error(r::auth_failed()),
         }
@@ -428,9 +439,11 @@ impl<E: Env> Session<E> {
                     }));
                     simple(Reply::ok(format!("logged in, {n} messages ({size} octets)")).to_bytes())
                 }
-                Err(OpenError::InUse) => self.error(r::in_use()),
-                Err(OpenError::Unavailable(_)) => self.error(r::maildrop_unavailable()),
+                Err(OpenError::InUse) => self.refuse(r::in_use()),
+                Err(OpenError::Unavailable(_)) => self.refuse(r::maildrop_unavailable()),
             },
+            // A failed login counts: it bounds the guesses one connection
+            // makes, beside the lockout and the pause after each failure.
             AuthOutcome::Failed => self.error(r::auth_failed()),
             AuthOutcome::Locked => {
                 self.state = State::Closed;
@@ -440,7 +453,7 @@ impl<E: Env> Session<E> {
                     close: true,
                 }
             }
-            AuthOutcome::TempFail => self.error(r::auth_tempfail()),
+            AuthOutcome::TempFail => self.refuse(r::auth_tempfail()),
         }
     }
 
@@ -454,16 +467,20 @@ impl<E: Env> Session<E> {
         let State::Transaction(tx) = &mut self.state else {
             return Output::default();
         };
-        // Message number argument → index, for commands that take one.
-        let pick = |tx: &Transaction, arg: Option<&String>| -> Result<usize, Reply> {
-            let n: usize = arg
-                .and_then(|a| a.parse().ok())
-                .ok_or_else(r::invalid_number)?;
+        // Message number argument → index, for commands that take one. Only
+        // a missing or non-numeric argument is malformed; a number naming no
+        // message (however large) is a well-formed request that fails.
+        let pick = |tx: &Transaction, arg: Option<&String>| -> Result<usize, Failure> {
+            let Some(a) = arg.filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                return Err(Failure::Malformed(r::invalid_number()));
+            };
+            let n: usize = a.parse().unwrap_or(usize::MAX);
             if n == 0 || n > tx.deleted.len() {
-                return Err(r::no_such_message());
+                return Err(Failure::Refused(r::no_such_message()));
             }
             if tx.deleted[n - 1] {
-                return Err(r::message_deleted());
+                return Err(Failure::Refused(r::message_deleted()));
             }
             Ok(n - 1)
         };
@@ -492,7 +509,7 @@ impl<E: Env> Session<E> {
                 match cmd.args.first() {
                     Some(_) => match pick(tx, cmd.args.first()) {
                         Ok(i) => simple(Reply::ok(item(i, &tx.drop.messages()[i])).to_bytes()),
-                        Err(e) => self.error(e),
+                        Err(e) => self.fail(e),
                     },
                     None => {
                         let mut bytes = r::listing().to_bytes();
@@ -508,10 +525,8 @@ impl<E: Env> Session<E> {
                 }
             }
             Verb::Retr | Verb::Top => {
-                let i = match pick(tx, cmd.args.first()) {
-                    Ok(i) => i,
-                    Err(e) => return self.error(e),
-                };
+                // The shape of the command first: a wrong argument count is
+                // malformed whatever the message number names.
                 let top = if verb == Verb::Top {
                     match cmd.args.get(1).and_then(|a| a.parse::<usize>().ok()) {
                         Some(n) if cmd.args.len() == 2 => Some(n),
@@ -521,6 +536,10 @@ impl<E: Env> Session<E> {
                     return self.error(r::usage("usage: RETR msg"));
                 } else {
                     None
+                };
+                let i = match pick(tx, cmd.args.first()) {
+                    Ok(i) => i,
+                    Err(e) => return self.fail(e),
                 };
                 let m = tx.drop.messages()[i];
                 match tx.drop.read(m.uid) {
@@ -532,7 +551,7 @@ impl<E: Env> Session<E> {
                         }
                         simple(bytes)
                     }
-                    Err(_) => self.error(r::cannot_read()),
+                    Err(_) => self.refuse(r::cannot_read()),
                 }
             }
             Verb::Dele => match pick(tx, cmd.args.first()) {
@@ -540,7 +559,7 @@ impl<E: Env> Session<E> {
                     tx.deleted[i] = true;
                     simple(Reply::ok(format!("message {} deleted", i + 1)).to_bytes())
                 }
-                Err(e) => self.error(e),
+                Err(e) => self.fail(e),
             },
             Verb::Rset => {
                 tx.deleted.iter_mut().for_each(|d| *d = false);
@@ -586,6 +605,21 @@ impl<E: Env> Session<E> {
             bytes,
             effect: None,
             close: true,
+        }
+    }
+}
+
+/// Why a command failed, which decides whether it counts as an error.
+enum Failure {
+    Malformed(Reply),
+    Refused(Reply),
+}
+
+impl<E: Env> Session<E> {
+    fn fail(&mut self, f: Failure) -> Output {
+        match f {
+            Failure::Malformed(reply) => self.error(reply),
+            Failure::Refused(reply) => self.refuse(reply),
         }
     }
 }
