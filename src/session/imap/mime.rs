@@ -458,12 +458,7 @@ pub fn binary_parts_to_base64(data: &[u8]) -> Option<Vec<u8>> {
         let enc = transfer_encoding(&p.fields(data));
         if enc == "binary" || body.contains(&0) {
             changed.set(true);
-            let mut b = base64_lines(body);
-            if p.end == data.len() {
-                // The last part of the message: end it with a line end.
-                b.extend_from_slice(b"\r\n");
-            }
-            return Ok(Some((b, "base64")));
+            return Ok(Some((base64_lines(body), "base64")));
         }
         Ok(None)
     };

@@ -8,7 +8,7 @@ def m(name, about, text, raw=False):
         text = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     msgs.append((name, about, text))
 
-m("multipart-b64-qp.eml", "multipart/mixed: QP text part (soft breaks, =3D, UTF-8), base64 UTF-8 text part, multi-line base64 binary attachment; BINARY.PEEK[n], BINARY.SIZE[n], BODYSTRUCTURE", """\
+m("multipart-b64-qp.eml", "multipart/mixed: QP text part (soft breaks, =3D, UTF-8), base64 UTF-8 text part (CRLF line ends, canonical form), multi-line base64 binary attachment; BINARY.PEEK[n], BINARY.SIZE[n], BODYSTRUCTURE", """\
 From: Bob Sender <bob@example.com>
 To: Alice <alice@example.test>
 Subject: parts in three encodings
@@ -29,7 +29,7 @@ Trailing space is encoded=20
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: base64
 
-w7xiZXIgYWxsZXMgLSBncsO2w59lcmUgVGV4dGUK
+w7xiZXIgYWxsZXMgLSBncsO2w59lcmUgVGV4dGUNCg==
 --=_outer_1
 Content-Type: application/octet-stream; name="blob.bin"
 Content-Disposition: attachment; filename="blob.bin"
@@ -53,7 +53,7 @@ MIME-Version: 1.0
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: base64
 
-SGVsbG8sIHfDtnJsZCEKU2Vjb25kIGxpbmUuCg==
+SGVsbG8sIHfDtnJsZCENClNlY29uZCBsaW5lLg0K
 """)
 
 m("single-qp.eml", "single-part text/plain in quoted-printable: BINARY.PEEK[1], BINARY.SIZE[1], lowercase hex and a bad escape (=ZZ kept literally)", """\
