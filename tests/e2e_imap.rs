@@ -93,3 +93,65 @@ fn raw_client_limits_and_foreign_delivery() {
     let r = tagged(&mut c, "a6", "NOOP");
     assert_eq!(r, "a6 OK NOOP completed");
 }
+
+/// COPY and MOVE of a message another session expunged (not yet announced
+/// to this one) copy nothing and say so with `NO [EXPUNGEISSUED]`, as
+/// Dovecot 2.3 does; mailc used to answer `OK` without `[COPYUID]`, as if
+/// the message had been copied. Once the expunge is announced the same
+/// sequence numbers address the messages that are left.
+#[test]
+fn copy_of_a_message_expunged_elsewhere() {
+    let server = start();
+    let mut a = Lines::new(connect(server.addr("imaps")));
+    let mut b = Lines::new(connect(server.addr("imaps")));
+    for (c, t) in [(&mut a, "a"), (&mut b, "b")] {
+        assert!(c.line().unwrap().starts_with("* OK"));
+        let r = tagged(c, &format!("{t}1"), "LOGIN alice@example.test secret");
+        assert!(r.starts_with(&format!("{t}1 OK")), "{r}");
+    }
+    assert!(tagged(&mut a, "a2", "CREATE dst").starts_with("a2 OK"));
+    for (i, tag) in ["a3", "a4", "a5"].iter().enumerate() {
+        let msg = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        let r = tagged(
+            &mut a,
+            tag,
+            &format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()),
+        );
+        assert!(r.starts_with(&format!("{tag} OK [APPENDUID ")), "{r}");
+    }
+    assert!(tagged(&mut a, "a6", "SELECT INBOX").starts_with("a6 OK"));
+    assert!(tagged(&mut b, "b2", "SELECT INBOX").starts_with("b2 OK"));
+    let r = tagged(&mut b, "b3", "STORE 1:2 +FLAGS.SILENT (\\Deleted)");
+    assert!(r.starts_with("b3 OK"), "{r}");
+    assert!(tagged(&mut b, "b4", "EXPUNGE").starts_with("b4 OK"));
+    let r = tagged(&mut a, "a7", "COPY 1 dst");
+    assert!(r.starts_with("a7 NO [EXPUNGEISSUED]"), "{r}");
+    let r = tagged(&mut a, "a8", "COPY 1:3 dst");
+    assert!(r.starts_with("a8 NO [EXPUNGEISSUED]"), "{r}");
+    let r = tagged(&mut a, "a9", "MOVE 2 dst");
+    assert!(r.starts_with("a9 NO [EXPUNGEISSUED]"), "{r}");
+    // The message that is left is copied, with its COPYUID.
+    let r = tagged(&mut a, "c1", "COPY 3 dst");
+    assert!(r.starts_with("c1 OK [COPYUID "), "{r}");
+    // Nothing else was copied; the expunges are announced now.
+    let mut lines = Vec::new();
+    for cmd in ["c2 STATUS dst (MESSAGES)", "c3 NOOP"] {
+        a.send(cmd).unwrap();
+        loop {
+            let l = a.line().unwrap();
+            let done = l.starts_with(&cmd[..3]);
+            lines.push(l);
+            if done {
+                break;
+            }
+        }
+    }
+    assert!(
+        lines.contains(&"* STATUS dst (MESSAGES 1)".to_string()),
+        "{lines:?}"
+    );
+    let expunged: Vec<&String> = lines.iter().filter(|l| l.ends_with(" EXPUNGE")).collect();
+    assert_eq!(expunged, ["* 2 EXPUNGE", "* 1 EXPUNGE"], "{lines:?}");
+    let r = tagged(&mut a, "c4", "COPY 1 dst");
+    assert!(r.starts_with("c4 OK [COPYUID "), "{r}");
+}
