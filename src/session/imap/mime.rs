@@ -1081,6 +1081,202 @@ mod tests {
         assert_eq!(h, b"Subject: hi\r\n\r\n");
     }
 
+    /// A message of the corpus (compiled in: the session layer reads no
+    /// files).
+    macro_rules! corpus {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/imap/",
+                $name
+            ))
+            .to_vec()
+        };
+    }
+
+    fn body_of<'a>(data: &'a [u8], p: &Part, path: &[u32]) -> Option<&'a [u8]> {
+        p.find(path).map(|x| &data[x.body_start..x.end])
+    }
+
+    #[test]
+    fn part_numbers_through_message_rfc822() {
+        // Part 1 is a forwarded single-part message: 1.1 is its body.
+        let d = corpus!("rfc822-part1.eml");
+        let p = parse(&d);
+        assert!(
+            body_of(&d, &p, &[1])
+                .unwrap()
+                .starts_with(b"From: Original Author")
+        );
+        assert_eq!(
+            body_of(&d, &p, &[1, 1]).unwrap(),
+            b"Original body line one.\r\nOriginal body line two."
+        );
+        assert!(p.find(&[1, 2]).is_none());
+        assert!(p.find(&[1, 1, 1]).is_none());
+        assert!(p.find(&[0]).is_none());
+        // Nested twice.
+        let d = corpus!("rfc822-nested2.eml");
+        let p = parse(&d);
+        assert!(
+            body_of(&d, &p, &[1, 1])
+                .unwrap()
+                .starts_with(b"From: Inner")
+        );
+        assert_eq!(body_of(&d, &p, &[1, 1, 1]).unwrap(), b"The innermost body.");
+        assert_eq!(body_of(&d, &p, &[1, 2]).unwrap(), b"Middle note.");
+        assert_eq!(body_of(&d, &p, &[2]).unwrap(), b"Outer note.");
+        // The part ends at the inner close delimiter (RFC 2046 5.1.1).
+        assert!(
+            body_of(&d, &p, &[1])
+                .unwrap()
+                .ends_with(b"Middle note.\r\n--L1--")
+        );
+        // The whole message is message/rfc822: part 1 is the message.
+        let d = corpus!("rfc822-toplevel.eml");
+        let p = parse(&d);
+        assert!(body_of(&d, &p, &[1]).unwrap().starts_with(b"From: Wrapped"));
+        assert_eq!(body_of(&d, &p, &[1, 1]).unwrap(), b"Inside text.\r\n");
+        assert!(p.find(&[2]).is_none());
+        // A single-part message: part 1 is its body, nothing below.
+        let d = corpus!("single-base64.eml");
+        let p = parse(&d);
+        assert_eq!(p.find(&[1]).map(|x| x.body_start), Some(p.body_start));
+        assert!(p.find(&[1, 1]).is_none());
+    }
+
+    #[test]
+    fn envelope_addresses() {
+        let d = corpus!("odd-addresses.eml");
+        let p = parse(&d);
+        let mut env = Vec::new();
+        envelope(&mut env, &d, &p, false);
+        let env = String::from_utf8(env).unwrap();
+        // A comment is the name; an empty Reply-To is the From; both To
+        // fields; a route; no domain; an empty group.
+        assert_eq!(
+            env,
+            "(\"Wed, 2 Dec 2026 12:00:00 +0000\" \"odd addresses\" ((\"Bob Comment\" NIL \"bob\" \"example.com\")) \
+             ((\"Secretary, The\" NIL \"sec\" \"example.com\")) ((\"Bob Comment\" NIL \"bob\" \"example.com\")) \
+             ((NIL NIL \"odd local\" \"example.test\")(NIL \"@route.example\" \"alice\" \"example.test\")\
+             (NIL NIL \"root\" \"MISSING_DOMAIN\")(NIL NIL \"second-to\" \"example.test\")) \
+             ((\"Last, First\" NIL \"first.last\" \"example.com\")(NIL NIL \"undisclosed\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
+        );
+        // Commas, colons and quotes in comments do not split addresses.
+        let l = address_list("a@x (one, two: \"three\"), \"B (not a comment)\" <b@y>");
+        assert_eq!(
+            l,
+            vec![
+                (
+                    Some("one, two: \"three\"".into()),
+                    None,
+                    Some("a".into()),
+                    Some("x".into())
+                ),
+                (
+                    Some("B (not a comment)".into()),
+                    None,
+                    Some("b".into()),
+                    Some("y".into())
+                ),
+            ]
+        );
+        let g = address_list("Team: a@x.test, \"Bee\" <b@y.test>;, carol@z.test");
+        assert_eq!(g.len(), 5);
+        assert_eq!(g[0], (None, None, Some("Team".into()), None));
+        assert_eq!(g[3], (None, None, None, None));
+        assert_eq!(g[4].2.as_deref(), Some("carol"));
+    }
+
+    #[test]
+    fn binary_of_the_whole_message() {
+        let d = corpus!("multipart-b64-qp.eml");
+        let p = parse(&d);
+        let whole = decoded_message(&d, &p).unwrap();
+        let w = parse(&whole);
+        assert_eq!(w.children.len(), 3);
+        // Every part decoded and declared binary; the rest kept.
+        for (i, c) in w.children.iter().enumerate() {
+            let f = c.fields(&whole);
+            assert_eq!(field(&f, "Content-Transfer-Encoding"), Some("binary"));
+            let orig = p.children[i].decoded(&d).unwrap();
+            assert_eq!(&whole[c.body_start..c.end], &orig[..], "part {}", i + 1);
+        }
+        assert!(whole.starts_with(&d[..p.body_start]));
+        assert!(whole.ends_with(b"--=_outer_1--\r\nThis is the epilogue.\r\n"));
+        // A message without encoded parts is its own BINARY[].
+        let d = corpus!("rfc822-nested2.eml");
+        assert_eq!(decoded_message(&d, &parse(&d)).unwrap(), d);
+        // An unknown encoding fails the whole.
+        let d = b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n";
+        assert!(decoded_message(d, &parse(d)).is_none());
+    }
+
+    #[test]
+    fn binary_append_is_stored_base64() {
+        let d = corpus!("body-binary.eml");
+        let stored = binary_parts_to_base64(&d).unwrap();
+        assert!(!stored.contains(&0));
+        let p = parse(&stored);
+        assert_eq!(
+            field(&p.fields(&stored), "Content-Transfer-Encoding"),
+            Some("base64")
+        );
+        // Decoding gives the octets back, bare CR and LF included.
+        let orig = &d[parse(&d).body_start..];
+        assert_eq!(&p.decoded(&stored).unwrap()[..], orig);
+        // Text is left alone.
+        assert!(binary_parts_to_base64(&corpus!("body-8bit.eml")).is_none());
+        assert!(binary_parts_to_base64(&corpus!("multipart-b64-qp.eml")).is_none());
+    }
+
+    #[test]
+    fn header_encoding_replaced() {
+        let h = b"A: 1\r\nContent-Transfer-Encoding:\r\n base64\r\nB: 2\r\n\r\n";
+        assert_eq!(
+            with_encoding(h, "binary"),
+            b"A: 1\r\nContent-Transfer-Encoding: binary\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(
+            with_encoding(b"A: 1\r\n\r\n", "base64"),
+            b"A: 1\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn line_counts() {
+        assert_eq!(lines(b""), 0);
+        assert_eq!(lines(b"abc"), 0);
+        assert_eq!(lines(b"abc\r\n"), 1);
+        assert_eq!(lines(b"a\r\nb"), 1);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// base64_lines decodes back to its input, in lines of at most 76.
+        #[test]
+        fn base64_round_trip(data in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let enc = base64_lines(&data);
+            proptest::prop_assert!(enc.split(|&b| b == b'\n').all(|l| l.len() <= 77));
+            proptest::prop_assert_eq!(base64_lenient(&enc), data);
+        }
+
+        /// Parsing and BINARY[] of arbitrary bytes never panic, and every
+        /// part found lies inside the message.
+        #[test]
+        fn parse_any_bytes(data in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let p = parse(&data);
+            for path in [&[][..], &[1], &[1, 1], &[2], &[1, 2, 1]] {
+                if let Some(x) = p.find(path) {
+                    proptest::prop_assert!(x.header_start <= x.body_start && x.body_start <= x.end && x.end <= data.len());
+                }
+            }
+            let _ = decoded_message(&data, &p);
+            let _ = binary_parts_to_base64(&data);
+        }
+    }
+
     #[test]
     fn decoding() {
         assert_eq!(base64_lenient(b"aGVs\r\nbG8="), b"hello");

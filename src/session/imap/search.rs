@@ -914,12 +914,162 @@ mod tests {
 
     #[test]
     fn base_subjects() {
+        for (subject, base) in [
+            ("Re: RE: [list] Fwd: Hello  World (fwd)", "Hello World"),
+            ("[fwd: x]", "x"),
+            ("Re[2]: y", "y"),
+            ("Re: [tag] Fwd: x (fwd)", "x"),
+            ("RE: re: Re[2]: x", "x"),
+            ("[Fwd: x]", "x"),
+            ("  Fwd:   x   (fwd) (FWD)  ", "x"),
+            // Blobs alone: the last one stays (step 4 needs a rest).
+            ("[a] [b]", "[b]"),
+            ("[a] [b] c", "c"),
+            // A blob before a Re: goes with it (subj-leader).
+            ("[list] Re: x", "x"),
+            // Nested [fwd: ...] after leaders, and its own leaders.
+            ("Re: [Fwd: Re: x (fwd)]", "x"),
+            // Not leaders: no colon, or a word that only starts alike.
+            ("Re x", "Re x"),
+            ("Really: x", "Really: x"),
+            ("Fwdx: y", "Fwdx: y"),
+            ("re:", ""),
+            ("", ""),
+            ("(fwd)", ""),
+            // An unclosed blob is text.
+            ("[unclosed Re: x", "[unclosed Re: x"),
+            ("été", "été"),
+        ] {
+            assert_eq!(base_subject(subject), base, "{subject:?}");
+        }
+    }
+
+    #[test]
+    fn collation_keys() {
+        // i;unicode-casemap: case folded to upper, accents decomposed.
+        assert_eq!(collation_key("été"), "E\u{301}TE\u{301}");
+        assert!(collation_key("été") < collation_key("GROUP"));
+        assert!(collation_key("display") < collation_key("été"));
+        assert!(collation_key("x") < collation_key("[b]"));
+        assert_eq!(collation_key("Straße"), "STRASSE");
+        assert_eq!(collation_key("ﬁle"), "FILE");
+    }
+
+    fn sent(s: &str) -> Option<(i64, i64)> {
+        parse_sent_date(s).map(|d| (d.day, d.unix))
+    }
+
+    #[test]
+    fn sent_dates() {
+        let day = crate::proto::imap::date::days_from_civil;
+        // The day as written; the instant in UTC.
         assert_eq!(
-            base_subject("Re: RE: [list] Fwd: Hello  World (fwd)"),
-            "hello world"
+            sent("Thu, 3 Dec 2026 01:00:00 +1400"),
+            Some((day(2026, 12, 3), day(2026, 12, 2) * 86400 + 11 * 3600))
         );
-        assert_eq!(base_subject("[fwd: x]"), "x");
-        assert_eq!(base_subject("Re[2]: y"), "y");
+        assert_eq!(
+            sent("Tue, 1 Dec 2026 23:00:00 -1200"),
+            Some((day(2026, 12, 1), day(2026, 12, 2) * 86400 + 11 * 3600))
+        );
+        // Obsolete zone, no seconds, no day of week.
+        assert_eq!(
+            sent("1 Dec 2026 21:30 EST"),
+            Some((
+                day(2026, 12, 1),
+                day(2026, 12, 2) * 86400 + 2 * 3600 + 30 * 60
+            ))
+        );
+        assert_eq!(
+            sent("1 Dec 2026 21:30 PDT").map(|d| d.1 % 86400),
+            Some(4 * 3600 + 30 * 60)
+        );
+        // Two- and three-digit years; a comment; a missing zone is -0000.
+        assert_eq!(
+            sent("Fri, 13 Nov 98 23:59:59 GMT (Greenwich)"),
+            Some((day(1998, 11, 13), day(1998, 11, 13) * 86400 + 86399))
+        );
+        assert_eq!(
+            sent("1 Jan 49 00:00 +0000").map(|d| d.0),
+            Some(day(2049, 1, 1))
+        );
+        assert_eq!(
+            sent("1 Jan 50 00:00 +0000").map(|d| d.0),
+            Some(day(1950, 1, 1))
+        );
+        assert_eq!(
+            sent("1 Jan 104 00:00 +0000").map(|d| d.0),
+            Some(day(2004, 1, 1))
+        );
+        assert_eq!(sent("1 Jan 2004 00:00").map(|d| d.0), Some(day(2004, 1, 1)));
+        // Military zones and unknown names say nothing: -0000.
+        assert_eq!(sent("1 Jan 2004 10:00 Z").map(|d| d.1 % 86400), Some(36000));
+        assert_eq!(sent("1 Jan 2004 10:00 Q").map(|d| d.1 % 86400), Some(36000));
+        // Full month names, a comma after the day, lower case.
+        assert_eq!(
+            sent("Monday, 30 november 2026 08:00:00 +0000").map(|d| d.0),
+            Some(day(2026, 11, 30))
+        );
+        for bad in [
+            "yesterday at noon",
+            "",
+            "32 Jan 2026 10:00 +0000",
+            "1 Foo 2026 10:00 +0000",
+            "1 Jan 2026 24:00 +0000",
+            "1 Jan 2026 10:60 +0000",
+            "1 Jan 2026 10:00 +01",
+            "1 Jan 2026 10:00 +0199",
+            "1 Jan 20260 10:00 +0000",
+            "1 Jan 2026",
+            "1 Jan 2026 10:00:00:00 +0000",
+        ] {
+            assert_eq!(sent(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// RFC 5256: the base subject has no leader, trailer or wrapper
+        /// left, so extracting it again changes nothing.
+        #[test]
+        fn base_subject_is_idempotent(s in "(( |Re|RE|re|Fwd|FW|fw|:|\\[|\\]|\\(fwd\\)|x|y|é|\\[tag\\]|\\[fwd:)){0,12}") {
+            let once = base_subject(&s);
+            proptest::prop_assert_eq!(base_subject(&once), once.clone(), "{:?}", s);
+            proptest::prop_assert!(!once.starts_with(' ') && !once.ends_with(' '));
+        }
+
+        /// Any text: no panic, the result is a substring of the
+        /// whitespace-normalised subject, and idempotent.
+        #[test]
+        fn base_subject_any_text(s in "\\PC{0,40}") {
+            let once = base_subject(&s);
+            let norm = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            proptest::prop_assert!(norm.contains(&once), "{:?} -> {:?}", s, once);
+            proptest::prop_assert_eq!(base_subject(&once), once);
+        }
+
+        /// A date written in RFC 5322 form parses back to its day and,
+        /// with its zone, to its instant.
+        #[test]
+        fn sent_date_round_trip(
+            y in 1970i64..2100, mo in 1u32..=12, d in 1u32..=28,
+            h in 0i64..24, mi in 0i64..60, s in 0i64..60,
+            zh in 0i64..15, zm in proptest::sample::select(vec![0i64, 30, 45]), neg: bool,
+        ) {
+            const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let sign = if neg { '-' } else { '+' };
+            let text = format!("Mon, {d} {} {y} {h:02}:{mi:02}:{s:02} {sign}{zh:02}{zm:02}", M[mo as usize - 1]);
+            let day = crate::proto::imap::date::days_from_civil(y, mo, d);
+            let zone = (zh * 60 + zm) * if neg { -1 } else { 1 };
+            let want = SentDate { day, unix: day * 86400 + h * 3600 + mi * 60 + s - zone * 60 };
+            proptest::prop_assert_eq!(parse_sent_date(&text), Some(want));
+        }
+
+        /// Arbitrary text never panics the date parser.
+        #[test]
+        fn sent_date_any_text(s in "\\PC{0,60}") {
+            let _ = parse_sent_date(&s);
+        }
     }
 
     fn sv(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> SortValues {
