@@ -227,6 +227,14 @@ impl Account {
     ) -> Handled {
         let name = self.ext.decode_name(raw)?;
         let mut out = Vec::new();
+        // STATUS of the selected mailbox: its updates (EXPUNGE, EXISTS)
+        // first, so that the counts agree with what the client was told.
+        let mut mb = mb;
+        if let Some(m) = mb.as_deref_mut()
+            && m.name == name
+        {
+            self.refresh(m, &mut out, true);
+        }
         self.status_line(&mut out, &name, items)
             .map_err(|e| store_error(&e))?;
         Ok(self.finish(out, mb, tag, r::completed("STATUS"), true))
