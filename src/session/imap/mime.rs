@@ -431,18 +431,38 @@ fn rewrite(data: &[u8], part: &Part, out: &mut Vec<u8>, leaf: Leaf) -> Result<()
 /// has an encoding we do not know.
 pub fn decoded_message(data: &[u8], root: &Part) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len());
-    let leaf = |p: &Part, data: &[u8]| {
-        let enc = transfer_encoding(&p.fields(data));
-        if identity_encoding(&enc) {
-            return Ok(None);
-        }
-        match p.decoded(data) {
-            Some(body) => Ok(Some((body.into_owned(), "binary"))),
-            None => Err(()),
-        }
-    };
-    rewrite(data, root, &mut out, &leaf).ok()?;
+    rewrite(data, root, &mut out, &decode_leaf).ok()?;
     Some(out)
+}
+
+/// BINARY[part]: the part's body decoded; for a multipart, its body with
+/// every part in it decoded and declared binary, as for BINARY[] (what
+/// Dovecot sends). `None` for an encoding we do not know.
+pub fn decoded_part<'a>(data: &'a [u8], part: &Part) -> Option<std::borrow::Cow<'a, [u8]>> {
+    if part.children.is_empty() {
+        return part.decoded(data);
+    }
+    let mut out = Vec::with_capacity(part.end - part.body_start);
+    let mut pos = part.body_start;
+    for c in &part.children {
+        out.extend_from_slice(&data[pos..c.header_start]);
+        rewrite(data, c, &mut out, &decode_leaf).ok()?;
+        pos = c.end;
+    }
+    out.extend_from_slice(&data[pos..part.end]);
+    Some(std::borrow::Cow::Owned(out))
+}
+
+/// The [`Leaf`] of BINARY: decode what is encoded.
+fn decode_leaf(p: &Part, data: &[u8]) -> Result<Option<(Vec<u8>, &'static str)>, ()> {
+    let enc = transfer_encoding(&p.fields(data));
+    if identity_encoding(&enc) {
+        return Ok(None);
+    }
+    match p.decoded(data) {
+        Some(body) => Ok(Some((body.into_owned(), "binary"))),
+        None => Err(()),
+    }
 }
 
 /// A message APPENDed with binary content (NUL bytes, or parts declared
@@ -1210,6 +1230,26 @@ mod tests {
         // An unknown encoding fails the whole.
         let d = b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n";
         assert!(decoded_message(d, &parse(d)).is_none());
+    }
+
+    #[test]
+    fn binary_of_a_multipart_part() {
+        let d = corpus!("multipart-nested-encoded.eml");
+        let p = parse(&d);
+        let one = decoded_part(&d, p.find(&[1]).unwrap()).unwrap();
+        assert_eq!(
+            &one[..],
+            &b"--a\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: binary\r\n\r\ncaf\xc3\xa9\r\n\
+               --a\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: binary\r\n\r\n<b>x</b>\r\n--a--"[..]
+        );
+        assert_eq!(
+            &decoded_part(&d, p.find(&[1, 2]).unwrap()).unwrap()[..],
+            b"<b>x</b>"
+        );
+        assert_eq!(
+            &decoded_part(&d, p.find(&[2]).unwrap()).unwrap()[..],
+            b"end"
+        );
     }
 
     #[test]
