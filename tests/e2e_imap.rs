@@ -93,3 +93,150 @@ fn raw_client_limits_and_foreign_delivery() {
     let r = tagged(&mut c, "a6", "NOOP");
     assert_eq!(r, "a6 OK NOOP completed");
 }
+
+/// COPY and MOVE of a message another session expunged (not yet announced
+/// to this one) copy nothing and say so with `NO [EXPUNGEISSUED]`, as
+/// Dovecot 2.3 does; mailc used to answer `OK` without `[COPYUID]`, as if
+/// the message had been copied. Once the expunge is announced the same
+/// sequence numbers address the messages that are left.
+#[test]
+fn copy_of_a_message_expunged_elsewhere() {
+    let server = start();
+    let mut a = Lines::new(connect(server.addr("imaps")));
+    let mut b = Lines::new(connect(server.addr("imaps")));
+    for (c, t) in [(&mut a, "a"), (&mut b, "b")] {
+        assert!(c.line().unwrap().starts_with("* OK"));
+        let r = tagged(c, &format!("{t}1"), "LOGIN alice@example.test secret");
+        assert!(r.starts_with(&format!("{t}1 OK")), "{r}");
+    }
+    assert!(tagged(&mut a, "a2", "CREATE dst").starts_with("a2 OK"));
+    for (i, tag) in ["a3", "a4", "a5"].iter().enumerate() {
+        let msg = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        let r = tagged(
+            &mut a,
+            tag,
+            &format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()),
+        );
+        assert!(r.starts_with(&format!("{tag} OK [APPENDUID ")), "{r}");
+    }
+    assert!(tagged(&mut a, "a6", "SELECT INBOX").starts_with("a6 OK"));
+    assert!(tagged(&mut b, "b2", "SELECT INBOX").starts_with("b2 OK"));
+    let r = tagged(&mut b, "b3", "STORE 1:2 +FLAGS.SILENT (\\Deleted)");
+    assert!(r.starts_with("b3 OK"), "{r}");
+    assert!(tagged(&mut b, "b4", "EXPUNGE").starts_with("b4 OK"));
+    let r = tagged(&mut a, "a7", "COPY 1 dst");
+    assert!(r.starts_with("a7 NO [EXPUNGEISSUED]"), "{r}");
+    let r = tagged(&mut a, "a8", "COPY 1:3 dst");
+    assert!(r.starts_with("a8 NO [EXPUNGEISSUED]"), "{r}");
+    let r = tagged(&mut a, "a9", "MOVE 2 dst");
+    assert!(r.starts_with("a9 NO [EXPUNGEISSUED]"), "{r}");
+    // The message that is left is copied, with its COPYUID.
+    let r = tagged(&mut a, "c1", "COPY 3 dst");
+    assert!(r.starts_with("c1 OK [COPYUID "), "{r}");
+    // Nothing else was copied; the expunges are announced now.
+    let mut lines = Vec::new();
+    for cmd in ["c2 STATUS dst (MESSAGES)", "c3 NOOP"] {
+        a.send(cmd).unwrap();
+        loop {
+            let l = a.line().unwrap();
+            let done = l.starts_with(&cmd[..3]);
+            lines.push(l);
+            if done {
+                break;
+            }
+        }
+    }
+    assert!(
+        lines.contains(&"* STATUS dst (MESSAGES 1)".to_string()),
+        "{lines:?}"
+    );
+    let expunged: Vec<&String> = lines.iter().filter(|l| l.ends_with(" EXPUNGE")).collect();
+    assert_eq!(expunged, ["* 2 EXPUNGE", "* 1 EXPUNGE"], "{lines:?}");
+    let r = tagged(&mut a, "c4", "COPY 1 dst");
+    assert!(r.starts_with("c4 OK [COPYUID "), "{r}");
+}
+
+/// Sends a command and returns every line up to and with its tagged one.
+fn answer<S: std::io::Read + std::io::Write>(
+    c: &mut Lines<S>,
+    tag: &str,
+    cmd: &str,
+) -> Vec<String> {
+    c.send(&format!("{tag} {cmd}")).unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let l = c.line().unwrap();
+        let done = l.starts_with(&format!("{tag} "));
+        lines.push(l);
+        if done {
+            return lines;
+        }
+    }
+}
+
+/// STATUS of the selected mailbox after another session expunged from it
+/// and changed flags: the pending EXPUNGE comes before the STATUS line, so
+/// the counts never disagree with what the client was told (mailc sent
+/// the new counts first and the EXPUNGE after them). Dovecot 2.3 answers
+/// from the session's stale view with `[CLIENTBUG]` instead; RFC 9051 says
+/// clients should not do this, and either answer is consistent.
+#[test]
+fn status_of_the_selected_mailbox_after_changes() {
+    let server = start();
+    let mut a = Lines::new(connect(server.addr("imaps")));
+    let mut b = Lines::new(connect(server.addr("imaps")));
+    for (c, t) in [(&mut a, "a"), (&mut b, "b")] {
+        assert!(c.line().unwrap().starts_with("* OK"));
+        let r = tagged(c, &format!("{t}1"), "LOGIN alice@example.test secret");
+        assert!(r.starts_with(&format!("{t}1 OK")), "{r}");
+    }
+    for (i, tag) in ["a2", "a3", "a4"].iter().enumerate() {
+        let msg = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        let r = tagged(
+            &mut a,
+            tag,
+            &format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()),
+        );
+        assert!(r.starts_with(&format!("{tag} OK")), "{r}");
+    }
+    let st = answer(&mut a, "a5", "STATUS INBOX (MESSAGES UIDNEXT UNSEEN)");
+    assert_eq!(
+        st[0], "* STATUS INBOX (MESSAGES 3 UIDNEXT 4 UNSEEN 3)",
+        "{st:?}"
+    );
+    assert!(tagged(&mut a, "a6", "SELECT INBOX").starts_with("a6 OK"));
+    assert!(tagged(&mut b, "b2", "SELECT INBOX").starts_with("b2 OK"));
+    let r = tagged(&mut b, "b3", "STORE 2 +FLAGS.SILENT (\\Deleted)");
+    assert!(r.starts_with("b3 OK"), "{r}");
+    assert!(tagged(&mut b, "b4", "EXPUNGE").starts_with("b4 OK"));
+    let r = tagged(&mut b, "b5", "STORE 1 +FLAGS.SILENT (\\Seen)");
+    assert!(r.starts_with("b5 OK"), "{r}");
+    let st = answer(&mut a, "a7", "STATUS INBOX (MESSAGES UIDNEXT UNSEEN)");
+    let expunge = st.iter().position(|l| l == "* 2 EXPUNGE");
+    let status = st
+        .iter()
+        .position(|l| l == "* STATUS INBOX (MESSAGES 2 UIDNEXT 4 UNSEEN 1)");
+    assert!(
+        expunge.is_some() && status.is_some() && expunge < status,
+        "{st:?}"
+    );
+    assert!(st.last().unwrap().starts_with("a7 OK"), "{st:?}");
+    // Nothing is announced twice.
+    let noop = answer(&mut a, "a8", "NOOP");
+    assert!(!noop.iter().any(|l| l.ends_with("EXPUNGE")), "{noop:?}");
+    // EXAMINE after the changes: the counts and the first unseen.
+    let ex = answer(&mut a, "a9", "EXAMINE INBOX");
+    assert!(ex.contains(&"* 2 EXISTS".to_string()), "{ex:?}");
+    assert!(
+        ex.contains(&"* OK [UNSEEN 2] First unseen message".to_string()),
+        "{ex:?}"
+    );
+    assert!(
+        ex.contains(&"* OK [UIDNEXT 4] Predicted next UID".to_string()),
+        "{ex:?}"
+    );
+    assert!(
+        ex.last().unwrap().starts_with("a9 OK [READ-ONLY]"),
+        "{ex:?}"
+    );
+}

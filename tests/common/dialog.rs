@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-/// `\r`, `\n`, `\t` and `\\` in a `C~` line.
+/// `\r`, `\n`, `\t`, `\\` and `\xHH` (any byte) in a `C~` line.
 pub fn unescape(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let b = s.as_bytes();
@@ -16,6 +16,12 @@ pub fn unescape(s: &str) -> Vec<u8> {
                 b'n' => out.push(b'\n'),
                 b't' => out.push(b'\t'),
                 b'\\' => out.push(b'\\'),
+                b'x' if i + 3 < b.len() => {
+                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("\\xHH");
+                    out.push(u8::from_str_radix(hex, 16).expect("\\xHH"));
+                    i += 4;
+                    continue;
+                }
                 other => panic!("unknown escape \\{}", other as char),
             }
             i += 2;

@@ -1,8 +1,9 @@
-//! APPEND, with MULTIAPPEND (RFC 3502) and UIDPLUS's APPENDUID.
+//! APPEND, with MULTIAPPEND (RFC 3502), UIDPLUS's APPENDUID and binary
+//! content (RFC 3516 literal8: binary parts are stored base64-encoded).
 
 use super::response::{store_error, target_error};
 use super::view::{Mailbox, canonical_flag, settable};
-use super::{Account, Handled};
+use super::{Account, Handled, mime};
 use crate::proto::imap::AppendMessage;
 use crate::proto::imap::response::{Code, Response, r};
 
@@ -38,9 +39,12 @@ impl Account {
         let mut validity = 0;
         for m in &messages {
             let flags: Vec<String> = m.flags.iter().map(|f| canonical_flag(f)).collect();
+            // Binary content (a literal8, RFC 3516) is stored in base64.
+            let converted = mime::binary_parts_to_base64(&m.data);
+            let data = converted.as_deref().unwrap_or(&m.data);
             let (v, uid) = self
                 .store
-                .append(&name, &m.data, &flags, m.date)
+                .append(&name, data, &flags, m.date)
                 .map_err(|e| store_error(&e))?;
             validity = v;
             uids.push(uid);

@@ -382,8 +382,14 @@ fn write_binary(
     partial: Option<Option<(u32, u32)>>,
     size: bool,
 ) -> Result<(), ()> {
-    let target = parsed.and_then(|pt| pt.find(part));
-    let decoded = target.map(|t| t.decoded(data));
+    let decoded = if part.is_empty() {
+        // The whole message: every part decoded (RFC 3516 section 4.2).
+        parsed.map(|pt| mime::decoded_message(data, pt).map(std::borrow::Cow::Owned))
+    } else {
+        parsed
+            .and_then(|pt| pt.find(part))
+            .map(|t| mime::decoded_part(data, t))
+    };
     let label: Vec<String> = part.iter().map(u32::to_string).collect();
     let label = label.join(".");
     match decoded {

@@ -204,7 +204,8 @@ impl Account {
             out.extend_from_slice(format!("* {what} ({}) \"/\" ", line.attrs.join(" ")).as_bytes());
             encode::mailbox(&mut out, &self.ext.encode_name(&line.name), self.ext.utf8);
             if line.child_only {
-                out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+                // An atom, as Dovecot and imap-codec have it (an astring).
+                out.extend_from_slice(b" (CHILDINFO (\"SUBSCRIBED\"))");
             }
             out.extend_from_slice(b"\r\n");
             if let Some(items) = &options.ret_status
@@ -226,6 +227,14 @@ impl Account {
     ) -> Handled {
         let name = self.ext.decode_name(raw)?;
         let mut out = Vec::new();
+        // STATUS of the selected mailbox: its updates (EXPUNGE, EXISTS)
+        // first, so that the counts agree with what the client was told.
+        let mut mb = mb;
+        if let Some(m) = mb.as_deref_mut()
+            && m.name == name
+        {
+            self.refresh(m, &mut out, true);
+        }
         self.status_line(&mut out, &name, items)
             .map_err(|e| store_error(&e))?;
         Ok(self.finish(out, mb, tag, r::completed("STATUS"), true))
@@ -281,7 +290,10 @@ fn list_lines(
             p = parent;
         }
     }
-    if options.subscribed || options.ret_subscribed || lsub {
+    // Subscribed names that do not exist only when the subscriptions
+    // select (RFC 5258 section 3: RETURN (SUBSCRIBED) marks what LIST
+    // lists, it lists nothing more).
+    if options.subscribed || lsub {
         names.extend(subs.iter().cloned());
     }
     let has_children = |n: &str| {
@@ -308,7 +320,7 @@ fn list_lines(
         }
         let mut attrs: Vec<&'static str> = Vec::new();
         if !exists.contains(name.as_str()) {
-            if options.extended || options.subscribed {
+            if (options.extended || options.subscribed) && !lsub {
                 attrs.push("\\NonExistent");
             } else {
                 attrs.push("\\Noselect");
@@ -321,7 +333,8 @@ fn list_lines(
                 "\\HasNoChildren"
             });
         }
-        if (options.ret_subscribed || options.subscribed) && subscribed {
+        // LSUB (RFC 3501) has no \Subscribed: every name it lists is.
+        if (options.ret_subscribed || options.subscribed) && subscribed && !lsub {
             attrs.push("\\Subscribed");
         }
         if (!options.extended || options.ret_special_use || options.special_use)

@@ -288,40 +288,38 @@ impl Part {
     }
 
     /// The part at a section path (`1.2`); `[]` is the message itself.
-    /// A path into a message/rfc822 part continues in its message.
+    /// RFC 3501 section 6.4.5: the parts of a message are the parts of
+    /// its multipart body, or part 1 alone (its body) when it is not
+    /// multipart; the parts of a message/rfc822 part are those of the
+    /// message it encapsulates, so `1.1` of a forwarded single-part
+    /// message is that message's body and `1` of a message whose whole
+    /// body is message/rfc822 is the encapsulated message.
     pub fn find(&self, path: &[u32]) -> Option<&Part> {
-        let Some((&first, rest)) = path.split_first() else {
-            return Some(self);
-        };
-        let idx = first.checked_sub(1)? as usize;
-        let next = if let Some(m) = &self.message {
-            // Part numbers inside message/rfc822 are those of its message.
-            return m.find_within(path);
-        } else if self.children.is_empty() {
-            // A non-multipart has one part: itself.
-            if idx == 0 { self } else { return None }
+        let mut cur = self;
+        let mut parts = self.message_parts();
+        for &n in path {
+            let idx = n.checked_sub(1)? as usize;
+            cur = *parts.get(idx)?;
+            parts = cur.sub_parts();
+        }
+        Some(cur)
+    }
+
+    /// The numbered parts of this part taken as a message.
+    fn message_parts(&self) -> Vec<&Part> {
+        if self.children.is_empty() {
+            vec![self]
         } else {
-            self.children.get(idx)?
-        };
-        if rest.is_empty() {
-            Some(next)
-        } else if let Some(m) = &next.message {
-            m.find_within(rest)
-        } else {
-            next.find(rest)
+            self.children.iter().collect()
         }
     }
 
-    fn find_within(&self, path: &[u32]) -> Option<&Part> {
-        if self.children.is_empty() {
-            // Not multipart: part 1 is its body.
-            match path {
-                [1] => Some(self),
-                [1, rest @ ..] => self.message.as_ref().and_then(|m| m.find_within(rest)),
-                _ => None,
-            }
-        } else {
-            self.find(path)
+    /// The numbered parts below this part: a multipart's children, the
+    /// parts of an encapsulated message, none for other parts.
+    fn sub_parts(&self) -> Vec<&Part> {
+        match &self.message {
+            Some(m) => m.message_parts(),
+            None => self.children.iter().collect(),
         }
     }
 
@@ -329,18 +327,193 @@ impl Part {
     /// for an unknown encoding.
     pub fn decoded<'a>(&self, data: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
         let body = &data[self.body_start..self.end];
-        let f = self.fields(data);
-        let enc = field(&f, "Content-Transfer-Encoding")
-            .unwrap_or("7bit")
-            .trim()
-            .to_ascii_lowercase();
+        let enc = transfer_encoding(&self.fields(data));
         match enc.as_str() {
-            "7bit" | "8bit" | "binary" | "" => Some(std::borrow::Cow::Borrowed(body)),
+            e if identity_encoding(e) => Some(std::borrow::Cow::Borrowed(body)),
             "base64" => Some(std::borrow::Cow::Owned(base64_lenient(body))),
             "quoted-printable" => Some(std::borrow::Cow::Owned(quoted_printable(body))),
             _ => None,
         }
     }
+}
+
+/// The Content-Transfer-Encoding of a part (lower case, `7bit` when none).
+fn transfer_encoding(f: &[(String, String)]) -> String {
+    field(f, "Content-Transfer-Encoding")
+        .unwrap_or("7bit")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether an encoding leaves the bytes as they are.
+fn identity_encoding(enc: &str) -> bool {
+    matches!(enc, "7bit" | "8bit" | "binary" | "")
+}
+
+/// A header with its Content-Transfer-Encoding field (and the lines
+/// continuing it) replaced by `enc`, added when there is none.
+fn with_encoding(header: &[u8], enc: &str) -> Vec<u8> {
+    let line = format!("Content-Transfer-Encoding: {enc}\r\n");
+    let mut out = Vec::with_capacity(header.len() + line.len());
+    let mut skipping = false;
+    let mut done = false;
+    for l in header.split_inclusive(|&b| b == b'\n') {
+        if l == b"\r\n" || l == b"\n" {
+            if !done {
+                out.extend_from_slice(line.as_bytes());
+                done = true;
+            }
+            out.extend_from_slice(l);
+            skipping = false;
+            continue;
+        }
+        if skipping && (l[0] == b' ' || l[0] == b'\t') {
+            continue;
+        }
+        skipping = false;
+        let name = l.iter().position(|&b| b == b':').map(|c| &l[..c]);
+        if name.is_some_and(|n| {
+            n.trim_ascii()
+                .eq_ignore_ascii_case(b"Content-Transfer-Encoding")
+        }) {
+            skipping = true;
+            if !done {
+                out.extend_from_slice(line.as_bytes());
+                done = true;
+            }
+            continue;
+        }
+        out.extend_from_slice(l);
+    }
+    if !done {
+        // A header without its blank line (a part with no body).
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// What [`rewrite`] does with a leaf part: `None` keeps it, `Some((body,
+/// encoding))` replaces its body and declares the encoding; `Err` gives up.
+type Leaf<'f> = &'f dyn Fn(&Part, &[u8]) -> Result<Option<(Vec<u8>, &'static str)>, ()>;
+
+/// The message with every leaf part passed through `leaf`; boundaries,
+/// preambles, epilogues and other headers kept byte for byte.
+fn rewrite(data: &[u8], part: &Part, out: &mut Vec<u8>, leaf: Leaf) -> Result<(), ()> {
+    if !part.children.is_empty() {
+        out.extend_from_slice(&data[part.header_start..part.body_start]);
+        let mut pos = part.body_start;
+        for c in &part.children {
+            out.extend_from_slice(&data[pos..c.header_start]);
+            rewrite(data, c, out, leaf)?;
+            pos = c.end;
+        }
+        out.extend_from_slice(&data[pos..part.end]);
+    } else if let Some(m) = &part.message {
+        out.extend_from_slice(&data[part.header_start..part.body_start]);
+        rewrite(data, m, out, leaf)?;
+    } else {
+        match leaf(part, data)? {
+            None => out.extend_from_slice(&data[part.header_start..part.end]),
+            Some((body, enc)) => {
+                out.extend_from_slice(&with_encoding(
+                    &data[part.header_start..part.body_start],
+                    enc,
+                ));
+                out.extend_from_slice(&body);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// BINARY[] (RFC 3516): the whole message with the body of every part
+/// decoded and declared `binary` (what Dovecot sends); `None` when a part
+/// has an encoding we do not know.
+pub fn decoded_message(data: &[u8], root: &Part) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    rewrite(data, root, &mut out, &decode_leaf).ok()?;
+    Some(out)
+}
+
+/// BINARY[part]: the part's body decoded; for a multipart, its body with
+/// every part in it decoded and declared binary, as for BINARY[] (what
+/// Dovecot sends). `None` for an encoding we do not know.
+pub fn decoded_part<'a>(data: &'a [u8], part: &Part) -> Option<std::borrow::Cow<'a, [u8]>> {
+    if part.children.is_empty() {
+        return part.decoded(data);
+    }
+    let mut out = Vec::with_capacity(part.end - part.body_start);
+    let mut pos = part.body_start;
+    for c in &part.children {
+        out.extend_from_slice(&data[pos..c.header_start]);
+        rewrite(data, c, &mut out, &decode_leaf).ok()?;
+        pos = c.end;
+    }
+    out.extend_from_slice(&data[pos..part.end]);
+    Some(std::borrow::Cow::Owned(out))
+}
+
+/// The [`Leaf`] of BINARY: decode what is encoded.
+fn decode_leaf(p: &Part, data: &[u8]) -> Result<Option<(Vec<u8>, &'static str)>, ()> {
+    let enc = transfer_encoding(&p.fields(data));
+    if identity_encoding(&enc) {
+        return Ok(None);
+    }
+    match p.decoded(data) {
+        Some(body) => Ok(Some((body.into_owned(), "binary"))),
+        None => Err(()),
+    }
+}
+
+/// A message APPENDed with binary content (NUL bytes, or parts declared
+/// `binary`, RFC 3516) with those parts' bodies re-encoded in base64, so
+/// that `BODY[]` can always be sent as an ordinary literal (which cannot
+/// carry NUL) and bare CR or LF in binary data is never taken for a line
+/// end. `None` when nothing needs it.
+pub fn binary_parts_to_base64(data: &[u8]) -> Option<Vec<u8>> {
+    let root = parse(data);
+    let changed = std::cell::Cell::new(false);
+    let leaf = |p: &Part, data: &[u8]| {
+        let body = &data[p.body_start..p.end];
+        let enc = transfer_encoding(&p.fields(data));
+        if enc == "binary" || body.contains(&0) {
+            changed.set(true);
+            return Ok(Some((base64_lines(body), "base64")));
+        }
+        Ok(None)
+    };
+    let mut out = Vec::with_capacity(data.len() * 4 / 3 + 64);
+    rewrite(data, &root, &mut out, &leaf).ok()?;
+    changed.get().then_some(out)
+}
+
+/// Base64 in lines of 76 characters, each ending in CRLF (RFC 2045).
+pub fn base64_lines(data: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(data.len() * 4 / 3 + data.len() / 38 + 4);
+    for (i, chunk) in data.chunks(57).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        for c in chunk.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            out.push(ALPHABET[(n >> 18) as usize & 63]);
+            out.push(ALPHABET[(n >> 12) as usize & 63]);
+            out.push(if c.len() > 1 {
+                ALPHABET[(n >> 6) as usize & 63]
+            } else {
+                b'='
+            });
+            out.push(if c.len() > 2 {
+                ALPHABET[n as usize & 63]
+            } else {
+                b'='
+            });
+        }
+    }
+    out
 }
 
 pub fn base64_lenient(data: &[u8]) -> Vec<u8> {
@@ -407,22 +580,37 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
 
 /// An address of an ENVELOPE: (name, adl, mailbox, host); a group start
 /// has host NIL and the group name as mailbox, its end all NIL.
-type Addr = (
+pub type Addr = (
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
 );
 
-fn strip_comments(s: &str) -> String {
+/// Marks a comment that [`strip_comments`] took out: `OPEN index CLOSE`.
+const COMMENT_OPEN: char = '\u{E000}';
+const COMMENT_CLOSE: char = '\u{E001}';
+
+/// Takes the comments out of an address list: each becomes a marker with
+/// its index in the returned list, so that commas, colons and quotes in
+/// comments do not split addresses, and a comment can still serve as the
+/// display name of an address that has none (`bob@example.com (Bob)`).
+fn strip_comments(s: &str) -> (String, Vec<String>) {
     let mut out = String::new();
+    let mut comments = Vec::new();
     let mut depth = 0;
     let mut quoted = false;
     let mut escape = false;
+    let mut comment = String::new();
     for c in s.chars() {
+        if c == COMMENT_OPEN || c == COMMENT_CLOSE {
+            continue;
+        }
         if escape {
             if depth == 0 {
                 out.push(c);
+            } else {
+                comment.push(c);
             }
             escape = false;
             continue;
@@ -438,13 +626,52 @@ fn strip_comments(s: &str) -> String {
                 quoted = !quoted;
                 out.push(c);
             }
-            '(' if !quoted => depth += 1,
-            ')' if !quoted && depth > 0 => depth -= 1,
+            '(' if !quoted => {
+                if depth > 0 {
+                    comment.push(c);
+                }
+                depth += 1;
+            }
+            ')' if !quoted && depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(COMMENT_OPEN);
+                    out.push_str(&comments.len().to_string());
+                    out.push(COMMENT_CLOSE);
+                    comments.push(std::mem::take(&mut comment));
+                } else {
+                    comment.push(c);
+                }
+            }
             _ if depth == 0 => out.push(c),
-            _ => {}
+            _ => comment.push(c),
         }
     }
-    out
+    (out, comments)
+}
+
+/// Removes the comment markers of `s`; the first non-empty comment.
+fn take_comments(s: &str, comments: &[String]) -> (String, Option<String>) {
+    let mut out = String::new();
+    let mut first = None;
+    let mut rest = s;
+    while let Some(a) = rest.find(COMMENT_OPEN) {
+        out.push_str(&rest[..a]);
+        out.push(' ');
+        let after = &rest[a + COMMENT_OPEN.len_utf8()..];
+        let b = after.find(COMMENT_CLOSE).unwrap_or(after.len());
+        if let Ok(i) = after[..b].parse::<usize>()
+            && let Some(c) = comments.get(i)
+        {
+            let c = c.split_whitespace().collect::<Vec<_>>().join(" ");
+            if first.is_none() && !c.is_empty() {
+                first = Some(c);
+            }
+        }
+        rest = after.get(b + COMMENT_CLOSE.len_utf8()..).unwrap_or("");
+    }
+    out.push_str(rest);
+    (out, first)
 }
 
 fn unquote(s: &str) -> String {
@@ -506,7 +733,8 @@ fn split_top(s: &str, sep: char) -> Vec<String> {
     out
 }
 
-fn mailbox_addr(s: &str) -> Option<Addr> {
+fn mailbox_addr(s: &str, comments: &[String]) -> Option<Addr> {
+    let (s, comment) = take_comments(s, comments);
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -519,7 +747,7 @@ fn mailbox_addr(s: &str) -> Option<Addr> {
                 s[a + 1..b].trim().to_string(),
             )
         }
-        _ => (None, s.to_string()),
+        _ => (comment, s.to_string()),
     };
     // Source route `@a,@b:user@host`.
     let (adl, spec) = match spec.split_once(':') {
@@ -536,7 +764,8 @@ fn mailbox_addr(s: &str) -> Option<Addr> {
 }
 
 pub fn address_list(value: &str) -> Vec<Addr> {
-    let value = strip_comments(value);
+    let (value, comments) = strip_comments(value);
+    let comments = &comments[..];
     let mut out = Vec::new();
     let mut rest = value.as_str();
     // Groups: `name: a, b;`
@@ -562,7 +791,7 @@ pub fn address_list(value: &str) -> Vec<Addr> {
         };
         let Some(colon) = colon else {
             for a in split_top(rest, ',') {
-                out.extend(mailbox_addr(&a));
+                out.extend(mailbox_addr(&a, comments));
             }
             break;
         };
@@ -573,16 +802,17 @@ pub fn address_list(value: &str) -> Vec<Addr> {
             None => ("", before),
         };
         for a in split_top(plain, ',') {
-            out.extend(mailbox_addr(&a));
+            out.extend(mailbox_addr(&a, comments));
         }
         let after = &rest[colon + 1..];
         let (members, tail) = match after.find(';') {
             Some(sc) => (&after[..sc], &after[sc + 1..]),
             None => (after, ""),
         };
-        out.push((None, None, Some(unquote(group_name)), None));
+        let (group_name, _) = take_comments(group_name, comments);
+        out.push((None, None, Some(unquote(&group_name)), None));
         for a in split_top(members, ',') {
-            out.extend(mailbox_addr(&a));
+            out.extend(mailbox_addr(&a, comments));
         }
         out.push((None, None, None, None));
         rest = tail.trim_start_matches([',', ' ']);
@@ -593,8 +823,17 @@ pub fn address_list(value: &str) -> Vec<Addr> {
     out
 }
 
-fn write_addresses(out: &mut Vec<u8>, value: Option<&str>, utf8: bool) {
-    let list = value.map(address_list).unwrap_or_default();
+/// The addresses of every `name` field of a header, in order (a header
+/// with two To fields lists both).
+pub fn address_field(fields: &[(String, String)], name: &str) -> Vec<Addr> {
+    fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| address_list(v))
+        .collect()
+}
+
+fn write_addresses(out: &mut Vec<u8>, list: &[Addr], utf8: bool) {
     if list.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -623,15 +862,18 @@ pub fn envelope(out: &mut Vec<u8>, data: &[u8], part: &Part, utf8: bool) {
     out.push(b' ');
     nstring(out, get("Subject").map(str::as_bytes), utf8);
     out.push(b' ');
-    let from = get("From");
-    write_addresses(out, from, utf8);
-    out.push(b' ');
-    write_addresses(out, get("Sender").or(from), utf8);
-    out.push(b' ');
-    write_addresses(out, get("Reply-To").or(from), utf8);
+    let from = address_field(&f, "From");
+    write_addresses(out, &from, utf8);
+    // RFC 3501 section 7.4.2: a Sender or Reply-To that is absent or
+    // empty is the From.
+    for h in ["Sender", "Reply-To"] {
+        out.push(b' ');
+        let list = address_field(&f, h);
+        write_addresses(out, if list.is_empty() { &from } else { &list }, utf8);
+    }
     for h in ["To", "Cc", "Bcc"] {
         out.push(b' ');
-        write_addresses(out, get(h), utf8);
+        write_addresses(out, &address_field(&f, h), utf8);
     }
     out.push(b' ');
     nstring(out, get("In-Reply-To").map(str::as_bytes), utf8);
@@ -657,13 +899,11 @@ fn write_params(out: &mut Vec<u8>, params: &[(String, String)], utf8: bool) {
     out.push(b')');
 }
 
+/// body-fld-lines: the line ends in the body. A last line without one
+/// (the part's last line, whose CRLF belongs to the boundary that
+/// follows, RFC 2046 section 5.1.1) is not counted, as Dovecot counts.
 fn lines(data: &[u8]) -> usize {
-    let n = data.iter().filter(|&&b| b == b'\n').count();
-    if !data.is_empty() && !data.ends_with(b"\n") {
-        n + 1
-    } else {
-        n
-    }
+    data.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn disposition(out: &mut Vec<u8>, f: &[(String, String)], utf8: bool) {
@@ -741,7 +981,15 @@ pub fn body_structure(out: &mut Vec<u8>, data: &[u8], part: &Part, extended: boo
     out.push(b' ');
     string(out, subtype.to_ascii_uppercase().as_bytes(), utf8);
     out.push(b' ');
-    write_params(out, &part.params, utf8);
+    // RFC 2045 section 5.2: text without a charset is US-ASCII; the
+    // default is spelled out (as Dovecot does).
+    if ctype == "text" && !part.params.iter().any(|(k, _)| k == "charset") {
+        let mut params = vec![("charset".to_string(), "us-ascii".to_string())];
+        params.extend(part.params.iter().cloned());
+        write_params(out, &params, utf8);
+    } else {
+        write_params(out, &part.params, utf8);
+    }
     out.push(b' ');
     nstring(out, field(&f, "Content-ID").map(str::as_bytes), utf8);
     out.push(b' ');
@@ -831,7 +1079,7 @@ mod tests {
         let mut out = Vec::new();
         body_structure(&mut out, MSG, &p, true, false);
         let s = String::from_utf8(out).expect("utf8");
-        assert!(s.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" "), "{s}");
+        assert!(s.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 5 0 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" "), "{s}");
         assert!(
             s.ends_with(" \"MIXED\" (\"BOUNDARY\" \"xx\") NIL NIL NIL)"),
             "{s}"
@@ -851,6 +1099,222 @@ mod tests {
         );
         let h = header_fields(&MSG[..p.body_start], &["subject".into()], false);
         assert_eq!(h, b"Subject: hi\r\n\r\n");
+    }
+
+    /// A message of the corpus (compiled in: the session layer reads no
+    /// files).
+    macro_rules! corpus {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/imap/",
+                $name
+            ))
+            .to_vec()
+        };
+    }
+
+    fn body_of<'a>(data: &'a [u8], p: &Part, path: &[u32]) -> Option<&'a [u8]> {
+        p.find(path).map(|x| &data[x.body_start..x.end])
+    }
+
+    #[test]
+    fn part_numbers_through_message_rfc822() {
+        // Part 1 is a forwarded single-part message: 1.1 is its body.
+        let d = corpus!("rfc822-part1.eml");
+        let p = parse(&d);
+        assert!(
+            body_of(&d, &p, &[1])
+                .unwrap()
+                .starts_with(b"From: Original Author")
+        );
+        assert_eq!(
+            body_of(&d, &p, &[1, 1]).unwrap(),
+            b"Original body line one.\r\nOriginal body line two."
+        );
+        assert!(p.find(&[1, 2]).is_none());
+        assert!(p.find(&[1, 1, 1]).is_none());
+        assert!(p.find(&[0]).is_none());
+        // Nested twice.
+        let d = corpus!("rfc822-nested2.eml");
+        let p = parse(&d);
+        assert!(
+            body_of(&d, &p, &[1, 1])
+                .unwrap()
+                .starts_with(b"From: Inner")
+        );
+        assert_eq!(body_of(&d, &p, &[1, 1, 1]).unwrap(), b"The innermost body.");
+        assert_eq!(body_of(&d, &p, &[1, 2]).unwrap(), b"Middle note.");
+        assert_eq!(body_of(&d, &p, &[2]).unwrap(), b"Outer note.");
+        // The part ends at the inner close delimiter (RFC 2046 5.1.1).
+        assert!(
+            body_of(&d, &p, &[1])
+                .unwrap()
+                .ends_with(b"Middle note.\r\n--L1--")
+        );
+        // The whole message is message/rfc822: part 1 is the message.
+        let d = corpus!("rfc822-toplevel.eml");
+        let p = parse(&d);
+        assert!(body_of(&d, &p, &[1]).unwrap().starts_with(b"From: Wrapped"));
+        assert_eq!(body_of(&d, &p, &[1, 1]).unwrap(), b"Inside text.\r\n");
+        assert!(p.find(&[2]).is_none());
+        // A single-part message: part 1 is its body, nothing below.
+        let d = corpus!("single-base64.eml");
+        let p = parse(&d);
+        assert_eq!(p.find(&[1]).map(|x| x.body_start), Some(p.body_start));
+        assert!(p.find(&[1, 1]).is_none());
+    }
+
+    #[test]
+    fn envelope_addresses() {
+        let d = corpus!("odd-addresses.eml");
+        let p = parse(&d);
+        let mut env = Vec::new();
+        envelope(&mut env, &d, &p, false);
+        let env = String::from_utf8(env).unwrap();
+        // A comment is the name; an empty Reply-To is the From; both To
+        // fields; a route; no domain; an empty group.
+        assert_eq!(
+            env,
+            "(\"Wed, 2 Dec 2026 12:00:00 +0000\" \"odd addresses\" ((\"Bob Comment\" NIL \"bob\" \"example.com\")) \
+             ((\"Secretary, The\" NIL \"sec\" \"example.com\")) ((\"Bob Comment\" NIL \"bob\" \"example.com\")) \
+             ((NIL NIL \"odd local\" \"example.test\")(NIL \"@route.example\" \"alice\" \"example.test\")\
+             (NIL NIL \"root\" \"MISSING_DOMAIN\")(NIL NIL \"second-to\" \"example.test\")) \
+             ((\"Last, First\" NIL \"first.last\" \"example.com\")(NIL NIL \"undisclosed\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
+        );
+        // Commas, colons and quotes in comments do not split addresses.
+        let l = address_list("a@x (one, two: \"three\"), \"B (not a comment)\" <b@y>");
+        assert_eq!(
+            l,
+            vec![
+                (
+                    Some("one, two: \"three\"".into()),
+                    None,
+                    Some("a".into()),
+                    Some("x".into())
+                ),
+                (
+                    Some("B (not a comment)".into()),
+                    None,
+                    Some("b".into()),
+                    Some("y".into())
+                ),
+            ]
+        );
+        let g = address_list("Team: a@x.test, \"Bee\" <b@y.test>;, carol@z.test");
+        assert_eq!(g.len(), 5);
+        assert_eq!(g[0], (None, None, Some("Team".into()), None));
+        assert_eq!(g[3], (None, None, None, None));
+        assert_eq!(g[4].2.as_deref(), Some("carol"));
+    }
+
+    #[test]
+    fn binary_of_the_whole_message() {
+        let d = corpus!("multipart-b64-qp.eml");
+        let p = parse(&d);
+        let whole = decoded_message(&d, &p).unwrap();
+        let w = parse(&whole);
+        assert_eq!(w.children.len(), 3);
+        // Every part decoded and declared binary; the rest kept.
+        for (i, c) in w.children.iter().enumerate() {
+            let f = c.fields(&whole);
+            assert_eq!(field(&f, "Content-Transfer-Encoding"), Some("binary"));
+            let orig = p.children[i].decoded(&d).unwrap();
+            assert_eq!(&whole[c.body_start..c.end], &orig[..], "part {}", i + 1);
+        }
+        assert!(whole.starts_with(&d[..p.body_start]));
+        assert!(whole.ends_with(b"--=_outer_1--\r\nThis is the epilogue.\r\n"));
+        // A message without encoded parts is its own BINARY[].
+        let d = corpus!("rfc822-nested2.eml");
+        assert_eq!(decoded_message(&d, &parse(&d)).unwrap(), d);
+        // An unknown encoding fails the whole.
+        let d = b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n";
+        assert!(decoded_message(d, &parse(d)).is_none());
+    }
+
+    #[test]
+    fn binary_of_a_multipart_part() {
+        let d = corpus!("multipart-nested-encoded.eml");
+        let p = parse(&d);
+        let one = decoded_part(&d, p.find(&[1]).unwrap()).unwrap();
+        assert_eq!(
+            &one[..],
+            &b"--a\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: binary\r\n\r\ncaf\xc3\xa9\r\n\
+               --a\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: binary\r\n\r\n<b>x</b>\r\n--a--"[..]
+        );
+        assert_eq!(
+            &decoded_part(&d, p.find(&[1, 2]).unwrap()).unwrap()[..],
+            b"<b>x</b>"
+        );
+        assert_eq!(
+            &decoded_part(&d, p.find(&[2]).unwrap()).unwrap()[..],
+            b"end"
+        );
+    }
+
+    #[test]
+    fn binary_append_is_stored_base64() {
+        let d = corpus!("body-binary.eml");
+        let stored = binary_parts_to_base64(&d).unwrap();
+        assert!(!stored.contains(&0));
+        let p = parse(&stored);
+        assert_eq!(
+            field(&p.fields(&stored), "Content-Transfer-Encoding"),
+            Some("base64")
+        );
+        // Decoding gives the octets back, bare CR and LF included.
+        let orig = &d[parse(&d).body_start..];
+        assert_eq!(&p.decoded(&stored).unwrap()[..], orig);
+        // Text is left alone.
+        assert!(binary_parts_to_base64(&corpus!("body-8bit.eml")).is_none());
+        assert!(binary_parts_to_base64(&corpus!("multipart-b64-qp.eml")).is_none());
+    }
+
+    #[test]
+    fn header_encoding_replaced() {
+        let h = b"A: 1\r\nContent-Transfer-Encoding:\r\n base64\r\nB: 2\r\n\r\n";
+        assert_eq!(
+            with_encoding(h, "binary"),
+            b"A: 1\r\nContent-Transfer-Encoding: binary\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(
+            with_encoding(b"A: 1\r\n\r\n", "base64"),
+            b"A: 1\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn line_counts() {
+        assert_eq!(lines(b""), 0);
+        assert_eq!(lines(b"abc"), 0);
+        assert_eq!(lines(b"abc\r\n"), 1);
+        assert_eq!(lines(b"a\r\nb"), 1);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// base64_lines decodes back to its input, in lines of at most 76.
+        #[test]
+        fn base64_round_trip(data in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let enc = base64_lines(&data);
+            proptest::prop_assert!(enc.split(|&b| b == b'\n').all(|l| l.len() <= 77));
+            proptest::prop_assert_eq!(base64_lenient(&enc), data);
+        }
+
+        /// Parsing and BINARY[] of arbitrary bytes never panic, and every
+        /// part found lies inside the message.
+        #[test]
+        fn parse_any_bytes(data in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let p = parse(&data);
+            for path in [&[][..], &[1], &[1, 1], &[2], &[1, 2, 1]] {
+                if let Some(x) = p.find(path) {
+                    proptest::prop_assert!(x.header_start <= x.body_start && x.body_start <= x.end && x.end <= data.len());
+                }
+            }
+            let _ = decoded_message(&data, &p);
+            let _ = binary_parts_to_base64(&data);
+        }
     }
 
     #[test]

@@ -199,9 +199,17 @@ impl<'x> Content<'x> {
         self.body_matches(needle)
     }
 
-    /// The Date header as Unix time.
-    pub fn sent(&self) -> Option<i64> {
-        self.parsed()?.date().map(|d| d.to_timestamp())
+    /// The first Date field, parsed (RFC 5322 with its obsolete forms).
+    pub fn sent(&self) -> Option<SentDate> {
+        super::mime::fields(header_part(self.raw))
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Date"))
+            .and_then(|(_, v)| parse_sent_date(&v))
+    }
+
+    /// A header field's addresses, as ENVELOPE gives them.
+    fn addresses(&self, name: &str) -> Vec<super::mime::Addr> {
+        super::mime::address_field(&super::mime::fields(header_part(self.raw)), name)
     }
 
     pub fn subject(&self) -> String {
@@ -211,25 +219,29 @@ impl<'x> Content<'x> {
             .to_string()
     }
 
+    /// The sort keys of the first address of From, To or Cc: its
+    /// addr-mailbox (RFC 5256; for a group, the group name, which is the
+    /// mailbox of ENVELOPE's group start) and its display name (RFC 5957:
+    /// the decoded display name, else the addr-spec), both as collation
+    /// keys.
     fn first_addr(&self, which: SortKey) -> (String, String) {
-        let Some(msg) = self.parsed() else {
+        let name = match which {
+            SortKey::From | SortKey::DisplayFrom => "From",
+            SortKey::To | SortKey::DisplayTo => "To",
+            _ => "Cc",
+        };
+        let Some((display, _, mailbox, host)) = self.addresses(name).into_iter().next() else {
             return (String::new(), String::new());
         };
-        let a = match which {
-            SortKey::From | SortKey::DisplayFrom => msg.from(),
-            SortKey::To | SortKey::DisplayTo => msg.to(),
-            _ => msg.cc(),
+        let mailbox = mailbox.unwrap_or_default();
+        let display = match display.filter(|d| !d.trim().is_empty()) {
+            Some(d) => decode_words(&d),
+            None => match host {
+                Some(h) => format!("{mailbox}@{h}"),
+                None => mailbox.clone(),
+            },
         };
-        let first = a.and_then(|a| a.first());
-        let mailbox = first
-            .and_then(|a| a.address.as_deref())
-            .map(|x| x.split('@').next().unwrap_or("").to_lowercase())
-            .unwrap_or_default();
-        let display = first
-            .and_then(|a| a.name.as_deref().or(a.address.as_deref()))
-            .unwrap_or("")
-            .to_lowercase();
-        (mailbox, display)
+        (collation_key(&mailbox), collation_key(&display))
     }
 
     pub fn message_id(&self) -> Option<String> {
@@ -264,7 +276,11 @@ fn day(t: i64) -> i64 {
 pub fn matches(key: &SearchKey, it: &Item, content: Option<&Content>, cx: &Context) -> bool {
     use SearchKey::*;
     let m = it.meta;
-    let sent = || content.and_then(Content::sent).unwrap_or(m.internal_date);
+    // SENT* compare the date as written in the Date field, its zone
+    // disregarded (RFC 3501 section 6.4.4). Without a usable Date field
+    // the sent date is the epoch, as Dovecot 2.3 takes it (RFC 3501 does
+    // not say; SORT uses INTERNALDATE instead, RFC 5256).
+    let sent = || content.and_then(Content::sent).map_or(0, |d| d.day);
     match key {
         All => true,
         Answered => has_flag(m, "\\Answered"),
@@ -285,9 +301,9 @@ pub fn matches(key: &SearchKey, it: &Item, content: Option<&Content>, cx: &Conte
         Before(d) => day(m.internal_date) < *d,
         On(d) => day(m.internal_date) == *d,
         Since(d) => day(m.internal_date) >= *d,
-        SentBefore(d) => day(sent()) < *d,
-        SentOn(d) => day(sent()) == *d,
-        SentSince(d) => day(sent()) >= *d,
+        SentBefore(d) => sent() < *d,
+        SentOn(d) => sent() == *d,
+        SentSince(d) => sent() >= *d,
         Larger(n) => m.size > *n,
         Smaller(n) => m.size < *n,
         Uid(set) => set.contains(m.uid, cx.max_uid),
@@ -309,63 +325,220 @@ pub fn matches(key: &SearchKey, it: &Item, content: Option<&Content>, cx: &Conte
     }
 }
 
-/// The base subject of RFC 5256 section 2.1 (lower-cased).
+/// The base subject of RFC 5256 section 2.1, in its own case (compare
+/// [`collation_key`]s of it). `s` has its encoded words decoded already.
 pub fn base_subject(s: &str) -> String {
-    let mut s = s
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
+    // (1) Runs of whitespace become one space.
+    let mut s = s.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
-        let before = s.clone();
-        // Trailing "(fwd)".
-        while let Some(t) = s.strip_suffix("(fwd)") {
-            s = t.trim_end().to_string();
-        }
-        // Leading "re:", "fw:", "fwd:", "[blob]" sequences.
+        // (2) Trailers: "(fwd)" and whitespace.
         loop {
-            let t = s.trim_start();
-            let mut done = true;
-            for p in ["re", "fwd", "fw"] {
-                if let Some(rest) = t.strip_prefix(p) {
-                    let rest = rest.trim_start();
-                    // Optional [blob] before the colon.
-                    let rest = if rest.starts_with('[') {
-                        match rest.find(']') {
-                            Some(e) => rest[e + 1..].trim_start(),
-                            None => rest,
-                        }
-                    } else {
-                        rest
-                    };
-                    if let Some(r) = rest.strip_prefix(':') {
-                        s = r.trim_start().to_string();
-                        done = false;
+            let t = s.trim_end();
+            let cut = t.len().checked_sub(5).filter(|&c| t.is_char_boundary(c));
+            match cut {
+                Some(c) if t[c..].eq_ignore_ascii_case("(fwd)") => s = t[..c].to_string(),
+                _ => {
+                    s.truncate(t.len());
+                    break;
+                }
+            }
+        }
+        // (3) Leaders, (4) a blob that leaves something, (5) repeated.
+        loop {
+            let before = s.len();
+            loop {
+                let t = s.trim_start();
+                match strip_leader(t) {
+                    Some(rest) => s = rest.to_string(),
+                    None => {
+                        s = t.to_string();
                         break;
                     }
                 }
             }
-            if done {
-                let t = s.trim_start();
-                if t.starts_with('[')
-                    && let Some(e) = t.find(']')
-                {
-                    let rest = t[e + 1..].trim_start();
-                    if !rest.is_empty() {
-                        s = rest.to_string();
-                        continue;
-                    }
-                }
+            if let Some(rest) = strip_blob(&s)
+                && !rest.is_empty()
+            {
+                s = rest.to_string();
+            }
+            if s.len() == before {
                 break;
             }
         }
-        if let Some(inner) = s.strip_prefix("[fwd:").and_then(|t| t.strip_suffix(']')) {
-            s = inner.trim().to_string();
-        }
-        if s == before {
+        // (6) "[fwd: ...]" around the whole subject: unwrap, again from (2).
+        let wrapped = s.len() >= 6
+            && s.is_char_boundary(5)
+            && s[..5].eq_ignore_ascii_case("[fwd:")
+            && s.ends_with(']');
+        if !wrapped {
             return s;
         }
+        s = s[5..s.len() - 1].to_string();
     }
+}
+
+/// subj-blob (`[` no brackets `]` then whitespace): what follows it.
+fn strip_blob(t: &str) -> Option<&str> {
+    let inner = t.strip_prefix('[')?;
+    let end = inner.find([']', '['])?;
+    if inner.as_bytes()[end] != b']' {
+        return None;
+    }
+    Some(inner[end + 1..].trim_start())
+}
+
+/// subj-leader without the whitespace alternative: blobs, then `re`,
+/// `fw` or `fwd`, whitespace, an optional blob and a colon.
+fn strip_leader(t: &str) -> Option<&str> {
+    let mut p = t;
+    while let Some(r) = strip_blob(p) {
+        p = r;
+    }
+    for word in ["re", "fwd", "fw"] {
+        let Some(head) = p.get(..word.len()) else {
+            continue;
+        };
+        if !head.eq_ignore_ascii_case(word) {
+            continue;
+        }
+        let mut rest = p[word.len()..].trim_start();
+        if let Some(r) = strip_blob(rest) {
+            rest = r;
+        }
+        if let Some(r) = rest.strip_prefix(':') {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// A string as the i;unicode-casemap collation compares it (RFC 5051,
+/// the collation of SORT per RFC 5256 section 3 with I18NLEVEL): upper
+/// case (for titlecase), then compatibility decomposition; such keys
+/// compare as their UTF-8 octets. So `é` sorts with `E`, and `[` after
+/// the letters.
+pub fn collation_key(s: &str) -> String {
+    let upper: String = s.chars().flat_map(char::to_uppercase).collect();
+    icu_normalizer::DecomposingNormalizerBorrowed::new_nfkd()
+        .normalize(&upper)
+        .into_owned()
+}
+
+/// RFC 2047 encoded words of a display name decoded.
+fn decode_words(s: &str) -> String {
+    if !s.contains("=?") {
+        return s.to_string();
+    }
+    let header = format!("Subject: {s}\r\n\r\n");
+    MessageParser::default()
+        .parse(header.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// A parsed Date field: the day it names (days since 1970-01-01, the
+/// zone disregarded) and the instant (Unix time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentDate {
+    pub day: i64,
+    pub unix: i64,
+}
+
+/// The offset of a zone, in minutes: `+hhmm`/`-hhmm` or an obsolete
+/// name (RFC 5322 section 4.3; military letters and unknown names are
+/// `-0000`, "no information").
+fn zone_minutes(z: &str) -> Option<i64> {
+    let z = z.trim();
+    if let Some(sign) = z.chars().next().filter(|c| *c == '+' || *c == '-') {
+        let digits = &z[1..];
+        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let h: i64 = digits[..2].parse().ok()?;
+        let m: i64 = digits[2..].parse().ok()?;
+        if m > 59 {
+            return None;
+        }
+        let v = h * 60 + m;
+        return Some(if sign == '-' { -v } else { v });
+    }
+    if !z.chars().all(|c| c.is_ascii_alphabetic()) || z.is_empty() {
+        return None;
+    }
+    Some(match z.to_ascii_uppercase().as_str() {
+        "UT" | "GMT" | "Z" => 0,
+        "EDT" => -4 * 60,
+        "EST" | "CDT" => -5 * 60,
+        "CST" | "MDT" => -6 * 60,
+        "MST" | "PDT" => -7 * 60,
+        "PST" => -8 * 60,
+        _ => 0,
+    })
+}
+
+/// Parses a Date field: `[dow ","] day month year hh:mm[:ss] [zone]`,
+/// with comments, two- and three-digit years (RFC 5322 section 4.3:
+/// 00-49 are 2000-2049, 50-999 add 1900) and obsolete zone names. A
+/// missing zone is taken as `-0000`. `None` when it is not a date.
+pub fn parse_sent_date(value: &str) -> Option<SentDate> {
+    // Comments out (no nesting needed for dates), commas as spaces.
+    let mut text = String::with_capacity(value.len());
+    let mut depth = 0u32;
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => text.push(' '),
+            _ if depth == 0 => text.push(c),
+            _ => {}
+        }
+    }
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    if words
+        .first()
+        .is_some_and(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+    {
+        // Day of week (not checked against the date, RFC 5322 3.3).
+        words.remove(0);
+    }
+    let [day, month, year, time, rest @ ..] = &words[..] else {
+        return None;
+    };
+    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let month = month.to_ascii_lowercase();
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| month.len() >= 3 && month.starts_with(m))? as u32
+        + 1;
+    if !year.bytes().all(|b| b.is_ascii_digit()) || year.is_empty() || year.len() > 4 {
+        return None;
+    }
+    let digits = year.len();
+    let mut year: i64 = year.parse().ok()?;
+    match digits {
+        2 if year < 50 => year += 2000,
+        2 | 3 => year += 1900,
+        _ => {}
+    }
+    let mut hms = time.split(':');
+    let h: i64 = hms.next()?.parse().ok().filter(|h| (0..=23).contains(h))?;
+    let m: i64 = hms.next()?.parse().ok().filter(|m| (0..=59).contains(m))?;
+    let sec: i64 = match hms.next() {
+        Some(x) => x.parse().ok().filter(|x| (0..=60).contains(x))?,
+        None => 0,
+    };
+    if hms.next().is_some() {
+        return None;
+    }
+    let zone = match rest.first() {
+        Some(z) => zone_minutes(z)?,
+        None => 0,
+    };
+    let days = crate::proto::imap::date::days_from_civil(year, month, day);
+    let unix = days * 86400 + h * 3600 + m * 60 + sec - zone * 60;
+    Some(SentDate { day: days, unix })
 }
 
 /// Whether extracting the base subject removed a reply or forward marker.
@@ -375,7 +548,7 @@ pub fn is_reply(subject: &str) -> bool {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase();
-    let base = base_subject(subject);
+    let base = base_subject(subject).to_lowercase();
     base != plain
         && (plain.starts_with("re")
             || plain.starts_with("fw")
@@ -406,9 +579,9 @@ impl SortValues {
             seq,
             uid: meta.uid,
             arrival: meta.internal_date,
-            date: content.sent().unwrap_or(meta.internal_date),
+            date: content.sent().map_or(meta.internal_date, |d| d.unix),
             size: meta.size,
-            subject: base_subject(&content.subject()),
+            subject: collation_key(&base_subject(&content.subject())),
             reply: is_reply(&content.subject()),
             from: content.first_addr(SortKey::From),
             to: content.first_addr(SortKey::To),
@@ -741,12 +914,162 @@ mod tests {
 
     #[test]
     fn base_subjects() {
+        for (subject, base) in [
+            ("Re: RE: [list] Fwd: Hello  World (fwd)", "Hello World"),
+            ("[fwd: x]", "x"),
+            ("Re[2]: y", "y"),
+            ("Re: [tag] Fwd: x (fwd)", "x"),
+            ("RE: re: Re[2]: x", "x"),
+            ("[Fwd: x]", "x"),
+            ("  Fwd:   x   (fwd) (FWD)  ", "x"),
+            // Blobs alone: the last one stays (step 4 needs a rest).
+            ("[a] [b]", "[b]"),
+            ("[a] [b] c", "c"),
+            // A blob before a Re: goes with it (subj-leader).
+            ("[list] Re: x", "x"),
+            // Nested [fwd: ...] after leaders, and its own leaders.
+            ("Re: [Fwd: Re: x (fwd)]", "x"),
+            // Not leaders: no colon, or a word that only starts alike.
+            ("Re x", "Re x"),
+            ("Really: x", "Really: x"),
+            ("Fwdx: y", "Fwdx: y"),
+            ("re:", ""),
+            ("", ""),
+            ("(fwd)", ""),
+            // An unclosed blob is text.
+            ("[unclosed Re: x", "[unclosed Re: x"),
+            ("été", "été"),
+        ] {
+            assert_eq!(base_subject(subject), base, "{subject:?}");
+        }
+    }
+
+    #[test]
+    fn collation_keys() {
+        // i;unicode-casemap: case folded to upper, accents decomposed.
+        assert_eq!(collation_key("été"), "E\u{301}TE\u{301}");
+        assert!(collation_key("été") < collation_key("GROUP"));
+        assert!(collation_key("display") < collation_key("été"));
+        assert!(collation_key("x") < collation_key("[b]"));
+        assert_eq!(collation_key("Straße"), "STRASSE");
+        assert_eq!(collation_key("ﬁle"), "FILE");
+    }
+
+    fn sent(s: &str) -> Option<(i64, i64)> {
+        parse_sent_date(s).map(|d| (d.day, d.unix))
+    }
+
+    #[test]
+    fn sent_dates() {
+        let day = crate::proto::imap::date::days_from_civil;
+        // The day as written; the instant in UTC.
         assert_eq!(
-            base_subject("Re: RE: [list] Fwd: Hello  World (fwd)"),
-            "hello world"
+            sent("Thu, 3 Dec 2026 01:00:00 +1400"),
+            Some((day(2026, 12, 3), day(2026, 12, 2) * 86400 + 11 * 3600))
         );
-        assert_eq!(base_subject("[fwd: x]"), "x");
-        assert_eq!(base_subject("Re[2]: y"), "y");
+        assert_eq!(
+            sent("Tue, 1 Dec 2026 23:00:00 -1200"),
+            Some((day(2026, 12, 1), day(2026, 12, 2) * 86400 + 11 * 3600))
+        );
+        // Obsolete zone, no seconds, no day of week.
+        assert_eq!(
+            sent("1 Dec 2026 21:30 EST"),
+            Some((
+                day(2026, 12, 1),
+                day(2026, 12, 2) * 86400 + 2 * 3600 + 30 * 60
+            ))
+        );
+        assert_eq!(
+            sent("1 Dec 2026 21:30 PDT").map(|d| d.1 % 86400),
+            Some(4 * 3600 + 30 * 60)
+        );
+        // Two- and three-digit years; a comment; a missing zone is -0000.
+        assert_eq!(
+            sent("Fri, 13 Nov 98 23:59:59 GMT (Greenwich)"),
+            Some((day(1998, 11, 13), day(1998, 11, 13) * 86400 + 86399))
+        );
+        assert_eq!(
+            sent("1 Jan 49 00:00 +0000").map(|d| d.0),
+            Some(day(2049, 1, 1))
+        );
+        assert_eq!(
+            sent("1 Jan 50 00:00 +0000").map(|d| d.0),
+            Some(day(1950, 1, 1))
+        );
+        assert_eq!(
+            sent("1 Jan 104 00:00 +0000").map(|d| d.0),
+            Some(day(2004, 1, 1))
+        );
+        assert_eq!(sent("1 Jan 2004 00:00").map(|d| d.0), Some(day(2004, 1, 1)));
+        // Military zones and unknown names say nothing: -0000.
+        assert_eq!(sent("1 Jan 2004 10:00 Z").map(|d| d.1 % 86400), Some(36000));
+        assert_eq!(sent("1 Jan 2004 10:00 Q").map(|d| d.1 % 86400), Some(36000));
+        // Full month names, a comma after the day, lower case.
+        assert_eq!(
+            sent("Monday, 30 november 2026 08:00:00 +0000").map(|d| d.0),
+            Some(day(2026, 11, 30))
+        );
+        for bad in [
+            "yesterday at noon",
+            "",
+            "32 Jan 2026 10:00 +0000",
+            "1 Foo 2026 10:00 +0000",
+            "1 Jan 2026 24:00 +0000",
+            "1 Jan 2026 10:60 +0000",
+            "1 Jan 2026 10:00 +01",
+            "1 Jan 2026 10:00 +0199",
+            "1 Jan 20260 10:00 +0000",
+            "1 Jan 2026",
+            "1 Jan 2026 10:00:00:00 +0000",
+        ] {
+            assert_eq!(sent(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// RFC 5256: the base subject has no leader, trailer or wrapper
+        /// left, so extracting it again changes nothing.
+        #[test]
+        fn base_subject_is_idempotent(s in "(( |Re|RE|re|Fwd|FW|fw|:|\\[|\\]|\\(fwd\\)|x|y|é|\\[tag\\]|\\[fwd:)){0,12}") {
+            let once = base_subject(&s);
+            proptest::prop_assert_eq!(base_subject(&once), once.clone(), "{:?}", s);
+            proptest::prop_assert!(!once.starts_with(' ') && !once.ends_with(' '));
+        }
+
+        /// Any text: no panic, the result is a substring of the
+        /// whitespace-normalised subject, and idempotent.
+        #[test]
+        fn base_subject_any_text(s in "\\PC{0,40}") {
+            let once = base_subject(&s);
+            let norm = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            proptest::prop_assert!(norm.contains(&once), "{:?} -> {:?}", s, once);
+            proptest::prop_assert_eq!(base_subject(&once), once);
+        }
+
+        /// A date written in RFC 5322 form parses back to its day and,
+        /// with its zone, to its instant.
+        #[test]
+        fn sent_date_round_trip(
+            y in 1970i64..2100, mo in 1u32..=12, d in 1u32..=28,
+            h in 0i64..24, mi in 0i64..60, s in 0i64..60,
+            zh in 0i64..15, zm in proptest::sample::select(vec![0i64, 30, 45]), neg: bool,
+        ) {
+            const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let sign = if neg { '-' } else { '+' };
+            let text = format!("Mon, {d} {} {y} {h:02}:{mi:02}:{s:02} {sign}{zh:02}{zm:02}", M[mo as usize - 1]);
+            let day = crate::proto::imap::date::days_from_civil(y, mo, d);
+            let zone = (zh * 60 + zm) * if neg { -1 } else { 1 };
+            let want = SentDate { day, unix: day * 86400 + h * 3600 + mi * 60 + s - zone * 60 };
+            proptest::prop_assert_eq!(parse_sent_date(&text), Some(want));
+        }
+
+        /// Arbitrary text never panics the date parser.
+        #[test]
+        fn sent_date_any_text(s in "\\PC{0,60}") {
+            let _ = parse_sent_date(&s);
+        }
     }
 
     fn sv(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> SortValues {

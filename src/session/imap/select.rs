@@ -29,7 +29,9 @@ impl<E: Env> Session<E> {
             return Err(r::log_in_first().into());
         };
         let mut out = Vec::new();
-        if had && a.ext.qresync {
+        // [CLOSED]: RFC 7162 with QRESYNC, always in IMAP4rev2 (RFC 9051
+        // section 6.3.2).
+        if had && (a.ext.qresync || a.ext.rev2) {
             Response::ok_code(Code::Closed, "Previous mailbox closed").write_untagged(&mut out);
         }
         // A refusal still carries the CLOSED line: the previous mailbox is

@@ -172,11 +172,17 @@ impl Account {
         if is_move && mb.read_only {
             return Err(r::read_only());
         }
-        let uids: Vec<u32> = idx
-            .iter()
-            .filter(|&&i| !mb.msgs[i].gone)
-            .map(|&i| mb.msgs[i].meta.uid)
-            .collect();
+        // A message expunged by another session but not yet announced
+        // cannot be copied: copy nothing and say so (RFC 9051 section
+        // 7.1, EXPUNGEISSUED), rather than an OK without COPYUID for
+        // messages that were not copied.
+        if idx.iter().any(|&i| mb.msgs[i].gone) {
+            return Err(Response::no(
+                Code::ExpungeIssued,
+                "Some of the requested messages no longer exist",
+            ));
+        }
+        let uids: Vec<u32> = idx.iter().map(|&i| mb.msgs[i].meta.uid).collect();
         let size: u64 = idx.iter().map(|&i| mb.msgs[i].meta.size).sum();
         let what = if is_move { "MOVE" } else { "COPY" };
         if uids.is_empty() {

@@ -8,7 +8,7 @@ def m(name, about, text, raw=False):
         text = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     msgs.append((name, about, text))
 
-m("multipart-b64-qp.eml", "multipart/mixed: QP text part (soft breaks, =3D, UTF-8), base64 UTF-8 text part, multi-line base64 binary attachment; BINARY.PEEK[n], BINARY.SIZE[n], BODYSTRUCTURE", """\
+m("multipart-b64-qp.eml", "multipart/mixed: QP text part (soft breaks, =3D, UTF-8), base64 UTF-8 text part (CRLF line ends, canonical form), multi-line base64 binary attachment; BINARY.PEEK[n], BINARY.SIZE[n], BODYSTRUCTURE", """\
 From: Bob Sender <bob@example.com>
 To: Alice <alice@example.test>
 Subject: parts in three encodings
@@ -29,7 +29,7 @@ Trailing space is encoded=20
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: base64
 
-w7xiZXIgYWxsZXMgLSBncsO2w59lcmUgVGV4dGUK
+w7xiZXIgYWxsZXMgLSBncsO2w59lcmUgVGV4dGUNCg==
 --=_outer_1
 Content-Type: application/octet-stream; name="blob.bin"
 Content-Disposition: attachment; filename="blob.bin"
@@ -44,6 +44,35 @@ q6ytrq+wsbKztLW2t7i5uru8vb6/wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj
 This is the epilogue.
 """)
 
+m("multipart-nested-encoded.eml", "multipart/mixed whose part 1 is multipart/alternative with a QP and a base64 part: BINARY[1] of a multipart part (its parts decoded), BINARY[1.1], BINARY[1.2]", """\
+From: a@example.com
+To: alice@example.test
+Subject: nested encodings
+Date: Wed, 2 Dec 2026 17:00:00 +0000
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="o"
+
+--o
+Content-Type: multipart/alternative; boundary="a"
+
+--a
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+caf=C3=A9
+--a
+Content-Type: text/html
+Content-Transfer-Encoding: base64
+
+PGI+eDwvYj4=
+--a--
+--o
+Content-Type: text/plain
+
+end
+--o--
+""")
+
 m("single-base64.eml", "single-part text/plain in base64: BINARY.PEEK[], BINARY.PEEK[1], BINARY.SIZE[1] of a non-multipart message", """\
 From: bob@example.com
 To: alice@example.test
@@ -53,7 +82,7 @@ MIME-Version: 1.0
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: base64
 
-SGVsbG8sIHfDtnJsZCEKU2Vjb25kIGxpbmUuCg==
+SGVsbG8sIHfDtnJsZCENClNlY29uZCBsaW5lLg0K
 """)
 
 m("single-qp.eml", "single-part text/plain in quoted-printable: BINARY.PEEK[1], BINARY.SIZE[1], lowercase hex and a bad escape (=ZZ kept literally)", """\
