@@ -110,6 +110,9 @@ impl Account {
                 }
             }
         }
+        // A keyword this STORE introduced is announced before the FETCH
+        // lines that show it (RFC 9051 §7.3.5).
+        mb.announce_keywords(out);
         for &i in idx {
             let vm = &mb.msgs[i];
             if vm.gone || result.modified.contains(&vm.meta.uid) {
@@ -279,6 +282,16 @@ fn new_flags(
         }
         if f.iter().filter(|x| !x.starts_with('\\')).count() > MAX_KEYWORDS {
             return Err(Response::no(Code::Limit, "Too many keywords"));
+        }
+        // A keyword new to the mailbox only while PERMANENTFLAGS offers \*.
+        if f.iter()
+            .any(|x| !x.starts_with('\\') && !mb.keywords.contains(x))
+            && mb.keywords.len() >= MAX_KEYWORDS
+        {
+            return Err(Response::no(
+                Code::Limit,
+                "Too many keywords in this mailbox",
+            ));
         }
         updates.push((m.meta.uid, f));
     }
