@@ -12,6 +12,9 @@
 //! responses are not checked: imap-codec 2.0.0-alpha.10 has no grammar for
 //! them.)
 //!
+//! UIDVALIDITYs the store makes during a dialogue (from the clock) show as
+//! `V1`, `V2`, ... in order of appearance.
+//!
 //! `MAILC_BLESS=1 cargo test --test dialogs_imap` rewrites the transcripts.
 
 mod common;
@@ -174,6 +177,42 @@ impl Checker {
     }
 }
 
+/// UIDVALIDITYs the store made during the dialogue come from the clock:
+/// they are written `V1`, `V2`, ... in order of appearance, so a transcript
+/// stays stable and still shows when a folder got a new one.
+fn name_uidvalidities(text: &str, seen: &mut Vec<String>) -> String {
+    let fixed = UIDVALIDITY.trim();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = ["UIDVALIDITY ", "APPENDUID ", "COPYUID "]
+        .iter()
+        .filter_map(|k| rest.find(k).map(|i| i + k.len()))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let v = &rest[..end];
+        if v.is_empty() || v == fixed {
+            out.push_str(v);
+        } else {
+            let n = match seen.iter().position(|s| s == v) {
+                Some(n) => n,
+                None => {
+                    seen.push(v.to_string());
+                    seen.len() - 1
+                }
+            };
+            out.push_str(&format!("V{}", n + 1));
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn run(text: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(common::root().join("tests/dialogs/config.kdl")).unwrap();
@@ -256,12 +295,14 @@ fn run(text: &str) -> Vec<String> {
         greeted: false,
     };
     let mut transcript = Vec::new();
+    let mut validities: Vec<String> = Vec::new();
     let mut record = |bytes: &[u8], t: &mut Vec<String>| {
         for c in checker.feed(bytes) {
             t.push(c);
         }
         let text = String::from_utf8_lossy(bytes);
         let text = text.strip_suffix("\r\n").unwrap_or(&text);
+        let text = name_uidvalidities(text, &mut validities);
         if text.is_empty() {
             return;
         }

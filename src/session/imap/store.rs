@@ -283,17 +283,25 @@ fn new_flags(
         if f.iter().filter(|x| !x.starts_with('\\')).count() > MAX_KEYWORDS {
             return Err(Response::no(Code::Limit, "Too many keywords"));
         }
-        // A keyword new to the mailbox only while PERMANENTFLAGS offers \*.
-        if f.iter()
-            .any(|x| !x.starts_with('\\') && !mb.keywords.contains(x))
-            && mb.keywords.len() >= MAX_KEYWORDS
-        {
-            return Err(Response::no(
-                Code::Limit,
-                "Too many keywords in this mailbox",
-            ));
-        }
         updates.push((m.meta.uid, f));
+    }
+    // Keywords new to the mailbox: only up to the limit PERMANENTFLAGS
+    // announces (its \* goes once the mailbox holds that many).
+    let mut new_kw: Vec<&String> = Vec::new();
+    for x in &flags {
+        if !x.starts_with('\\') && !mb.keywords.contains(x) && !new_kw.contains(&x) {
+            new_kw.push(x);
+        }
+    }
+    if change.mode != StoreMode::Remove
+        && !updates.is_empty()
+        && !new_kw.is_empty()
+        && mb.keywords.len() + new_kw.len() > MAX_KEYWORDS
+    {
+        return Err(Response::no(
+            Code::Limit,
+            "Too many keywords in this mailbox",
+        ));
     }
     Ok(updates)
 }
