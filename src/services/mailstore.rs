@@ -684,4 +684,48 @@ mod tests {
         assert!(dir.path().join(".a.b/cur").is_dir());
         assert_eq!(s.folders().expect("folders"), vec!["INBOX", "a/b"]);
     }
+
+    /// Issue #14 (1): nothing of a deleted folder survives in the memo,
+    /// and the folder created again under its name (within the same
+    /// second) gets a new UIDVALIDITY; a renamed folder keeps its own.
+    #[test]
+    fn delete_and_rename_forget_the_old_folder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut s = MailStore::new(
+            "u@x",
+            dir.path(),
+            None,
+            FolderLocks::new(),
+            Arc::new(Usage::new()),
+            Arc::new(|_| {}),
+        );
+        let msg = b"Subject: m\r\n\r\nbody\r\n";
+        s.create("x").expect("create");
+        for _ in 0..3 {
+            s.append("x", msg, &["$Old".into()], None).expect("append");
+        }
+        let old = s.sync("x").expect("sync");
+        assert_eq!(old.messages.len(), 3);
+        assert_eq!(s.read_header("x", 1).expect("header").len(), 14);
+        s.delete("x").expect("delete");
+        assert_eq!(s.sync("x"), Err(StoreError::NotFound));
+        s.create("x").expect("create again");
+        for _ in 0..3 {
+            s.append("x", msg, &[], None).expect("append");
+        }
+        let new = s.sync("x").expect("sync");
+        assert_eq!(new.messages.len(), 3, "the old messages stay deleted");
+        assert!(new.messages.iter().all(|m| m.flags.is_empty()));
+        assert!(new.uidvalidity > old.uidvalidity);
+        assert_eq!(new.messages[0].uid, 1);
+
+        s.rename("x", "y").expect("rename");
+        s.create("x").expect("create a third");
+        let third = s.sync("x").expect("sync");
+        let moved = s.sync("y").expect("sync");
+        assert!(third.messages.is_empty());
+        assert!(third.uidvalidity > new.uidvalidity);
+        assert_eq!(moved.uidvalidity, new.uidvalidity);
+        assert_eq!(moved.messages.len(), 3);
+    }
 }
