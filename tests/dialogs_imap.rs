@@ -12,6 +12,9 @@
 //! responses are not checked: imap-codec 2.0.0-alpha.10 has no grammar for
 //! them.)
 //!
+//! UIDVALIDITYs the store makes during a dialogue (from the clock) show as
+//! `V1`, `V2`, ... in order of appearance.
+//!
 //! `MAILC_BLESS=1 cargo test --test dialogs_imap` rewrites the transcripts.
 
 mod common;
@@ -174,6 +177,42 @@ impl Checker {
     }
 }
 
+/// UIDVALIDITYs the store made during the dialogue come from the clock:
+/// they are written `V1`, `V2`, ... in order of appearance, so a transcript
+/// stays stable and still shows when a folder got a new one.
+fn name_uidvalidities(text: &str, seen: &mut Vec<String>) -> String {
+    let fixed = UIDVALIDITY.trim();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = ["UIDVALIDITY ", "APPENDUID ", "COPYUID "]
+        .iter()
+        .filter_map(|k| rest.find(k).map(|i| i + k.len()))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let v = &rest[..end];
+        if v.is_empty() || v == fixed {
+            out.push_str(v);
+        } else {
+            let n = match seen.iter().position(|s| s == v) {
+                Some(n) => n,
+                None => {
+                    seen.push(v.to_string());
+                    seen.len() - 1
+                }
+            };
+            out.push_str(&format!("V{}", n + 1));
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn run(text: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(common::root().join("tests/dialogs/config.kdl")).unwrap();
@@ -256,12 +295,14 @@ fn run(text: &str) -> Vec<String> {
         greeted: false,
     };
     let mut transcript = Vec::new();
+    let mut validities: Vec<String> = Vec::new();
     let mut record = |bytes: &[u8], t: &mut Vec<String>| {
         for c in checker.feed(bytes) {
             t.push(c);
         }
         let text = String::from_utf8_lossy(bytes);
         let text = text.strip_suffix("\r\n").unwrap_or(&text);
+        let text = name_uidvalidities(text, &mut validities);
         if text.is_empty() {
             return;
         }
@@ -353,4 +394,191 @@ fn imap_dialogues() {
             .collect();
         (!rejected.is_empty()).then(|| format!("{rejected:?}"))
     });
+}
+
+/// Every response parses (issue #14): random mailbox names (quotes,
+/// backslashes, wildcards, brackets, `&`, non-ASCII), keywords and messages
+/// (header values with quotes, backslashes, encoded words, 8-bit and
+/// invalid UTF-8 bytes, MIME parameters) go through CREATE, APPEND, LIST,
+/// LSUB, STATUS, SELECT, FETCH (ENVELOPE, BODYSTRUCTURE, header fields),
+/// SEARCH and STORE, with and without UTF8=ACCEPT; imap-codec must decode
+/// every response.
+mod every_response_parses {
+    use proptest::prelude::*;
+
+    const NAME_PIECES: &[&str] = &[
+        "a", "B", "z9", " ", "\"", "\\", "%", "*", "(", ")", "{", "}", "{3}", "[", "]", "&", "&-",
+        "-", "+", ",", ".", "/", "~", "é", "日本", "😀", "'", "!", "#", ":", "NIL", "INBOX",
+    ];
+    const VALUE_PIECES: &[&[u8]] = &[
+        b"plain",
+        b" ",
+        b"\"",
+        b"\\",
+        b"\\\"",
+        b"(",
+        b")",
+        b"<",
+        b">",
+        b"@",
+        b",",
+        b";",
+        b":",
+        b"=?utf-8?q?caf=C3=A9_=22q=22?=",
+        b"=?iso-8859-1?b?5+T8?=",
+        b"=?utf-8?b?IlwiXCI=?=",
+        "é".as_bytes(),
+        "日本".as_bytes(),
+        b"\xff\xfe",
+        b"\xe9t\xe9",
+        b"{5}",
+        b"\t",
+        b"*",
+        b"%",
+        b"]",
+        b"NIL",
+        b"''",
+        b"\x7f",
+    ];
+    const KEYWORDS: &[&str] = &[
+        "$Label1",
+        "Junk",
+        "a.b",
+        "x_y",
+        "$MDNSent",
+        "k'q",
+        "a+b",
+        "a!b",
+        "\\Seen",
+        "\\Flagged",
+        "\\Draft",
+        "\\Answered",
+        "NonJunk",
+        "$Forwarded",
+    ];
+
+    fn name() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(NAME_PIECES), 1..8).prop_map(|v| v.concat())
+    }
+
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(VALUE_PIECES), 0..8).prop_map(|v| v.concat())
+    }
+
+    fn flags() -> impl Strategy<Value = Vec<&'static str>> {
+        prop::collection::vec(prop::sample::select(KEYWORDS), 0..4)
+    }
+
+    /// Bytes as a `C~` line: `\` doubled, anything not printable ASCII as
+    /// `\xNN`.
+    fn esc(bytes: &[u8]) -> String {
+        let mut s = String::new();
+        for &b in bytes {
+            match b {
+                b'\\' => s.push_str("\\\\"),
+                0x20..=0x7e => s.push(b as char),
+                _ => s.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        s
+    }
+
+    fn message(v: &[Vec<u8>; 5], multipart: bool) -> Vec<u8> {
+        let mut m = Vec::new();
+        let header = |m: &mut Vec<u8>, name: &str, val: &[u8]| {
+            m.extend_from_slice(name.as_bytes());
+            m.extend_from_slice(b": ");
+            m.extend_from_slice(val);
+            m.extend_from_slice(b"\r\n");
+        };
+        let mut from = v[0].clone();
+        from.extend_from_slice(b" <a@example.test>");
+        header(&mut m, "From", &from);
+        let mut to = b"\"".to_vec();
+        to.extend_from_slice(&v[1]);
+        to.extend_from_slice(b"\" <b@example.test>, undisclosed-recipients:;");
+        header(&mut m, "To", &to);
+        header(&mut m, "Subject", &v[2]);
+        let mut id = b"<".to_vec();
+        id.extend_from_slice(&v[3]);
+        id.extend_from_slice(b"@x>");
+        header(&mut m, "Message-ID", &id);
+        header(&mut m, "In-Reply-To", &v[3]);
+        if multipart {
+            header(&mut m, "MIME-Version", b"1.0");
+            header(&mut m, "Content-Type", b"multipart/mixed; boundary=\"b1\"");
+            m.extend_from_slice(b"\r\n--b1\r\n");
+            let mut ct = b"text/plain; charset=\"utf-8\"; name=\"".to_vec();
+            ct.extend_from_slice(&v[4]);
+            ct.extend_from_slice(b"\"");
+            header(&mut m, "Content-Type", &ct);
+            let mut cd = b"attachment; filename=\"".to_vec();
+            cd.extend_from_slice(&v[4]);
+            cd.extend_from_slice(b"\"");
+            header(&mut m, "Content-Disposition", &cd);
+            header(&mut m, "Content-Description", &v[4]);
+            m.extend_from_slice(b"\r\nbody\r\n--b1--\r\n");
+        } else {
+            m.extend_from_slice(b"\r\nbody\r\n");
+        }
+        m
+    }
+
+    /// `{n+}` and the bytes, for a `C~` line.
+    fn lit(bytes: &[u8]) -> String {
+        format!("{{{}+}}\\r\\n{}", bytes.len(), esc(bytes))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn responses_decode(
+            name in name(),
+            values in [value(), value(), value(), value(), value()],
+            kw in flags(),
+            kw2 in prop::sample::select(KEYWORDS),
+            multipart in any::<bool>(),
+            utf8 in any::<bool>(),
+        ) {
+            let wire: Vec<u8> = if utf8 {
+                name.as_bytes().to_vec()
+            } else {
+                mailc::proto::imap::mutf7::encode(&name).into_bytes()
+            };
+            let n = lit(&wire);
+            let msg = lit(&message(&values, multipart));
+            let enable = if utf8 { "C: a0 ENABLE UTF8=ACCEPT\n" } else { "" };
+            let flags = esc(kw.join(" ").as_bytes());
+            let text = format!(
+                "# listener: imaps 127.0.0.1:993\n# tls: implicit\n\
+                 C: a1 LOGIN alice@example.test secret\n{enable}\
+                 C~ a2 CREATE {n}\\r\\n\n\
+                 C~ a3 SUBSCRIBE {n}\\r\\n\n\
+                 C~ a4 APPEND {n} ({flags}) {msg}\\r\\n\n\
+                 C~ a5 APPEND INBOX ({flags}) {msg}\\r\\n\n\
+                 C: a6 LIST \"\" *\n\
+                 C: a7 LSUB \"\" *\n\
+                 C: a8 LIST (SUBSCRIBED) \"\" * RETURN (CHILDREN STATUS (MESSAGES UNSEEN SIZE))\n\
+                 C~ a9 STATUS {n} (MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE HIGHESTMODSEQ)\\r\\n\n\
+                 C: b1 SELECT INBOX (CONDSTORE)\n\
+                 C: b2 FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY MODSEQ BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] BODY.PEEK[1.MIME])\n\
+                 C: b3 SEARCH ALL\n\
+                 C: b4 UID SEARCH KEYWORD {kw2}\n\
+                 C: b5 STORE 1:* +FLAGS ({kw2})\n\
+                 C~ b6 SELECT {n}\\r\\n\n\
+                 C: b7 UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)\n\
+                 C: b8 LOGOUT\n"
+            );
+            let got = super::run(&text);
+            let rejected: Vec<&String> =
+                got.iter().filter(|l| l.contains("imap-codec rejects")).collect();
+            prop_assert!(rejected.is_empty(), "{rejected:?}\n{}", got.join("\n"));
+            // Not vacuous: the message reached INBOX and was fetched.
+            prop_assert!(
+                got.iter().any(|l| l.starts_with("S: * 1 FETCH (UID 1 FLAGS")),
+                "no FETCH answer:\n{}",
+                got.join("\n")
+            );
+        }
+    }
 }

@@ -17,6 +17,9 @@ use crate::session::imap::{
 use crate::store::folder::{FLAG_LETTERS, Folder, FolderLocks, Index, Memo, Message};
 use crate::store::{fsutil, usage::Usage};
 
+/// Where a user's store records the last UIDVALIDITY it handed out.
+const UIDVALIDITY_ISSUED: &str = "mailc.uidvalidity-issued";
+
 /// Called with the user's address after every change, so IDLE sessions
 /// look again.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
@@ -180,7 +183,8 @@ impl MailStore {
 
     fn create_dir(&self, path: &Path) -> Result<(), StoreError> {
         let f = Folder::new(path);
-        f.create().map_err(io)?;
+        let uidvalidity = self.issue_uidvalidity(0)?;
+        f.create_with_uidvalidity(uidvalidity).map_err(io)?;
         // Maildir++ marks folders so delivery agents know them.
         let _ = std::fs::write(path.join("maildirfolder"), b"");
         Ok(())
@@ -212,6 +216,40 @@ impl MailStore {
             _ => {}
         }
         result
+    }
+
+    /// A UIDVALIDITY for a new folder of this user: the clock, but always
+    /// above every value this user's folders were given (and above
+    /// `at_least`, the value of a folder being deleted), so a name deleted
+    /// and created again within one second still gets a new one and
+    /// clients holding the old UIDs resynchronise (RFC 9051 §2.3.1.1).
+    fn issue_uidvalidity(&self, at_least: u32) -> Result<u32, StoreError> {
+        let file = self.root.join(UIDVALIDITY_ISSUED);
+        let lock = self.locks.get(&file);
+        let _g = lock
+            .lock()
+            .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+        let last: u32 = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() as u32);
+        let next = now
+            .max(last.saturating_add(1))
+            .max(at_least.saturating_add(1));
+        fsutil::write_atomic_durable(&file, format!("{next}\n").as_bytes()).map_err(io)?;
+        Ok(next)
+    }
+
+    /// Forgets what this process remembers of a folder (index, headers):
+    /// after DELETE or RENAME nothing of the old folder may show through.
+    fn forget(&self, path: &Path) {
+        match self.locks.get(path).lock() {
+            Ok(mut m) => m.clear(),
+            Err(p) => p.into_inner().clear(),
+        }
     }
 
     fn write_subscriptions(&self, subs: &[String]) -> Result<(), StoreError> {
@@ -260,8 +298,12 @@ impl Store for MailStore {
             return Err(StoreError::Refused("INBOX cannot be deleted".into()));
         }
         let f = self.existing(name)?;
+        // The next folder of this name must get a higher UIDVALIDITY.
+        if let Some(v) = f.recorded_uidvalidity() {
+            self.issue_uidvalidity(v)?;
+        }
         let lock = self.locks.get(&f.path);
-        let _g = lock
+        let mut memo = lock
             .lock()
             .map_err(|_| StoreError::Io("lock poisoned".into()))?;
         let size = crate::store::usage::scan(&f.path);
@@ -272,6 +314,10 @@ impl Store for MailStore {
             crate::store::folder::maildir_unique()
         ));
         std::fs::rename(&f.path, &doomed).map_err(io)?;
+        // Index, headers and stamps of the old folder go with it: a folder
+        // created under this name starts from nothing.
+        memo.clear();
+        drop(memo);
         let _ = std::fs::remove_dir_all(&doomed);
         self.usage.subtract(&self.user, size);
         self.changed();
@@ -288,10 +334,12 @@ impl Store for MailStore {
             self.create_dir(&target)?;
             let src = Folder::new(&self.root);
             let lock = self.locks.get(&src.path);
-            let _g = lock
+            let mut memo = lock
                 .lock()
                 .map_err(|_| StoreError::Io("lock poisoned".into()))?;
             src.sync().map_err(io)?;
+            // INBOX's files leave: its memo must rescan.
+            memo.stale();
             for e in std::fs::read_dir(self.root.join("cur"))
                 .map_err(io)?
                 .flatten()
@@ -310,21 +358,28 @@ impl Store for MailStore {
             .into_iter()
             .filter(|n| n.starts_with(&prefix))
             .collect();
-        // Memos follow paths: forget those of every path involved.
-        let forget = |p: &Path| {
-            if let Ok(mut m) = self.locks.get(p).lock() {
-                m.clear();
-            }
-        };
-        forget(&source);
-        forget(&target);
-        std::fs::rename(&source, &target).map_err(io)?;
+        // Memos follow paths: forget those of every path involved, before
+        // (nothing stale is used meanwhile) and after the move (a session
+        // that synced in between remembered the old folder's state).
+        self.forget(&source);
+        self.forget(&target);
+        {
+            let lock = self.locks.get(&source);
+            let mut memo = lock
+                .lock()
+                .map_err(|_| StoreError::Io("lock poisoned".into()))?;
+            std::fs::rename(&source, &target).map_err(io)?;
+            memo.clear();
+        }
+        self.forget(&target);
         for c in children {
             let new = format!("{to}/{}", &c[prefix.len()..]);
             let (a, b) = (self.path(&c)?, self.path(&new)?);
-            forget(&a);
-            forget(&b);
-            std::fs::rename(a, b).map_err(io)?;
+            self.forget(&a);
+            self.forget(&b);
+            std::fs::rename(&a, &b).map_err(io)?;
+            self.forget(&a);
+            self.forget(&b);
         }
         let subs: Vec<String> = self
             .subscriptions()
@@ -628,5 +683,49 @@ mod tests {
         s.create("a/b").expect("create");
         assert!(dir.path().join(".a.b/cur").is_dir());
         assert_eq!(s.folders().expect("folders"), vec!["INBOX", "a/b"]);
+    }
+
+    /// Issue #14 (1): nothing of a deleted folder survives in the memo,
+    /// and the folder created again under its name (within the same
+    /// second) gets a new UIDVALIDITY; a renamed folder keeps its own.
+    #[test]
+    fn delete_and_rename_forget_the_old_folder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut s = MailStore::new(
+            "u@x",
+            dir.path(),
+            None,
+            FolderLocks::new(),
+            Arc::new(Usage::new()),
+            Arc::new(|_| {}),
+        );
+        let msg = b"Subject: m\r\n\r\nbody\r\n";
+        s.create("x").expect("create");
+        for _ in 0..3 {
+            s.append("x", msg, &["$Old".into()], None).expect("append");
+        }
+        let old = s.sync("x").expect("sync");
+        assert_eq!(old.messages.len(), 3);
+        assert_eq!(s.read_header("x", 1).expect("header").len(), 14);
+        s.delete("x").expect("delete");
+        assert_eq!(s.sync("x"), Err(StoreError::NotFound));
+        s.create("x").expect("create again");
+        for _ in 0..3 {
+            s.append("x", msg, &[], None).expect("append");
+        }
+        let new = s.sync("x").expect("sync");
+        assert_eq!(new.messages.len(), 3, "the old messages stay deleted");
+        assert!(new.messages.iter().all(|m| m.flags.is_empty()));
+        assert!(new.uidvalidity > old.uidvalidity);
+        assert_eq!(new.messages[0].uid, 1);
+
+        s.rename("x", "y").expect("rename");
+        s.create("x").expect("create a third");
+        let third = s.sync("x").expect("sync");
+        let moved = s.sync("y").expect("sync");
+        assert!(third.messages.is_empty());
+        assert!(third.uidvalidity > new.uidvalidity);
+        assert_eq!(moved.uidvalidity, new.uidvalidity);
+        assert_eq!(moved.messages.len(), 3);
     }
 }

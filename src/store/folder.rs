@@ -336,6 +336,28 @@ impl Folder {
         self.uidvalidity().map(|_| ())
     }
 
+    /// Creates the folder with a given UIDVALIDITY (a store that hands out
+    /// one per user, so a name deleted and created again never reuses one).
+    /// An existing UIDVALIDITY is kept.
+    pub fn create_with_uidvalidity(&self, uidvalidity: u32) -> std::io::Result<()> {
+        maildir::ensure(&self.path)?;
+        let p = self.path.join(UIDVALIDITY_FILE);
+        if !p.exists() {
+            fsutil::write_atomic_durable(&p, format!("{}\n", uidvalidity.max(1)).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The UIDVALIDITY recorded in the folder, if any (no side effect).
+    pub fn recorded_uidvalidity(&self) -> Option<u32> {
+        std::fs::read_to_string(self.path.join(UIDVALIDITY_FILE))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
     pub fn exists(&self) -> bool {
         self.path.join("cur").is_dir()
     }

@@ -16,9 +16,10 @@ pub fn unescape(s: &str) -> Vec<u8> {
                 b'n' => out.push(b'\n'),
                 b't' => out.push(b'\t'),
                 b'\\' => out.push(b'\\'),
-                b'x' if i + 3 < b.len() => {
-                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("\\xHH");
-                    out.push(u8::from_str_radix(hex, 16).expect("\\xHH"));
+                // `\xNN`: any byte (8-bit and invalid UTF-8 content).
+                b'x' if b.len() >= i + 4 => {
+                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("hex escape");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
                     i += 4;
                     continue;
                 }

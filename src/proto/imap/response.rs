@@ -292,6 +292,9 @@ pub mod r {
     pub fn uidvalidity_changed() -> Response {
         Response::bye("Mailbox UIDVALIDITY changed, reselect")
     }
+    pub fn mailbox_deleted() -> Response {
+        Response::bye("Selected mailbox was deleted")
+    }
     pub fn log_in_first() -> Response {
         Response::bad("Log in first")
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::response::store_error;
 use super::view::Mailbox;
 use super::{Account, Enabled, Env, Handled, MsgMeta, Session, Store, StoreError};
-use crate::proto::imap::response::{Response, r};
+use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{ListOptions, StatusItem, encode, mutf7};
 
 pub const SPECIAL_USE: &[(&str, &str)] = &[
@@ -80,8 +80,11 @@ impl Enabled {
         let name = if self.utf8 {
             raw.to_string()
         } else {
-            mutf7::decode(raw)
-                .ok_or_else(|| Response::bad("Mailbox name is not valid modified UTF-7"))?
+            // A name spelled wrong for IMAP4rev1 gets NO, not BAD: BAD
+            // counts towards the error limit that ends the session.
+            mutf7::decode(raw).ok_or_else(|| {
+                Response::no(Code::Cannot, "Mailbox name is not valid modified UTF-7")
+            })?
         };
         let name = name.trim_end_matches('/').to_string();
         if name.eq_ignore_ascii_case("INBOX") {

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use super::response::store_error;
-use super::view::{CompactMeta, Flags, MAX_KEYWORDS, Mailbox, ViewMsg};
-use super::{Account, Env, FolderState, Handled, Output, Refused, Session, State};
+use super::view::{CompactMeta, Flags, Mailbox, ViewMsg};
+use super::{Account, Env, FolderState, Handled, Output, Refused, Session, State, StoreError};
 use crate::proto::imap::encode::{self, seq_set};
 use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{QresyncParams, SeqSet};
@@ -78,10 +78,12 @@ impl<E: Env> Session<E> {
 
 impl Mailbox {
     fn new(name: String, read_only: bool, st: &FolderState) -> Mailbox {
+        // Every keyword in use is announced (a FETCH never shows one the
+        // client was not told about), however many there are.
         let mut keywords: Vec<String> = Vec::new();
         for m in &st.messages {
             for f in &m.flags {
-                if !f.starts_with('\\') && !keywords.contains(f) && keywords.len() < MAX_KEYWORDS {
+                if !f.starts_with('\\') && !keywords.contains(f) {
                     keywords.push(f.clone());
                 }
             }
@@ -112,15 +114,14 @@ impl Mailbox {
         }
     }
 
-    /// Keywords seen for the first time in this mailbox: a new FLAGS.
-    fn announce_keywords(&mut self, out: &mut Vec<u8>) {
+    /// Keywords seen for the first time in this mailbox: a new FLAGS and
+    /// PERMANENTFLAGS (RFC 9051 §7.3.5), to be written before any FETCH
+    /// that shows them.
+    pub(super) fn announce_keywords(&mut self, out: &mut Vec<u8>) {
         let mut new_kw = false;
         for m in &self.msgs {
             for f in m.meta.flags.iter() {
-                if !f.starts_with('\\')
-                    && !self.keywords.iter().any(|k| k == f)
-                    && self.keywords.len() < MAX_KEYWORDS
-                {
+                if !f.starts_with('\\') && !self.keywords.iter().any(|k| k == f) {
                     self.keywords.push(f.to_string());
                     new_kw = true;
                 }
@@ -128,6 +129,7 @@ impl Mailbox {
         }
         if new_kw {
             self.write_flags(out);
+            self.write_permanent_flags(out);
         }
     }
 }
@@ -170,20 +172,10 @@ impl Account {
     /// The untagged part of a SELECT's answer.
     fn write_selected(&self, out: &mut Vec<u8>, view: &Mailbox) {
         view.write_flags(out);
-        let permanent = if view.read_only {
-            // Nothing can be changed: no flag is permanent.
-            Response::ok_code(Code::PermanentFlags(String::new()), "Read-only mailbox")
-        } else {
-            let flags = format!(
-                "\\Answered \\Flagged \\Deleted \\Seen \\Draft {} \\*",
-                view.keywords.join(" ")
-            );
-            Response::ok_code(Code::PermanentFlags(flags), "Flags permitted")
-        };
-        permanent.write_untagged(out);
+        view.write_permanent_flags(out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
         if !self.ext.rev2 {
-            out.extend_from_slice(format!("* {} RECENT\r\n", view.recent.len()).as_bytes());
+            out.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
             if let Some(pos) = view.msgs.iter().position(|m| !m.meta.flags.has("\\Seen")) {
                 Response::ok_code(Code::Unseen(pos as u32 + 1), "First unseen message")
                     .write_untagged(out);
@@ -246,8 +238,17 @@ impl Account {
         }
         // Nothing changed (same MODSEQ, same count) and no expunge waiting
         // to be told: no message list needed.
-        let Ok(pk) = self.store.peek(&view.name) else {
-            return;
+        let pk = match self.store.peek(&view.name) {
+            Ok(pk) => pk,
+            // Deleted under us (by another session): nothing of it can be
+            // used any more, and a folder created under its name later is
+            // another mailbox. The session ends, as on a UIDVALIDITY change.
+            Err(StoreError::NotFound) => {
+                r::mailbox_deleted().write_untagged(out);
+                view.stale = true;
+                return;
+            }
+            Err(_) => return,
         };
         view.recent.extend(pk.recent.iter().copied());
         let live = view.msgs.iter().filter(|m| !m.gone).count();
@@ -299,7 +300,7 @@ impl Account {
         if added > 0 || (expunges && lines.starts_with(b"* VANISHED")) {
             lines.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
             if !self.ext.rev2 && added > 0 {
-                lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent.len()).as_bytes());
+                lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
             }
         }
         view.announce_keywords(out);
@@ -374,6 +375,10 @@ impl Account {
         }
         // Indexes in `changed` shift: recompute by UID.
         let changed_uids: Vec<u32> = changed.iter().map(|&i| view.msgs[i].meta.uid).collect();
+        // An expunged message is no longer recent: RECENT never counts it.
+        for m in view.msgs.iter().filter(|m| m.gone) {
+            view.recent.remove(&m.meta.uid);
+        }
         view.msgs.retain(|m| !m.gone);
         let uids: HashSet<u32> = changed_uids.into_iter().collect();
         view.msgs

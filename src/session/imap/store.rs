@@ -110,6 +110,9 @@ impl Account {
                 }
             }
         }
+        // A keyword this STORE introduced is announced before the FETCH
+        // lines that show it (RFC 9051 §7.3.5).
+        mb.announce_keywords(out);
         for &i in idx {
             let vm = &mb.msgs[i];
             if vm.gone || result.modified.contains(&vm.meta.uid) {
@@ -287,6 +290,24 @@ fn new_flags(
             return Err(Response::no(Code::Limit, "Too many keywords"));
         }
         updates.push((m.meta.uid, f));
+    }
+    // Keywords new to the mailbox: only up to the limit PERMANENTFLAGS
+    // announces (its \* goes once the mailbox holds that many).
+    let mut new_kw: Vec<&String> = Vec::new();
+    for x in &flags {
+        if !x.starts_with('\\') && !mb.keywords.contains(x) && !new_kw.contains(&x) {
+            new_kw.push(x);
+        }
+    }
+    if change.mode != StoreMode::Remove
+        && !updates.is_empty()
+        && !new_kw.is_empty()
+        && mb.keywords.len() + new_kw.len() > MAX_KEYWORDS
+    {
+        return Err(Response::no(
+            Code::Limit,
+            "Too many keywords in this mailbox",
+        ));
     }
     Ok(updates)
 }

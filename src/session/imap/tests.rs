@@ -1,9 +1,9 @@
 //! Session-level checks the dialogue files cannot express: the state a
-//! command is refused in, the error limit, and a folder recreated under
-//! the selected mailbox. The dialogues in `tests/dialogs/imap/` cover the
-//! commands themselves.
+//! command is refused in, the error limit, and a folder recreated or
+//! deleted under the selected mailbox. The dialogues in
+//! `tests/dialogs/imap/` cover the commands themselves.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use super::*;
@@ -27,6 +27,8 @@ static TABLES: LazyLock<Arc<Tables>> = LazyLock::new(|| {
 struct Shared {
     uidvalidity: AtomicU32,
     uids: Mutex<Vec<u32>>,
+    /// The folder was deleted by another session.
+    deleted: AtomicBool,
 }
 
 /// One folder, INBOX.
@@ -54,7 +56,7 @@ impl Store for OneFolder {
         Ok(())
     }
     fn sync(&mut self, name: &str) -> Result<FolderState, StoreError> {
-        if name != "INBOX" {
+        if name != "INBOX" || self.shared.deleted.load(Ordering::SeqCst) {
             return Err(StoreError::NotFound);
         }
         let uids = self.shared.uids.lock().expect("lock").clone();
@@ -123,6 +125,7 @@ fn session() -> (Session<TestEnv>, Arc<Shared>) {
     let shared = Arc::new(Shared {
         uidvalidity: AtomicU32::new(7),
         uids: Mutex::new(vec![1, 2]),
+        deleted: AtomicBool::new(false),
     });
     let local = "127.0.0.1:143".parse().expect("addr");
     let listener = *TABLES
@@ -218,6 +221,25 @@ fn a_recreated_folder_ends_the_session() {
     assert_eq!(
         text(&o),
         "* BYE Mailbox UIDVALIDITY changed, reselect\r\nn2 OK NOOP completed\r\n"
+    );
+    assert!(s.is_closed());
+}
+
+/// Issue #14: a selected mailbox deleted by another session ends the
+/// session (nothing of it may be used, and a folder created under its
+/// name later is another mailbox).
+#[test]
+fn a_deleted_folder_ends_the_session() {
+    let (mut s, shared) = session();
+    log_in(&mut s);
+    let o = text(&send(&mut s, "s SELECT INBOX\r\n"));
+    assert!(o.contains("* 2 EXISTS\r\n"), "{o}");
+    shared.deleted.store(true, Ordering::SeqCst);
+    let o = send(&mut s, "n NOOP\r\n");
+    assert!(o.close);
+    assert_eq!(
+        text(&o),
+        "* BYE Selected mailbox was deleted\r\nn OK NOOP completed\r\n"
     );
     assert!(s.is_closed());
 }

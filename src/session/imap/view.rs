@@ -7,9 +7,10 @@ use std::collections::HashSet;
 use super::backend::MsgMeta;
 use super::fetch::PendingFetch;
 use crate::proto::imap::SeqSet;
-use crate::proto::imap::response::{Response, r};
+use crate::proto::imap::response::{Code, Response, r};
 
-/// Keywords a mailbox may use (PERMANENTFLAGS keeps `\*` below this).
+/// Keywords a client may introduce into a mailbox: PERMANENTFLAGS keeps
+/// `\*` below this, and a STORE adding one more gets `NO [LIMIT]`.
 pub(super) const MAX_KEYWORDS: usize = 64;
 
 const SYSTEM_FLAGS: &[&str] = &["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
@@ -169,6 +170,34 @@ impl Mailbox {
             )
             .as_bytes(),
         );
+    }
+
+    /// `* OK [PERMANENTFLAGS (...)]`: nothing in a read-only mailbox; `\*`
+    /// (new keywords allowed) while the mailbox is below the keyword limit.
+    pub fn write_permanent_flags(&self, out: &mut Vec<u8>) {
+        let permanent = if self.read_only {
+            Response::ok_code(Code::PermanentFlags(String::new()), "Read-only mailbox")
+        } else {
+            let mut flags = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+            for k in &self.keywords {
+                flags.push(' ');
+                flags.push_str(k);
+            }
+            if self.keywords.len() < MAX_KEYWORDS {
+                flags.push_str(" \\*");
+            }
+            Response::ok_code(Code::PermanentFlags(flags), "Flags permitted")
+        };
+        permanent.write_untagged(out);
+    }
+
+    /// RECENT as the client may count it: recent messages still in the
+    /// view (expunged ones leave the set when their EXPUNGE is sent).
+    pub fn recent_count(&self) -> usize {
+        self.msgs
+            .iter()
+            .filter(|m| self.recent.contains(&m.meta.uid))
+            .count()
     }
 }
 
