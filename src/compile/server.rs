@@ -12,8 +12,8 @@ use crate::ipnet::Network;
 use crate::spec::ast::{Config, Listener, TlsCert};
 use crate::spec::source::{Span, Spanned};
 use crate::tables::{
-    Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind, ListenerTable,
-    LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
+    Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind,
+    ListenerTable, LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
 };
 
 pub(super) struct Server {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::proto::imap::mutf7;
 use crate::session::imap::{
-    FlagResult, FolderState, MsgMeta, Peek, SPECIAL_USE, Store, StoreError, valid_name,
+    FlagResult, FolderState, MsgMeta, Peek, Recent, SPECIAL_USE, Store, StoreError, valid_name,
 };
 use crate::store::folder::{FLAG_LETTERS, Folder, FolderLocks, Index, Memo, Message};
 use crate::store::{fsutil, usage::Usage};
@@ -196,7 +196,7 @@ impl MailStore {
     fn with_index<T>(
         &self,
         name: &str,
-        f: impl FnOnce(&Folder, &mut Index, Vec<u32>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Folder, &mut Index) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let folder = self.existing(name)?;
         let lock = self.locks.get(&folder.path);
@@ -204,9 +204,9 @@ impl MailStore {
             .lock()
             .map_err(|_| StoreError::Io("lock poisoned".into()))?;
         let memo: &mut Memo = &mut memo;
-        let (idx, changes) = folder.sync_memo(memo).map_err(io)?;
+        let (idx, _changes) = folder.sync_memo(memo).map_err(io)?;
         let before = (idx.highestmodseq, idx.uidnext);
-        let result = f(&folder, idx, changes.recent);
+        let result = f(&folder, idx);
         let after = memo.index().map(|i| (i.highestmodseq, i.uidnext));
         match &result {
             // A failed change may have left files and index apart: rescan.
@@ -425,8 +425,9 @@ impl Store for MailStore {
         self.write_subscriptions(&subs)
     }
 
-    fn sync(&mut self, name: &str) -> Result<FolderState, StoreError> {
-        self.with_index(name, |_, idx, recent| {
+    fn sync(&mut self, name: &str, recent: Recent) -> Result<FolderState, StoreError> {
+        self.with_index(name, |f, idx| {
+            let recent = f.recent(idx, recent == Recent::Claim).map_err(io)?;
             Ok(FolderState {
                 uidvalidity: idx.uidvalidity,
                 uidnext: idx.uidnext,
@@ -437,8 +438,9 @@ impl Store for MailStore {
         })
     }
 
-    fn peek(&mut self, name: &str) -> Result<Peek, StoreError> {
-        self.with_index(name, |_, idx, recent| {
+    fn peek(&mut self, name: &str, recent: Recent) -> Result<Peek, StoreError> {
+        self.with_index(name, |f, idx| {
+            let recent = f.recent(idx, recent == Recent::Claim).map_err(io)?;
             Ok(Peek {
                 uidvalidity: idx.uidvalidity,
                 highestmodseq: idx.highestmodseq,
@@ -467,7 +469,7 @@ impl Store for MailStore {
         };
         let path = match known {
             Some(p) => p,
-            None => self.with_index(name, |f, idx, _| {
+            None => self.with_index(name, |f, idx| {
                 let pos = idx
                     .messages
                     .binary_search_by_key(&uid, |m| m.uid)
@@ -486,7 +488,7 @@ impl Store for MailStore {
                     .lock()
                     .map_err(|_| StoreError::Io("lock poisoned".into()))?
                     .stale();
-                let path = self.with_index(name, |f, idx, _| {
+                let path = self.with_index(name, |f, idx| {
                     let pos = idx
                         .messages
                         .binary_search_by_key(&uid, |m| m.uid)
@@ -526,7 +528,7 @@ impl Store for MailStore {
         updates: &[(u32, Vec<String>)],
         unchangedsince: Option<u64>,
     ) -> Result<FlagResult, StoreError> {
-        let result = self.with_index(name, |f, idx, _| {
+        let result = self.with_index(name, |f, idx| {
             let mut modified = Vec::new();
             let mut batch = Vec::new();
             for (uid, flags) in updates {
@@ -557,7 +559,7 @@ impl Store for MailStore {
     fn expunge(&mut self, name: &str, uids: &[u32]) -> Result<Vec<u32>, StoreError> {
         let user = self.user.clone();
         let usage = self.usage.clone();
-        let removed = self.with_index(name, |f, idx, _| {
+        let removed = self.with_index(name, |f, idx| {
             let freed: u64 = idx
                 .messages
                 .iter()
@@ -591,7 +593,7 @@ impl Store for MailStore {
         // the folder do not wait for the disk.
         let folder = self.existing(name)?;
         let staged = folder.stage(data, date).map_err(io)?;
-        let r = self.with_index(name, move |f, idx, _| {
+        let r = self.with_index(name, move |f, idx| {
             let (letters, keywords) = split_flags(flags);
             let uid = f.commit(idx, staged, &letters, &keywords).map_err(io)?;
             Ok((idx.uidvalidity, uid))
@@ -608,7 +610,7 @@ impl Store for MailStore {
         uids: &[u32],
         to: &str,
     ) -> Result<(u32, Vec<(u32, u32)>), StoreError> {
-        let wanted: Vec<(u32, Vec<String>, i64)> = self.with_index(from, |_, idx, _| {
+        let wanted: Vec<(u32, Vec<String>, i64)> = self.with_index(from, |_, idx| {
             Ok(idx
                 .messages
                 .iter()
@@ -629,13 +631,13 @@ impl Store for MailStore {
             pairs.push((uid, new));
         }
         if validity == 0 {
-            validity = self.sync(to)?.uidvalidity;
+            validity = self.sync(to, Recent::Look)?.uidvalidity;
         }
         Ok((validity, pairs))
     }
 
     fn vanished_since(&mut self, name: &str, modseq: u64) -> Result<Vec<u32>, StoreError> {
-        self.with_index(name, |_, idx, _| {
+        self.with_index(name, |_, idx| {
             Ok(idx
                 .expunged
                 .iter()
@@ -704,16 +706,16 @@ mod tests {
         for _ in 0..3 {
             s.append("x", msg, &["$Old".into()], None).expect("append");
         }
-        let old = s.sync("x").expect("sync");
+        let old = s.sync("x", Recent::Look).expect("sync");
         assert_eq!(old.messages.len(), 3);
         assert_eq!(s.read_header("x", 1).expect("header").len(), 14);
         s.delete("x").expect("delete");
-        assert_eq!(s.sync("x"), Err(StoreError::NotFound));
+        assert_eq!(s.sync("x", Recent::Look), Err(StoreError::NotFound));
         s.create("x").expect("create again");
         for _ in 0..3 {
             s.append("x", msg, &[], None).expect("append");
         }
-        let new = s.sync("x").expect("sync");
+        let new = s.sync("x", Recent::Look).expect("sync");
         assert_eq!(new.messages.len(), 3, "the old messages stay deleted");
         assert!(new.messages.iter().all(|m| m.flags.is_empty()));
         assert!(new.uidvalidity > old.uidvalidity);
@@ -721,8 +723,8 @@ mod tests {
 
         s.rename("x", "y").expect("rename");
         s.create("x").expect("create a third");
-        let third = s.sync("x").expect("sync");
-        let moved = s.sync("y").expect("sync");
+        let third = s.sync("x", Recent::Look).expect("sync");
+        let moved = s.sync("y", Recent::Look).expect("sync");
         assert!(third.messages.is_empty());
         assert!(third.uidvalidity > new.uidvalidity);
         assert_eq!(moved.uidvalidity, new.uidvalidity);

@@ -18,9 +18,9 @@ pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
-pub mod verifier;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod verifier;
 
 use std::sync::{Arc, RwLock};
 

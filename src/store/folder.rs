@@ -69,6 +69,12 @@ pub struct Index {
     /// QRESYNC's VANISHED), oldest first, bounded.
     #[serde(default)]
     pub expunged: Vec<(u32, u64)>,
+    /// Messages from this UID on are \Recent: no read-write session has
+    /// had the folder selected since they arrived (RFC 3501 §2.3.2). An
+    /// index written before this field existed reads as 0: no message is
+    /// recent then (see [`Folder::load`]).
+    #[serde(default)]
+    pub recent_from: u32,
 }
 
 const MAX_EXPUNGED: usize = 100_000;
@@ -379,7 +385,10 @@ impl Folder {
 
     fn load(&self) -> Option<Index> {
         let bytes = std::fs::read(self.index_path()).ok()?;
-        let idx: Index = serde_json::from_slice(&bytes).ok()?;
+        let mut idx: Index = serde_json::from_slice(&bytes).ok()?;
+        if idx.recent_from == 0 {
+            idx.recent_from = idx.uidnext;
+        }
         // A sanity check: UIDs strictly increasing and below UIDNEXT.
         let ordered = idx.messages.windows(2).all(|w| w[0].uid < w[1].uid);
         let below = idx.messages.last().is_none_or(|m| m.uid < idx.uidnext);
@@ -418,6 +427,7 @@ impl Folder {
             highestmodseq: modseq,
             messages: Vec::new(),
             expunged: Vec::new(),
+            recent_from: 1,
         })
     }
 
@@ -511,6 +521,11 @@ impl Folder {
         // UIDs found in names may be above the index's UIDNEXT (index lost).
         if let Some((max, _)) = found.last_key_value() {
             idx.uidnext = idx.uidnext.max(max + 1);
+        }
+        // A rebuilt index: what was numbered already is not new to anyone;
+        // what comes from new/ below is.
+        if !loaded {
+            idx.recent_from = idx.uidnext;
         }
         // New mail: new/ first (in arrival order), then strays in cur/.
         let mut incoming: Vec<(PathBuf, String, NameParts, bool)> = Vec::new();
@@ -633,6 +648,28 @@ impl Folder {
             self.save(&idx)?;
         }
         Ok((idx, changes))
+    }
+
+    /// The \Recent messages of the index. With `claim` (a read-write
+    /// session that has the folder selected) they stop being recent for
+    /// every other session, and the index records that.
+    pub fn recent(&self, idx: &mut Index, claim: bool) -> std::io::Result<Vec<u32>> {
+        let from = idx.recent_from;
+        let recent: Vec<u32> = idx
+            .messages
+            .iter()
+            .rev()
+            .take_while(|m| m.uid >= from)
+            .map(|m| m.uid)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if claim && idx.recent_from != idx.uidnext {
+            idx.recent_from = idx.uidnext;
+            self.save(idx)?;
+        }
+        Ok(recent)
     }
 
     pub fn message_path(&self, m: &Message) -> PathBuf {

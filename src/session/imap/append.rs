@@ -3,7 +3,7 @@
 
 use super::response::{store_error, target_error};
 use super::view::{Mailbox, canonical_flag, settable};
-use super::{Account, Handled, mime};
+use super::{Account, Handled, Recent, mime};
 use crate::proto::imap::AppendMessage;
 use crate::proto::imap::response::{Code, Response, r};
 
@@ -29,7 +29,9 @@ impl Account {
                 return Err(Response::no_plain("Empty message").into());
             }
         }
-        self.store.peek(&name).map_err(|e| target_error(&e))?;
+        self.store
+            .peek(&name, Recent::Look)
+            .map_err(|e| target_error(&e))?;
         let (used, quota) = self.store.quota();
         let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
         if quota.is_some_and(|q| used + total > q) {

@@ -20,6 +20,16 @@ pub struct MsgMeta {
     pub internal_date: i64,
 }
 
+/// What a sync does with the \Recent messages (RFC 3501 §2.3.2): the
+/// first read-write session to have the folder selected after they arrived
+/// takes them, so that no other session sees them as recent; EXAMINE,
+/// STATUS and the checks of other commands only look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recent {
+    Claim,
+    Look,
+}
+
 /// A folder brought up to date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderState {
@@ -28,7 +38,7 @@ pub struct FolderState {
     pub highestmodseq: u64,
     /// Sorted by UID.
     pub messages: Vec<MsgMeta>,
-    /// UIDs this sync found in `new/` (the \Recent flag).
+    /// The \Recent UIDs (see [`Recent`]).
     pub recent: Vec<u32>,
 }
 
@@ -70,11 +80,11 @@ pub trait Store: Send {
     fn rename(&mut self, from: &str, to: &str) -> Result<(), StoreError>;
     fn subscriptions(&mut self) -> Vec<String>;
     fn subscribe(&mut self, name: &str, on: bool) -> Result<(), StoreError>;
-    fn sync(&mut self, name: &str) -> Result<FolderState, StoreError>;
+    fn sync(&mut self, name: &str, recent: Recent) -> Result<FolderState, StoreError>;
     /// What [`Store::sync`] would say, without the message list: enough to
     /// tell that nothing changed.
-    fn peek(&mut self, name: &str) -> Result<Peek, StoreError> {
-        let st = self.sync(name)?;
+    fn peek(&mut self, name: &str, recent: Recent) -> Result<Peek, StoreError> {
+        let st = self.sync(name, recent)?;
         Ok(Peek {
             uidvalidity: st.uidvalidity,
             highestmodseq: st.highestmodseq,

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::response::store_error;
 use super::view::Mailbox;
-use super::{Account, Enabled, Env, Handled, MsgMeta, Session, Store, StoreError};
+use super::{Account, Enabled, Env, Handled, MsgMeta, Recent, Session, Store, StoreError};
 use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{ListOptions, StatusItem, encode, mutf7};
 
@@ -249,7 +249,7 @@ impl Account {
         name: &str,
         items: &[StatusItem],
     ) -> Result<(), StoreError> {
-        let st = self.store.sync(name)?;
+        let st = self.store.sync(name, Recent::Look)?;
         let count = |f: &dyn Fn(&MsgMeta) -> bool| st.messages.iter().filter(|m| f(m)).count();
         let mut parts = Vec::new();
         for item in items {

@@ -46,7 +46,7 @@ use crate::proto::imap::{Body, Command};
 use crate::proto::sasl::Credentials;
 use crate::tables::{ListenerTable, Tables};
 
-pub use backend::{Env, FlagResult, FolderState, MsgMeta, Peek, Store, StoreError};
+pub use backend::{Env, FlagResult, FolderState, MsgMeta, Peek, Recent, Store, StoreError};
 pub use mailbox::{SPECIAL_USE, valid_name};
 pub use view::{CompactMeta, Flags};
 

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 
 use super::response::store_error;
 use super::view::{CompactMeta, Flags, Mailbox, ViewMsg};
-use super::{Account, Env, FolderState, Handled, Output, Refused, Session, State, StoreError};
+use super::{
+    Account, Env, FolderState, Handled, Output, Recent, Refused, Session, State, StoreError,
+};
 use crate::proto::imap::encode::{self, seq_set};
 use crate::proto::imap::response::{Code, Response, r};
 use crate::proto::imap::{QresyncParams, SeqSet};
@@ -152,7 +154,15 @@ impl Account {
             self.ext.condstore = true;
         }
         let name = self.ext.decode_name(raw)?;
-        let st = self.store.sync(&name).map_err(|e| store_error(&e))?;
+        let recent = if read_only {
+            Recent::Look
+        } else {
+            Recent::Claim
+        };
+        let st = self
+            .store
+            .sync(&name, recent)
+            .map_err(|e| store_error(&e))?;
         let view = Mailbox::new(name, read_only, &st);
         self.write_selected(out, &view);
         if let Some(q) = qresync
@@ -238,7 +248,12 @@ impl Account {
         }
         // Nothing changed (same MODSEQ, same count) and no expunge waiting
         // to be told: no message list needed.
-        let pk = match self.store.peek(&view.name) {
+        let recent = if view.read_only {
+            Recent::Look
+        } else {
+            Recent::Claim
+        };
+        let pk = match self.store.peek(&view.name, recent) {
             Ok(pk) => pk,
             // Deleted under us (by another session): nothing of it can be
             // used any more, and a folder created under its name later is
@@ -261,7 +276,7 @@ impl Account {
             view.announce_keywords(out);
             return;
         }
-        let Ok(st) = self.store.sync(&view.name) else {
+        let Ok(st) = self.store.sync(&view.name, recent) else {
             return;
         };
         // Folder recreated under us: the session ends (BYE closes).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::response::{store_error, target_error};
 use super::view::{CompactMeta, MAX_KEYWORDS, Mailbox, canonical_flag, is_system, settable};
-use super::{Account, FlagResult, Handled, MsgMeta, after_updates};
+use super::{Account, FlagResult, Handled, MsgMeta, Recent, after_updates};
 use crate::proto::imap::response::{Code, Response, Status, r};
 use crate::proto::imap::{SeqSet, StoreMode};
 
@@ -192,7 +192,9 @@ impl Account {
             Response::ok(format!("{what} completed (no messages)")).write_tagged(out, tag);
             return Ok(());
         }
-        self.store.peek(&target).map_err(|e| target_error(&e))?;
+        self.store
+            .peek(&target, Recent::Look)
+            .map_err(|e| target_error(&e))?;
         if !is_move {
             let (used, quota) = self.store.quota();
             if quota.is_some_and(|q| used + size > q) {

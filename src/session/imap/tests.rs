@@ -55,7 +55,7 @@ impl Store for OneFolder {
     fn subscribe(&mut self, _: &str, _: bool) -> Result<(), StoreError> {
         Ok(())
     }
-    fn sync(&mut self, name: &str) -> Result<FolderState, StoreError> {
+    fn sync(&mut self, name: &str, _: Recent) -> Result<FolderState, StoreError> {
         if name != "INBOX" || self.shared.deleted.load(Ordering::SeqCst) {
             return Err(StoreError::NotFound);
         }
