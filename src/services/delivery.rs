@@ -13,6 +13,8 @@
 //!
 //! [`Queue::modify`]: crate::queue::Queue::modify
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use crate::envelope::{Destination, Status};
 use crate::proto::smtp::headers;
 use crate::queue::Entry;
 use crate::store::{fsutil, maildir};
+use crate::tables::Tables;
 
 /// Most entries delivered in one batch (one sync).
 const MAX_BATCH: usize = 512;
@@ -125,6 +128,19 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
     let snapshot = shared.snapshot();
     let tables = &snapshot.tables;
     let now = unix_now();
+    let jobs = plan_jobs(shared, tables, &mut batch, now);
+    let (results, dir_ok) = if jobs.len() >= 2 {
+        deliver_staged(&jobs)
+    } else {
+        deliver_each(&jobs)
+    };
+    apply_results(shared, tables, &mut batch, &jobs, results, &dir_ok, now);
+    record_batch(shared, &batch);
+}
+
+/// A job for each pending local delivery of the batch; a mailbox that no
+/// longer exists or is disabled fails its delivery at once.
+fn plan_jobs(shared: &Shared, tables: &Tables, batch: &mut [Entry], now: u64) -> Vec<Job> {
     let mut jobs: Vec<Job> = Vec::new();
     for (ei, entry) in batch.iter_mut().enumerate() {
         let message = match &entry.message {
@@ -185,12 +201,20 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
             }
         }
     }
+    jobs
+}
 
-    let (results, dir_ok) = if jobs.len() >= 2 {
-        deliver_staged(&jobs)
-    } else {
-        deliver_each(&jobs)
-    };
+/// Each job's outcome into its delivery: delivered (counted, sessions
+/// told), or deferred when the write or the directory sync failed.
+fn apply_results(
+    shared: &Shared,
+    tables: &Tables,
+    batch: &mut [Entry],
+    jobs: &[Job],
+    results: Vec<std::io::Result<maildir::Delivered>>,
+    dir_ok: &HashSet<PathBuf>,
+    now: u64,
+) {
     for (job, result) in jobs.iter().zip(results) {
         let env = &mut batch[job.entry].envelope;
         let id = env.id.clone();
@@ -238,7 +262,12 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
             ),
         }
     }
-    for entry in &batch {
+}
+
+/// The batch's results into the spool; an entry that owes a report goes to
+/// the outbound manager, a finished one leaves the queue.
+fn record_batch(shared: &Shared, batch: &[Entry]) {
+    for entry in batch {
         let local = &entry.envelope;
         // Only this worker's deliveries are copied over: the outbound
         // manager may have recorded remote progress meanwhile.

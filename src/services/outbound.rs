@@ -297,44 +297,67 @@ async fn worker(
     let hops = match route_hops(tables, rt, route.as_ref(), &domain).await {
         Ok(h) => h,
         Err(e) => {
-            // Every job of this destination waiting now shares the fate.
-            let mut job = Some(first);
-            while let Some(j) = job.take().or_else(|| next_job(board, key)) {
-                let r = match &e {
-                    RouteError::Temporary(t) => {
-                        Result3::Deferred(format!("DNS: {t}"), Some("4.4.3".into()))
-                    }
-                    RouteError::Permanent { status, text } => {
-                        Result3::Failed(text.clone(), (*status).to_string())
-                    }
-                };
-                record_all(shared, tables, &j, &r, &Hopinfo::default());
-                release(board, &j);
-            }
+            let r = match e {
+                RouteError::Temporary(t) => {
+                    Result3::Deferred(format!("DNS: {t}"), Some("4.4.3".into()))
+                }
+                RouteError::Permanent { status, text } => Result3::Failed(text, status.to_string()),
+            };
+            settle_destination(shared, tables, board, key, first, &r);
             return;
         }
     };
+    let conn = match connect(tables, rt, route.as_ref(), &hops).await {
+        Ok(c) => c,
+        Err(r) => {
+            settle_destination(shared, tables, board, key, first, &r);
+            return;
+        }
+    };
+    send_jobs(shared, tables, board, key, first, conn).await;
+}
 
-    let mut conn: Option<Connection> = None;
+/// Every job of this destination waiting now shares the fate of the first:
+/// the route or every connection failed.
+fn settle_destination(
+    shared: &Arc<Shared>,
+    tables: &Tables,
+    board: &SharedBoard,
+    key: &DestKey,
+    first: Job,
+    r: &Result3,
+) {
+    let mut job = Some(first);
+    while let Some(j) = job.take().or_else(|| next_job(board, key)) {
+        record_all(shared, tables, &j, r, &Hopinfo::default());
+        release(board, &j);
+    }
+}
+
+/// A connection to the first hop address that accepts one, in order; else
+/// what the jobs become: failed if every refusal was permanent, deferred
+/// otherwise.
+async fn connect(
+    tables: &Tables,
+    rt: &OutboundRuntime,
+    route: Option<&RouteTable>,
+    hops: &[Hop],
+) -> Result<Connection, Result3> {
     let mut last_error = String::from("no address to connect to");
     let mut all_permanent = true;
     let mut permanent: Option<ReplyInfo> = None;
-    'hops: for hop in &hops {
-        let settings = client_settings(tables, rt, route.as_ref(), &hop.host);
-        let settings = match settings {
+    'hops: for hop in hops {
+        let settings = match client_settings(tables, rt, route, &hop.host) {
             Ok(s) => s,
             Err(e) => {
                 last_error = e;
                 all_permanent = false;
-                break;
+                break 'hops;
             }
         };
         for addr in &hop.addrs {
             match Connection::open(*addr, &settings).await {
-                Ok(c) => {
-                    conn = Some(c);
-                    break 'hops;
-                }
+                Ok(c) => return Ok(c),
                 Err(ConnError::Temporary(t)) => {
                     tracing::debug!(host = %hop.host, %addr, error = %t, "outbound connection failed");
                     last_error = format!("{} [{}]: {t}", hop.host, addr.ip());
@@ -348,21 +371,15 @@ async fn worker(
             }
         }
     }
-    let Some(mut conn) = conn else {
-        let r = match permanent {
-            Some(info) if all_permanent => {
-                Result3::Failed(last_error.clone(), info.enhanced.to_string())
-            }
-            _ => Result3::Deferred(last_error.clone(), Some("4.4.1".into())),
-        };
-        let mut job = Some(first);
-        while let Some(j) = job.take().or_else(|| next_job(board, key)) {
-            record_all(shared, tables, &j, &r, &Hopinfo::default());
-            release(board, &j);
-        }
-        return;
-    };
-    let info = Hopinfo {
+    Err(match permanent {
+        Some(info) if all_permanent => Result3::Failed(last_error, info.enhanced.to_string()),
+        _ => Result3::Deferred(last_error, Some("4.4.1".into())),
+    })
+}
+
+/// What the DSNs and `mailc queue show` say about the connection.
+fn hop_info(conn: &Connection) -> Hopinfo {
+    Hopinfo {
         remote_mta: Some(format!("{} [{}]", conn.peer_name(), conn.peer_addr().ip())),
         tls: Some(match conn.tls() {
             Some(t) if t.verified => format!("{} {}, verified", t.version, t.cipher),
@@ -375,15 +392,20 @@ async fn worker(
             None => "none".into(),
         }),
         remote_dsn: conn.capabilities().dsn,
-    };
+    }
+}
 
-    let srs_sender = |env: &Envelope| -> String {
-        match (&key.forward_domain, env.sender.is_empty()) {
-            (Some(d), false) => shared.srs.forward(&env.sender, d, unix_now()),
-            _ => env.sender.clone(),
-        }
-    };
-
+/// Sends the first job and then further jobs of the destination over the
+/// same connection, up to the per-connection limit.
+async fn send_jobs(
+    shared: &Arc<Shared>,
+    tables: &Tables,
+    board: &SharedBoard,
+    key: &DestKey,
+    first: Job,
+    mut conn: Connection,
+) {
+    let info = hop_info(&conn);
     let mut sent = 0u32;
     let mut job = Some(first);
     while let Some(j) = job.take().or_else(|| {
@@ -393,52 +415,64 @@ async fn worker(
             None
         }
     }) {
-        let Some(env) = shared.spool.get(&j.id) else {
-            release(board, &j);
-            continue;
-        };
-        let body = match shared.spool.read_message(&j.id) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(id = %j.id, error = %e, "cannot read queued message");
-                release(board, &j);
-                continue;
-            }
-        };
-        let rcpts: Vec<OutRcpt> = j.deliveries.iter().map(|i| out_rcpt(&env, *i)).collect();
-        let sender = srs_sender(&env);
-        let msg = OutMessage {
-            sender: &sender,
-            recipients: &rcpts,
-            body: &body,
-            body_8bit: env.body_8bit,
-            smtputf8: env.smtputf8,
-            ret: env.ret,
-            envid: env.envid.as_deref(),
-        };
-        let results: Vec<(usize, Result3)> = match conn.send(&msg).await {
-            Ok(outcomes) => j
-                .deliveries
-                .iter()
-                .zip(outcomes)
-                .map(|(i, o)| (*i, outcome(o)))
-                .collect(),
-            Err(e) => {
-                let r = match e {
-                    ConnError::Temporary(t) => Result3::Deferred(t, Some("4.4.2".into())),
-                    ConnError::Permanent(info) => Result3::Failed(
-                        format!("{} {}", info.code, info.text),
-                        info.enhanced.to_string(),
-                    ),
-                };
-                j.deliveries.iter().map(|i| (*i, clone3(&r))).collect()
-            }
-        };
-        sent += 1;
-        record(shared, tables, &j.id, results, &info);
+        if let Some(results) = send_one(shared, key, &mut conn, &j).await {
+            sent += 1;
+            record(shared, tables, &j.id, results, &info);
+        }
         release(board, &j);
     }
     conn.quit().await;
+}
+
+/// One message to its recipients of this job: the result of each delivery,
+/// or `None` when the entry is gone or unreadable (nothing was sent).
+async fn send_one(
+    shared: &Arc<Shared>,
+    key: &DestKey,
+    conn: &mut Connection,
+    j: &Job,
+) -> Option<Vec<(usize, Result3)>> {
+    let env = shared.spool.get(&j.id)?;
+    let body = match shared.spool.read_message(&j.id) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(id = %j.id, error = %e, "cannot read queued message");
+            return None;
+        }
+    };
+    let rcpts: Vec<OutRcpt> = j.deliveries.iter().map(|i| out_rcpt(&env, *i)).collect();
+    // Forwarded mail goes out with an SRS sender, so that SPF passes.
+    let sender = match (&key.forward_domain, env.sender.is_empty()) {
+        (Some(d), false) => shared.srs.forward(&env.sender, d, unix_now()),
+        _ => env.sender.clone(),
+    };
+    let msg = OutMessage {
+        sender: &sender,
+        recipients: &rcpts,
+        body: &body,
+        body_8bit: env.body_8bit,
+        smtputf8: env.smtputf8,
+        ret: env.ret,
+        envid: env.envid.as_deref(),
+    };
+    Some(match conn.send(&msg).await {
+        Ok(outcomes) => j
+            .deliveries
+            .iter()
+            .zip(outcomes)
+            .map(|(i, o)| (*i, outcome(o)))
+            .collect(),
+        Err(e) => {
+            let r = match e {
+                ConnError::Temporary(t) => Result3::Deferred(t, Some("4.4.2".into())),
+                ConnError::Permanent(info) => Result3::Failed(
+                    format!("{} {}", info.code, info.text),
+                    info.enhanced.to_string(),
+                ),
+            };
+            j.deliveries.iter().map(|i| (*i, clone3(&r))).collect()
+        }
+    })
 }
 
 fn clone3(r: &Result3) -> Result3 {
