@@ -156,105 +156,150 @@ async fn drive<P: Protocol, H: Extras<P>>(
     let mut shutdown = conn.shared.shutdown.clone();
     let mut events = P::WAKES_ON_MAIL.then(|| conn.shared.mail_events.subscribe());
     loop {
-        let mut out = step::<P, _>(|| session.feed(&mut input));
-        // Whether an effect ran: input buffered behind it is processed
-        // before waiting for more.
-        let mut effects = false;
-        loop {
-            write(stream, &out.bytes).await?;
-            if out.close {
-                return Ok(());
-            }
-            out = match out.effect.take() {
-                // A long FETCH: the next chunk once this one is out.
-                None if session.has_pending() => step::<P, _>(|| session.feed(&mut input)),
-                None => break,
-                Some(Effect::StartTls) => {
-                    effects = true;
-                    // Anything pipelined after STARTTLS was sent in the clear.
-                    input.clear();
-                    let Some(acceptor) = conn.snapshot.tls.clone() else {
-                        return Ok(());
-                    };
-                    if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
-                        tracing::debug!(peer = %conn.peer, proto = P::NAME, error = %e, "STARTTLS handshake failed");
-                        return Ok(());
-                    }
-                    let (version, cipher) = stream.tls_info().unwrap_or_default();
-                    step::<P, _>(|| session.tls_established(TlsInfo { version, cipher }))
-                }
-                Some(Effect::Authenticate(credentials)) => {
-                    effects = true;
-                    let outcome = login::login(
-                        &conn.shared,
-                        &conn.snapshot,
-                        conn.peer,
-                        P::NAME,
-                        credentials,
-                    )
-                    .await;
-                    step::<P, _>(|| session.auth_result(outcome))
-                }
-                Some(Effect::Other(effect)) => {
-                    effects = true;
-                    extras.perform(session, effect).await
-                }
-            };
-        }
+        let Some(effects) = answer(conn, session, extras, stream, &mut input).await? else {
+            return Ok(());
+        };
         if session.is_closed() {
             return Ok(());
         }
+        // Input buffered behind an effect is processed before waiting for
+        // more.
         if effects && !input.is_empty() {
             continue;
         }
-        let idle = session.idling();
-        let deadline = tokio::time::Instant::now() + session.read_timeout();
-        if input.is_empty() && (idle || input.capacity() > MAX_KEPT_BUFFER) {
-            input = Vec::new();
+        if !wait_for_input(session, stream, &mut input, &mut events, &mut shutdown).await? {
+            return Ok(());
         }
-        input.reserve(session.read_reserve());
-        // Wait for input; while idling, also for mail events and the poll.
-        loop {
-            tokio::select! {
-                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut input)) => {
-                    match read {
-                        Err(_) => {
-                            write(stream, &session.timeout()).await?;
-                            return Ok(());
-                        }
-                        Ok(Ok(0)) => return Ok(()),
-                        Ok(Ok(_)) => {
-                            if P::QUICKACK {
-                                stream.quickack();
-                            }
-                            break;
-                        }
-                        Ok(Err(e)) => return Err(e),
-                    }
+    }
+}
+
+/// Feeds the buffered input to the session and writes what it answers,
+/// carrying out its effects in between. Returns whether an effect ran, or
+/// `None` when the connection is to end.
+async fn answer<P: Protocol, H: Extras<P>>(
+    conn: &Conn,
+    session: &mut P,
+    extras: &mut H,
+    stream: &mut Stream,
+    input: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
+    let mut out = step::<P, _>(|| session.feed(input));
+    let mut effects = false;
+    loop {
+        write(stream, &out.bytes).await?;
+        if out.close {
+            return Ok(None);
+        }
+        out = match out.effect.take() {
+            // A long FETCH: the next chunk once this one is out.
+            None if session.has_pending() => step::<P, _>(|| session.feed(input)),
+            None => return Ok(Some(effects)),
+            Some(effect) => {
+                effects = true;
+                match perform(conn, session, extras, stream, input, effect).await {
+                    Some(next) => next,
+                    None => return Ok(None),
                 }
-                ev = next_event(&mut events), if idle => {
-                    let mine = match ev {
-                        Ok(owner) => Some(owner.as_str()) == session.mail_owner(),
-                        // Missed some: look anyway.
-                        Err(broadcast::error::RecvError::Lagged(_)) => true,
-                        Err(broadcast::error::RecvError::Closed) => {
-                            events = None;
-                            false
-                        }
-                    };
-                    if mine {
-                        let bytes = step::<P, _>(|| session.poll());
-                        write(stream, &bytes).await?;
+            }
+        };
+    }
+}
+
+/// One effect the session asked for; `None` when the connection is to end
+/// (STARTTLS without a certificate, or a failed handshake).
+async fn perform<P: Protocol, H: Extras<P>>(
+    conn: &Conn,
+    session: &mut P,
+    extras: &mut H,
+    stream: &mut Stream,
+    input: &mut Vec<u8>,
+    effect: Effect<P::Extra>,
+) -> Option<Step<P::Extra>> {
+    match effect {
+        Effect::StartTls => {
+            // Anything pipelined after STARTTLS was sent in the clear.
+            input.clear();
+            let acceptor = conn.snapshot.tls.clone()?;
+            if let Err(e) = stream.upgrade(&acceptor, HANDSHAKE_TIMEOUT).await {
+                tracing::debug!(peer = %conn.peer, proto = P::NAME, error = %e, "STARTTLS handshake failed");
+                return None;
+            }
+            let (version, cipher) = stream.tls_info().unwrap_or_default();
+            Some(step::<P, _>(|| {
+                session.tls_established(TlsInfo { version, cipher })
+            }))
+        }
+        Effect::Authenticate(credentials) => {
+            let outcome = login::login(
+                &conn.shared,
+                &conn.snapshot,
+                conn.peer,
+                P::NAME,
+                credentials,
+            )
+            .await;
+            Some(step::<P, _>(|| session.auth_result(outcome)))
+        }
+        Effect::Other(effect) => Some(extras.perform(session, effect).await),
+    }
+}
+
+/// Waits for more input; while the session idles, also for mail events
+/// and the poll interval. Returns false when the connection is to end
+/// (timeout, end of input, shutdown).
+async fn wait_for_input<P: Protocol>(
+    session: &mut P,
+    stream: &mut Stream,
+    input: &mut Vec<u8>,
+    events: &mut Option<broadcast::Receiver<String>>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<bool> {
+    let idle = session.idling();
+    let deadline = tokio::time::Instant::now() + session.read_timeout();
+    if input.is_empty() && (idle || input.capacity() > MAX_KEPT_BUFFER) {
+        *input = Vec::new();
+    }
+    input.reserve(session.read_reserve());
+    loop {
+        tokio::select! {
+            read = tokio::time::timeout_at(deadline, stream.read_buf(input)) => {
+                return match read {
+                    Err(_) => {
+                        write(stream, &session.timeout()).await?;
+                        Ok(false)
                     }
-                }
-                _ = tokio::time::sleep(IDLE_POLL), if idle => {
+                    Ok(Ok(0)) => Ok(false),
+                    Ok(Ok(_)) => {
+                        if P::QUICKACK {
+                            stream.quickack();
+                        }
+                        Ok(true)
+                    }
+                    Ok(Err(e)) => Err(e),
+                };
+            }
+            ev = next_event(events), if idle => {
+                let mine = match ev {
+                    Ok(owner) => Some(owner.as_str()) == session.mail_owner(),
+                    // Missed some: look anyway.
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        *events = None;
+                        false
+                    }
+                };
+                if mine {
                     let bytes = step::<P, _>(|| session.poll());
                     write(stream, &bytes).await?;
                 }
-                _ = shutdown.changed() => {
-                    write(stream, &session.shutdown()).await?;
-                    return Ok(());
-                }
+            }
+            _ = tokio::time::sleep(IDLE_POLL), if idle => {
+                let bytes = step::<P, _>(|| session.poll());
+                write(stream, &bytes).await?;
+            }
+            _ = shutdown.changed() => {
+                write(stream, &session.shutdown()).await?;
+                return Ok(false);
             }
         }
     }
