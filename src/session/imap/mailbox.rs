@@ -19,7 +19,9 @@ pub const SPECIAL_USE: &[(&str, &str)] = &[
 ];
 
 /// Whether a mailbox name is acceptable: components not empty, not `.` or
-/// `..`, no control characters, bounded lengths. The store checks again.
+/// `..`, no control characters, bounded lengths. A backslash is an
+/// ordinary character (RFC 3501 section 5.1 does not reserve it; it is
+/// quoted as `\\` in a quoted string, section 4.3). The store checks again.
 pub fn valid_name(name: &str) -> bool {
     name.len() <= 1024
         && name.split('/').count() <= 16
@@ -28,7 +30,7 @@ pub fn valid_name(name: &str) -> bool {
                 && c != "."
                 && c != ".."
                 && c.len() <= 255
-                && !c.chars().any(|ch| ch.is_control() || ch == '\\')
+                && !c.chars().any(char::is_control)
                 && !c.starts_with('.')
         })
 }
