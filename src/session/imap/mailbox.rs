@@ -316,15 +316,23 @@ fn list_lines(
                     && (!options.subscribed || subs.contains(c))
                     && (!options.special_use || special_use(c).is_some())
             });
+        // RFC 3501 section 6.3.9: when `%` stops LSUB short of a
+        // subscribed "foo/bar", LSUB lists "foo" flagged \Noselect.
+        let lsub_parent = lsub
+            && !subscribed
+            && subs.iter().any(|c| {
+                c.starts_with(&format!("{name}/"))
+                    && !patterns.iter().any(|p| pattern_matches(p, c))
+            });
         if !matched
             || (options.subscribed && !subscribed && !child_selected)
             || (options.special_use && special_use(name).is_none() && !child_selected)
-            || (lsub && !subscribed)
+            || (lsub && !subscribed && !lsub_parent)
         {
             continue;
         }
         let mut attrs: Vec<&'static str> = Vec::new();
-        if !exists.contains(name.as_str()) {
+        if lsub_parent || !exists.contains(name.as_str()) {
             if (options.extended || options.subscribed) && !lsub {
                 attrs.push("\\NonExistent");
             } else {
