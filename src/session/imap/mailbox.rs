@@ -325,7 +325,7 @@ fn list_lines(
                     && !patterns.iter().any(|p| pattern_matches(p, c))
             });
         if !matched
-            || (options.subscribed && !subscribed && !child_selected)
+            || (options.subscribed && !subscribed && !child_selected && !lsub_parent)
             || (options.special_use && special_use(name).is_none() && !child_selected)
             || (lsub && !subscribed && !lsub_parent)
         {
