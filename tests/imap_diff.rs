@@ -199,6 +199,84 @@ const ALLOWED: &[Allowed] = &[
         reason: "RFC 6851 §3.3 / RFC 3501 §6.3.2: MOVE expunges from the source, which EXAMINE \
                  makes read-only; Dovecot moves the message out of a read-only mailbox",
     },
+    Allowed {
+        script: "02-mailboxes",
+        command: "LIST \"\" *",
+        line: 55,
+        reason: "RFC 3501 §6.3.4: deleting a name that has inferior names removes its messages and \
+                 the name acquires \\Noselect; Dovecot's Maildir++ keeps Projects selectable",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "LIST \"\" *",
+        line: 58,
+        reason: "RFC 3501 §6.3.4: Projects is \\Noselect after DELETE (see line 55), and a deleted \
+                 Archive is gone; Dovecot re-creates it at once (its `auto = subscribe` setting)",
+    },
+    Allowed {
+        script: "02-mailboxes",
+        command: "LIST \"\" *",
+        line: 63,
+        reason: "follows from DELETE Projects and DELETE Archive (RFC 3501 §6.3.4), see line 58",
+    },
+    Allowed {
+        script: "03-append-select",
+        command: "SELECT Nonexistent",
+        line: 0,
+        reason: "RFC 5530 §3: NONEXISTENT is the code for a mailbox that does not exist",
+    },
+    Allowed {
+        script: "06-binary",
+        command: "FETCH 3 (BINARY.PEEK[1])",
+        line: 0,
+        reason: "RFC 2045 §6.7 note (2): a robust decoder keeps an `=` not followed by two hex \
+                 digits as it is; RFC 3516 §4.2 asks NO only for an unknown encoding \
+                 ([UNKNOWN-CTE]), Dovecot refuses the whole FETCH with NO [PARSE]",
+    },
+    Allowed {
+        script: "06-binary",
+        command: "FETCH 3 (BINARY.SIZE[1])",
+        line: 0,
+        reason: "as BINARY.PEEK[1] above: RFC 2045 §6.7 note (2), RFC 3516 §4.2",
+    },
+    Allowed {
+        script: "06-binary",
+        command: "FETCH 6 (BINARY.PEEK[1.HEADER])",
+        line: 0,
+        reason: "RFC 3516 §6: section-binary = \"[\" [section-part] \"]\" takes part numbers \
+                 only, so HEADER is a syntax error (BAD); Dovecot accepts it",
+    },
+    Allowed {
+        script: "06-binary",
+        command: "FETCH 1 (BINARY.PEEK[1.MIME])",
+        line: 0,
+        reason: "RFC 3516 §6: section-binary = \"[\" [section-part] \"]\" takes part numbers \
+                 only, so MIME is a syntax error (BAD); Dovecot accepts it",
+    },
+    Allowed {
+        script: "07-search",
+        command: "SEARCH NOT (SEEN FLAGGED)",
+        line: 0,
+        reason: "RFC 3501 §6.4.4: a parenthesised list is the AND of its keys, NOT negates it; no \
+                 message is both \\Seen and \\Flagged (1 is \\Seen only, 2 \\Flagged only), so \
+                 all 11 match; Dovecot leaves out 1",
+    },
+    Allowed {
+        script: "14-syntax",
+        command: "NOOP",
+        line: 12,
+        reason: "RFC 3501 §2.2.1: a command ends at its CRLF; after the BAD for the unfinished \
+                 APPEND flag list Dovecot parses a leftover as a command and sends an extra \
+                 `* BAD Error in IMAP tag`, mailc just runs the NOOP",
+    },
+    Allowed {
+        script: "05-fetch-mime",
+        command: "FETCH 3 BODYSTRUCTURE",
+        line: 0,
+        reason: "RFC 2046 §5.1.1: the CRLF before a boundary delimiter belongs to the delimiter, \
+                 so part 1 ends at its inner `--L1--` (435 octets, 21 lines); Dovecot counts the \
+                 CRLF before the outer `--L0` into the part (437, 22)",
+    },
 ];
 
 struct Step {

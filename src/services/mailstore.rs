@@ -661,13 +661,15 @@ mod tests {
         assert_eq!(dir_name("Sent"), ".Sent");
         assert_eq!(dir_name("a/b.c"), ".a.b&AC4-c");
         assert_eq!(folder_name(".a.b&AC4-c").as_deref(), Some("a/b.c"));
+        assert!(valid_name("a\\b"));
+        assert_eq!(folder_name(&dir_name("a\\b")).as_deref(), Some("a\\b"));
         assert_eq!(dir_name("Entwürfe"), ".Entw&APw-rfe");
         assert_eq!(folder_name(".Entw&APw-rfe").as_deref(), Some("Entwürfe"));
         assert_eq!(folder_name(".."), None);
         assert_eq!(folder_name("."), None);
         assert_eq!(folder_name("cur"), None);
         for bad in [
-            "..", "a/../b", "/etc", "a//b", "", "a/", ".hidden", "x\u{0}y", "a\\b",
+            "..", "a/../b", "/etc", "a//b", "", "a/", ".hidden", "x\u{0}y",
         ] {
             assert!(!valid_name(bad), "{bad:?}");
         }

@@ -478,7 +478,10 @@ fn write_partial(
         if let Some((start, _)) = partial {
             out.extend_from_slice(format!("<{start}>").as_bytes());
         }
-        out.extend_from_slice(b" NIL");
+        // A part the message does not have: RFC 3501 section 6.4.5
+        // leaves the answer open; an empty string (as Dovecot and most
+        // servers send) keeps clients that expect a string working.
+        out.extend_from_slice(b" \"\"");
         return;
     };
     let slice = match partial {

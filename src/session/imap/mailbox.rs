@@ -19,7 +19,9 @@ pub const SPECIAL_USE: &[(&str, &str)] = &[
 ];
 
 /// Whether a mailbox name is acceptable: components not empty, not `.` or
-/// `..`, no control characters, bounded lengths. The store checks again.
+/// `..`, no control characters, bounded lengths. A backslash is an
+/// ordinary character (RFC 3501 section 5.1 does not reserve it; it is
+/// quoted as `\\` in a quoted string, section 4.3). The store checks again.
 pub fn valid_name(name: &str) -> bool {
     name.len() <= 1024
         && name.split('/').count() <= 16
@@ -28,7 +30,7 @@ pub fn valid_name(name: &str) -> bool {
                 && c != "."
                 && c != ".."
                 && c.len() <= 255
-                && !c.chars().any(|ch| ch.is_control() || ch == '\\')
+                && !c.chars().any(char::is_control)
                 && !c.starts_with('.')
         })
 }
@@ -314,15 +316,23 @@ fn list_lines(
                     && (!options.subscribed || subs.contains(c))
                     && (!options.special_use || special_use(c).is_some())
             });
+        // RFC 3501 section 6.3.9: when `%` stops LSUB short of a
+        // subscribed "foo/bar", LSUB lists "foo" flagged \Noselect.
+        let lsub_parent = lsub
+            && !subscribed
+            && subs.iter().any(|c| {
+                c.starts_with(&format!("{name}/"))
+                    && !patterns.iter().any(|p| pattern_matches(p, c))
+            });
         if !matched
-            || (options.subscribed && !subscribed && !child_selected)
+            || (options.subscribed && !subscribed && !child_selected && !lsub_parent)
             || (options.special_use && special_use(name).is_none() && !child_selected)
-            || (lsub && !subscribed)
+            || (lsub && !subscribed && !lsub_parent)
         {
             continue;
         }
         let mut attrs: Vec<&'static str> = Vec::new();
-        if !exists.contains(name.as_str()) {
+        if lsub_parent || !exists.contains(name.as_str()) {
             if (options.extended || options.subscribed) && !lsub {
                 attrs.push("\\NonExistent");
             } else {
