@@ -262,8 +262,9 @@ impl Account {
         }
         self.refresh(mb, out, true);
         // With QRESYNC the tagged OK tells the mod-sequence the expunges
-        // reached (RFC 7162 §3.2.7), so a client can resume from it.
-        let done = if self.ext.qresync {
+        // reached (RFC 7162 §3.2.7), so a client can resume from it; when
+        // nothing was expunged the mod-sequence did not move (as Dovecot).
+        let done = if self.ext.qresync && !targets.is_empty() {
             Response::ok_code(
                 Code::HighestModSeq(mb.highestmodseq.max(1)),
                 "Expunge completed",
