@@ -729,20 +729,21 @@ pub fn check_modseqs(steps: &mut [(&str, &mut Vec<String>)]) {
                     }
                     *h = (*h).max(n);
                 }
-            } else if l.starts_with("* ") && l.contains(" FETCH ") {
-                if let Some(n) = vals.next() {
-                    if verb == "STORE" && n <= before {
-                        broken.push("a STORE did not raise MODSEQ".into());
-                    }
-                    if changedsince.is_some_and(|c| n <= c) {
-                        broken.push("CHANGEDSINCE returned an unchanged message".into());
-                    }
-                    let m = since_change.entry(current.clone()).or_insert(0);
-                    *m = (*m).max(n);
-                    if verb == "STORE" {
-                        let h = high.entry(current.clone()).or_insert(0);
-                        *h = (*h).max(n);
-                    }
+            } else if l.starts_with("* ")
+                && l.contains(" FETCH ")
+                && let Some(n) = vals.next()
+            {
+                if verb == "STORE" && n <= before {
+                    broken.push("a STORE did not raise MODSEQ".into());
+                }
+                if changedsince.is_some_and(|c| n <= c) {
+                    broken.push("CHANGEDSINCE returned an unchanged message".into());
+                }
+                let m = since_change.entry(current.clone()).or_insert(0);
+                *m = (*m).max(n);
+                if verb == "STORE" {
+                    let h = high.entry(current.clone()).or_insert(0);
+                    *h = (*h).max(n);
                 }
             }
         }
