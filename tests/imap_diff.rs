@@ -507,9 +507,7 @@ fn run(addr: SocketAddr, script: &Script, user: &str) -> Vec<(Option<usize>, Ans
         }
         match result {
             Ok(r) => {
-                for x in &r {
-                    normalise::learn(x, &mut conn.vars);
-                }
+                normalise::learn(&r.concat(), &mut conn.vars);
                 answer.responses = r;
                 if verb == "LOGOUT" {
                     conn.client = None;
@@ -670,7 +668,7 @@ fn compare(
     // RFC 7162 §3.1.2.1: a server with persistent mod-sequences sends
     // HIGHESTMODSEQ on every successful SELECT/EXAMINE; Dovecot sends it
     // only once CONDSTORE is enabled. mailc's extra one is not a difference
-    // (dropped before the ranks are taken, so it shifts none).
+    // (dropped before rule 4's checks).
     for ((step, ml), (_, dl)) in m.iter_mut().zip(&d) {
         let verb = step.map_or(String::new(), |s| command_verb(&script.steps[s].text));
         if matches!(verb.as_str(), "SELECT" | "EXAMINE")
@@ -696,16 +694,14 @@ fn compare(
             dl.retain(|l| l != "* OK [CLOSED]");
         }
     }
-    // Rule 4: mod-sequences become ranks over the whole script, per server.
+    // Rule 4: RFC 7162's mod-sequence guarantees checked per server, then
+    // the values masked.
     for side in [&mut m, &mut d] {
-        let mut flat: Vec<String> = side.iter().flat_map(|(_, l)| l.clone()).collect();
-        normalise::rank_modseqs(&mut flat);
-        let mut it = flat.into_iter();
-        for (_, l) in side.iter_mut() {
-            for x in l.iter_mut() {
-                *x = it.next().unwrap();
-            }
-        }
+        let mut steps: Vec<(&str, &mut Vec<String>)> = side
+            .iter_mut()
+            .map(|(step, l)| (step.map_or("", |s| script.steps[s].text.as_str()), l))
+            .collect();
+        normalise::check_modseqs(&mut steps);
     }
     let mut out = Vec::new();
     let mut greeting_of = 1u8;

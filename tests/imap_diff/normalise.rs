@@ -12,9 +12,14 @@
 //!    the first number of `[APPENDUID]`/`[COPYUID]`) become `<uidvalidity>`:
 //!    the server picks them (RFC 3501 §2.3.1.1).
 //! 4. MODSEQ values (`[HIGHESTMODSEQ]`, `MODSEQ (n)`, `STATUS
-//!    (HIGHESTMODSEQ n)`, SEARCH/ESEARCH `MODSEQ n`) become their rank among
-//!    all mod-sequences that server sent during the script: only their order
-//!    is defined (RFC 7162 §3.1.1, values are server-assigned).
+//!    (HIGHESTMODSEQ n)`, SEARCH/ESEARCH `MODSEQ n`) become `<modseq>`:
+//!    values are server-assigned, and a server may give one mod-sequence to
+//!    a whole STORE or APPEND batch or one per message (RFC 7162 §3.1.1), so
+//!    neither values nor ranks compare. What RFC 7162 does guarantee is
+//!    checked on each server's own transcript first ([`check_modseqs`]); a
+//!    broken guarantee becomes an extra `<modseq rule: …>` line in that
+//!    step, so it shows as a difference. Which messages CHANGEDSINCE and
+//!    SEARCH MODSEQ select stays compared as is.
 //! 5. An INTERNALDATE within 30 minutes of the test run becomes `<now>`:
 //!    APPEND without a date lets the server use the time of the append
 //!    (RFC 3501 §6.3.11).
@@ -104,8 +109,8 @@ pub enum V {
     Atom(String),
     Str(Vec<u8>),
     List(Vec<V>),
-    /// A value normalised into a placeholder that the second pass fills
-    /// (mod-sequences, by rank).
+    /// A mod-sequence, kept as a placeholder for the second pass
+    /// ([`check_modseqs`]), which checks and then masks it.
     ModSeq(u64),
 }
 
@@ -657,43 +662,125 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146097 + doe - 719468
 }
 
-/// Rule 4, second pass: every mod-sequence placeholder in `lines` becomes
-/// its rank (1 = the smallest) among all of them.
-pub fn rank_modseqs(lines: &mut [String]) {
-    let mut seen: Vec<u64> = Vec::new();
-    for l in lines.iter() {
-        for n in placeholders(l) {
-            seen.push(n);
-        }
-    }
-    seen.sort_unstable();
-    seen.dedup();
-    for l in lines.iter_mut() {
-        let mut out = String::new();
-        let mut parts = l.split('\u{1}');
-        if let Some(first) = parts.next() {
-            out.push_str(first);
-        }
-        let rest: Vec<&str> = parts.collect();
-        for (i, p) in rest.iter().enumerate() {
-            if i % 2 == 0 {
-                let n: u64 = p.parse().unwrap_or(0);
-                let rank = seen.binary_search(&n).map(|r| r + 1).unwrap_or(0);
-                out.push_str(&format!("<modseq#{rank}>"));
-            } else {
-                out.push_str(p);
-            }
-        }
-        *l = out;
-    }
-}
-
 fn placeholders(l: &str) -> Vec<u64> {
     l.split('\u{1}')
         .skip(1)
         .step_by(2)
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// Rule 4: checks, on one server's answers in script order (each with its
+/// command text), what RFC 7162 guarantees about mod-sequences, per
+/// mailbox: HIGHESTMODSEQ never goes down (§3.1.2.1, §3.1.4); a message a
+/// STORE changed gets a MODSEQ above every one the mailbox had before that
+/// STORE (§3.1.1: it grows with each change); a per-message MODSEQ never
+/// exceeds a HIGHESTMODSEQ reported later without a change in between
+/// (§3.1.2.1); FETCH (CHANGEDSINCE n) returns only messages whose MODSEQ is
+/// above n (§3.1.4.1). A broken rule adds a `<modseq rule: …>` line to the
+/// step; then every mod-sequence becomes `<modseq>`.
+pub fn check_modseqs(steps: &mut [(&str, &mut Vec<String>)]) {
+    use std::collections::HashMap;
+    let mut high: HashMap<String, u64> = HashMap::new();
+    let mut current = String::new();
+    // Per-message MODSEQs seen since the last change, per mailbox.
+    let mut since_change: HashMap<String, u64> = HashMap::new();
+    for (text, lines) in steps.iter_mut() {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+        let verb_at = usize::from(upper.first().map(String::as_str) == Some("UID"));
+        let verb = upper.get(verb_at).cloned().unwrap_or_default();
+        if matches!(verb.as_str(), "SELECT" | "EXAMINE") {
+            current = mailbox_key(words.get(verb_at + 1).copied().unwrap_or(""));
+        }
+        let changes = matches!(
+            verb.as_str(),
+            "STORE" | "APPEND" | "EXPUNGE" | "MOVE" | "COPY"
+        );
+        let changedsince: Option<u64> = upper
+            .iter()
+            .position(|w| w.trim_start_matches('(') == "CHANGEDSINCE")
+            .and_then(|i| upper.get(i + 1))
+            .and_then(|w| w.trim_end_matches(')').parse().ok());
+        let before = high.get(&current).copied().unwrap_or(0);
+        let mut broken: Vec<String> = Vec::new();
+        for l in lines.iter() {
+            let mut vals = placeholders(l).into_iter();
+            if l.starts_with("* STATUS ") {
+                let mb = mailbox_key(l.split_whitespace().nth(2).unwrap_or(""));
+                if let Some(n) = vals.next() {
+                    let h = high.entry(mb.clone()).or_insert(0);
+                    if n < *h {
+                        broken.push(format!("HIGHESTMODSEQ of {mb} went down"));
+                    }
+                    if since_change.get(&mb).is_some_and(|&m| m > n) {
+                        broken.push("a message MODSEQ above HIGHESTMODSEQ".into());
+                    }
+                    *h = (*h).max(n);
+                }
+            } else if l.contains("[HIGHESTMODSEQ ") {
+                if let Some(n) = vals.next() {
+                    let h = high.entry(current.clone()).or_insert(0);
+                    if n < *h {
+                        broken.push("HIGHESTMODSEQ went down".into());
+                    }
+                    if since_change.get(&current).is_some_and(|&m| m > n) {
+                        broken.push("a message MODSEQ above HIGHESTMODSEQ".into());
+                    }
+                    *h = (*h).max(n);
+                }
+            } else if l.starts_with("* ")
+                && l.contains(" FETCH ")
+                && let Some(n) = vals.next()
+            {
+                if verb == "STORE" && n <= before {
+                    broken.push("a STORE did not raise MODSEQ".into());
+                }
+                if changedsince.is_some_and(|c| n <= c) {
+                    broken.push("CHANGEDSINCE returned an unchanged message".into());
+                }
+                let m = since_change.entry(current.clone()).or_insert(0);
+                *m = (*m).max(n);
+                if verb == "STORE" {
+                    let h = high.entry(current.clone()).or_insert(0);
+                    *h = (*h).max(n);
+                }
+            }
+        }
+        if changes {
+            since_change.remove(&current);
+        }
+        broken.dedup();
+        for b in broken {
+            lines.push(format!("<modseq rule: {b}>"));
+        }
+    }
+    for (_, lines) in steps.iter_mut() {
+        for l in lines.iter_mut() {
+            *l = mask_modseqs(l);
+        }
+    }
+}
+
+fn mailbox_key(name: &str) -> String {
+    let n = name.trim_matches('"');
+    if n.eq_ignore_ascii_case("INBOX") {
+        "INBOX".into()
+    } else {
+        n.into()
+    }
+}
+
+fn mask_modseqs(l: &str) -> String {
+    let mut out = String::new();
+    for (i, p) in l.split('\u{1}').enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<modseq>");
+        } else {
+            out.push_str(p);
+        }
+    }
+    out
 }
 
 /// The last UIDVALIDITY and mod-sequences a server sent, for `$UIDVALIDITY`,
@@ -714,8 +801,21 @@ pub fn learn(raw: &[u8], vars: &mut std::collections::HashMap<&'static str, Stri
     if let Some(n) = find_num("HIGHESTMODSEQ ") {
         vars.insert("HIGHESTMODSEQ", n);
     }
-    if let Some(n) = find_num("MODSEQ (") {
-        vars.insert("MODSEQ", n);
+    // `$MODSEQ`: the smallest per-message MODSEQ of the answer, i.e. the
+    // state before any change that answer reports, whether the server gave
+    // the batch one mod-sequence or one per message (rule 4).
+    let smallest = text
+        .match_indices("MODSEQ (")
+        .filter_map(|(i, k)| {
+            let n: String = text[i + k.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            n.parse::<u64>().ok()
+        })
+        .min();
+    if let Some(n) = smallest {
+        vars.insert("MODSEQ", n.to_string());
     }
 }
 
@@ -726,7 +826,7 @@ mod tests {
     fn n(raw: &str) -> String {
         let ctx = Context { now: 1_800_000_000 };
         let mut l = vec![response(raw.as_bytes(), "a7", &ctx)];
-        rank_modseqs(&mut l);
+        check_modseqs(&mut [("NOOP", &mut l)]);
         l.pop().unwrap()
     }
 
@@ -784,18 +884,136 @@ mod tests {
         );
     }
 
-    #[test]
-    fn modseqs_become_ranks() {
+    /// One server's transcript of script 11's opening, `(command, raw
+    /// answer lines)`, checked by rule 4; the answers come back normalised.
+    fn checked(steps: &[(&str, &[&str])]) -> Vec<Vec<String>> {
         let ctx = Context { now: 0 };
-        let mut l = vec![
-            response(b"* 1 FETCH (MODSEQ (900) UID 1)\r\n", "a", &ctx),
-            response(b"* OK [HIGHESTMODSEQ 1200] x\r\n", "a", &ctx),
-            response(b"* 2 FETCH (MODSEQ (900))\r\n", "a", &ctx),
-        ];
-        rank_modseqs(&mut l);
-        assert_eq!(l[0], "* 1 FETCH (MODSEQ (<modseq#1>) UID 1)");
-        assert_eq!(l[1], "* OK [HIGHESTMODSEQ <modseq#2>]");
-        assert_eq!(l[2], "* 2 FETCH (MODSEQ (<modseq#1>))");
+        let mut ls: Vec<Vec<String>> = steps
+            .iter()
+            .map(|(_, a)| {
+                a.iter()
+                    .map(|r| response(format!("{r}\r\n").as_bytes(), "a", &ctx))
+                    .collect()
+            })
+            .collect();
+        let mut v: Vec<(&str, &mut Vec<String>)> =
+            steps.iter().map(|(t, _)| *t).zip(ls.iter_mut()).collect();
+        check_modseqs(&mut v);
+        ls
+    }
+
+    fn flagged(ls: &[Vec<String>]) -> Vec<String> {
+        ls.iter()
+            .flatten()
+            .filter(|l| l.starts_with("<modseq rule"))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn modseqs_masked_batch_or_per_message_alike() {
+        // Dovecot: one mod-sequence per STORE batch; mailc: one per message.
+        let batch = checked(&[
+            ("SELECT INBOX (CONDSTORE)", &["* OK [HIGHESTMODSEQ 2] x"]),
+            (
+                "STORE 1:2 +FLAGS (\\Seen)",
+                &[
+                    "* 1 FETCH (FLAGS (\\Seen) MODSEQ (3))",
+                    "* 2 FETCH (FLAGS (\\Seen) MODSEQ (3))",
+                ],
+            ),
+            (
+                "STATUS INBOX (HIGHESTMODSEQ)",
+                &["* STATUS INBOX (HIGHESTMODSEQ 3)"],
+            ),
+        ]);
+        let each = checked(&[
+            ("SELECT INBOX (CONDSTORE)", &["* OK [HIGHESTMODSEQ 5] x"]),
+            (
+                "STORE 1:2 +FLAGS (\\Seen)",
+                &[
+                    "* 1 FETCH (FLAGS (\\Seen) MODSEQ (6))",
+                    "* 2 FETCH (FLAGS (\\Seen) MODSEQ (7))",
+                ],
+            ),
+            (
+                "STATUS INBOX (HIGHESTMODSEQ)",
+                &["* STATUS INBOX (HIGHESTMODSEQ 7)"],
+            ),
+        ]);
+        assert!(flagged(&batch).is_empty(), "{batch:?}");
+        assert_eq!(batch, each);
+        assert_eq!(batch[1][0], "* 1 FETCH (FLAGS (\\Seen) MODSEQ (<modseq>))");
+        assert_eq!(batch[0][0], "* OK [HIGHESTMODSEQ <modseq>]");
+    }
+
+    #[test]
+    fn modseq_rules_still_catch_order_and_selection_errors() {
+        // A STORE whose MODSEQ does not exceed the mailbox's earlier value.
+        let stale = checked(&[
+            ("SELECT INBOX (CONDSTORE)", &["* OK [HIGHESTMODSEQ 5] x"]),
+            (
+                "STORE 1 +FLAGS (\\Seen)",
+                &["* 1 FETCH (FLAGS (\\Seen) MODSEQ (5))"],
+            ),
+        ]);
+        assert_eq!(
+            flagged(&stale),
+            ["<modseq rule: a STORE did not raise MODSEQ>"]
+        );
+        // HIGHESTMODSEQ going down.
+        let down = checked(&[
+            (
+                "STATUS INBOX (HIGHESTMODSEQ)",
+                &["* STATUS INBOX (HIGHESTMODSEQ 9)"],
+            ),
+            ("SELECT INBOX (CONDSTORE)", &["* OK [HIGHESTMODSEQ 8] x"]),
+        ]);
+        assert_eq!(flagged(&down), ["<modseq rule: HIGHESTMODSEQ went down>"]);
+        // A message MODSEQ above the HIGHESTMODSEQ reported after it.
+        let above = checked(&[
+            ("SELECT INBOX (CONDSTORE)", &["* OK [HIGHESTMODSEQ 10] x"]),
+            ("FETCH 1:* (MODSEQ)", &["* 1 FETCH (MODSEQ (12))"]),
+            (
+                "STATUS INBOX (HIGHESTMODSEQ)",
+                &["* STATUS INBOX (HIGHESTMODSEQ 10)"],
+            ),
+        ]);
+        assert_eq!(
+            flagged(&above),
+            ["<modseq rule: a message MODSEQ above HIGHESTMODSEQ>"]
+        );
+        // CHANGEDSINCE selecting a message not changed after the value.
+        let sel = checked(&[(
+            "FETCH 1:* (FLAGS) (CHANGEDSINCE 4)",
+            &[
+                "* 1 FETCH (FLAGS () MODSEQ (4))",
+                "* 2 FETCH (FLAGS () MODSEQ (6))",
+            ],
+        )]);
+        assert_eq!(
+            flagged(&sel),
+            ["<modseq rule: CHANGEDSINCE returned an unchanged message>"]
+        );
+        // Per-mailbox: a lower HIGHESTMODSEQ in another mailbox is fine.
+        let other = checked(&[
+            ("SELECT INBOX (CONDSTORE)", &["* OK [HIGHESTMODSEQ 9] x"]),
+            ("SELECT Drafts (CONDSTORE)", &["* OK [HIGHESTMODSEQ 1] x"]),
+        ]);
+        assert!(flagged(&other).is_empty());
+        // Selection differences between servers stay visible.
+        let one = checked(&[(
+            "FETCH 1:* (FLAGS) (CHANGEDSINCE 4)",
+            &["* 2 FETCH (FLAGS () MODSEQ (6))"],
+        )]);
+        let two = checked(&[(
+            "FETCH 1:* (FLAGS) (CHANGEDSINCE 4)",
+            &[
+                "* 1 FETCH (FLAGS () MODSEQ (5))",
+                "* 2 FETCH (FLAGS () MODSEQ (6))",
+            ],
+        )]);
+        assert_ne!(one, two);
     }
 
     #[test]
@@ -825,7 +1043,7 @@ mod tests {
     fn esearch_tag() {
         assert_eq!(
             n("* ESEARCH (TAG \"a7\") UID COUNT 3 MODSEQ 55\r\n"),
-            "* ESEARCH (TAG <tag>) UID COUNT 3 MODSEQ <modseq#1>"
+            "* ESEARCH (TAG <tag>) UID COUNT 3 MODSEQ <modseq>"
         );
     }
 }

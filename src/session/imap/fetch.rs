@@ -79,7 +79,7 @@ impl Account {
             return Err(Response::bad("VANISHED needs QRESYNC enabled"));
         }
         let idx = mb.resolve(set, uid)?;
-        if uid && !items.contains(&FetchAtt::Uid) {
+        if (uid || self.ext.qresync) && !items.contains(&FetchAtt::Uid) {
             items.insert(0, FetchAtt::Uid);
         }
         if (changedsince.is_some() || self.ext.condstore)

@@ -10,7 +10,7 @@ fn quota_line(out: &mut Vec<u8>, used: u64, limit: u64) {
     out.extend_from_slice(
         format!(
             "* QUOTA \"\" (STORAGE {} {})\r\n",
-            used / 1024,
+            used.div_ceil(1024),
             limit / 1024
         )
         .as_bytes(),

@@ -312,7 +312,9 @@ impl Account {
                 .as_bytes(),
             );
         }
-        if added > 0 || (expunges && lines.starts_with(b"* VANISHED")) {
+        // VANISHED, like EXPUNGE, already lowers the count: no EXISTS
+        // after it (RFC 9051 §7.4.1, RFC 7162 §3.2.10).
+        if added > 0 {
             lines.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
             if !self.ext.rev2 && added > 0 {
                 lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());

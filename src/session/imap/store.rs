@@ -125,7 +125,9 @@ impl Account {
                 continue;
             }
             let mut parts = Vec::new();
-            if uid {
+            // Once QRESYNC is enabled every untagged FETCH carries the UID
+            // (RFC 7162 §3.2.4), so VANISHED can be related to it.
+            if uid || self.ext.qresync {
                 parts.push(format!("UID {}", vm.meta.uid));
             }
             if !silent {
@@ -258,7 +260,19 @@ impl Account {
                 .expunge(&mb.name, &targets)
                 .map_err(|e| store_error(&e))?;
         }
-        self.complete(mb, out, tag, r::completed("EXPUNGE"), true);
+        self.refresh(mb, out, true);
+        // With QRESYNC the tagged OK tells the mod-sequence the expunges
+        // reached (RFC 7162 §3.2.7), so a client can resume from it; when
+        // nothing was expunged the mod-sequence did not move (as Dovecot).
+        let done = if self.ext.qresync && !targets.is_empty() {
+            Response::ok_code(
+                Code::HighestModSeq(mb.highestmodseq.max(1)),
+                "Expunge completed",
+            )
+        } else {
+            r::completed("EXPUNGE")
+        };
+        done.write_tagged(out, tag);
         Ok(())
     }
 }

@@ -487,8 +487,17 @@ impl<'a> P<'a> {
             }
             "GETQUOTAROOT" => Body::GetQuotaRoot(arg(self)?),
             "SETQUOTA" => {
-                // Refused whatever it says: quotas come from the config.
-                self.i = self.b.len();
+                // Checked against RFC 9208 §4.1.4 (`quota-root-name SP
+                // setquota-list`) so a malformed one is BAD; a well-formed
+                // one is still refused: quotas come from the config.
+                self.sp()?;
+                self.astring()?;
+                self.sp()?;
+                self.paren_list(|p| {
+                    p.atom()?;
+                    p.sp()?;
+                    p.number64()
+                })?;
                 Body::SetQuota
             }
             _ => return Err(format!("unknown command {name}")),

@@ -87,3 +87,23 @@ fn commands() {
     }
     assert_eq!(command(b"\r\n").expect_err("empty").tag, None);
 }
+
+#[test]
+fn setquota_is_checked_against_rfc9208_syntax() {
+    assert_eq!(ok("a SETQUOTA \"\" (STORAGE 10)\r\n"), Body::SetQuota);
+    assert_eq!(ok("a SETQUOTA \"\" ()\r\n"), Body::SetQuota);
+    assert_eq!(
+        ok("a SETQUOTA user (STORAGE 10 MESSAGE 5)\r\n"),
+        Body::SetQuota
+    );
+    for bad in [
+        "a SETQUOTA \"\" (STORAGE 10\r\n",
+        "a SETQUOTA \"\" (STORAGE)\r\n",
+        "a SETQUOTA \"\" (STORAGE x)\r\n",
+        "a SETQUOTA \"\"\r\n",
+        "a SETQUOTA\r\n",
+        "a SETQUOTA \"\" (STORAGE 10) junk\r\n",
+    ] {
+        assert!(command(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
