@@ -124,6 +124,12 @@ impl Account {
             if silent && !(condstore && was_changed) {
                 continue;
             }
+            // A STORE that left a message's flags as they were owes no FETCH
+            // for it (RFC 3501 §6.4.6 returns "the updated value"; nothing
+            // was updated). CONDSTORE clients keep theirs (RFC 7162 §3.1.3).
+            if !was_changed && !condstore {
+                continue;
+            }
             let mut parts = Vec::new();
             if uid {
                 parts.push(format!("UID {}", vm.meta.uid));
@@ -269,7 +275,20 @@ fn new_flags(
     idx: &[usize],
     change: &FlagChange,
 ) -> Result<Vec<(u32, Vec<String>)>, Response> {
-    let flags: Vec<String> = change.flags.iter().map(|f| canonical_flag(f)).collect();
+    // Keywords are case-insensitive (RFC 3501 §2.3.2, §9 atom): one the
+    // mailbox already knows keeps the spelling it was defined with.
+    let mut flags: Vec<String> = Vec::new();
+    for f in change.flags {
+        let mut f = canonical_flag(f);
+        if !f.starts_with('\\') {
+            if let Some(k) = mb.keywords.iter().find(|k| k.eq_ignore_ascii_case(&f)) {
+                f = k.to_string();
+            }
+        }
+        if !flags.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
+            flags.push(f);
+        }
+    }
     let mut updates = Vec::new();
     for &i in idx {
         let m = &mb.msgs[i];
@@ -281,12 +300,12 @@ fn new_flags(
             StoreMode::Replace => f = flags.clone(),
             StoreMode::Add => {
                 for x in &flags {
-                    if !f.contains(x) {
+                    if !f.iter().any(|y| y.eq_ignore_ascii_case(x)) {
                         f.push(x.clone());
                     }
                 }
             }
-            StoreMode::Remove => f.retain(|x| !flags.contains(x)),
+            StoreMode::Remove => f.retain(|x| !flags.iter().any(|y| y.eq_ignore_ascii_case(x))),
         }
         if f.iter().filter(|x| !x.starts_with('\\')).count() > MAX_KEYWORDS {
             return Err(Response::no(Code::Limit, "Too many keywords"));
@@ -297,7 +316,10 @@ fn new_flags(
     // announces (its \* goes once the mailbox holds that many).
     let mut new_kw: Vec<&String> = Vec::new();
     for x in &flags {
-        if !x.starts_with('\\') && !mb.keywords.contains(x) && !new_kw.contains(&x) {
+        if !x.starts_with('\\')
+            && !mb.keywords.iter().any(|k| k.eq_ignore_ascii_case(x))
+            && !new_kw.contains(&x)
+        {
             new_kw.push(x);
         }
     }
