@@ -102,6 +102,7 @@ impl Mailbox {
             uidnext: st.uidnext,
             highestmodseq: st.highestmodseq,
             recent: st.recent.iter().copied().collect(),
+            announced_recent: std::cell::Cell::new(0),
             msgs: st
                 .messages
                 .iter()
@@ -186,6 +187,7 @@ impl Account {
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
         if !self.ext.rev2 {
             out.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
+            view.announced_recent.set(view.recent_count());
             if let Some(pos) = view.msgs.iter().position(|m| !m.meta.flags.has("\\Seen")) {
                 Response::ok_code(Code::Unseen(pos as u32 + 1), "First unseen message")
                     .write_untagged(out);
@@ -286,12 +288,10 @@ impl Account {
             return;
         }
         let (changed, added) = self.merge(view, &st);
+        // Flag changes first, numbered as the client still counts, then
+        // the expunges (the order Dovecot uses; RFC 3501 §7.4.1 only asks
+        // that the numbers be right when each response is sent).
         let mut lines = Vec::new();
-        let changed = if expunges && view.msgs.iter().any(|m| m.gone) {
-            self.write_expunges(view, &mut lines, changed)
-        } else {
-            changed
-        };
         for &i in &changed {
             let m = &view.msgs[i];
             if m.gone {
@@ -302,21 +302,34 @@ impl Account {
             } else {
                 String::new()
             };
+            // UID only where RFC 7162 §3.2.4 requires it (QRESYNC enabled).
+            let uid = if self.ext.qresync {
+                format!(" UID {}", m.meta.uid)
+            } else {
+                String::new()
+            };
             lines.extend_from_slice(
                 format!(
-                    "* {} FETCH (UID {} FLAGS ({}){modseq})\r\n",
+                    "* {} FETCH (FLAGS ({}){uid}{modseq})\r\n",
                     i + 1,
-                    m.meta.uid,
                     view.flags_text(&m.meta, self.ext.rev2)
                 )
                 .as_bytes(),
             );
         }
-        if added > 0 || (expunges && lines.starts_with(b"* VANISHED")) {
+        let fetches = lines.len();
+        if expunges && view.msgs.iter().any(|m| m.gone) {
+            self.write_expunges(view, &mut lines, changed);
+        }
+        let vanished = lines[fetches..].starts_with(b"* VANISHED");
+        if added > 0 || (expunges && vanished) {
             lines.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
-            if !self.ext.rev2 && added > 0 {
-                lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
-            }
+        }
+        // RECENT when the count the client holds changed (RFC 3501 §7.3.2):
+        // new messages or expunged recent ones.
+        if !self.ext.rev2 && view.recent_count() != view.announced_recent.get() {
+            lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
+            view.announced_recent.set(view.recent_count());
         }
         view.announce_keywords(out);
         out.extend_from_slice(&lines);

@@ -113,6 +113,8 @@ pub(super) struct Mailbox {
     pub highestmodseq: u64,
     pub msgs: Vec<ViewMsg>,
     pub recent: HashSet<u32>,
+    /// The RECENT count last sent to the client.
+    pub announced_recent: std::cell::Cell<usize>,
     /// Keywords announced in FLAGS.
     pub keywords: Vec<String>,
     /// A long FETCH still producing output.
