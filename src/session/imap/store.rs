@@ -280,10 +280,10 @@ fn new_flags(
     let mut flags: Vec<String> = Vec::new();
     for f in change.flags {
         let mut f = canonical_flag(f);
-        if !f.starts_with('\\') {
-            if let Some(k) = mb.keywords.iter().find(|k| k.eq_ignore_ascii_case(&f)) {
-                f = k.to_string();
-            }
+        if !f.starts_with('\\')
+            && let Some(k) = mb.keywords.iter().find(|k| k.eq_ignore_ascii_case(&f))
+        {
+            f = k.to_string();
         }
         if !flags.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
             flags.push(f);
