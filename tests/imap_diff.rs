@@ -156,6 +156,14 @@ const ALLOWED: &[Allowed] = &[
         reason: "RFC 3501 §6.3.2: no change is permitted in a mailbox selected with EXAMINE",
     },
     Allowed {
+        script: "09-store",
+        command: "STORE 1 +FLAGS",
+        line: 0,
+        reason: "RFC 3501 §9: store-att-flags = ([\"+\" / \"-\"] \"FLAGS\" [\".SILENT\"]) SP \
+                 (flag-list / (flag *(SP flag))); the SP and at least a flag or a flag-list \
+                 are required, so it is a syntax error (BAD); Dovecot answers OK",
+    },
+    Allowed {
         script: "07-search",
         command: "SEARCH KEYWORD $Nothing",
         line: 0,

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use mailc::compile::{Options, compile_str};
 use mailc::session::AuthOutcome;
 use mailc::session::imap::{
-    Effect, Env, FlagResult, FolderState, MsgMeta, Session, Store, StoreError,
+    Effect, Env, FlagResult, FolderState, MsgMeta, Recent, Session, Store, StoreError,
 };
 use mailc::tables::{ListenerKind, Tables};
 
@@ -53,7 +53,7 @@ impl Store for Mem {
     fn subscribe(&mut self, _: &str, _: bool) -> Result<(), StoreError> {
         Ok(())
     }
-    fn sync(&mut self, name: &str) -> Result<FolderState, StoreError> {
+    fn sync(&mut self, name: &str, _: Recent) -> Result<FolderState, StoreError> {
         let (next, msgs, modseq) = self.folders.get(name).ok_or(StoreError::NotFound)?;
         Ok(FolderState {
             uidvalidity: 7,
@@ -61,6 +61,7 @@ impl Store for Mem {
             highestmodseq: *modseq,
             messages: msgs.iter().map(|m| m.0.clone()).collect(),
             recent: Vec::new(),
+            keywords: Vec::new(),
         })
     }
     fn read(&mut self, name: &str, uid: u32) -> Result<Vec<u8>, StoreError> {

@@ -105,7 +105,8 @@ fn split_flags(flags: &[String]) -> (String, Vec<String>) {
                 }
             }
             None => {
-                if !keywords.contains(f) {
+                // Keywords are case-insensitive (RFC 3501 §2.3.2).
+                if !keywords.iter().any(|k: &String| k.eq_ignore_ascii_case(f)) {
                     keywords.push(f.clone());
                 }
             }
@@ -434,6 +435,7 @@ impl Store for MailStore {
                 highestmodseq: idx.highestmodseq,
                 messages: idx.messages.iter().map(meta).collect(),
                 recent,
+                keywords: idx.keywords.clone(),
             })
         })
     }

@@ -75,6 +75,45 @@ pub struct Index {
     /// recent then (see [`Folder::load`]).
     #[serde(default)]
     pub recent_from: u32,
+    /// Keywords defined in the folder, in the order of first use. IMAP's
+    /// FLAGS lists them even when no message carries one any more (as
+    /// Dovecot does), so the keyword list a client shows does not shrink
+    /// under it. Bounded: past [`MAX_DEFINED_KEYWORDS`], keywords no
+    /// message carries are forgotten first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+}
+
+/// Keywords a folder remembers (see [`Index::keywords`]).
+pub const MAX_DEFINED_KEYWORDS: usize = 64;
+
+impl Index {
+    /// Records keywords set on a message: new ones (compared without case,
+    /// RFC 3501 §2.3.2) are added; when that passes the bound, keywords no
+    /// message carries are dropped, oldest first.
+    pub fn define_keywords(&mut self, keywords: &[String]) {
+        for k in keywords {
+            if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                self.keywords.push(k.clone());
+            }
+        }
+        if self.keywords.len() > MAX_DEFINED_KEYWORDS {
+            let used: std::collections::HashSet<String> = self
+                .messages
+                .iter()
+                .flat_map(|m| m.keywords.iter().map(|k| k.to_ascii_lowercase()))
+                .collect();
+            let mut excess = self.keywords.len() - MAX_DEFINED_KEYWORDS;
+            self.keywords.retain(|k| {
+                if excess > 0 && !used.contains(&k.to_ascii_lowercase()) {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
 }
 
 const MAX_EXPUNGED: usize = 100_000;
@@ -428,6 +467,7 @@ impl Folder {
             messages: Vec::new(),
             expunged: Vec::new(),
             recent_from: 1,
+            keywords: Vec::new(),
         })
     }
 
@@ -718,6 +758,7 @@ impl Folder {
             idx.highestmodseq += 1;
             m.modseq = idx.highestmodseq;
             changed.push(m.clone());
+            idx.define_keywords(keywords);
         }
         if !changed.is_empty() {
             self.save(idx)?;
@@ -818,6 +859,7 @@ impl Folder {
         }
         idx.uidnext += 1;
         idx.highestmodseq += 1;
+        idx.define_keywords(keywords);
         idx.messages.push(Message {
             uid,
             file: name,
@@ -962,6 +1004,45 @@ mod tests {
         assert_eq!(rebuilt.uidnext, 4);
         assert!(rebuilt.highestmodseq > modseq);
         assert_eq!(rebuilt.messages[0].flags, "S");
+    }
+
+    #[test]
+    fn defined_keywords_outlive_their_messages_within_a_bound() {
+        let msg = |uid: u32, kw: &[&str]| Message {
+            uid,
+            file: format!("{uid}"),
+            flags: String::new(),
+            keywords: kw.iter().map(|k| k.to_string()).collect(),
+            modseq: 1,
+            size: 1,
+            vsize: 1,
+            internal_date: 0,
+        };
+        let mut idx = Index {
+            uidvalidity: 1,
+            uidnext: 3,
+            highestmodseq: 1,
+            messages: vec![msg(1, &["Kept"]), msg(2, &[])],
+            expunged: Vec::new(),
+            recent_from: 1,
+            keywords: Vec::new(),
+        };
+        idx.define_keywords(&["Kept".into(), "$Old".into()]);
+        // Case-insensitive: the first spelling stays.
+        idx.define_keywords(&["kept".into(), "$old".into()]);
+        assert_eq!(idx.keywords, vec!["Kept".to_string(), "$Old".to_string()]);
+        // Past the bound, unused keywords go first, oldest first; the one a
+        // message carries stays.
+        let many: Vec<String> = (0..MAX_DEFINED_KEYWORDS).map(|i| format!("K{i}")).collect();
+        idx.define_keywords(&many);
+        assert_eq!(idx.keywords.len(), MAX_DEFINED_KEYWORDS);
+        assert_eq!(idx.keywords[0], "Kept");
+        assert!(!idx.keywords.iter().any(|k| k == "$Old" || k == "K0"));
+        assert_eq!(idx.keywords.last().map(String::as_str), Some("K63"));
+        // Written and read back with the index.
+        let json = serde_json::to_vec(&idx).expect("json");
+        let back: Index = serde_json::from_slice(&json).expect("parse");
+        assert_eq!(back.keywords, idx.keywords);
     }
 
     #[test]

@@ -37,6 +37,28 @@ pub fn parse_date(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d))
 }
 
+/// Whether the day of a `d-Mon-yyyy` date exists: `31-Feb-2026` has the
+/// syntax of a date (RFC 3501 §9 allows any day 1-31) but names no day.
+pub fn day_exists(s: &str) -> bool {
+    let s = s.trim_start();
+    let date = s.split(' ').next().unwrap_or("");
+    let mut it = date.split('-');
+    let (Some(d), Some(m), Some(y)) = (it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    let (Ok(d), Some(m), Ok(y)) = (d.trim().parse::<i64>(), month(m), y.parse::<i64>()) else {
+        return false;
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let last = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    (1..=last).contains(&d)
+}
+
 /// `dd-Mon-yyyy hh:mm:ss +zzzz` → Unix time.
 pub fn parse_date_time(s: &str) -> Option<i64> {
     let s = s.trim_start();
@@ -98,5 +120,13 @@ mod tests {
         );
         assert_eq!(parse_date("31-Foo-2020"), None);
         assert_eq!(parse_date_time("02-Dec-2026 25:00:00 +0000"), None);
+        assert!(day_exists("28-Feb-2026 00:00:00 +0000"));
+        assert!(!day_exists("29-Feb-2026 00:00:00 +0000"));
+        assert!(day_exists("29-Feb-2028"));
+        assert!(!day_exists("29-Feb-2100"));
+        assert!(day_exists("29-Feb-2000"));
+        assert!(!day_exists("31-Apr-2026"));
+        assert!(day_exists("31-Dec-2026"));
+        assert!(!day_exists("0-Dec-2026"));
     }
 }

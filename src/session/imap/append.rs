@@ -2,7 +2,7 @@
 //! content (RFC 3516 literal8: binary parts are stored base64-encoded).
 
 use super::response::{store_error, target_error};
-use super::view::{Mailbox, canonical_flag, settable};
+use super::view::{Mailbox, canonical_flag, is_system, settable};
 use super::{Account, Handled, Recent, mime};
 use crate::proto::imap::AppendMessage;
 use crate::proto::imap::response::{Code, Response, r};
@@ -24,6 +24,11 @@ impl Account {
             }
             if !settable(&m.flags) {
                 return Err(Response::bad("\\Recent and \\* cannot be set").into());
+            }
+            // RFC 3501 §9 flag-extension: "\" atom is reserved for future
+            // system flags; one this server does not know is a syntax error.
+            if m.flags.iter().any(|f| f.starts_with('\\') && !is_system(f)) {
+                return Err(Response::bad("Unknown system flag").into());
             }
             if m.data.is_empty() {
                 return Err(Response::no_plain("Empty message").into());

@@ -40,6 +40,9 @@ pub struct FolderState {
     pub messages: Vec<MsgMeta>,
     /// The \Recent UIDs (see [`Recent`]).
     pub recent: Vec<u32>,
+    /// Keywords defined in the folder, whether or not a message carries
+    /// them now (FLAGS lists them).
+    pub keywords: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -217,7 +217,7 @@ impl Account {
                 && exists.contains(line.name.as_str())
             {
                 // Errors here (a folder deleted meanwhile) just skip STATUS.
-                let _ = self.status_line(&mut out, &line.name, items);
+                let _ = self.status_line(&mut out, &line.name, items, None);
             }
         }
         Ok(self.finish(out, mb, tag, r::completed(what), true))
@@ -235,12 +235,19 @@ impl Account {
         // STATUS of the selected mailbox: its updates (EXPUNGE, EXISTS)
         // first, so that the counts agree with what the client was told.
         let mut mb = mb;
+        // RECENT of the mailbox this session holds read-write: the messages
+        // recent to this session (RFC 3501 §2.3.2: \Recent is per session),
+        // which the store no longer counts as recent for anyone else.
+        let mut own_recent = None;
         if let Some(m) = mb.as_deref_mut()
             && m.name == name
         {
             self.refresh(m, &mut out, true);
+            if !m.read_only {
+                own_recent = Some(m.recent_count() as u64);
+            }
         }
-        self.status_line(&mut out, &name, items)
+        self.status_line(&mut out, &name, items, own_recent)
             .map_err(|e| store_error(&e))?;
         Ok(self.finish(out, mb, tag, r::completed("STATUS"), true))
     }
@@ -250,6 +257,7 @@ impl Account {
         out: &mut Vec<u8>,
         name: &str,
         items: &[StatusItem],
+        own_recent: Option<u64>,
     ) -> Result<(), StoreError> {
         let st = self.store.sync(name, Recent::Look)?;
         let count = |f: &dyn Fn(&MsgMeta) -> bool| st.messages.iter().filter(|m| f(m)).count();
@@ -257,7 +265,7 @@ impl Account {
         for item in items {
             let v: u64 = match item {
                 StatusItem::Messages => st.messages.len() as u64,
-                StatusItem::Recent => st.recent.len() as u64,
+                StatusItem::Recent => own_recent.unwrap_or(st.recent.len() as u64),
                 StatusItem::UidNext => u64::from(st.uidnext),
                 StatusItem::UidValidity => u64::from(st.uidvalidity),
                 StatusItem::Unseen => count(&|m| !m.flags.iter().any(|f| f == "\\Seen")) as u64,

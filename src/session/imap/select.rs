@@ -80,9 +80,10 @@ impl<E: Env> Session<E> {
 
 impl Mailbox {
     fn new(name: String, read_only: bool, st: &FolderState) -> Mailbox {
-        // Every keyword in use is announced (a FETCH never shows one the
-        // client was not told about), however many there are.
-        let mut keywords: Vec<String> = Vec::new();
+        // Every keyword the folder defines and every one in use is
+        // announced (a FETCH never shows one the client was not told
+        // about), however many there are.
+        let mut keywords: Vec<String> = st.keywords.clone();
         for m in &st.messages {
             for f in &m.flags {
                 if !f.starts_with('\\') && !keywords.contains(f) {
@@ -102,6 +103,7 @@ impl Mailbox {
             uidnext: st.uidnext,
             highestmodseq: st.highestmodseq,
             recent: st.recent.iter().copied().collect(),
+            announced_recent: std::cell::Cell::new(0),
             msgs: st
                 .messages
                 .iter()
@@ -119,8 +121,16 @@ impl Mailbox {
     /// Keywords seen for the first time in this mailbox: a new FLAGS and
     /// PERMANENTFLAGS (RFC 9051 §7.3.5), to be written before any FETCH
     /// that shows them.
-    pub(super) fn announce_keywords(&mut self, out: &mut Vec<u8>) {
+    /// `defined` are the folder's defined keywords from a sync (another
+    /// session may have introduced one).
+    pub(super) fn announce_keywords(&mut self, defined: &[String], out: &mut Vec<u8>) {
         let mut new_kw = false;
+        for k in defined {
+            if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                self.keywords.push(k.clone());
+                new_kw = true;
+            }
+        }
         for m in &self.msgs {
             for f in m.meta.flags.iter() {
                 if !f.starts_with('\\') && !self.keywords.iter().any(|k| k == f) {
@@ -186,6 +196,7 @@ impl Account {
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
         if !self.ext.rev2 {
             out.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
+            view.announced_recent.set(view.recent_count());
             if let Some(pos) = view.msgs.iter().position(|m| !m.meta.flags.has("\\Seen")) {
                 Response::ok_code(Code::Unseen(pos as u32 + 1), "First unseen message")
                     .write_untagged(out);
@@ -273,7 +284,7 @@ impl Account {
             && pk.count == live
             && !pending
         {
-            view.announce_keywords(out);
+            view.announce_keywords(&[], out);
             return;
         }
         let Ok(st) = self.store.sync(&view.name, recent) else {
@@ -286,12 +297,10 @@ impl Account {
             return;
         }
         let (changed, added) = self.merge(view, &st);
+        // Flag changes first, numbered as the client still counts, then
+        // the expunges (the order Dovecot uses; RFC 3501 §7.4.1 only asks
+        // that the numbers be right when each response is sent).
         let mut lines = Vec::new();
-        let changed = if expunges && view.msgs.iter().any(|m| m.gone) {
-            self.write_expunges(view, &mut lines, changed)
-        } else {
-            changed
-        };
         for &i in &changed {
             let m = &view.msgs[i];
             if m.gone {
@@ -302,25 +311,36 @@ impl Account {
             } else {
                 String::new()
             };
+            // UID only where RFC 7162 §3.2.4 requires it (QRESYNC enabled).
+            let uid = if self.ext.qresync {
+                format!(" UID {}", m.meta.uid)
+            } else {
+                String::new()
+            };
             lines.extend_from_slice(
                 format!(
-                    "* {} FETCH (UID {} FLAGS ({}){modseq})\r\n",
+                    "* {} FETCH (FLAGS ({}){uid}{modseq})\r\n",
                     i + 1,
-                    m.meta.uid,
                     view.flags_text(&m.meta, self.ext.rev2)
                 )
                 .as_bytes(),
             );
         }
+        if expunges && view.msgs.iter().any(|m| m.gone) {
+            self.write_expunges(view, &mut lines, changed);
+        }
         // VANISHED, like EXPUNGE, already lowers the count: no EXISTS
         // after it (RFC 9051 §7.4.1, RFC 7162 §3.2.10).
         if added > 0 {
             lines.extend_from_slice(format!("* {} EXISTS\r\n", view.msgs.len()).as_bytes());
-            if !self.ext.rev2 && added > 0 {
-                lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
-            }
         }
-        view.announce_keywords(out);
+        // RECENT when the count the client holds changed (RFC 3501 §7.3.2):
+        // new messages or expunged recent ones.
+        if !self.ext.rev2 && view.recent_count() != view.announced_recent.get() {
+            lines.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
+            view.announced_recent.set(view.recent_count());
+        }
+        view.announce_keywords(&st.keywords, out);
         out.extend_from_slice(&lines);
     }
 

@@ -1,7 +1,7 @@
 //! Commands that change messages of the selected mailbox: STORE (with
 //! UNCHANGEDSINCE), COPY and MOVE (UIDPLUS codes), EXPUNGE and UID EXPUNGE.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::response::{store_error, target_error};
 use super::view::{CompactMeta, MAX_KEYWORDS, Mailbox, canonical_flag, is_system, settable};
@@ -112,7 +112,7 @@ impl Account {
         }
         // A keyword this STORE introduced is announced before the FETCH
         // lines that show it (RFC 9051 §7.3.5).
-        mb.announce_keywords(out);
+        mb.announce_keywords(&[], out);
         for &i in idx {
             let vm = &mb.msgs[i];
             if vm.gone || result.modified.contains(&vm.meta.uid) {
@@ -122,6 +122,12 @@ impl Account {
             // MODSEQ of what changed (RFC 7162 3.1.3).
             let was_changed = changed.contains_key(&vm.meta.uid);
             if silent && !(condstore && was_changed) {
+                continue;
+            }
+            // A STORE that left a message's flags as they were owes no FETCH
+            // for it (RFC 3501 §6.4.6 returns "the updated value"; nothing
+            // was updated). CONDSTORE clients keep theirs (RFC 7162 §3.1.3).
+            if !was_changed && !condstore {
                 continue;
             }
             let mut parts = Vec::new();
@@ -277,13 +283,40 @@ impl Account {
     }
 }
 
+/// The keywords the view's messages carry once `updates` are applied,
+/// lowercased.
+fn keywords_after(mb: &Mailbox, updates: &[(u32, Vec<String>)]) -> HashSet<String> {
+    let updated: HashSet<u32> = updates.iter().map(|(uid, _)| *uid).collect();
+    mb.msgs
+        .iter()
+        .filter(|m| !m.gone && !updated.contains(&m.meta.uid))
+        .flat_map(|m| m.meta.flags.iter().map(|f| f.to_string()))
+        .chain(updates.iter().flat_map(|(_, f)| f.iter().cloned()))
+        .filter(|f| !f.starts_with('\\'))
+        .map(|f| f.to_ascii_lowercase())
+        .collect()
+}
+
 /// The flags each addressed message gets; `[LIMIT]` past the keyword limit.
 fn new_flags(
     mb: &Mailbox,
     idx: &[usize],
     change: &FlagChange,
 ) -> Result<Vec<(u32, Vec<String>)>, Response> {
-    let flags: Vec<String> = change.flags.iter().map(|f| canonical_flag(f)).collect();
+    // Keywords are case-insensitive (RFC 3501 §2.3.2, §9 atom): one the
+    // mailbox already knows keeps the spelling it was defined with.
+    let mut flags: Vec<String> = Vec::new();
+    for f in change.flags {
+        let mut f = canonical_flag(f);
+        if !f.starts_with('\\')
+            && let Some(k) = mb.keywords.iter().find(|k| k.eq_ignore_ascii_case(&f))
+        {
+            f = k.to_string();
+        }
+        if !flags.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
+            flags.push(f);
+        }
+    }
     let mut updates = Vec::new();
     for &i in idx {
         let m = &mb.msgs[i];
@@ -295,31 +328,24 @@ fn new_flags(
             StoreMode::Replace => f = flags.clone(),
             StoreMode::Add => {
                 for x in &flags {
-                    if !f.contains(x) {
+                    if !f.iter().any(|y| y.eq_ignore_ascii_case(x)) {
                         f.push(x.clone());
                     }
                 }
             }
-            StoreMode::Remove => f.retain(|x| !flags.contains(x)),
+            StoreMode::Remove => f.retain(|x| !flags.iter().any(|y| y.eq_ignore_ascii_case(x))),
         }
         if f.iter().filter(|x| !x.starts_with('\\')).count() > MAX_KEYWORDS {
             return Err(Response::no(Code::Limit, "Too many keywords"));
         }
         updates.push((m.meta.uid, f));
     }
-    // Keywords new to the mailbox: only up to the limit PERMANENTFLAGS
-    // announces (its \* goes once the mailbox holds that many).
-    let mut new_kw: Vec<&String> = Vec::new();
-    for x in &flags {
-        if !x.starts_with('\\') && !mb.keywords.contains(x) && !new_kw.contains(&x) {
-            new_kw.push(x);
-        }
-    }
-    if change.mode != StoreMode::Remove
-        && !updates.is_empty()
-        && !new_kw.is_empty()
-        && mb.keywords.len() + new_kw.len() > MAX_KEYWORDS
-    {
+    // Keywords new to the mailbox's messages: only up to the limit
+    // PERMANENTFLAGS announces (its \* goes once the messages carry that
+    // many).
+    let before = mb.keywords_in_use();
+    let after = keywords_after(mb, &updates);
+    if after.len() > MAX_KEYWORDS && after.iter().any(|k| !before.contains(k)) {
         return Err(Response::no(
             Code::Limit,
             "Too many keywords in this mailbox",

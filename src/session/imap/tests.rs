@@ -75,6 +75,7 @@ impl Store for OneFolder {
                 })
                 .collect(),
             recent: Vec::new(),
+            keywords: Vec::new(),
         })
     }
     fn read(&mut self, _: &str, _: u32) -> Result<Vec<u8>, StoreError> {

@@ -113,6 +113,8 @@ pub(super) struct Mailbox {
     pub highestmodseq: u64,
     pub msgs: Vec<ViewMsg>,
     pub recent: HashSet<u32>,
+    /// The RECENT count last sent to the client.
+    pub announced_recent: std::cell::Cell<usize>,
     /// Keywords announced in FLAGS.
     pub keywords: Vec<String>,
     /// A long FETCH still producing output.
@@ -183,12 +185,26 @@ impl Mailbox {
                 flags.push(' ');
                 flags.push_str(k);
             }
-            if self.keywords.len() < MAX_KEYWORDS {
+            if self.keywords_in_use().len() < MAX_KEYWORDS {
                 flags.push_str(" \\*");
             }
             Response::ok_code(Code::PermanentFlags(flags), "Flags permitted")
         };
         permanent.write_untagged(out);
+    }
+
+    /// The keywords messages of the view carry, lowercased (keywords
+    /// compare without case). The keyword limit counts these: a keyword
+    /// the folder defined once but no message carries any more does not
+    /// use up a place (the store forgets such ones past its own bound).
+    pub fn keywords_in_use(&self) -> HashSet<String> {
+        self.msgs
+            .iter()
+            .filter(|m| !m.gone)
+            .flat_map(|m| m.meta.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .map(|f| f.to_ascii_lowercase())
+            .collect()
     }
 
     /// RECENT as the client may count it: recent messages still in the

@@ -149,7 +149,13 @@ impl P<'_> {
             if self.peek() == Some(b'"') {
                 let raw = self.quoted()?;
                 let s = String::from_utf8_lossy(&raw);
-                date = Some(parse_date_time(&s).ok_or_else(|| format!("invalid date-time: {s}"))?);
+                let t = parse_date_time(&s).ok_or_else(|| format!("invalid date-time: {s}"))?;
+                // A day the month does not have (31-Feb) is well-formed
+                // (RFC 3501 §9 date-day-fixed): the message is kept with
+                // its arrival time, as if no date were given (§6.3.11
+                // sets the date only SHOULD), as Dovecot does, rather than
+                // a date rolled over into the next month.
+                date = day_exists(&s).then_some(t);
                 self.sp()?;
             }
             let data = if self.peek_word_ci(b"UTF8") {

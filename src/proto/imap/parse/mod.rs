@@ -8,7 +8,7 @@ mod mailbox;
 mod search;
 mod store;
 
-use super::date::{parse_date, parse_date_time};
+use super::date::{day_exists, parse_date, parse_date_time};
 use super::types::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
