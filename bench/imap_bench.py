@@ -33,7 +33,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAILC = os.path.join(ROOT, "target", "release", "mailc")
+MAILC = os.environ.get("MAILC_BIN", os.path.join(ROOT, "target", "release", "mailc"))
 USER, PASS = "alice@example.test", "secret"
 
 

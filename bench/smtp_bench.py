@@ -22,7 +22,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAILC = os.path.join(ROOT, "target", "release", "mailc")
+MAILC = os.environ.get("MAILC_BIN", os.path.join(ROOT, "target", "release", "mailc"))
 
 
 def fsync_rate(dirpath, seconds=2.0):

@@ -117,6 +117,8 @@ impl Index {
 }
 
 const MAX_EXPUNGED: usize = 100_000;
+/// Numbered files of `cur/` by UID: name and parsed name.
+type Found = BTreeMap<u32, (String, NameParts)>;
 const INDEX_FILE: &str = "mailc.index";
 const UIDVALIDITY_FILE: &str = "mailc.uidvalidity";
 
@@ -539,11 +541,34 @@ impl Folder {
             None => (self.rebuild()?, false),
         };
         let mut changes = Changes::default();
-        let mut dirty = !loaded;
+        let (mut found, unnumbered) = self.scan_cur()?;
+        // UIDs found in names may be above the index's UIDNEXT (index lost).
+        if let Some((max, _)) = found.last_key_value() {
+            idx.uidnext = idx.uidnext.max(max + 1);
+        }
+        // A rebuilt index: what was numbered already is not new to anyone;
+        // what comes from new/ below is.
+        if !loaded {
+            idx.recent_from = idx.uidnext;
+        }
+        self.number_incoming(&mut idx, &mut found, unnumbered, &mut changes)?;
+        let reconciled = self.reconcile(&mut idx, found, &mut changes);
+        if idx.expunged.len() > MAX_EXPUNGED {
+            let cut = idx.expunged.len() - MAX_EXPUNGED;
+            idx.expunged.drain(..cut);
+        }
+        if reconciled || !loaded {
+            self.save(&idx)?;
+        }
+        Ok((idx, changes))
+    }
 
-        // Files in cur/, by UID.
-        let mut found: BTreeMap<u32, (String, NameParts)> = BTreeMap::new();
-        let mut unnumbered: Vec<(String, NameParts)> = Vec::new();
+    /// The files in `cur/`: numbered ones by UID, and those without a UID
+    /// of their own (dropped there by another program, or a copy of a
+    /// numbered file), which are new messages.
+    fn scan_cur(&self) -> std::io::Result<(Found, Vec<(String, NameParts)>)> {
+        let mut found = Found::new();
+        let mut unnumbered = Vec::new();
         for e in std::fs::read_dir(self.path.join("cur"))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -554,53 +579,50 @@ impl Folder {
                 Some(uid) if uid > 0 && !found.contains_key(&uid) => {
                     found.insert(uid, (name, parts));
                 }
-                // A copy of a numbered file made by another program: a new message.
                 _ => unnumbered.push((name, parts)),
             }
         }
-        // UIDs found in names may be above the index's UIDNEXT (index lost).
-        if let Some((max, _)) = found.last_key_value() {
-            idx.uidnext = idx.uidnext.max(max + 1);
-        }
-        // A rebuilt index: what was numbered already is not new to anyone;
-        // what comes from new/ below is.
-        if !loaded {
-            idx.recent_from = idx.uidnext;
-        }
-        // New mail: new/ first (in arrival order), then strays in cur/.
-        let mut incoming: Vec<(PathBuf, String, NameParts, bool)> = Vec::new();
+        unnumbered.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((found, unnumbered))
+    }
+
+    /// New mail gets UIDs: `new/` first (in arrival order; these are
+    /// \Recent), then the strays of `cur/`; each is renamed into `cur/`
+    /// with its UID in the name.
+    fn number_incoming(
+        &self,
+        idx: &mut Index,
+        found: &mut Found,
+        unnumbered: Vec<(String, NameParts)>,
+        changes: &mut Changes,
+    ) -> std::io::Result<()> {
         let mut new_names: Vec<String> = std::fs::read_dir(self.path.join("new"))?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| !n.starts_with('.'))
             .collect();
         new_names.sort();
-        for name in new_names {
-            let parts = parse_name(&name);
-            incoming.push((self.path.join("new").join(&name), name, parts, true));
-        }
-        unnumbered.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, parts) in unnumbered {
-            incoming.push((self.path.join("cur").join(&name), name, parts, false));
-        }
-        for (from, _name, parts, recent) in incoming {
+        let incoming = new_names
+            .into_iter()
+            .map(|name| (self.path.join("new").join(&name), parse_name(&name), true))
+            .chain(
+                unnumbered
+                    .into_iter()
+                    .map(|(name, parts)| (self.path.join("cur").join(&name), parts, false)),
+            );
+        for (from, parts, recent) in incoming {
             let uid = idx.uidnext;
             let base = with_uid(&parts.base, uid);
             let target = file_name(&base, &parts.flags);
             match std::fs::rename(&from, self.path.join("cur").join(&target)) {
                 Ok(()) => {
                     idx.uidnext += 1;
-                    found.insert(
-                        uid,
-                        (
-                            target,
-                            NameParts {
-                                uid: Some(uid),
-                                base,
-                                ..parts
-                            },
-                        ),
-                    );
+                    let parts = NameParts {
+                        uid: Some(uid),
+                        base,
+                        ..parts
+                    };
+                    found.insert(uid, (target, parts));
                     if recent {
                         changes.recent.push(uid);
                     }
@@ -610,8 +632,14 @@ impl Folder {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
 
-        // Reconcile with the index.
+    /// The index made to match the files: messages whose file is gone are
+    /// expunged, renamed ones take their new name and flags, new ones are
+    /// indexed. Returns whether anything changed.
+    fn reconcile(&self, idx: &mut Index, found: Found, changes: &mut Changes) -> bool {
+        let mut dirty = false;
         let mut by_uid: BTreeMap<u32, Message> =
             idx.messages.drain(..).map(|m| (m.uid, m)).collect();
         let gone: Vec<u32> = by_uid
@@ -641,53 +669,57 @@ impl Folder {
                     }
                 }
                 None => {
-                    let path = self.path.join("cur").join(&name);
-                    let meta = match std::fs::metadata(&path) {
-                        Ok(m) => m,
-                        Err(_) => continue,
+                    // Vanished between the listing and now: the next sync
+                    // has nothing to report about it.
+                    let Some(m) = self.new_message(uid, name, parts, idx.highestmodseq + 1) else {
+                        continue;
                     };
-                    let size = parts.size.unwrap_or(meta.len());
-                    let vsize = match parts.vsize {
-                        Some(v) => v,
-                        None if size == meta.len() => match std::fs::read(&path) {
-                            Ok(data) => crlf_size(&data),
-                            Err(_) => size,
-                        },
-                        None => size,
-                    };
-                    let mtime = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(now(), |d| d.as_secs() as i64);
                     idx.highestmodseq += 1;
-                    by_uid.insert(
-                        uid,
-                        Message {
-                            uid,
-                            file: name,
-                            flags: parts.flags,
-                            keywords: Vec::new(),
-                            modseq: idx.highestmodseq,
-                            size,
-                            vsize,
-                            internal_date: mtime,
-                        },
-                    );
+                    by_uid.insert(uid, m);
                     changes.added.push(uid);
                     dirty = true;
                 }
             }
         }
         idx.messages = by_uid.into_values().collect();
-        if idx.expunged.len() > MAX_EXPUNGED {
-            let cut = idx.expunged.len() - MAX_EXPUNGED;
-            idx.expunged.drain(..cut);
-        }
-        if dirty {
-            self.save(&idx)?;
-        }
-        Ok((idx, changes))
+        dirty
+    }
+
+    /// The index entry of a file in `cur/` not yet indexed: sizes from its
+    /// name (or the file), arrival time from its mtime.
+    fn new_message(
+        &self,
+        uid: u32,
+        name: String,
+        parts: NameParts,
+        modseq: u64,
+    ) -> Option<Message> {
+        let path = self.path.join("cur").join(&name);
+        let meta = std::fs::metadata(&path).ok()?;
+        let size = parts.size.unwrap_or(meta.len());
+        let vsize = match parts.vsize {
+            Some(v) => v,
+            None if size == meta.len() => match std::fs::read(&path) {
+                Ok(data) => crlf_size(&data),
+                Err(_) => size,
+            },
+            None => size,
+        };
+        let internal_date = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(now(), |d| d.as_secs() as i64);
+        Some(Message {
+            uid,
+            file: name,
+            flags: parts.flags,
+            keywords: Vec::new(),
+            modseq,
+            size,
+            vsize,
+            internal_date,
+        })
     }
 
     /// The \Recent messages of the index. With `claim` (a read-write

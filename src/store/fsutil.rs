@@ -49,12 +49,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// A temporary name beside `path`, unique to this call: two threads that
+/// write the same file at once (the first logins of one user in parallel
+/// sessions, say) must not share one, or the second rename finds nothing.
 fn tmp_beside(path: &Path) -> std::path::PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -94,5 +99,46 @@ pub fn sync_filesystem(path: &Path) -> std::io::Result<()> {
     #[cfg(not(target_os = "linux"))]
     {
         f.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_all_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("subscriptions");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let path = &path;
+                    s.spawn(move || {
+                        for j in 0..50 {
+                            let text = format!("writer {i} round {j}\n");
+                            write_atomic(path, text.as_bytes())?;
+                            write_atomic_durable(path, text.as_bytes())?;
+                        }
+                        Ok::<(), std::io::Error>(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("thread").expect("every write succeeds");
+            }
+        });
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.starts_with("writer ") && text.ends_with(" round 49\n"),
+            "{text}"
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("subscriptions")]);
     }
 }

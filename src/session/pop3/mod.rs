@@ -467,23 +467,6 @@ impl<E: Env> Session<E> {
         let State::Transaction(tx) = &mut self.state else {
             return Output::default();
         };
-        // Message number argument → index, for commands that take one. Only
-        // a missing or non-numeric argument is malformed; a number naming no
-        // message (however large) is a well-formed request that fails.
-        let pick = |tx: &Transaction, arg: Option<&String>| -> Result<usize, Failure> {
-            let Some(a) = arg.filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
-            else {
-                return Err(Failure::Malformed(r::invalid_number()));
-            };
-            let n: usize = a.parse().unwrap_or(usize::MAX);
-            if n == 0 || n > tx.deleted.len() {
-                return Err(Failure::Refused(r::no_such_message()));
-            }
-            if tx.deleted[n - 1] {
-                return Err(Failure::Refused(r::message_deleted()));
-            }
-            Ok(n - 1)
-        };
         match verb {
             Verb::Capa => self.capa(),
             Verb::Noop => simple(r::ok().to_bytes()),
@@ -496,64 +479,8 @@ impl<E: Env> Session<E> {
                     .fold((0, 0u64), |(n, s), (m, _)| (n + 1, s + m.size));
                 simple(Reply::ok(format!("{n} {size}")).to_bytes())
             }
-            Verb::List | Verb::Uidl => {
-                let uidl = verb == Verb::Uidl;
-                let validity = tx.drop.uidvalidity();
-                let item = |i: usize, m: &DropMessage| {
-                    if uidl {
-                        format!("{} {validity:08x}{:08x}", i + 1, m.uid)
-                    } else {
-                        format!("{} {}", i + 1, m.size)
-                    }
-                };
-                match cmd.args.first() {
-                    Some(_) => match pick(tx, cmd.args.first()) {
-                        Ok(i) => simple(Reply::ok(item(i, &tx.drop.messages()[i])).to_bytes()),
-                        Err(e) => self.fail(e),
-                    },
-                    None => {
-                        let mut bytes = r::listing().to_bytes();
-                        for (i, m) in tx.drop.messages().iter().enumerate() {
-                            if !tx.deleted[i] {
-                                bytes.extend_from_slice(item(i, m).as_bytes());
-                                bytes.extend_from_slice(b"\r\n");
-                            }
-                        }
-                        bytes.extend_from_slice(b".\r\n");
-                        simple(bytes)
-                    }
-                }
-            }
-            Verb::Retr | Verb::Top => {
-                // The shape of the command first: a wrong argument count is
-                // malformed whatever the message number names.
-                let top = if verb == Verb::Top {
-                    match cmd.args.get(1).and_then(|a| a.parse::<usize>().ok()) {
-                        Some(n) if cmd.args.len() == 2 => Some(n),
-                        _ => return self.error(r::usage("usage: TOP msg lines")),
-                    }
-                } else if cmd.args.len() != 1 {
-                    return self.error(r::usage("usage: RETR msg"));
-                } else {
-                    None
-                };
-                let i = match pick(tx, cmd.args.first()) {
-                    Ok(i) => i,
-                    Err(e) => return self.fail(e),
-                };
-                let m = tx.drop.messages()[i];
-                match tx.drop.read(m.uid) {
-                    Ok(data) => {
-                        let mut bytes = Reply::ok(format!("{} octets", m.size)).to_bytes();
-                        pop3::multiline(&mut bytes, &data, top);
-                        if top.is_none() {
-                            tx.retrieved[i] = true;
-                        }
-                        simple(bytes)
-                    }
-                    Err(_) => self.refuse(r::cannot_read()),
-                }
-            }
+            Verb::List | Verb::Uidl => self.list(verb == Verb::Uidl, &cmd),
+            Verb::Retr | Verb::Top => self.retrieve(verb == Verb::Top, &cmd),
             Verb::Dele => match pick(tx, cmd.args.first()) {
                 Ok(i) => {
                     tx.deleted[i] = true;
@@ -569,6 +496,72 @@ impl<E: Env> Session<E> {
             Verb::Quit => self.update(),
             // The verb table lets no other verb through after login.
             _ => self.error(r::already_logged_in()),
+        }
+    }
+
+    /// LIST or UIDL: one message's line, or the listing of all that are
+    /// not deleted.
+    fn list(&mut self, uidl: bool, cmd: &Command) -> Output {
+        let State::Transaction(tx) = &mut self.state else {
+            return Output::default();
+        };
+        let validity = tx.drop.uidvalidity();
+        let item = |i: usize, m: &DropMessage| {
+            if uidl {
+                format!("{} {validity:08x}{:08x}", i + 1, m.uid)
+            } else {
+                format!("{} {}", i + 1, m.size)
+            }
+        };
+        if cmd.args.first().is_some() {
+            return match pick(tx, cmd.args.first()) {
+                Ok(i) => simple(Reply::ok(item(i, &tx.drop.messages()[i])).to_bytes()),
+                Err(e) => self.fail(e),
+            };
+        }
+        let mut bytes = r::listing().to_bytes();
+        for (i, m) in tx.drop.messages().iter().enumerate() {
+            if !tx.deleted[i] {
+                bytes.extend_from_slice(item(i, m).as_bytes());
+                bytes.extend_from_slice(b"\r\n");
+            }
+        }
+        bytes.extend_from_slice(b".\r\n");
+        simple(bytes)
+    }
+
+    /// RETR, or TOP with its line count.
+    fn retrieve(&mut self, top: bool, cmd: &Command) -> Output {
+        // The shape of the command first: a wrong argument count is
+        // malformed whatever the message number names.
+        let top = if top {
+            match cmd.args.get(1).and_then(|a| a.parse::<usize>().ok()) {
+                Some(n) if cmd.args.len() == 2 => Some(n),
+                _ => return self.error(r::usage("usage: TOP msg lines")),
+            }
+        } else if cmd.args.len() != 1 {
+            return self.error(r::usage("usage: RETR msg"));
+        } else {
+            None
+        };
+        let State::Transaction(tx) = &mut self.state else {
+            return Output::default();
+        };
+        let i = match pick(tx, cmd.args.first()) {
+            Ok(i) => i,
+            Err(e) => return self.fail(e),
+        };
+        let m = tx.drop.messages()[i];
+        match tx.drop.read(m.uid) {
+            Ok(data) => {
+                let mut bytes = Reply::ok(format!("{} octets", m.size)).to_bytes();
+                pop3::multiline(&mut bytes, &data, top);
+                if top.is_none() {
+                    tx.retrieved[i] = true;
+                }
+                simple(bytes)
+            }
+            Err(_) => self.refuse(r::cannot_read()),
         }
     }
 
@@ -622,6 +615,23 @@ impl<E: Env> Session<E> {
             Failure::Refused(reply) => self.refuse(reply),
         }
     }
+}
+
+/// A message number argument → index into the maildrop. Only a missing
+/// or non-numeric argument is malformed; a number naming no message
+/// (however large) is a well-formed request that fails.
+fn pick(tx: &Transaction, arg: Option<&String>) -> Result<usize, Failure> {
+    let Some(a) = arg.filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit())) else {
+        return Err(Failure::Malformed(r::invalid_number()));
+    };
+    let n: usize = a.parse().unwrap_or(usize::MAX);
+    if n == 0 || n > tx.deleted.len() {
+        return Err(Failure::Refused(r::no_such_message()));
+    }
+    if tx.deleted[n - 1] {
+        return Err(Failure::Refused(r::message_deleted()));
+    }
+    Ok(n - 1)
 }
 
 fn simple(bytes: Vec<u8>) -> Output {

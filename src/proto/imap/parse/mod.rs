@@ -314,11 +314,21 @@ impl<'a> P<'a> {
     }
 
     fn body(&mut self, name: &str) -> R<Body> {
-        let arg = |p: &mut Self| -> R<String> {
-            p.sp()?;
-            p.mailbox()
-        };
-        Ok(match name {
+        if let Some(body) = self.session_command(name)? {
+            return Ok(body);
+        }
+        if let Some(body) = self.mailbox_command(name)? {
+            return Ok(body);
+        }
+        match self.message_command(name)? {
+            Some(body) => Ok(body),
+            None => Err(format!("unknown command {name}")),
+        }
+    }
+
+    /// Commands about the session: capabilities, login, extensions.
+    fn session_command(&mut self, name: &str) -> R<Option<Body>> {
+        Ok(Some(match name {
             "CAPABILITY" => Body::Capability,
             "NOOP" => Body::Noop,
             "LOGOUT" => Body::Logout,
@@ -351,6 +361,36 @@ impl<'a> P<'a> {
                 }
                 Body::Enable(caps)
             }
+            "ID" => {
+                self.sp()?;
+                if self.peek_word_ci(b"NIL") {
+                    self.i += 3;
+                    Body::Id(Vec::new())
+                } else {
+                    let items = self.paren_list(|p| {
+                        let s = p.string()?;
+                        Ok((String::from_utf8_lossy(&s).into_owned(), p)).and_then(|(k, p)| {
+                            p.sp()?;
+                            Ok((k, p.nstring_text()?))
+                        })
+                    })?;
+                    if items.len() > 30 {
+                        return Err("too many ID fields".into());
+                    }
+                    Body::Id(items)
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Commands on mailboxes as a whole, quotas included.
+    fn mailbox_command(&mut self, name: &str) -> R<Option<Body>> {
+        let arg = |p: &mut Self| -> R<String> {
+            p.sp()?;
+            p.mailbox()
+        };
+        Ok(Some(match name {
             "SELECT" | "EXAMINE" => {
                 let mailbox = arg(self)?;
                 let (condstore, qresync) = self.select_params()?;
@@ -403,84 +443,6 @@ impl<'a> P<'a> {
                 self.append()?
             }
             "IDLE" => Body::Idle,
-            "CHECK" => Body::Check,
-            "CLOSE" => Body::Close,
-            "UNSELECT" => Body::Unselect,
-            "EXPUNGE" => Body::Expunge(None),
-            "SEARCH" => {
-                self.sp()?;
-                self.search(false)?
-            }
-            "FETCH" => {
-                self.sp()?;
-                self.fetch(false)?
-            }
-            "STORE" => {
-                self.sp()?;
-                self.store(false)?
-            }
-            "COPY" | "MOVE" => {
-                self.sp()?;
-                let set = self.seq_set()?;
-                let mailbox = arg(self)?;
-                Body::Copy {
-                    uid: false,
-                    set,
-                    mailbox,
-                    is_move: name == "MOVE",
-                }
-            }
-            "UID" => {
-                self.sp()?;
-                let sub = self.keyword()?;
-                self.sp()?;
-                match sub.as_str() {
-                    "FETCH" => self.fetch(true)?,
-                    "STORE" => self.store(true)?,
-                    "SEARCH" => self.search(true)?,
-                    "COPY" | "MOVE" => {
-                        let set = self.seq_set()?;
-                        let mailbox = arg(self)?;
-                        Body::Copy {
-                            uid: true,
-                            set,
-                            mailbox,
-                            is_move: sub == "MOVE",
-                        }
-                    }
-                    "EXPUNGE" => Body::Expunge(Some(self.seq_set()?)),
-                    "SORT" => self.sort(true)?,
-                    "THREAD" => self.thread(true)?,
-                    _ => return Err(format!("unknown UID command {sub}")),
-                }
-            }
-            "ID" => {
-                self.sp()?;
-                if self.peek_word_ci(b"NIL") {
-                    self.i += 3;
-                    Body::Id(Vec::new())
-                } else {
-                    let items = self.paren_list(|p| {
-                        let s = p.string()?;
-                        Ok((String::from_utf8_lossy(&s).into_owned(), p)).and_then(|(k, p)| {
-                            p.sp()?;
-                            Ok((k, p.nstring_text()?))
-                        })
-                    })?;
-                    if items.len() > 30 {
-                        return Err("too many ID fields".into());
-                    }
-                    Body::Id(items)
-                }
-            }
-            "SORT" => {
-                self.sp()?;
-                self.sort(false)?
-            }
-            "THREAD" => {
-                self.sp()?;
-                self.thread(false)?
-            }
             "GETQUOTA" => {
                 self.sp()?;
                 Body::GetQuota(self.astring_text()?)
@@ -500,8 +462,58 @@ impl<'a> P<'a> {
                 })?;
                 Body::SetQuota
             }
-            _ => return Err(format!("unknown command {name}")),
-        })
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Commands on the messages of the selected mailbox.
+    fn message_command(&mut self, name: &str) -> R<Option<Body>> {
+        Ok(Some(match name {
+            "CHECK" => Body::Check,
+            "CLOSE" => Body::Close,
+            "UNSELECT" => Body::Unselect,
+            "EXPUNGE" => Body::Expunge(None),
+            "UID" => {
+                self.sp()?;
+                let sub = self.keyword()?;
+                self.sp()?;
+                if sub == "EXPUNGE" {
+                    Body::Expunge(Some(self.seq_set()?))
+                } else {
+                    self.set_command(&sub, true)?
+                        .ok_or_else(|| format!("unknown UID command {sub}"))?
+                }
+            }
+            "SEARCH" | "FETCH" | "STORE" | "COPY" | "MOVE" | "SORT" | "THREAD" => {
+                self.sp()?;
+                return self.set_command(name, false);
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The commands that address messages by sequence number or, after
+    /// `UID`, by UID (RFC 3501 §6.4.8), from their first argument on.
+    fn set_command(&mut self, name: &str, uid: bool) -> R<Option<Body>> {
+        Ok(Some(match name {
+            "SEARCH" => self.search(uid)?,
+            "FETCH" => self.fetch(uid)?,
+            "STORE" => self.store(uid)?,
+            "SORT" => self.sort(uid)?,
+            "THREAD" => self.thread(uid)?,
+            "COPY" | "MOVE" => {
+                let set = self.seq_set()?;
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                Body::Copy {
+                    uid,
+                    set,
+                    mailbox,
+                    is_move: name == "MOVE",
+                }
+            }
+            _ => return Ok(None),
+        }))
     }
 }
 

@@ -58,6 +58,14 @@ impl P<'_> {
             _ => {}
         }
         let k = self.keyword()?;
+        match flag_key(&k) {
+            Some(key) => Ok(key),
+            None => self.key_with_arguments(&k, depth),
+        }
+    }
+
+    /// A search key that takes arguments, after its name.
+    fn key_with_arguments(&mut self, k: &str, depth: usize) -> R<SearchKey> {
         let text = |p: &mut Self| -> R<String> {
             p.sp()?;
             Ok(String::from_utf8_lossy(&p.astring()?).into_owned())
@@ -66,16 +74,15 @@ impl P<'_> {
             p.sp()?;
             p.date()
         };
-        Ok(match k.as_str() {
-            "ALL" => SearchKey::All,
-            "ANSWERED" => SearchKey::Answered,
+        let number = |p: &mut Self| -> R<u64> {
+            p.sp()?;
+            p.number64()
+        };
+        Ok(match k {
             "BCC" => SearchKey::Bcc(text(self)?),
             "BEFORE" => SearchKey::Before(date(self)?),
             "BODY" => SearchKey::Body(text(self)?),
             "CC" => SearchKey::Cc(text(self)?),
-            "DELETED" => SearchKey::Deleted,
-            "DRAFT" => SearchKey::Draft,
-            "FLAGGED" => SearchKey::Flagged,
             "FROM" => SearchKey::From(text(self)?),
             "HEADER" => {
                 let f = text(self)?;
@@ -86,16 +93,11 @@ impl P<'_> {
                 self.sp()?;
                 SearchKey::Keyword(self.flag()?)
             }
-            "LARGER" => {
-                self.sp()?;
-                SearchKey::Larger(self.number64()?)
-            }
-            "NEW" => SearchKey::New,
+            "LARGER" => SearchKey::Larger(number(self)?),
             "NOT" => {
                 self.sp()?;
                 SearchKey::Not(Box::new(self.search_key(depth + 1)?))
             }
-            "OLD" => SearchKey::Old,
             "ON" => SearchKey::On(date(self)?),
             "OR" => {
                 self.sp()?;
@@ -104,16 +106,11 @@ impl P<'_> {
                 let b = self.search_key(depth + 1)?;
                 SearchKey::Or(Box::new(a), Box::new(b))
             }
-            "RECENT" => SearchKey::Recent,
-            "SEEN" => SearchKey::Seen,
             "SENTBEFORE" => SearchKey::SentBefore(date(self)?),
             "SENTON" => SearchKey::SentOn(date(self)?),
             "SENTSINCE" => SearchKey::SentSince(date(self)?),
             "SINCE" => SearchKey::Since(date(self)?),
-            "SMALLER" => {
-                self.sp()?;
-                SearchKey::Smaller(self.number64()?)
-            }
+            "SMALLER" => SearchKey::Smaller(number(self)?),
             "SUBJECT" => SearchKey::Subject(text(self)?),
             "TEXT" => SearchKey::Text(text(self)?),
             "TO" => SearchKey::To(text(self)?),
@@ -121,16 +118,13 @@ impl P<'_> {
                 self.sp()?;
                 SearchKey::Uid(self.seq_set()?)
             }
-            "UNANSWERED" => SearchKey::Unanswered,
-            "UNDELETED" => SearchKey::Undeleted,
-            "UNDRAFT" => SearchKey::Undraft,
-            "UNFLAGGED" => SearchKey::Unflagged,
             "UNKEYWORD" => {
                 self.sp()?;
                 SearchKey::Unkeyword(self.flag()?)
             }
-            "UNSEEN" => SearchKey::Unseen,
             "MODSEQ" => {
+                // RFC 7162 §3.1.5: an optional entry name and type before
+                // the value; every entry shares the message's MODSEQ here.
                 self.sp()?;
                 if self.peek() == Some(b'"') {
                     self.quoted()?;
@@ -140,14 +134,8 @@ impl P<'_> {
                 }
                 SearchKey::ModSeq(self.number64()?)
             }
-            "YOUNGER" => {
-                self.sp()?;
-                SearchKey::Younger(self.number64()?)
-            }
-            "OLDER" => {
-                self.sp()?;
-                SearchKey::Older(self.number64()?)
-            }
+            "YOUNGER" => SearchKey::Younger(number(self)?),
+            "OLDER" => SearchKey::Older(number(self)?),
             _ => return Err(format!("unknown search key {k}")),
         })
     }
@@ -234,4 +222,25 @@ impl P<'_> {
             key,
         })
     }
+}
+
+/// A search key without arguments (flags, RFC 3501 §6.4.4).
+fn flag_key(k: &str) -> Option<SearchKey> {
+    Some(match k {
+        "ALL" => SearchKey::All,
+        "ANSWERED" => SearchKey::Answered,
+        "DELETED" => SearchKey::Deleted,
+        "DRAFT" => SearchKey::Draft,
+        "FLAGGED" => SearchKey::Flagged,
+        "NEW" => SearchKey::New,
+        "OLD" => SearchKey::Old,
+        "RECENT" => SearchKey::Recent,
+        "SEEN" => SearchKey::Seen,
+        "UNANSWERED" => SearchKey::Unanswered,
+        "UNDELETED" => SearchKey::Undeleted,
+        "UNDRAFT" => SearchKey::Undraft,
+        "UNFLAGGED" => SearchKey::Unflagged,
+        "UNSEEN" => SearchKey::Unseen,
+        _ => return None,
+    })
 }
