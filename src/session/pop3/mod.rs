@@ -513,7 +513,7 @@ impl<E: Env> Session<E> {
                 format!("{} {}", i + 1, m.size)
             }
         };
-        if cmd.args.first().is_some() {
+        if !cmd.args.is_empty() {
             return match pick(tx, cmd.args.first()) {
                 Ok(i) => simple(Reply::ok(item(i, &tx.drop.messages()[i])).to_bytes()),
                 Err(e) => self.fail(e),
