@@ -94,7 +94,8 @@ def cpu_seconds(pids, reaped=False):
             total += int(fields[11]) + int(fields[12])
             if reaped:
                 total += int(fields[13]) + int(fields[14])
-        except OSError:
+        except (OSError, IndexError, ValueError):
+            # The process ended (or its stat was empty) while being read.
             pass
     return total / TICK
 
@@ -211,7 +212,6 @@ limits {{
     max-connections-per-ip 5000
 }}
 domain "example.test" {{
-    dkim selector="s1" generate=#true
     dmarc policy="none"
     mailbox "alice" password="{hash_}" {{
         alias "postmaster"

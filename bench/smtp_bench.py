@@ -103,7 +103,6 @@ limits {{
     max-connections-per-ip 200
 }}
 domain "bench.example" {{
-    dkim selector="s1" generate=#true
     dmarc policy="none"
     mailbox "bench"
     alias "postmaster" to="bench"

@@ -150,6 +150,9 @@ pub struct Envelope {
     pub received_at: u64,
     /// Size of the stored message in bytes.
     pub size: u64,
+    /// The inbound checks sent it to the Junk folder (local recipients).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub junk: bool,
 }
 
 impl Envelope {

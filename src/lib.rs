@@ -25,6 +25,7 @@
 //! | [`auth`] | password hashes (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the inline [`auth::Secrets`], login lookup, failure limits, the verified-credentials cache |
 //! | [`dns`] | the records each domain needs (pure), zone snippets, DKIM key files, `mailc plan` against live DNS, the one resolver and outbound MX routing |
 //! | [`envelope`] | the envelope of an accepted message and its per-recipient delivery state (plain data) |
+//! | [`inbound`] | inbound authentication's pure parts: the policy over SPF/DKIM/DMARC results, forged `Authentication-Results` removed (the DNS checks run in `services::inbound`) |
 //! | [`proto`] | wire formats as pure functions over bytes: SMTP, IMAP, POP3, SASL |
 //! | [`session`] | protocol state machines without I/O: input in, typed replies and effects out; the storage traits they need |
 //! | [`net`] | sockets only: listeners, connection limits, TLS configuration, the plain-or-TLS stream |
@@ -53,6 +54,7 @@ pub mod compile;
 pub mod diag;
 pub mod dns;
 pub mod envelope;
+pub mod inbound;
 pub mod ipnet;
 pub mod net;
 pub mod outbound;

@@ -49,6 +49,7 @@ fn envelope() -> Envelope {
         },
         received_at: ARRIVED,
         size: ORIGINAL.len() as u64,
+        junk: false,
     }
 }
 

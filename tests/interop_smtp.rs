@@ -11,7 +11,7 @@ use common::server::{Server, standard_domain};
 
 fn start() -> Server {
     Server::start(&format!(
-        "listen \"smtp\" \"127.0.0.1:0\"\nlisten \"submission\" \"127.0.0.1:0\"\nlisten \"submissions\" \"127.0.0.1:0\"\ninbound {{\n    max-message-size \"64KiB\"\n}}\nsubmission {{\n    max-message-size \"64KiB\"\n}}\n{}",
+        "listen \"smtp\" \"127.0.0.1:0\"\nlisten \"submission\" \"127.0.0.1:0\"\nlisten \"submissions\" \"127.0.0.1:0\"\ninbound {{\n    checks #false\n    max-message-size \"64KiB\"\n}}\nsubmission {{\n    max-message-size \"64KiB\"\n}}\n{}",
         standard_domain()
     ))
 }

@@ -76,6 +76,8 @@ const RULES: &[(&str, &[&[&str]])] = &[
     // Sessions: sans-I/O state machines; storage is reached through traits
     // the session declares, implemented above it in `services`.
     ("session", &[ASYNC, SOCKETS, FILES, ABOVE_PROTOCOL]),
+    // Inbound authentication's decisions: pure over the checks' results.
+    ("inbound", &[ASYNC, SOCKETS, FILES, ABOVE_PROTOCOL]),
     // Outbound delivery's pure parts (DSN, DKIM signing, SRS): no sockets
     // and no async runtime; files only to load keys. The scheduler and the
     // SMTP client that use them live in `services`.

@@ -30,6 +30,8 @@ pub const MTA_STS_MAX_AGE_SECS: u64 = 7 * 86400;
 pub const MAX_MESSAGE_SIZE: u64 = 25 << 20;
 /// RFC 5321 §4.5.3.1.8: servers must accept at least 100 recipients.
 pub const MAX_RECIPIENTS: u32 = 100;
+/// Mail from other servers is authenticated (SPF, DKIM, DMARC, ARC, iprev).
+pub const INBOUND_CHECKS: bool = true;
 /// SPF fail alone is not proof of forgery (forwarding breaks SPF): junk it.
 pub const SPF_FAIL: Action = Action::Junk;
 pub const SPF_SOFTFAIL: Action = Action::Accept;

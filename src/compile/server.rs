@@ -177,6 +177,7 @@ fn timeout_below_rfc(v: &Spanned<u64>, min: u64, rfc: &str, raised: bool) -> Dia
 
 fn inbound_policy(i: &crate::spec::ast::Inbound) -> InboundPolicy {
     InboundPolicy {
+        checks: or(&i.checks, def::INBOUND_CHECKS),
         max_message_size: or(&i.max_message_size, def::MAX_MESSAGE_SIZE),
         max_recipients: or(&i.max_recipients, def::MAX_RECIPIENTS),
         spf_fail: action(&i.spf_fail, def::SPF_FAIL),

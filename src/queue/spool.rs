@@ -576,6 +576,7 @@ mod tests {
                 },
                 received_at: 1,
                 size: body.len() as u64,
+                junk: false,
             },
             message: body.as_bytes().to_vec(),
         }

@@ -169,12 +169,19 @@ fn plan_jobs(shared: &Shared, tables: &Tables, batch: &mut [Entry], now: u64) ->
                 Some(m) if m.disabled => Some(("5.2.1", "mailbox is disabled")),
                 Some(m) => {
                     let head = format!("{return_path}Delivered-To: {address}\r\n");
+                    // Junk (the inbound checks): the Maildir++ Junk folder,
+                    // made on first use as IMAP would (RFC 6154 \Junk).
+                    let folder = if env.junk {
+                        junk_folder(&m.maildir)
+                    } else {
+                        m.maildir.clone()
+                    };
                     let size = (head.len() + message.len()) as u64;
                     jobs.push(Job {
                         entry: ei,
                         delivery: di,
                         mailbox: address.clone(),
-                        folder: m.maildir.clone(),
+                        folder,
                         name: maildir::file_name(
                             env.received_at,
                             &env.id,
@@ -435,6 +442,26 @@ fn deliver_each(
         }
     }
     (results, dir_ok)
+}
+
+/// The Junk folder of a mailbox's Maildir (`.Junk`, as the IMAP store
+/// names it), created when missing. If it cannot be made, the message goes
+/// to INBOX rather than nowhere.
+fn junk_folder(maildir: &std::path::Path) -> PathBuf {
+    let junk = maildir.join(".Junk");
+    if junk.join("cur").is_dir() {
+        return junk;
+    }
+    match crate::store::folder::Folder::new(&junk).create() {
+        Ok(()) => {
+            let _ = std::fs::write(junk.join("maildirfolder"), b"");
+            junk
+        }
+        Err(e) => {
+            tracing::warn!(folder = %junk.display(), error = %e, "cannot make the Junk folder; delivering to INBOX");
+            maildir.to_path_buf()
+        }
+    }
 }
 
 #[cfg(test)]

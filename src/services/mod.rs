@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod delivery;
 pub mod imap;
+pub mod inbound;
 pub mod login;
 pub mod maildrop;
 pub mod mailstore;

@@ -157,6 +157,7 @@ pub async fn send(
         },
         received_at: now,
         size: message.len() as u64,
+        junk: false,
     };
     let deliveries = destinations
         .into_iter()

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::conn::{self, Conn, Extras};
+use super::inbound;
 use super::{Shared, Snapshot, unix_now};
 use crate::envelope::Accepted;
+use crate::inbound::Decision;
 use crate::net::limits::Slot;
 use crate::session::protocol::Step;
 use crate::session::smtp::{ConnInfo, Driven, Env, Session};
@@ -53,6 +55,12 @@ impl Extras<Driven<LiveEnv>> for Spooler {
         session: &mut Driven<LiveEnv>,
         mut accepted: Box<Accepted>,
     ) -> Step<Box<Accepted>> {
+        if session.session.checks_inbound() {
+            match self.authenticate(&mut accepted).await {
+                Ok(()) => {}
+                Err(reply) => return session.refused(reply),
+            }
+        }
         super::outbound::sign_submission(&self.snapshot, &mut accepted);
         let result = match self.shared.spool.store(*accepted).await {
             Ok(entry) => {
@@ -74,6 +82,65 @@ impl Extras<Driven<LiveEnv>> for Spooler {
             }
         };
         session.enqueued(result)
+    }
+}
+
+impl Spooler {
+    /// The inbound checks of a message from another server: our
+    /// `Authentication-Results` on top (forged ones of our authserv-id
+    /// removed first), Junk marked, or the reply that refuses it.
+    async fn authenticate(
+        &self,
+        accepted: &mut Accepted,
+    ) -> Result<(), crate::proto::smtp::reply::Reply> {
+        let tables = &self.snapshot.tables;
+        let hostname = tables.hostname.as_str();
+        let env = &accepted.envelope;
+        let arrival = inbound::Arrival {
+            ip: self.peer.ip(),
+            helo: &env.client.helo,
+            sender: &env.sender,
+            hostname,
+        };
+        let checked = inbound::check(
+            &self.snapshot.outbound.resolver,
+            &tables.inbound,
+            arrival,
+            &accepted.message,
+        )
+        .await;
+        let verdict = match &checked.decision {
+            Decision::Deliver { junk: false, .. } => "deliver".to_string(),
+            Decision::Deliver { junk: true, reason } => {
+                format!("junk ({})", reason.as_deref().unwrap_or(""))
+            }
+            Decision::Reject(reply) | Decision::Defer(reply) => {
+                String::from_utf8_lossy(&reply.to_bytes())
+                    .trim_end()
+                    .to_string()
+            }
+        };
+        tracing::info!(
+            client = %self.peer.ip(),
+            from = %env.sender,
+            results = %checked.header.trim_end().replace("\r\n\t", " "),
+            verdict,
+            "inbound checks"
+        );
+        match checked.decision {
+            Decision::Reject(reply) | Decision::Defer(reply) => Err(reply),
+            Decision::Deliver { junk, .. } => {
+                let stripped = crate::inbound::strip_forged(&accepted.message, hostname);
+                let mut message = Vec::with_capacity(checked.header.len() + stripped.len());
+                message.extend_from_slice(checked.header.as_bytes());
+                message.extend_from_slice(&stripped);
+                drop(stripped);
+                accepted.message = message;
+                accepted.envelope.size = accepted.message.len() as u64;
+                accepted.envelope.junk = junk;
+                Ok(())
+            }
+        }
     }
 }
 

@@ -118,6 +118,7 @@ pub fn accept(
         },
         received_at: now,
         size: 0,
+        junk: false,
     };
     for address in &sub.recipients {
         let mut indexes = Vec::new();

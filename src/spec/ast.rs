@@ -151,6 +151,7 @@ pub struct Alias {
 
 #[derive(Debug, Clone, Default)]
 pub struct Inbound {
+    pub checks: Option<Spanned<bool>>,
     pub max_message_size: Option<Spanned<u64>>,
     pub max_recipients: Option<Spanned<u32>>,
     pub spf_fail: Option<Spanned<&'static str>>,
@@ -342,6 +343,7 @@ fn listener(n: &SNode) -> Option<Listener> {
 fn inbound(n: &SNode) -> Inbound {
     let policy = |child: &str, prop: &str| n.child(child).and_then(|s| s.p(prop, s_choice));
     Inbound {
+        checks: n.setting("checks", s_bool),
         max_message_size: n.setting("max-message-size", s_size),
         max_recipients: n.setting("max-recipients", s_int),
         spf_fail: policy("spf", "fail"),

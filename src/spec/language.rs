@@ -512,6 +512,13 @@ value_node!(
     "Most recipients per message."
 );
 
+value_node!(
+    INBOUND_CHECKS,
+    "checks",
+    Ty::Bool,
+    "Check SPF, DKIM, DMARC, ARC and iprev of mail from other servers and add Authentication-Results (default #true; turn off only behind a gateway that checks)."
+);
+
 pub static INBOUND_SPF: NodeSpec = NodeSpec {
     name: "spf",
     doc: "What to do with mail whose SPF check fails.",
@@ -556,6 +563,7 @@ pub static INBOUND: NodeSpec = NodeSpec {
     children: &[
         &MAX_MESSAGE_SIZE,
         &MAX_RECIPIENTS,
+        &INBOUND_CHECKS,
         &INBOUND_SPF,
         &INBOUND_DKIM,
         &INBOUND_DMARC,

@@ -368,6 +368,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct InboundPolicy {
+    /// SPF, DKIM, DMARC, ARC and iprev run on mail from other servers.
+    pub checks: bool,
     pub max_message_size: u64,
     pub max_recipients: u32,
     pub spf_fail: Action,

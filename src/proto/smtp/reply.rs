@@ -305,6 +305,36 @@ pub mod r {
     pub fn bad_message(what: &str) -> Reply {
         Reply::new(554, E(5, 6, 0), format!("message rejected: {what}"))
     }
+    /// DMARC policy of the author's domain is reject (RFC 7489 §6.6.3
+    /// suggests 5.7.1).
+    pub fn dmarc_rejected(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            E(5, 7, 1),
+            format!("rejected by the DMARC policy of {domain}"),
+        )
+    }
+    /// SPF said fail and the policy rejects (RFC 7372 §3.2: 5.7.23).
+    pub fn spf_rejected(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            E(5, 7, 23),
+            format!("SPF validation failed for {domain}"),
+        )
+    }
+    /// A DKIM signature failed and the policy rejects (RFC 7372 §3.1:
+    /// 5.7.20, no passing DKIM signature).
+    pub fn dkim_rejected() -> Reply {
+        Reply::new(550, E(5, 7, 20), "no passing DKIM signature")
+    }
+    /// A DNS lookup a check needs failed for now (RFC 3463 X.4.3).
+    pub fn auth_dns_error(what: &str) -> Reply {
+        Reply::new(
+            451,
+            E(4, 4, 3),
+            format!("{what} could not be checked (DNS), try again later"),
+        )
+    }
 }
 
 #[cfg(test)]

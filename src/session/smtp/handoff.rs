@@ -101,7 +101,29 @@ impl<E: Env> Session<E> {
             },
             received_at: now,
             size,
+            junk: false,
         }
+    }
+
+    /// Whether the message just handed off gets the inbound checks (SPF,
+    /// DKIM, DMARC, ARC, iprev): mail from another server at an MX
+    /// listener; never authenticated submission, a trusted network or LMTP.
+    pub fn checks_inbound(&self) -> bool {
+        self.tables.inbound.checks
+            && self.role == Role::Mx
+            && self.user.is_none()
+            && !self.trusted()
+    }
+
+    /// The inbound checks refused the message handed off (a 5xx reject or
+    /// a 4xx deferral): the transaction ends with `reply`, nothing is
+    /// queued, the session goes on.
+    pub fn refused(&mut self, reply: crate::proto::smtp::reply::Reply) -> Output {
+        if !matches!(self.state, State::WaitQueue { .. }) {
+            return Output::reply(r::local_error());
+        }
+        self.state = State::Ready;
+        Output::reply(reply)
     }
 
     /// The queue stored the message durably (`Ok(id)`) or could not (the

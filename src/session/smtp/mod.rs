@@ -261,7 +261,7 @@ impl<E: Env> Session<E> {
         }
     }
 
-    fn trusted(&self) -> bool {
+    pub(super) fn trusted(&self) -> bool {
         self.tables
             .trusted_networks
             .iter()

@@ -35,6 +35,11 @@ impl<E: Env> Driven<E> {
     ) -> Step<Box<Accepted>> {
         step(self.session.enqueued(result))
     }
+
+    /// The inbound checks refused the message: see [`Session::refused`].
+    pub fn refused(&mut self, reply: crate::proto::smtp::reply::Reply) -> Step<Box<Accepted>> {
+        step(self.session.refused(reply))
+    }
 }
 
 fn step(out: Output) -> Step<Box<Accepted>> {

@@ -1,0 +1,150 @@
+//! Inbound authentication at the MX: SPF for the HELO name and MAIL FROM
+//! (RFC 7208), every DKIM signature (RFC 6376), the ARC chain (RFC 8617),
+//! DMARC of the author domain (RFC 7489) and iprev (RFC 8601 §3) of a
+//! message arriving from another server, through mail-auth with the
+//! server's resolver (hickory's cache keeps answers within their TTL, every
+//! query is bounded by the resolver's timeout and the whole check by
+//! [`CHECK_TIME`]). The results become the `Authentication-Results` field
+//! and, under the configured policy ([`crate::inbound::decide`]), the fate
+//! of the message.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator};
+
+use crate::dns::resolver::Resolver;
+use crate::inbound::{Decision, Summary, decide};
+use crate::proto::smtp::reply::r;
+use crate::tables::InboundPolicy;
+
+/// The longest all checks of one message may take together. A sender
+/// whose DNS is this slow is told to try again (451), as for any other DNS
+/// failure.
+pub const CHECK_TIME: Duration = Duration::from_secs(30);
+
+/// What the checks concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub decision: Decision,
+    /// The `Authentication-Results` field, CRLF-terminated (empty when the
+    /// checks did not finish).
+    pub header: String,
+}
+
+/// The SMTP facts the checks need besides the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    pub ip: IpAddr,
+    pub helo: &'a str,
+    /// MAIL FROM; empty for the null sender.
+    pub sender: &'a str,
+    /// Our host name: the authserv-id, and SPF's `%{r}`.
+    pub hostname: &'a str,
+}
+
+/// Runs the checks and applies `policy`.
+pub async fn check(
+    resolver: &Resolver,
+    policy: &InboundPolicy,
+    arrival: Arrival<'_>,
+    message: &[u8],
+) -> Checked {
+    match tokio::time::timeout(CHECK_TIME, run(resolver, policy, arrival, message)).await {
+        Ok(checked) => checked,
+        Err(_) => Checked {
+            decision: Decision::Defer(r::auth_dns_error("the message")),
+            header: String::new(),
+        },
+    }
+}
+
+async fn run(
+    resolver: &Resolver,
+    policy: &InboundPolicy,
+    a: Arrival<'_>,
+    message: &[u8],
+) -> Checked {
+    let auth = MessageAuthenticator(resolver.hickory().clone());
+    let helo = a.helo.trim_start_matches('[').trim_end_matches(']');
+    let spf_helo = auth
+        .verify_spf(SpfParameters::verify_ehlo(a.ip, helo, a.hostname))
+        .await;
+    let spf = auth
+        .verify_spf(SpfParameters::verify_mail_from(
+            a.ip, helo, a.hostname, a.sender,
+        ))
+        .await;
+    let spf_domain = a
+        .sender
+        .rsplit_once('@')
+        .map_or(helo, |(_, d)| d)
+        .to_ascii_lowercase();
+    let iprev = auth.verify_iprev(a.ip).await;
+    let Some(msg) = AuthenticatedMessage::parse(message) else {
+        // No header mail-auth can read: nothing to verify but the SMTP
+        // identities.
+        let summary = Summary {
+            spf: spf.result(),
+            spf_domain,
+            dkim: Vec::new(),
+            dmarc: DmarcResult::None,
+            dmarc_policy: mail_auth::dmarc::Policy::Unspecified,
+            from_domain: String::new(),
+        };
+        let header = AuthenticationResults::new(a.hostname)
+            .with_spf_ehlo_result(&spf_helo, a.ip, helo)
+            .with_spf_mailfrom_result(&spf, a.ip, a.sender, helo)
+            .with_iprev_result(&iprev, a.ip)
+            .to_header();
+        return Checked {
+            decision: decide(policy, &summary),
+            header: with_dkim_none(header, a.hostname),
+        };
+    };
+    let dkim = auth.verify_dkim(&msg).await;
+    let arc = auth.verify_arc(&msg).await;
+    let mail_from_domain = spf_domain.clone();
+    let dmarc = auth
+        .verify_dmarc(DmarcParameters::new(&msg, &dkim, &mail_from_domain, &spf))
+        .await;
+    let from = msg.from.first().cloned().unwrap_or_default();
+    let summary = Summary {
+        spf: spf.result(),
+        spf_domain,
+        dkim: dkim.iter().map(|d| d.result().clone()).collect(),
+        dmarc: dmarc.result(),
+        dmarc_policy: dmarc.policy(),
+        from_domain: dmarc.domain().to_string(),
+    };
+    let header = AuthenticationResults::new(a.hostname)
+        .with_dkim_results(&dkim, &from)
+        .with_spf_ehlo_result(&spf_helo, a.ip, helo)
+        .with_spf_mailfrom_result(&spf, a.ip, a.sender, helo)
+        .with_arc_result(&arc, a.ip)
+        .with_dmarc_result(&dmarc)
+        .with_iprev_result(&iprev, a.ip)
+        .to_header();
+    let header = if dkim.is_empty() {
+        with_dkim_none(header, a.hostname)
+    } else {
+        header
+    };
+    Checked {
+        decision: decide(policy, &summary),
+        header,
+    }
+}
+
+/// `dkim=none` stated when the message carries no signature (RFC 8601
+/// §2.7.1), which mail-auth leaves out.
+fn with_dkim_none(header: String, hostname: &str) -> String {
+    let head = format!("Authentication-Results: {hostname}");
+    match header.strip_prefix(&head) {
+        Some(rest) => format!("{head};\r\n\tdkim=none{rest}"),
+        None => header,
+    }
+}
