@@ -13,7 +13,8 @@ mod common;
 use std::time::Duration;
 
 use common::dns_server::DnsServer;
-use common::server::{Raw, Server, standard_domain, submit_as_alice};
+use common::inbound::{files_in, message, results_field, send, server, wait_for};
+use common::server::submit_as_alice;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
@@ -48,19 +49,6 @@ fn zones(dkim_public: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn server(resolver: &str) -> Server {
-    Server::start(&format!(
-        "resolver \"{resolver}\"\nlisten \"smtp\" \"127.0.0.1:0\"\nlisten \"submissions\" \"127.0.0.1:0\"\ninbound {{\n    checks #true\n}}\n{}",
-        standard_domain()
-    ))
-}
-
-fn message(from: &str, subject: &str) -> String {
-    format!(
-        "From: Sender <{from}>\r\nTo: alice@example.test\r\nSubject: {subject}\r\nDate: Thu, 03 Dec 2026 08:00:00 +0000\r\nMessage-ID: <{subject}@sender.test>\r\n\r\nHello.\r\n"
-    )
-}
-
 fn signed(key: &DkimKeyPair, msg: &str) -> String {
     let signing = Ed25519Key::from_pkcs8_der(key.private_key()).expect("key");
     let signature = DkimSigner::from_key(signing)
@@ -70,75 +58,6 @@ fn signed(key: &DkimKeyPair, msg: &str) -> String {
         .sign(msg.as_bytes())
         .expect("sign");
     format!("{}{msg}", signature.to_header())
-}
-
-/// One SMTP transaction from 127.0.0.1 introducing itself as
-/// mx.sender.test; the final reply.
-fn send(server: &Server, from: &str, body: &str) -> (u16, String) {
-    let mut c = Raw::connect(server.addr("smtp"));
-    c.reply().expect("greeting");
-    assert_eq!(c.cmd("EHLO mx.sender.test").expect("ehlo").0, 250);
-    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")).expect("mail").0, 250);
-    assert_eq!(c.cmd("RCPT TO:<alice@example.test>").expect("rcpt").0, 250);
-    assert_eq!(c.cmd("DATA").expect("data").0, 354);
-    c.send(body.replace("\r\n.", "\r\n..").as_bytes())
-        .expect("body");
-    c.send(b".\r\n").expect("end");
-    let reply = c.reply().expect("reply");
-    let _ = c.cmd("QUIT");
-    reply
-}
-
-fn files_in(server: &Server, sub: &str) -> Vec<String> {
-    let dir = server
-        .state()
-        .join("mail/example.test/alice")
-        .join(sub)
-        .join("new");
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-fn wait_for(server: &Server, sub: &str, n: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let files = files_in(server, sub);
-        if files.len() >= n || std::time::Instant::now() > deadline {
-            return files;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The Authentication-Results field of a delivered message, unfolded, with
-/// the signature prefix (`header.b=`, random per key) masked.
-fn results_field(text: &str) -> String {
-    let start = text
-        .find("Authentication-Results: mail.example.test")
-        .unwrap_or_else(|| panic!("no Authentication-Results of ours:\n{text}"));
-    let mut field = String::new();
-    for (i, line) in text[start..].split("\r\n").enumerate() {
-        if i > 0 && !line.starts_with([' ', '\t']) {
-            break;
-        }
-        field.push_str(line.trim_start());
-        field.push(' ');
-    }
-    let field = field.trim_end().to_string();
-    match field.find("header.b=") {
-        Some(at) => {
-            let end = field[at..].find([' ', ';']).map_or(field.len(), |n| at + n);
-            format!("{}header.b=<masked>{}", &field[..at], &field[end..])
-        }
-        None => field,
-    }
 }
 
 #[test]
@@ -239,4 +158,114 @@ fn dns_down_defers_and_queues_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(files_in(&server, "").is_empty());
     assert!(server.queue_entries().is_empty());
+}
+
+/// Hostile input: SPF records that loop or need more than 10 lookups, a
+/// 16 KiB SPF record, malformed and absurd DKIM-Signature fields, 10,000
+/// header fields. Each message gets its answer (accepted: none of these
+/// proves forgery under the default policy) with our results, and the
+/// server stays up.
+#[test]
+fn hostile_records_and_signatures_are_bounded() {
+    let mut chain = String::new();
+    for i in 0..12 {
+        chain.push_str(&format!(
+            "i{i} 300 IN TXT \"v=spf1 include:i{}.many.test -all\"\n",
+            i + 1
+        ));
+    }
+    let big: String = (0..80)
+        .map(|i| {
+            format!(
+                "\"ip4:192.0.2.{} ip4:198.51.100.{} ip4:203.0.113.{} \"",
+                i, i, i
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let dns = DnsServer::start(&[
+        (
+            "loop.test.",
+            "@ 300 IN TXT \"v=spf1 include:loop.test -all\"\n".into(),
+        ),
+        (
+            "many.test.",
+            format!("@ 300 IN TXT \"v=spf1 include:i0.many.test -all\"\n{chain}"),
+        ),
+        (
+            "big.test.",
+            format!("@ 300 IN TXT \"v=spf1 \" {big} \"ip4:127.0.0.1 -all\"\n"),
+        ),
+        (
+            "127.in-addr.arpa.",
+            "1.0.0 300 IN PTR mx.sender.test.\n".into(),
+        ),
+    ]);
+    let server = server(&dns.addr.to_string());
+    let h_list = (0..5000)
+        .map(|i| format!("X-{i}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let many_headers: String = (0..10_000).map(|i| format!("X-Filler: {i}\r\n")).collect();
+    let cases: Vec<(&str, String)> = vec![
+        ("news@loop.test", message("news@loop.test", "spf-loop")),
+        ("news@many.test", message("news@many.test", "spf-many")),
+        ("news@big.test", message("news@big.test", "spf-big")),
+        (
+            "news@loop.test",
+            format!(
+                "DKIM-Signature: v=1; a=rsa-sha256; d=loop.test; garbage;;; b=!!!\r\n{}",
+                message("news@loop.test", "dkim-malformed")
+            ),
+        ),
+        (
+            "news@loop.test",
+            format!(
+                "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=loop.test; s=x;\r\n l=999999999999999999999999; h={h_list};\r\n bh=AAAA; b=AAAA\r\n{}",
+                message("news@loop.test", "dkim-absurd")
+            ),
+        ),
+        (
+            "news@loop.test",
+            format!(
+                "{many_headers}{}",
+                message("news@loop.test", "many-headers")
+            ),
+        ),
+    ];
+    for (i, (from, body)) in cases.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let (code, text) = send(&server, from, body);
+        // A hang guard, not a performance figure: the checks are bounded
+        // by the 30 s of services::inbound::CHECK_TIME.
+        assert!(started.elapsed() < Duration::from_secs(40), "case {i}");
+        assert_eq!(code, 250, "case {i}: {text}\n{}", server.log_text());
+        let inbox = wait_for(&server, "", i + 1);
+        assert_eq!(inbox.len(), i + 1, "{}", server.log_text());
+    }
+    let inbox = files_in(&server, "");
+    for m in &inbox {
+        let field = results_field(m);
+        assert!(field.contains("spf="), "{field}");
+    }
+    let field = |subject: &str| {
+        results_field(
+            inbox
+                .iter()
+                .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
+                .expect("delivered"),
+        )
+    };
+    assert!(field("spf-loop").contains("smtp.mailfrom=news@loop.test"));
+    assert!(
+        field("spf-many").contains("spf=permerror"),
+        "{}",
+        field("spf-many")
+    );
+    assert!(
+        field("dkim-absurd").contains("dkim="),
+        "{}",
+        field("dkim-absurd")
+    );
+    assert!(!field("dkim-absurd").contains("dkim=pass"));
 }

@@ -12,9 +12,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator};
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
+};
 
 use crate::dns::resolver::Resolver;
 use crate::inbound::{Decision, Summary, decide};
@@ -115,7 +118,7 @@ async fn run(
     let summary = Summary {
         spf: spf.result(),
         spf_domain,
-        dkim: dkim.iter().map(|d| d.result().clone()).collect(),
+        dkim: dkim.iter().map(|d| body_hash_is_fail(d.result())).collect(),
         dmarc: dmarc.result(),
         dmarc_policy: dmarc.policy(),
         from_domain: dmarc.domain().to_string(),
@@ -131,11 +134,26 @@ async fn run(
     let header = if dkim.is_empty() {
         with_dkim_none(header, a.hostname)
     } else {
-        header
+        header.replace(
+            "dkim=neutral (body hash did not verify)",
+            "dkim=fail (body hash did not verify)",
+        )
     };
     Checked {
         decision: decide(policy, &summary),
         header,
+    }
+}
+
+/// A body changed after signing is a signature that failed verification
+/// (RFC 6376 §6.1.3, PERMFAIL "body hash did not verify"; RFC 8601
+/// §2.7.1 `fail`); mail-auth 0.13.3 reports it as neutral.
+fn body_hash_is_fail(result: &DkimResult) -> DkimResult {
+    match result {
+        DkimResult::Neutral(e @ mail_auth::Error::Dkim(DkimError::FailedBodyHashMatch)) => {
+            DkimResult::Fail(e.clone())
+        }
+        other => other.clone(),
     }
 }
 

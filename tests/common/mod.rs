@@ -4,6 +4,7 @@
 pub mod crash_client;
 pub mod dialog;
 pub mod dns_server;
+pub mod inbound;
 pub mod scripted_peer;
 pub mod server;
 pub mod tls;

@@ -1,0 +1,91 @@
+//! Helpers of the inbound-authentication tests (`e2e_inbound`,
+//! `interop_inbound`): a server whose MX checks mail with the given
+//! resolver, one SMTP transaction from 127.0.0.1 as `mx.sender.test`, the
+//! delivered messages, our `Authentication-Results` field.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use super::server::{Raw, Server, standard_domain};
+
+pub fn server(resolver: &str) -> Server {
+    Server::start(&format!(
+        "resolver \"{resolver}\"\nlisten \"smtp\" \"127.0.0.1:0\"\nlisten \"submissions\" \"127.0.0.1:0\"\ninbound {{\n    checks #true\n}}\n{}",
+        standard_domain()
+    ))
+}
+
+pub fn message(from: &str, subject: &str) -> String {
+    format!(
+        "From: Sender <{from}>\r\nTo: alice@example.test\r\nSubject: {subject}\r\nDate: Thu, 03 Dec 2026 08:00:00 +0000\r\nMessage-ID: <{subject}@sender.test>\r\n\r\nHello.\r\n"
+    )
+}
+
+/// One SMTP transaction from 127.0.0.1 introducing itself as
+/// mx.sender.test; the final reply.
+pub fn send(server: &Server, from: &str, body: &str) -> (u16, String) {
+    let mut c = Raw::connect(server.addr("smtp"));
+    c.reply().expect("greeting");
+    assert_eq!(c.cmd("EHLO mx.sender.test").expect("ehlo").0, 250);
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")).expect("mail").0, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.test>").expect("rcpt").0, 250);
+    assert_eq!(c.cmd("DATA").expect("data").0, 354);
+    c.send(body.replace("\r\n.", "\r\n..").as_bytes())
+        .expect("body");
+    c.send(b".\r\n").expect("end");
+    let reply = c.reply().expect("reply");
+    let _ = c.cmd("QUIT");
+    reply
+}
+
+pub fn files_in(server: &Server, sub: &str) -> Vec<String> {
+    let dir = server
+        .state()
+        .join("mail/example.test/alice")
+        .join(sub)
+        .join("new");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+pub fn wait_for(server: &Server, sub: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let files = files_in(server, sub);
+        if files.len() >= n || std::time::Instant::now() > deadline {
+            return files;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The Authentication-Results field of a delivered message, unfolded, with
+/// the signature prefix (`header.b=`, random per key) masked.
+pub fn results_field(text: &str) -> String {
+    let start = text
+        .find("Authentication-Results: mail.example.test")
+        .unwrap_or_else(|| panic!("no Authentication-Results of ours:\n{text}"));
+    let mut field = String::new();
+    for (i, line) in text[start..].split("\r\n").enumerate() {
+        if i > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        field.push_str(line.trim_start());
+        field.push(' ');
+    }
+    let field = field.trim_end().to_string();
+    match field.find("header.b=") {
+        Some(at) => {
+            let end = field[at..].find([' ', ';']).map_or(field.len(), |n| at + n);
+            format!("{}header.b=<masked>{}", &field[..at], &field[end..])
+        }
+        None => field,
+    }
+}

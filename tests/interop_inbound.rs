@@ -1,0 +1,167 @@
+//! Inbound authentication against independent signers: messages signed by
+//! dkimpy's `dkimsign` (RSA and Ed25519, keys made by its `dknewkey`) and
+//! sealed by its `arcsign` reach mailc's MX, whose verdicts in
+//! `Authentication-Results` must be pass for the intact ones and fail for
+//! the ones changed after signing. Keys are served by a real DNS server on
+//! loopback. Run by `.ci/run` with `--ignored` (Debian's python3-dkim and
+//! python3-authres).
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use common::dns_server::DnsServer;
+use common::inbound::{message, results_field, send, server, wait_for};
+use common::tool;
+
+/// `v=DKIM1; ...` as the zone-file strings of one TXT record (each string
+/// at most 255 octets).
+fn txt(record: &str) -> String {
+    let record: String = record.split_whitespace().collect::<Vec<_>>().join(" ");
+    record
+        .as_bytes()
+        .chunks(200)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn newkey(dir: &Path, name: &str, ktype: &str) -> String {
+    let status = tool("dknewkey")
+        .args(["--ktype", ktype, name])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("dknewkey runs");
+    assert!(status.success());
+    std::fs::read_to_string(dir.join(format!("{name}.dns"))).expect("record")
+}
+
+/// Runs a dkimpy tool with the message on stdin; its stdout.
+fn pipe(cmd: &mut std::process::Command, input: &str) -> String {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tool runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("tool ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn dkimsign(dir: &Path, selector: &str, key: &str, alg: &str, msg: &str) -> String {
+    pipe(
+        tool("dkimsign")
+            .args(["--signalg", alg, selector, "sender.test", key])
+            .current_dir(dir),
+        msg,
+    )
+}
+
+#[test]
+#[ignore = "needs python3-dkim and python3-authres (installed by .ci/run)"]
+fn dkimpy_signatures_and_arc_seals_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rsa = newkey(dir.path(), "rsa", "rsa");
+    let ed = newkey(dir.path(), "ed", "ed25519");
+    let dns = DnsServer::start(&[
+        (
+            "sender.test.",
+            format!(
+                "@ 300 IN TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+                 _dmarc 300 IN TXT \"v=DMARC1; p=reject\"\n\
+                 rsa._domainkey 300 IN TXT {}\n\
+                 ed._domainkey 300 IN TXT {}\n\
+                 mx 300 IN A 127.0.0.1\n",
+                txt(&rsa),
+                txt(&ed)
+            ),
+        ),
+        (
+            "forwarder.test.",
+            format!("arc._domainkey 300 IN TXT {}\n", txt(&rsa)),
+        ),
+        (
+            "127.in-addr.arpa.",
+            "1.0.0 300 IN PTR mx.sender.test.\n".into(),
+        ),
+    ]);
+    let server = server(&dns.addr.to_string());
+    let cases: Vec<(&str, String, &str)> = {
+        let plain = |s: &str| message("news@sender.test", s);
+        let rsa_msg = dkimsign(dir.path(), "rsa", "rsa.key", "rsa-sha256", &plain("rsa"));
+        let ed_msg = dkimsign(
+            dir.path(),
+            "ed",
+            "ed.key",
+            "ed25519-sha256",
+            &plain("ed25519"),
+        );
+        // Changed after signing: the body, then a signed header.
+        let body_changed = dkimsign(dir.path(), "rsa", "rsa.key", "rsa-sha256", &plain("body"))
+            .replace("Hello.", "Hello, changed.");
+        let subject_changed = dkimsign(
+            dir.path(),
+            "ed",
+            "ed.key",
+            "ed25519-sha256",
+            &plain("subject"),
+        )
+        .replace("Subject: subject", "Subject: subject changed");
+        // A forwarder's ARC set over a DKIM-signed message: arcsign seals
+        // what the forwarder's own Authentication-Results said.
+        let signed = dkimsign(dir.path(), "rsa", "rsa.key", "rsa-sha256", &plain("arc"));
+        let with_results = format!(
+            "Authentication-Results: forwarder.test; dkim=pass header.d=sender.test\r\n{signed}"
+        );
+        let seal = pipe(
+            tool("arcsign")
+                .args(["arc", "forwarder.test", "rsa.key", "forwarder.test"])
+                .current_dir(dir.path()),
+            &with_results,
+        );
+        let sealed = format!("{seal}{with_results}");
+        vec![
+            (
+                "rsa",
+                rsa_msg,
+                "dkim=pass header.i=@sender.test header.s=rsa",
+            ),
+            (
+                "ed25519",
+                ed_msg,
+                "dkim=pass header.i=@sender.test header.s=ed",
+            ),
+            ("body", body_changed, "dkim=fail"),
+            ("subject changed", subject_changed, "dkim=fail"),
+            ("arc", sealed, "arc=pass"),
+        ]
+    };
+    for (i, (subject, body, expected)) in cases.iter().enumerate() {
+        let (code, text) = send(&server, "news@sender.test", body);
+        // SPF passes and aligns, so DMARC passes even where DKIM fails.
+        assert_eq!(code, 250, "{subject}: {text}");
+        let inbox = wait_for(&server, "", i + 1);
+        let got = inbox
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
+            .unwrap_or_else(|| panic!("{subject} not delivered\n{}", server.log_text()));
+        let field = results_field(got);
+        assert!(field.contains(expected), "{subject}: {field}");
+        assert!(field.contains("dmarc=pass"), "{subject}: {field}");
+    }
+}
