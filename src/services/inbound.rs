@@ -76,11 +76,7 @@ async fn run(
     let spf_helo = auth
         .verify_spf(SpfParameters::verify_ehlo(a.ip, helo, a.hostname))
         .await;
-    let spf = auth
-        .verify_spf(SpfParameters::verify_mail_from(
-            a.ip, helo, a.hostname, a.sender,
-        ))
-        .await;
+    let spf = spf_mail_from(&auth, a.ip, helo, a.sender, a.hostname).await;
     let spf_domain = a
         .sender
         .rsplit_once('@')
@@ -143,6 +139,27 @@ async fn run(
         decision: decide(policy, &summary),
         header,
     }
+}
+
+/// SPF of the MAIL FROM identity (RFC 7208 §2.4; for the null sender,
+/// `postmaster@` the HELO name), as the MX evaluates it. Public for the
+/// RFC 7208 test suite (`tests/spf_suite.rs`).
+pub async fn spf_mail_from(
+    auth: &MessageAuthenticator,
+    ip: IpAddr,
+    helo: &str,
+    sender: &str,
+    hostname: &str,
+) -> mail_auth::SpfOutput {
+    // RFC 7208 §2.4: the null sender is `postmaster@` the HELO name; §4.3:
+    // an empty local part is `postmaster`.
+    let sender = match sender.rsplit_once('@') {
+        None if sender.is_empty() => format!("postmaster@{helo}"),
+        Some(("", domain)) => format!("postmaster@{domain}"),
+        _ => sender.to_string(),
+    };
+    auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, &sender))
+        .await
 }
 
 /// A body changed after signing is a signature that failed verification
