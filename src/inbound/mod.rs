@@ -47,8 +47,13 @@ pub enum Decision {
 /// - SPF fail/softfail: `spf fail=`/`softfail=` (defaults: Junk, accept).
 /// - A DKIM signature that fails (not one that is merely absent): `dkim
 ///   fail=` (default accept: mailing lists break signatures every day).
-/// - A temporary DNS error on SPF or DMARC defers (451 4.4.3): the result
-///   might have been a reject.
+/// - A temporary DNS error on DMARC defers (451 4.4.3): the author
+///   domain's policy is unknown and might have been a reject (an SPF
+///   temperror feeds into DMARC, which then defers for a domain that has a
+///   policy). An SPF temperror alone does not defer: mail-auth 0.13.3 also
+///   answers temperror for syntactically broken records (see
+///   `tests/spf_suite/known-differences.txt`), and deferring those would
+///   hold the domain's mail until its sender gives up.
 pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
     let mut reject: Option<Reply> = None;
     let mut junk: Option<String> = None;
@@ -98,9 +103,6 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
     }
     if matches!(s.dmarc, DmarcResult::TempError(_)) {
         return Decision::Defer(r::auth_dns_error("DMARC"));
-    }
-    if matches!(s.spf, SpfResult::TempError) {
-        return Decision::Defer(r::auth_dns_error("SPF"));
     }
     Decision::Deliver {
         junk: junk.is_some(),
@@ -306,6 +308,14 @@ mod tests {
             Decision::Defer(reply) => assert_eq!(&reply.to_bytes()[..9], b"451 4.4.3"),
             other => panic!("{other:?}"),
         }
+        // An SPF temperror alone is recorded, not deferred.
+        let mut t = summary();
+        t.spf = SpfResult::TempError;
+        t.dmarc = DmarcResult::None;
+        assert!(matches!(
+            decide(&p, &t),
+            Decision::Deliver { junk: false, .. }
+        ));
         s.spf = SpfResult::TempError;
         s.dmarc = DmarcResult::Fail(mail_auth::Error::NotAligned);
         s.dmarc_policy = Policy::Reject;
