@@ -25,6 +25,10 @@ pub fn message(from: &str, subject: &str) -> String {
 /// mx.sender.test; the final reply.
 pub fn send(server: &Server, from: &str, body: &str) -> (u16, String) {
     let mut c = Raw::connect(server.addr("smtp"));
+    // The checks may take their whole 30 s bound (DNS down): wait longer.
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .expect("timeout");
     c.reply().expect("greeting");
     assert_eq!(c.cmd("EHLO mx.sender.test").expect("ehlo").0, 250);
     assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")).expect("mail").0, 250);
