@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::dns_server::DnsServer;
 use common::inbound::{files_in, message, results_field, send, server, wait_for};
-use common::server::submit_as_alice;
+use common::server::{Server, standard_domain, submit_as_alice};
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
@@ -268,4 +268,47 @@ fn hostile_records_and_signatures_are_bounded() {
         field("dkim-absurd")
     );
     assert!(!field("dkim-absurd").contains("dkim=pass"));
+}
+
+/// `dmarc own="reject"`: mail from outside claiming one of our domains and
+/// failing DMARC is refused even though the domain still publishes
+/// `p=none`; the same for another domain with `p=none` is delivered.
+#[test]
+fn own_domain_override_refuses_spoofing_under_p_none() {
+    let dns = DnsServer::start(&[
+        (
+            "example.test.",
+            "@ 300 IN TXT \"v=spf1 -all\"\n_dmarc 300 IN TXT \"v=DMARC1; p=none\"\n".into(),
+        ),
+        (
+            "other.test.",
+            "@ 300 IN TXT \"v=spf1 -all\"\n_dmarc 300 IN TXT \"v=DMARC1; p=none\"\n".into(),
+        ),
+        (
+            "127.in-addr.arpa.",
+            "1.0.0 300 IN PTR mx.sender.test.\n".into(),
+        ),
+    ]);
+    let server = Server::start(&format!(
+        "resolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n    checks #true\n    dmarc own=\"reject\"\n    spf fail=\"accept\"\n}}\n{}",
+        dns.addr,
+        standard_domain()
+    ));
+    let (code, text) = send(
+        &server,
+        "ceo@example.test",
+        &message("ceo@example.test", "spoof"),
+    );
+    assert_eq!(code, 550, "{text}");
+    assert!(text.starts_with("550 5.7.1"), "{text}");
+    let (code, text) = send(
+        &server,
+        "news@other.test",
+        &message("news@other.test", "other"),
+    );
+    assert_eq!(code, 250, "{text}");
+    let inbox = wait_for(&server, "", 1);
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].contains("Subject: other"));
+    assert!(results_field(&inbox[0]).contains("dmarc=fail"));
 }

@@ -32,6 +32,9 @@ pub const MAX_MESSAGE_SIZE: u64 = 25 << 20;
 pub const MAX_RECIPIENTS: u32 = 100;
 /// Mail from other servers is authenticated (SPF, DKIM, DMARC, ARC, iprev).
 pub const INBOUND_CHECKS: bool = true;
+/// A DMARC policy that cannot be looked up for now defers (451 4.4.3): it
+/// might have said reject.
+pub const DEFER_ON_DNS_ERROR: bool = true;
 /// SPF fail alone is not proof of forgery (forwarding breaks SPF): junk it.
 pub const SPF_FAIL: Action = Action::Junk;
 pub const SPF_SOFTFAIL: Action = Action::Accept;

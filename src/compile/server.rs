@@ -185,6 +185,14 @@ fn inbound_policy(i: &crate::spec::ast::Inbound) -> InboundPolicy {
         dkim_fail: action(&i.dkim_fail, def::DKIM_FAIL),
         dmarc_reject: action(&i.dmarc_reject, def::DMARC_REJECT),
         dmarc_quarantine: action(&i.dmarc_quarantine, def::DMARC_QUARANTINE),
+        dmarc_own: i
+            .dmarc_own
+            .as_ref()
+            .map(|_| action(&i.dmarc_own, Action::Accept)),
+        defer_on_dns_error: i
+            .dns_error
+            .as_ref()
+            .map_or(def::DEFER_ON_DNS_ERROR, |v| v.value == "tempfail"),
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Summary {
     pub dmarc_policy: Policy,
     /// The author domain DMARC was evaluated for.
     pub from_domain: String,
+    /// That domain is one of ours (`inbound { dmarc own= }` applies).
+    pub own_domain: bool,
 }
 
 /// What happens to the message.
@@ -66,7 +68,13 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
             reject.get_or_insert(reply);
         }
     };
-    if matches!(s.dmarc, DmarcResult::Fail(_)) {
+    let own = if s.own_domain { policy.dmarc_own } else { None };
+    if matches!(s.dmarc, DmarcResult::Fail(_))
+        && let Some(action) = own
+    {
+        let why = format!("DMARC fail of our own domain {}", s.from_domain);
+        apply(action, r::dmarc_rejected(&s.from_domain), why);
+    } else if matches!(s.dmarc, DmarcResult::Fail(_)) {
         let why = format!("DMARC policy of {}", s.from_domain);
         match s.dmarc_policy {
             Policy::Reject => apply(policy.dmarc_reject, r::dmarc_rejected(&s.from_domain), why),
@@ -101,7 +109,7 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
     if let Some(reply) = reject {
         return Decision::Reject(reply);
     }
-    if matches!(s.dmarc, DmarcResult::TempError(_)) {
+    if policy.defer_on_dns_error && matches!(s.dmarc, DmarcResult::TempError(_)) {
         return Decision::Defer(r::auth_dns_error("DMARC"));
     }
     Decision::Deliver {
@@ -231,6 +239,8 @@ mod tests {
             dkim_fail: def::DKIM_FAIL,
             dmarc_reject: def::DMARC_REJECT,
             dmarc_quarantine: def::DMARC_QUARANTINE,
+            dmarc_own: None,
+            defer_on_dns_error: def::DEFER_ON_DNS_ERROR,
         }
     }
 
@@ -242,6 +252,7 @@ mod tests {
             dmarc: DmarcResult::Pass,
             dmarc_policy: Policy::Reject,
             from_domain: "sender.test".into(),
+            own_domain: false,
         }
     }
 
@@ -348,6 +359,24 @@ mod tests {
         assert!(matches!(
             decide(&p, &s),
             Decision::Deliver { junk: true, .. }
+        ));
+        // Our own domain: `dmarc own=` whatever it publishes (p=none here).
+        p.dmarc_own = Some(Action::Reject);
+        s.dmarc_policy = Policy::None;
+        assert!(matches!(
+            decide(&p, &s),
+            Decision::Deliver { junk: false, .. }
+        ));
+        s.own_domain = true;
+        assert!(matches!(decide(&p, &s), Decision::Reject(_)));
+        // DNS errors accepted when configured so.
+        let mut t = summary();
+        t.dmarc = DmarcResult::TempError(mail_auth::Error::Io("timeout".into()));
+        assert!(matches!(decide(&p, &t), Decision::Defer(_)));
+        p.defer_on_dns_error = false;
+        assert!(matches!(
+            decide(&p, &t),
+            Decision::Deliver { junk: false, .. }
         ));
     }
 

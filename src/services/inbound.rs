@@ -47,6 +47,8 @@ pub struct Arrival<'a> {
     pub sender: &'a str,
     /// Our host name: the authserv-id, and SPF's `%{r}`.
     pub hostname: &'a str,
+    /// Our domains (`inbound { dmarc own= }`).
+    pub own_domains: &'a std::collections::BTreeMap<String, crate::tables::DomainTable>,
 }
 
 /// Runs the checks and applies `policy`.
@@ -93,6 +95,7 @@ async fn run(
             dmarc: DmarcResult::None,
             dmarc_policy: mail_auth::dmarc::Policy::Unspecified,
             from_domain: String::new(),
+            own_domain: false,
         };
         let header = AuthenticationResults::new(a.hostname)
             .with_spf_ehlo_result(&spf_helo, a.ip, helo)
@@ -118,6 +121,9 @@ async fn run(
         dmarc: dmarc.result(),
         dmarc_policy: dmarc.policy(),
         from_domain: dmarc.domain().to_string(),
+        own_domain: a
+            .own_domains
+            .contains_key(&dmarc.domain().to_ascii_lowercase()),
     };
     let header = AuthenticationResults::new(a.hostname)
         .with_dkim_results(&dkim, &from)

@@ -101,6 +101,7 @@ impl Spooler {
             helo: &env.client.helo,
             sender: &env.sender,
             hostname,
+            own_domains: &tables.domains,
         };
         let checked = inbound::check(
             &self.snapshot.outbound.resolver,

@@ -159,6 +159,8 @@ pub struct Inbound {
     pub dkim_fail: Option<Spanned<&'static str>>,
     pub dmarc_reject: Option<Spanned<&'static str>>,
     pub dmarc_quarantine: Option<Spanned<&'static str>>,
+    pub dmarc_own: Option<Spanned<&'static str>>,
+    pub dns_error: Option<Spanned<&'static str>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -351,6 +353,8 @@ fn inbound(n: &SNode) -> Inbound {
         dkim_fail: policy("dkim", "fail"),
         dmarc_reject: policy("dmarc", "reject"),
         dmarc_quarantine: policy("dmarc", "quarantine"),
+        dmarc_own: policy("dmarc", "own"),
+        dns_error: n.setting("dns-error", s_choice),
     }
 }
 

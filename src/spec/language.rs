@@ -512,6 +512,15 @@ value_node!(
     "Most recipients per message."
 );
 
+pub const DNS_ERROR_ACTIONS: &[&str] = &["tempfail", "accept"];
+
+value_node!(
+    INBOUND_DNS_ERROR,
+    "dns-error",
+    Ty::Choice(DNS_ERROR_ACTIONS),
+    "When the From: domain's DMARC policy cannot be looked up for now: tempfail (451, the sender retries; default) or accept."
+);
+
 value_node!(
     INBOUND_CHECKS,
     "checks",
@@ -549,6 +558,11 @@ pub static INBOUND_DMARC: NodeSpec = NodeSpec {
     props: &[
         opt("reject", Ty::Choice(ACTIONS), "when p=reject fails"),
         opt("quarantine", Ty::Choice(ACTIONS), "when p=quarantine fails"),
+        opt(
+            "own",
+            Ty::Choice(ACTIONS),
+            "when mail from one of our own domains fails DMARC, whatever policy it publishes",
+        ),
     ],
     children: &[],
     repeat: false,
@@ -564,6 +578,7 @@ pub static INBOUND: NodeSpec = NodeSpec {
         &MAX_MESSAGE_SIZE,
         &MAX_RECIPIENTS,
         &INBOUND_CHECKS,
+        &INBOUND_DNS_ERROR,
         &INBOUND_SPF,
         &INBOUND_DKIM,
         &INBOUND_DMARC,

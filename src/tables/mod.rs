@@ -377,6 +377,11 @@ pub struct InboundPolicy {
     pub dkim_fail: Action,
     pub dmarc_reject: Action,
     pub dmarc_quarantine: Action,
+    /// DMARC fail of mail from one of our own domains, whatever policy the
+    /// domain publishes; `None`: its published policy decides.
+    pub dmarc_own: Option<Action>,
+    /// A DMARC lookup that fails for now defers the message (451).
+    pub defer_on_dns_error: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
