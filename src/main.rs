@@ -44,13 +44,35 @@ enum Command {
     /// Show where a recipient address goes, and why.
     Explain {
         config: PathBuf,
-        /// The recipient address to explain (optional with --retry).
-        #[arg(required_unless_present = "retry")]
+        /// The recipient address to explain (optional with --retry or --message).
+        #[arg(required_unless_present_any = ["retry", "message"])]
         address: Option<String>,
         /// Print the retry timeline of a deferred message: every attempt,
         /// the delay warning, the bounce.
         #[arg(long)]
         retry: bool,
+        /// A message file: what the MX's SPF/DKIM/DMARC/ARC/iprev checks
+        /// conclude and what the inbound policy does with it (live DNS).
+        #[arg(long, value_name = "FILE")]
+        message: Option<PathBuf>,
+        /// With --message: the client address the message came from.
+        #[arg(
+            long,
+            value_name = "IP",
+            requires = "message",
+            default_value = "127.0.0.1"
+        )]
+        client_ip: std::net::IpAddr,
+        /// With --message: the HELO name the client gave.
+        #[arg(long, value_name = "NAME", requires = "message", default_value = "")]
+        helo: String,
+        /// With --message: MAIL FROM (empty for the null sender).
+        #[arg(long, value_name = "ADDR", requires = "message", default_value = "")]
+        mail_from: String,
+        /// With --message: ask this DNS server (IP:PORT) instead of the
+        /// configuration's resolver.
+        #[arg(long, value_name = "IP:PORT", requires = "message")]
+        resolver: Option<std::net::SocketAddr>,
         /// Do not read secret files.
         #[arg(long)]
         offline: bool,
@@ -164,9 +186,31 @@ fn main() -> ExitCode {
         Command::Schema { kind } => cli::schema(kind),
         Command::Explain {
             config,
+            address: _,
+            message: Some(message),
+            client_ip,
+            helo,
+            mail_from,
+            resolver,
+            offline,
+            ..
+        } => cli::explain::run_message(
+            &config,
+            &cli::explain::MessageArgs {
+                message,
+                client_ip,
+                helo,
+                mail_from,
+                resolver,
+            },
+            offline,
+        ),
+        Command::Explain {
+            config,
             address,
             retry,
             offline,
+            ..
         } => cli::explain::run(&config, address.as_deref(), retry, offline),
         Command::HashPassword => cli::hash_password(),
         Command::Serve { config } => mailc::runtime::serve(&config),

@@ -312,3 +312,63 @@ fn own_domain_override_refuses_spoofing_under_p_none() {
     assert!(inbox[0].contains("Subject: other"));
     assert!(results_field(&inbox[0]).contains("dmarc=fail"));
 }
+
+/// `mailc explain CONFIG --message FILE`: the same checks and policy
+/// without a server, with the configuration's (or a given) resolver.
+#[test]
+fn explain_message_shows_results_and_verdict() {
+    let key = DkimKeyPair::generate_ed25519().expect("key");
+    let dns = DnsServer::start(&zones(&key.encoded_public_key()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("mailc.kdl");
+    std::fs::write(
+        &config,
+        common::server::config_text(
+            &dir.path().join("state"),
+            &format!(
+                "resolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n    checks #true\n}}\n{}",
+                dns.addr,
+                standard_domain()
+            ),
+        ),
+    )
+    .expect("config");
+    let explain = |msg: &str, from: &str| {
+        let file = dir.path().join("message.eml");
+        // LF line ends, as a saved file has them.
+        std::fs::write(&file, msg.replace("\r\n", "\n")).expect("message");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailc"))
+            .arg("explain")
+            .arg(&config)
+            .arg("--message")
+            .arg(&file)
+            .args(["--client-ip", "127.0.0.1", "--helo", "mx.sender.test"])
+            .args(["--mail-from", from])
+            .output()
+            .expect("mailc runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = explain(
+        &signed(&key, &message("news@sender.test", "explained")),
+        "bounces@sender.test",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("dkim=pass header.d=sender.test"), "{text}");
+    assert!(text.contains("dmarc=pass"), "{text}");
+    assert!(text.contains("verdict: deliver to INBOX"), "{text}");
+    let (code, text) = explain(&message("ceo@forged.test", "forged"), "ceo@forged.test");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("verdict: reject at the end of DATA: 550 5.7.1"),
+        "{text}"
+    );
+    let (code, text) = explain(
+        &message("news@quarantine.test", "quarantined"),
+        "news@quarantine.test",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("verdict: deliver into Junk"), "{text}");
+}

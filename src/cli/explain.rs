@@ -34,6 +34,133 @@ pub fn run(config: &Path, address: Option<&str>, retry: bool, offline: bool) -> 
     if accepted { 0 } else { 2 }
 }
 
+/// What `mailc explain --message` is given.
+#[derive(Debug, Clone)]
+pub struct MessageArgs {
+    pub message: std::path::PathBuf,
+    pub client_ip: std::net::IpAddr,
+    pub helo: String,
+    pub mail_from: String,
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
+/// `mailc explain CONFIG --message FILE ...`: the inbound checks of the MX
+/// on a message, with live DNS, and what the policy does with it. Exit
+/// codes: 0 delivered (INBOX or Junk), 2 refused (reject or deferral), 1
+/// the config does not compile or the message cannot be read.
+pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
+    let out = compile::compile_file(config, Options { offline });
+    let Some(compiled) = &out.compiled else {
+        super::report_failure(config, &out);
+        return 1;
+    };
+    let t = &compiled.tables;
+    let limit = t.inbound.max_message_size;
+    let data = match std::fs::File::open(&args.message).and_then(|f| {
+        use std::io::Read;
+        let mut data = Vec::new();
+        f.take(limit.saturating_add(1)).read_to_end(&mut data)?;
+        Ok(data)
+    }) {
+        Ok(d) if d.len() as u64 > limit => {
+            eprintln!(
+                "{}: larger than max-message-size ({limit} bytes): the MX refuses it before any check",
+                args.message.display()
+            );
+            return 2;
+        }
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{}: {e}", args.message.display());
+            return 1;
+        }
+    };
+    // A file with LF line ends arrives with CRLF over SMTP.
+    let data = if data.contains(&b'\r') {
+        data
+    } else {
+        let mut crlf = Vec::with_capacity(data.len() + data.len() / 40);
+        for &b in &data {
+            if b == b'\n' {
+                crlf.push(b'\r');
+            }
+            crlf.push(b);
+        }
+        crlf
+    };
+    let servers: Vec<std::net::SocketAddr> = match args.resolver {
+        Some(s) => vec![s],
+        None => t.resolvers.clone(),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("async runtime: {e}");
+            return 1;
+        }
+    };
+    let checked = rt.block_on(async {
+        let resolver = crate::dns::resolver::build(&servers, std::time::Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let arrival = crate::services::inbound::Arrival {
+            ip: args.client_ip,
+            helo: &args.helo,
+            sender: &args.mail_from,
+            hostname: &t.hostname,
+            own_domains: &t.domains,
+        };
+        Ok::<_, String>(
+            crate::services::inbound::check(&resolver, &t.inbound, arrival, &data).await,
+        )
+    });
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("DNS resolver: {e}");
+            return 1;
+        }
+    };
+    if !t.inbound.checks {
+        println!("note: `inbound {{ checks #false }}`: the server accepts without these checks");
+    }
+    let header = checked.header.replace("\r\n", "\n");
+    if header.is_empty() {
+        println!("the checks did not finish within their time bound");
+    } else {
+        print!("{header}");
+    }
+    use crate::inbound::Decision;
+    let (line, code) = match &checked.decision {
+        Decision::Deliver { junk: false, .. } => ("deliver to INBOX".to_string(), 0),
+        Decision::Deliver { junk: true, reason } => (
+            format!(
+                "deliver into Junk ({})",
+                reason.as_deref().unwrap_or("policy")
+            ),
+            0,
+        ),
+        Decision::Reject(reply) => (
+            format!(
+                "reject at the end of DATA: {}",
+                String::from_utf8_lossy(&reply.to_bytes()).trim_end()
+            ),
+            2,
+        ),
+        Decision::Defer(reply) => (
+            format!(
+                "defer (the sender retries): {}",
+                String::from_utf8_lossy(&reply.to_bytes()).trim_end()
+            ),
+            2,
+        ),
+    };
+    println!("verdict: {line}");
+    code
+}
+
 /// The explanation text and whether the address is accepted.
 pub fn explain(c: &Compiled, sources: &Sources, address: &str) -> (String, bool) {
     let t: &Tables = &c.tables;
