@@ -9,7 +9,14 @@ present), peak RSS, and the ratio mailc/Postfix. Also measures the disk's
 fsync rate, the ceiling for durable mail (group commit shares one flush among
 many messages).
 
-usage: bench/smtp_bench.py [--messages 2000] [--size 10240] [--sessions 1,10,50]
+With --checks: every message is a DKIM-signed (RSA-2048) message of SIZE
+bytes from bench.sender, whose SPF, DMARC (p=reject), DKIM key and PTR a DNS
+server on loopback serves (`cargo build --release --example bench_dns`);
+mailc runs twice, inbound checks off and on, and reports the server CPU per
+message of each (the difference is the cost of the checks); Postfix gets
+the same messages (without policy daemons).
+
+usage: bench/smtp_bench.py [--messages 2000] [--size 10240] [--sessions 1,10,50] [--checks]
 Needs: root (Postfix), Debian's postfix package (smtp-source), a release build.
 """
 import argparse
@@ -72,12 +79,27 @@ def rss_kib(pids):
     return total
 
 
+# What smtp-source sends: generated payloads from remote.example, or with
+# --checks the signed message file (set in main).
+PAYLOAD = None
+
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def run_load(port, messages, size, sessions, maildirs, pids_fn):
     before = count_files(maildirs)
     start = time.time()
     peak = 0
-    proc = subprocess.Popen(["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size),
-                             "-f", "sender@remote.example", "-t", "bench@bench.example", f"127.0.0.1:{port}"],
+    payload = PAYLOAD or ["-l", str(size), "-f", "sender@remote.example"]
+    proc = subprocess.Popen(["smtp-source", "-s", str(sessions), "-m", str(messages), *payload,
+                             "-t", "bench@bench.example", f"127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     while proc.poll() is None:
         peak = max(peak, rss_kib(pids_fn()))
@@ -97,15 +119,16 @@ def run_load(port, messages, size, sessions, maildirs, pids_fn):
     return messages / accepted, messages / delivered, peak
 
 
-def start_mailc(work, port):
+def start_mailc(work, port, inbound=None):
     state = os.path.join(work, "mailc-state")
+    inbound = NO_CHECKS if inbound is None else inbound
     cfg = os.path.join(work, "mailc.kdl")
     with open(cfg, "w") as f:
         f.write(f'''hostname "mail.bench.example"
 state "{state}"
 tls self-signed=#true
 listen "smtp" "127.0.0.1:{port}"
-{NO_CHECKS}limits {{
+{inbound}limits {{
     max-connections-per-ip 200
 }}
 domain "bench.example" {{
@@ -222,6 +245,8 @@ def main():
     ap.add_argument("--size", type=int, default=10240)
     ap.add_argument("--sessions", default="1,10,50")
     ap.add_argument("--only", choices=["mailc", "postfix"], default=None)
+    ap.add_argument("--checks", action="store_true",
+                    help="signed messages, DNS on loopback, mailc with inbound checks off and on")
     args = ap.parse_args()
     if not os.path.exists(MAILC):
         raise SystemExit("build first: cargo build --release")
@@ -235,12 +260,33 @@ def main():
     sessions = [int(s) for s in args.sessions.split(",")]
     results = {}
     mailc_port, pf_port = 12525, 12526
-    if args.only in (None, "mailc"):
-        proc, dirs = start_mailc(work, mailc_port)
+    variants = [("mailc", None)]
+    dns = None
+    if args.checks:
+        global PAYLOAD
+        tool = os.path.join(ROOT, "target", "release", "examples", "bench_dns")
+        if not os.path.exists(tool):
+            raise SystemExit("build first: cargo build --release --example bench_dns")
+        msg = os.path.join(work, "signed.eml")
+        dns = subprocess.Popen([tool, msg, str(args.size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        addr = dns.stdout.readline().decode().strip()
+        PAYLOAD = ["-F", msg, "-f", "news@bench.sender", "-M", "mx.bench.sender"]
+        print(f"signed message {os.path.getsize(msg)} bytes; DNS on {addr}")
+        variants = [
+            ("mailc-off", f'resolver "{addr}"\ninbound {{\n    checks #false\n}}\n'),
+            ("mailc-on", f'resolver "{addr}"\ninbound {{\n    checks #true\n}}\n'),
+        ]
+    cpu = {}
+    for name, inbound in (variants if args.only in (None, "mailc") else []):
+        vwork = os.path.join(work, name)
+        os.makedirs(vwork)
+        proc, dirs = start_mailc(vwork, mailc_port, inbound)
         try:
             for s in sessions:
-                results[("mailc", s)] = run_load(mailc_port, args.messages, args.size, s, dirs, lambda: [proc.pid])
-                print(f"mailc   sessions={s:3}: accepted {results[('mailc', s)][0]:8.0f} msg/s, in Maildir {results[('mailc', s)][1]:8.0f} msg/s, peak RSS {results[('mailc', s)][2] / 1024:6.1f} MiB", flush=True)
+                c0 = cpu_seconds(proc.pid)
+                results[(name, s)] = run_load(mailc_port, args.messages, args.size, s, dirs, lambda: [proc.pid])
+                cpu[(name, s)] = (cpu_seconds(proc.pid) - c0) / args.messages * 1e6
+                print(f"{name:9} sessions={s:3}: accepted {results[(name, s)][0]:8.0f} msg/s, in Maildir {results[(name, s)][1]:8.0f} msg/s, peak RSS {results[(name, s)][2] / 1024:6.1f} MiB, server CPU {cpu[(name, s)]:7.0f} us/msg", flush=True)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -253,12 +299,22 @@ def main():
                 print(f"postfix sessions={s:3}: accepted {results[('postfix', s)][0]:8.0f} msg/s, in Maildir {results[('postfix', s)][1]:8.0f} msg/s, peak RSS {results[('postfix', s)][2] / 1024:6.1f} MiB (all processes)", flush=True)
         finally:
             subprocess.run(["postfix", "-c", etc, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if dns is not None:
+        dns.stdin.close()
+        dns.wait(timeout=10)
     if args.only is None:
+        for name, _ in variants:
+            print()
+            print(f"{name}/postfix {'sessions':>8} {'accepted ratio':>15} {'delivered ratio':>16}")
+            for s in sessions:
+                m, p = results[(name, s)], results[("postfix", s)]
+                print(f"{'':14} {s:>8} {m[0] / p[0]:>14.2f}x {m[1] / p[1]:>15.2f}x")
+    if args.checks and args.only in (None, "mailc"):
         print()
-        print(f"{'sessions':>8} {'accepted ratio':>15} {'delivered ratio':>16}")
         for s in sessions:
-            m, p = results[("mailc", s)], results[("postfix", s)]
-            print(f"{s:>8} {m[0] / p[0]:>14.2f}x {m[1] / p[1]:>15.2f}x")
+            on, off = results[("mailc-on", s)], results[("mailc-off", s)]
+            print(f"checks on/off, sessions={s}: accepted {on[0] / off[0]:.2f}x, "
+                  f"CPU per message +{cpu[('mailc-on', s)] - cpu[('mailc-off', s)]:.0f} us")
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(work, ignore_errors=True)
 
