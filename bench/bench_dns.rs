@@ -19,8 +19,10 @@ use mail_auth::dkim::generate::DkimKeyPair;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(out), Some(size)) = (args.get(1), args.get(2).and_then(|s| s.parse::<usize>().ok()))
-    else {
+    let (Some(out), Some(size)) = (
+        args.get(1),
+        args.get(2).and_then(|s| s.parse::<usize>().ok()),
+    ) else {
         eprintln!("usage: bench_dns OUT SIZE");
         std::process::exit(2);
     };

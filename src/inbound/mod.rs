@@ -424,4 +424,47 @@ Authentication-Results: mx.example.test; in the body\r\n"
             .is_empty()
         );
     }
+
+    /// Header lines mixing our authserv-id (in any case, folded, behind
+    /// comments), other ids, other fields and junk; any body.
+    fn header_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("Authentication-Results: mx.example.test; spf=pass\r\n".to_string()),
+            Just("authentication-results:(c) MX.Example.Test 1;\r\n\tdkim=pass\r\n".to_string()),
+            Just("Authentication-Results: other.test; spf=fail\r\n".to_string()),
+            Just("Authentication-Results:\r\n mx.example.test; x\r\n".to_string()),
+            "[A-Za-z-]{1,12}: [ -~]{0,30}\r\n",
+            "[ -~\t]{0,20}\n",
+            Just("\tcontinued\r\n".to_string()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stripping_is_bounded_and_leaves_no_forgery(
+            lines in proptest::collection::vec(header_line(), 0..20),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut msg = lines.concat().into_bytes();
+            msg.extend_from_slice(b"\r\n");
+            msg.extend_from_slice(&body);
+            let once = strip_forged(&msg, "mx.example.test").into_owned();
+            proptest::prop_assert!(once.len() <= msg.len());
+            // The body is untouched.
+            proptest::prop_assert!(once.ends_with(&body));
+            // Idempotent: nothing claiming our id is left in the header.
+            let twice = strip_forged(&once, "mx.example.test").into_owned();
+            proptest::prop_assert_eq!(&once, &twice);
+            let end = header_end(&once);
+            for (a, b) in fields(&once[..end]) {
+                proptest::prop_assert!(!claims(&once[a..b], "mx.example.test"));
+            }
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = strip_forged(&bytes, "mx.example.test");
+        }
+    }
 }
