@@ -109,6 +109,7 @@ fn rfc7208_test_suite() {
                 .collect();
             let spf = rt.block_on(mailc::services::inbound::spf_mail_from(
                 &auth,
+                &mailc::services::inbound::Caches::default(),
                 ip,
                 helo,
                 mailfrom,

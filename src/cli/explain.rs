@@ -113,7 +113,14 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
             own_domains: &t.domains,
         };
         Ok::<_, String>(
-            crate::services::inbound::check(&resolver, &t.inbound, arrival, &data).await,
+            crate::services::inbound::check(
+                &resolver,
+                &crate::services::inbound::Caches::default(),
+                &t.inbound,
+                arrival,
+                &data,
+            )
+            .await,
         )
     });
     let checked = match checked {

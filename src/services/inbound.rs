@@ -8,15 +8,20 @@
 //! and, under the configured policy ([`crate::inbound::decide`]), the fate
 //! of the message.
 
-use std::net::IpAddr;
-use std::time::Duration;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MX, MessageAuthenticator,
+    Parameters, RecordSet, ResolverCache, Txt,
 };
 
 use crate::dns::resolver::Resolver;
@@ -28,6 +33,95 @@ use crate::tables::InboundPolicy;
 /// whose DNS is this slow is told to try again (451), as for any other DNS
 /// failure.
 pub const CHECK_TIME: Duration = Duration::from_secs(30);
+
+/// Records the checks looked up, parsed, each kept until its TTL runs out
+/// (mail-auth's own caches: a sender's SPF, DKIM key and DMARC policy are
+/// read from DNS and parsed once, not for every message). Bounded: at
+/// [`CACHE_ENTRIES`] per kind, expired entries go, then everything.
+#[derive(Default)]
+pub struct Caches {
+    txt: TtlCache<Box<str>, Txt>,
+    mx: TtlCache<Box<str>, RecordSet<MX>>,
+    ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
+    ipv4: TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
+    ipv6: TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+}
+
+/// Entries per record kind in [`Caches`].
+pub const CACHE_ENTRIES: usize = 10_000;
+
+struct TtlCache<K, V> {
+    map: Mutex<HashMap<K, (V, Instant)>>,
+}
+
+impl<K, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        TtlCache {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut map = self.map.lock().ok()?;
+        match map.get(name) {
+            Some((v, until)) if *until > Instant::now() => Some(v.clone()),
+            Some(_) => {
+                map.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.lock().ok()?.remove(name).map(|(v, _)| v)
+    }
+
+    fn insert(&self, key: K, value: V, valid_until: Instant) {
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        if map.len() >= CACHE_ENTRIES {
+            let now = Instant::now();
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= CACHE_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(key, (value, valid_until));
+    }
+}
+
+type Cached<'x, P> = Parameters<
+    'x,
+    P,
+    TtlCache<Box<str>, Txt>,
+    TtlCache<Box<str>, RecordSet<MX>>,
+    TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
+    TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+    TtlCache<IpAddr, RecordSet<Box<str>>>,
+>;
+
+impl Caches {
+    fn with<P>(&self, params: P) -> Cached<'_, P> {
+        Parameters::new(params)
+            .with_txt_cache(&self.txt)
+            .with_mx_cache(&self.mx)
+            .with_ptr_cache(&self.ptr)
+            .with_ipv4_cache(&self.ipv4)
+            .with_ipv6_cache(&self.ipv6)
+    }
+}
 
 /// What the checks concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +148,13 @@ pub struct Arrival<'a> {
 /// Runs the checks and applies `policy`.
 pub async fn check(
     resolver: &Resolver,
+    caches: &Caches,
     policy: &InboundPolicy,
     arrival: Arrival<'_>,
     message: &[u8],
 ) -> Checked {
-    match tokio::time::timeout(CHECK_TIME, run(resolver, policy, arrival, message)).await {
+    let checks = run(resolver, caches, policy, arrival, message);
+    match tokio::time::timeout(CHECK_TIME, checks).await {
         Ok(checked) => checked,
         Err(_) => Checked {
             decision: Decision::Defer(r::auth_dns_error("the message")),
@@ -69,6 +165,7 @@ pub async fn check(
 
 async fn run(
     resolver: &Resolver,
+    c: &Caches,
     policy: &InboundPolicy,
     a: Arrival<'_>,
     message: &[u8],
@@ -76,15 +173,15 @@ async fn run(
     let auth = MessageAuthenticator(resolver.hickory().clone());
     let helo = a.helo.trim_start_matches('[').trim_end_matches(']');
     let spf_helo = auth
-        .verify_spf(SpfParameters::verify_ehlo(a.ip, helo, a.hostname))
+        .verify_spf(c.with(SpfParameters::verify_ehlo(a.ip, helo, a.hostname)))
         .await;
-    let spf = spf_mail_from(&auth, a.ip, helo, a.sender, a.hostname).await;
+    let spf = spf_mail_from(&auth, c, a.ip, helo, a.sender, a.hostname).await;
     let spf_domain = a
         .sender
         .rsplit_once('@')
         .map_or(helo, |(_, d)| d)
         .to_ascii_lowercase();
-    let iprev = auth.verify_iprev(a.ip).await;
+    let iprev = auth.verify_iprev(c.with(a.ip)).await;
     let Some(msg) = AuthenticatedMessage::parse(message) else {
         // No header mail-auth can read: nothing to verify but the SMTP
         // identities.
@@ -107,11 +204,11 @@ async fn run(
             header: with_dkim_none(header, a.hostname),
         };
     };
-    let dkim = auth.verify_dkim(&msg).await;
-    let arc = auth.verify_arc(&msg).await;
+    let dkim = auth.verify_dkim(c.with(&msg)).await;
+    let arc = auth.verify_arc(c.with(&msg)).await;
     let mail_from_domain = spf_domain.clone();
     let dmarc = auth
-        .verify_dmarc(DmarcParameters::new(&msg, &dkim, &mail_from_domain, &spf))
+        .verify_dmarc(c.with(DmarcParameters::new(&msg, &dkim, &mail_from_domain, &spf)))
         .await;
     let from = msg.from.first().cloned().unwrap_or_default();
     let summary = Summary {
@@ -152,6 +249,7 @@ async fn run(
 /// RFC 7208 test suite (`tests/spf_suite.rs`).
 pub async fn spf_mail_from(
     auth: &MessageAuthenticator,
+    caches: &Caches,
     ip: IpAddr,
     helo: &str,
     sender: &str,
@@ -164,7 +262,7 @@ pub async fn spf_mail_from(
         Some(("", domain)) => format!("postmaster@{domain}"),
         _ => sender.to_string(),
     };
-    auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, &sender))
+    auth.verify_spf(caches.with(SpfParameters::verify_mail_from(ip, helo, hostname, &sender)))
         .await
 }
 

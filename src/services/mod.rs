@@ -70,6 +70,8 @@ pub struct Shared {
     /// The threads that check passwords, one per core, behind a bounded
     /// queue (see [`verifier`]).
     pub verifier: verifier::Verifier,
+    /// Records the inbound checks looked up, parsed, within their TTL.
+    pub inbound_caches: inbound::Caches,
 }
 
 impl Shared {
@@ -106,6 +108,7 @@ impl Shared {
             storage: Arc::new(storage),
             mail_events,
             verifier: verifier::Verifier::per_core(),
+            inbound_caches: inbound::Caches::default(),
         }
     }
 

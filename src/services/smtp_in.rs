@@ -105,6 +105,7 @@ impl Spooler {
         };
         let checked = inbound::check(
             &self.snapshot.outbound.resolver,
+            &self.shared.inbound_caches,
             &tables.inbound,
             arrival,
             &accepted.message,
