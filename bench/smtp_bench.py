@@ -234,7 +234,8 @@ def postfix_pids(spool):
                 with open(f"/proc/{p}/stat") as f:
                     if int(f.read().split(")")[1].split()[1]) == master:
                         pids.append(int(p))
-            except (FileNotFoundError, IndexError, ValueError):
+            except (OSError, IndexError, ValueError):
+                # The process ended while being read.
                 pass
     return pids
 
