@@ -2,7 +2,9 @@
 //! dkimpy's `dkimsign` (RSA and Ed25519, keys made by its `dknewkey`) and
 //! sealed by its `arcsign` reach mailc's MX, whose verdicts in
 //! `Authentication-Results` must be pass for the intact ones and fail for
-//! the ones changed after signing. Keys are served by a real DNS server on
+//! the ones changed after signing — and must agree, message for message,
+//! with dkimpy's own verifier (`dkim.verify`, `dkim.arc_verify`) run on the
+//! same bytes against the same DNS server. Keys are served by a real DNS server on
 //! loopback. Run by `.ci/run` with `--ignored` (Debian's python3-dkim and
 //! python3-authres).
 
@@ -61,6 +63,24 @@ fn pipe(cmd: &mut std::process::Command, input: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Runs a verifier with the message on stdin; whether it exited 0.
+fn pipe_status(cmd: &mut std::process::Command, input: &str) -> bool {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("verifier runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait().expect("verifier ends").success()
 }
 
 fn dkimsign(dir: &Path, selector: &str, key: &str, alg: &str, msg: &str) -> String {
@@ -123,7 +143,8 @@ fn dkimpy_signatures_and_arc_seals_verify() {
         )
         .replace("Subject: subject", "Subject: subject changed");
         // A forwarder's ARC set over a DKIM-signed message: arcsign seals
-        // what the forwarder's own Authentication-Results said.
+        // what the forwarder's own Authentication-Results said (the DKIM
+        // signature still verifies: dkimpy and mailc are compared on both).
         let signed = dkimsign(dir.path(), "rsa", "rsa.key", "rsa-sha256", &plain("arc"));
         let with_results = format!(
             "Authentication-Results: forwarder.test; dkim=pass header.d=sender.test\r\n{signed}"
@@ -134,7 +155,10 @@ fn dkimpy_signatures_and_arc_seals_verify() {
                 .current_dir(dir.path()),
             &with_results,
         );
-        let sealed = format!("{seal}{with_results}");
+        // arcsign prints the whole message with the ARC set on top.
+        assert!(seal.starts_with("ARC-Seal:"), "{seal}");
+        assert!(seal.contains("Subject: arc"), "{seal}");
+        let sealed = seal;
         vec![
             (
                 "rsa",
@@ -163,5 +187,22 @@ fn dkimpy_signatures_and_arc_seals_verify() {
         let field = results_field(got);
         assert!(field.contains(expected), "{subject}: {field}");
         assert!(field.contains("dmarc=pass"), "{subject}: {field}");
+        // Side by side: dkimpy's verdicts on the same bytes, DKIM always,
+        // the ARC chain where there is one.
+        let script = common::root().join("tests/interop/dkimpy_verify.py");
+        let port = dns.addr.port().to_string();
+        let mut checks = vec![("dkim=pass", vec![port.clone()])];
+        if expected.starts_with("arc=") {
+            checks.push(("arc=pass", vec![port.clone(), "--arc".into()]));
+        }
+        for (pass, args) in checks {
+            let dkimpy = pipe_status(tool("/usr/bin/python3").arg(&script).args(&args), body);
+            assert_eq!(
+                dkimpy,
+                field.contains(pass),
+                "{subject}: dkimpy {} for {pass}, mailc says {field}",
+                if dkimpy { "passes" } else { "fails" }
+            );
+        }
     }
 }

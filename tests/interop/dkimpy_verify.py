@@ -2,7 +2,9 @@
 """Verifies every DKIM signature of the message on stdin with dkimpy
 (Debian python3-dkim), looking keys up with a real DNS query (dnspython) to
 the server at 127.0.0.1:PORT. Prints one line per signature:
-`<selector> <domain> pass|fail`; exits 0 when all pass, 1 otherwise."""
+`<selector> <domain> pass|fail`; exits 0 when all pass, 1 otherwise.
+With `--arc` after PORT: verifies the ARC chain instead and prints
+`arc pass|fail|none`; exits 0 on pass."""
 import sys
 
 import dkim
@@ -27,6 +29,13 @@ def txt(name, timeout=5):
 
 
 message = sys.stdin.buffer.read()
+if sys.argv[2:3] == ["--arc"]:
+    cv, _results, reason = dkim.arc_verify(message, dnsfunc=txt)
+    verdict = cv.decode() if isinstance(cv, bytes) else str(cv)
+    print(f"arc {verdict.lower()}")
+    if verdict.lower() != "pass":
+        print(reason, file=sys.stderr)
+    sys.exit(0 if verdict.lower() == "pass" else 1)
 d = dkim.DKIM(message, minkey=1024)
 count = sum(
     1 for name, _ in d.headers if name.lower() == b"dkim-signature"
