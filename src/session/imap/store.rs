@@ -343,6 +343,16 @@ fn new_flags(
     // Keywords new to the mailbox's messages: only up to the limit
     // PERMANENTFLAGS announces (its \* goes once the messages carry that
     // many).
+    // The view's keywords include every one in use: when those and the
+    // ones this STORE names stay within the limit, the count cannot pass it
+    // and the messages need not be walked (the usual case).
+    let unknown = flags
+        .iter()
+        .filter(|f| !f.starts_with('\\') && !mb.keywords.iter().any(|k| k.eq_ignore_ascii_case(f)))
+        .count();
+    if change.mode == StoreMode::Remove || mb.keywords.len() + unknown <= MAX_KEYWORDS {
+        return Ok(updates);
+    }
     let before = mb.keywords_in_use();
     let after = keywords_after(mb, &updates);
     if after.len() > MAX_KEYWORDS && after.iter().any(|k| !before.contains(k)) {

@@ -185,7 +185,9 @@ impl Mailbox {
                 flags.push(' ');
                 flags.push_str(k);
             }
-            if self.keywords_in_use().len() < MAX_KEYWORDS {
+            // The view's keywords include every one in use: only a long
+            // list needs the messages walked.
+            if self.keywords.len() < MAX_KEYWORDS || self.keywords_in_use().len() < MAX_KEYWORDS {
                 flags.push_str(" \\*");
             }
             Response::ok_code(Code::PermanentFlags(flags), "Flags permitted")
