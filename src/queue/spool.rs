@@ -549,37 +549,15 @@ fn committer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Client, Delivery, Destination};
+    use crate::envelope::Destination;
 
+    /// One pending delivery to alice, due at once (the contract tests'
+    /// message).
     fn accepted(id: &str, body: &str) -> Accepted {
-        Accepted {
-            envelope: Envelope {
-                id: id.into(),
-                sender: "a@remote.example".into(),
-                recipients: Vec::new(),
-                deliveries: vec![Delivery::new(
-                    Destination::Mailbox {
-                        address: "alice@example.test".into(),
-                    },
-                    0,
-                )],
-                ret: None,
-                envid: None,
-                body_8bit: false,
-                smtputf8: false,
-                client: Client {
-                    ip: "192.0.2.1".into(),
-                    helo: "h".into(),
-                    tls: None,
-                    auth: None,
-                    listener: "smtp".into(),
-                },
-                received_at: 1,
-                size: body.len() as u64,
-                junk: false,
-            },
-            message: body.as_bytes().to_vec(),
-        }
+        let alice = Destination::Mailbox {
+            address: "alice@example.test".into(),
+        };
+        crate::queue::contract::accepted(id, body, &[alice], 0)
     }
 
     #[tokio::test]
