@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimError;
-use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MX, MessageAuthenticator,
-    Parameters, RecordSet, ResolverCache, Txt,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, MX, MessageAuthenticator,
+    Parameters, RecordSet, ResolverCache, SpfResult, Txt,
 };
 
-use crate::dns::resolver::Resolver;
+use crate::dns::resolver::{self, Resolver};
+use crate::inbound::dmarc::{self, Discovery, Evaluation, Identifier, Lookup, Outcome, Verdict};
 use crate::inbound::{Decision, Summary, decide};
 use crate::proto::smtp::reply::r;
 use crate::tables::InboundPolicy;
@@ -189,8 +189,8 @@ async fn run(
             spf: spf.result(),
             spf_domain,
             dkim: Vec::new(),
-            dmarc: DmarcResult::None,
-            dmarc_policy: mail_auth::dmarc::Policy::Unspecified,
+            dmarc: Verdict::None,
+            dmarc_policy: dmarc::Policy::None,
             from_domain: String::new(),
             own_domain: false,
         };
@@ -206,30 +206,33 @@ async fn run(
     };
     let dkim = auth.verify_dkim(c.with(&msg)).await;
     let arc = auth.verify_arc(c.with(&msg)).await;
-    let mail_from_domain = spf_domain.clone();
-    let dmarc = auth
-        .verify_dmarc(c.with(DmarcParameters::new(&msg, &dkim, &mail_from_domain, &spf)))
-        .await;
+    let dmarc = dmarc_of(resolver, &msg.from, &spf, &spf_domain, &dkim).await;
     let from = msg.from.first().cloned().unwrap_or_default();
     let summary = Summary {
         spf: spf.result(),
         spf_domain,
         dkim: dkim.iter().map(|d| body_hash_is_fail(d.result())).collect(),
-        dmarc: dmarc.result(),
-        dmarc_policy: dmarc.policy(),
-        from_domain: dmarc.domain().to_string(),
-        own_domain: a
-            .own_domains
-            .contains_key(&dmarc.domain().to_ascii_lowercase()),
+        dmarc: dmarc.verdict,
+        dmarc_policy: dmarc.disposition,
+        own_domain: a.own_domains.contains_key(&dmarc.from_domain),
+        from_domain: dmarc.from_domain.clone(),
     };
     let header = AuthenticationResults::new(a.hostname)
         .with_dkim_results(&dkim, &from)
         .with_spf_ehlo_result(&spf_helo, a.ip, helo)
         .with_spf_mailfrom_result(&spf, a.ip, a.sender, helo)
         .with_arc_result(&arc, a.ip)
-        .with_dmarc_result(&dmarc)
-        .with_iprev_result(&iprev, a.ip)
         .to_header();
+    // mail-auth writes no DMARC of ours: the `dmarc=` and `iprev=` parts
+    // go after the others, in the order its writer had them.
+    let iprev = AuthenticationResults::new("")
+        .with_iprev_result(&iprev, a.ip)
+        .to_string();
+    let header = format!(
+        "{};\r\n\t{}{iprev}\r\n",
+        header.trim_end_matches("\r\n"),
+        dmarc::auth_result(&dmarc)
+    );
     let header = if dkim.is_empty() {
         with_dkim_none(header, a.hostname)
     } else {
@@ -242,6 +245,99 @@ async fn run(
         decision: decide(policy, &summary),
         header,
     }
+}
+
+/// Most author domains DMARC is evaluated for in one message: a From
+/// field with addresses of more domains than this is judged by the first.
+const MAX_AUTHOR_DOMAINS: usize = 4;
+
+/// DMARC (RFC 7489) of the message's author domains. Several From
+/// addresses of different domains (§6.6.1) are each evaluated; the first
+/// that does not pass is the verdict (so a second author cannot hide a
+/// failing one), otherwise the first with a policy.
+async fn dmarc_of(
+    resolver: &Resolver,
+    from: &[String],
+    spf: &mail_auth::SpfOutput,
+    spf_domain: &str,
+    dkim: &[DkimOutput<'_>],
+) -> Evaluation {
+    let spf = Identifier {
+        domain: spf_domain.to_string(),
+        result: outcome_spf(spf.result()),
+    };
+    let dkim: Vec<Identifier> = dkim
+        .iter()
+        .filter_map(|d| {
+            Some(Identifier {
+                domain: d.signature()?.d.to_ascii_lowercase(),
+                result: match d.result() {
+                    DkimResult::Pass => Outcome::Pass,
+                    DkimResult::TempError(_) => Outcome::TempError,
+                    _ => Outcome::Other,
+                },
+            })
+        })
+        .collect();
+    let mut domains: Vec<String> = Vec::new();
+    for addr in from {
+        if let Some((_, d)) = addr.rsplit_once('@') {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if !d.is_empty() && !domains.contains(&d) && domains.len() < MAX_AUTHOR_DOMAINS {
+                domains.push(d);
+            }
+        }
+    }
+    let mut first: Option<Evaluation> = None;
+    for domain in &domains {
+        let discovery = discover(resolver, domain).await;
+        let e = dmarc::evaluate(domain, discovery, &spf, &dkim, sample());
+        if !matches!(e.verdict, Verdict::Pass | Verdict::None) {
+            return e;
+        }
+        if first
+            .as_ref()
+            .is_none_or(|f| f.record.is_none() && e.record.is_some())
+        {
+            first = Some(e);
+        }
+    }
+    first.unwrap_or_else(|| dmarc::evaluate("", Discovery::Nothing, &spf, &dkim, 0))
+}
+
+/// Policy discovery (RFC 7489 §6.6.3): `_dmarc.` the author domain, then,
+/// if it has none, `_dmarc.` its organisational domain.
+async fn discover(resolver: &Resolver, domain: &str) -> Discovery {
+    let lookup = |d: String| async move {
+        match resolver::txt(resolver, &format!("_dmarc.{d}")).await {
+            Ok(txts) => Lookup::Found(txts),
+            Err(e) => Lookup::Error(e.to_string()),
+        }
+    };
+    if let Some(found) = dmarc::pick(domain, lookup(domain.to_string()).await) {
+        return found;
+    }
+    let org = dmarc::org_domain(domain);
+    if org == domain {
+        return Discovery::Nothing;
+    }
+    dmarc::pick(&org, lookup(org.clone()).await).unwrap_or(Discovery::Nothing)
+}
+
+fn outcome_spf(r: SpfResult) -> Outcome {
+    match r {
+        SpfResult::Pass => Outcome::Pass,
+        SpfResult::TempError => Outcome::TempError,
+        _ => Outcome::Other,
+    }
+}
+
+/// A uniformly random number 0–99 for DMARC's `pct` sampling.
+fn sample() -> u8 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    (u32::from_le_bytes(b) % 100) as u8
 }
 
 /// SPF of the MAIL FROM identity (RFC 7208 §2.4; for the null sender,
