@@ -243,6 +243,19 @@ fn classify<T>(name: &str, rtype: RecordType, e: &NetError) -> Result<Answer<T>,
     }
 }
 
+/// The records of one type at `name`: `Ok(None)` for NXDOMAIN and NODATA,
+/// `Err` for a failure that may heal (SERVFAIL, timeout). Bounded in time.
+pub async fn records(
+    r: &Resolver,
+    name: &str,
+    rtype: RecordType,
+) -> Result<Option<Vec<RData>>, RouteError> {
+    match query(r, &fqdn(name), rtype).await? {
+        Answer::Records(records) => Ok(Some(records)),
+        Answer::NoData | Answer::NxDomain => Ok(None),
+    }
+}
+
 /// The TXT records at `name`, each one's strings concatenated (RFC 7208
 /// §3.3, RFC 7489 §6.6.3); none for NXDOMAIN and NODATA. Bounded in time
 /// like every query here; answers are cached by hickory within their TTL.

@@ -6,6 +6,7 @@
 //! `services::inbound`.
 
 pub mod dmarc;
+pub mod spf;
 
 use mail_auth::{DkimResult, SpfResult};
 
@@ -56,12 +57,11 @@ pub enum Decision {
 /// - A DKIM signature that fails (not one that is merely absent): `dkim
 ///   fail=` (default accept: mailing lists break signatures every day).
 /// - A temporary DNS error on DMARC defers (451 4.4.3): the author
-///   domain's policy is unknown and might have been a reject (an SPF
-///   temperror feeds into DMARC, which then defers for a domain that has a
-///   policy). An SPF temperror alone does not defer: mail-auth 0.13.3 also
-///   answers temperror for syntactically broken records (see
-///   `tests/spf_suite/known-differences.txt`), and deferring those would
-///   hold the domain's mail until its sender gives up.
+///   domain's policy is unknown and might have been a reject (an SPF or
+///   DKIM temperror of an identifier aligned with the author domain makes
+///   DMARC temperror too). An SPF temperror alone does not defer: without
+///   DMARC depending on it, it could at most have turned a `junk` into an
+///   `accept`.
 pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
     let mut reject: Option<Reply> = None;
     let mut junk: Option<String> = None;
