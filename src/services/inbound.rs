@@ -175,15 +175,33 @@ async fn run(
 ) -> Checked {
     let auth = MessageAuthenticator(resolver.hickory().clone());
     let helo = a.helo.trim_start_matches('[').trim_end_matches(']');
-    let spf_helo = spf_helo(resolver, a.ip, helo).await;
-    let spf = spf_mail_from(resolver, a.ip, helo, a.sender).await;
     let spf_domain = a
         .sender
         .rsplit_once('@')
         .map_or(helo, |(_, d)| d)
         .to_ascii_lowercase();
-    let iprev = auth.verify_iprev(c.with(a.ip)).await;
-    let Some(msg) = AuthenticatedMessage::parse(message) else {
+    let msg = AuthenticatedMessage::parse(message);
+    // The checks that do not depend on each other wait for DNS together:
+    // a message costs the slowest lookup chain, not the sum of them.
+    let signatures = async {
+        match &msg {
+            Some(msg) => {
+                let (dkim, arc) = tokio::join!(
+                    auth.verify_dkim(c.with(msg)),
+                    auth.verify_arc(c.with(msg))
+                );
+                Some((dkim, arc))
+            }
+            None => None,
+        }
+    };
+    let (spf_helo, spf, iprev, signatures) = tokio::join!(
+        spf_helo(resolver, a.ip, helo),
+        spf_mail_from(resolver, a.ip, helo, a.sender),
+        auth.verify_iprev(c.with(a.ip)),
+        signatures
+    );
+    let (Some(msg), Some((dkim, arc))) = (&msg, signatures) else {
         // No header mail-auth can read: nothing to verify but the SMTP
         // identities.
         let summary = Summary {
@@ -205,8 +223,6 @@ async fn run(
             header: with_dkim_none(header, a.hostname),
         };
     };
-    let dkim = auth.verify_dkim(c.with(&msg)).await;
-    let arc = auth.verify_arc(c.with(&msg)).await;
     let dmarc = dmarc_of(resolver, &msg.from, &spf, &spf_domain, &dkim).await;
     let from = msg.from.first().cloned().unwrap_or_default();
     let summary = Summary {
