@@ -1,6 +1,7 @@
 //! Inbound authentication against independent signers: messages signed by
-//! dkimpy's `dkimsign` (RSA and Ed25519, keys made by its `dknewkey`) and
-//! sealed by its `arcsign` reach mailc's MX, whose verdicts in
+//! dkimpy's `dkimsign` (RSA and Ed25519, keys made by its `dknewkey`), by
+//! Perl's Mail::DKIM (relaxed and simple canonicalization) and sealed by
+//! dkimpy's `arcsign` reach mailc's MX, whose verdicts in
 //! `Authentication-Results` must be pass for the intact ones and fail for
 //! the ones changed after signing — and must agree, message for message,
 //! with dkimpy's own verifier (`dkim.verify`, `dkim.arc_verify`) run on the
@@ -159,7 +160,32 @@ fn dkimpy_signatures_and_arc_seals_verify() {
         assert!(seal.starts_with("ARC-Seal:"), "{seal}");
         assert!(seal.contains("Subject: arc"), "{seal}");
         let sealed = seal;
+        // A third signer: Perl's Mail::DKIM, both canonicalizations.
+        let mail_dkim = |method: &str, subject: &str| {
+            pipe(
+                tool("perl")
+                    .arg(common::root().join("tests/interop/mail_dkim_sign.pl"))
+                    .args(["rsa.key", "rsa", "sender.test", method])
+                    .current_dir(dir.path()),
+                &plain(subject),
+            )
+        };
+        let perl_relaxed = mail_dkim("relaxed/relaxed", "mail-dkim relaxed");
+        let perl_simple = mail_dkim("simple/simple", "mail-dkim simple");
+        let perl_changed = mail_dkim("simple/simple", "mail-dkim changed")
+            .replace("Hello.", "Hello, changed.");
         vec![
+            (
+                "mail-dkim relaxed",
+                perl_relaxed,
+                "dkim=pass header.d=sender.test header.s=rsa",
+            ),
+            (
+                "mail-dkim simple",
+                perl_simple,
+                "dkim=pass header.d=sender.test header.s=rsa",
+            ),
+            ("mail-dkim changed", perl_changed, "dkim=fail"),
             (
                 "rsa",
                 rsa_msg,
