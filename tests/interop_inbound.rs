@@ -172,8 +172,8 @@ fn dkimpy_signatures_and_arc_seals_verify() {
         };
         let perl_relaxed = mail_dkim("relaxed/relaxed", "mail-dkim relaxed");
         let perl_simple = mail_dkim("simple/simple", "mail-dkim simple");
-        let perl_changed = mail_dkim("simple/simple", "mail-dkim changed")
-            .replace("Hello.", "Hello, changed.");
+        let perl_changed =
+            mail_dkim("simple/simple", "mail-dkim changed").replace("Hello.", "Hello, changed.");
         vec![
             (
                 "mail-dkim relaxed",

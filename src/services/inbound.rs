@@ -186,20 +186,23 @@ async fn run(
     let signatures = async {
         match &msg {
             Some(msg) => {
-                let (dkim, arc) = tokio::join!(
-                    auth.verify_dkim(c.with(msg)),
-                    auth.verify_arc(c.with(msg))
-                );
+                let (dkim, arc) =
+                    tokio::join!(auth.verify_dkim(c.with(msg)), auth.verify_arc(c.with(msg)));
                 Some((dkim, arc))
             }
             None => None,
         }
     };
-    let (spf_helo, spf, iprev, signatures) = tokio::join!(
+    let authors = msg
+        .as_ref()
+        .map(|m| author_domains(&m.from))
+        .unwrap_or_default();
+    let (spf_helo, spf, iprev, signatures, discovered) = tokio::join!(
         spf_helo(resolver, a.ip, helo),
         spf_mail_from(resolver, a.ip, helo, a.sender),
         auth.verify_iprev(c.with(a.ip)),
-        signatures
+        signatures,
+        policies(resolver, &authors)
     );
     let (Some(msg), Some((dkim, arc))) = (&msg, signatures) else {
         // No header mail-auth can read: nothing to verify but the SMTP
@@ -223,7 +226,7 @@ async fn run(
             header: with_dkim_none(header, a.hostname),
         };
     };
-    let dmarc = dmarc_of(resolver, &msg.from, &spf, &spf_domain, &dkim).await;
+    let dmarc = dmarc_of(&authors, discovered, &spf, &spf_domain, &dkim);
     let from = msg.from.first().cloned().unwrap_or_default();
     let summary = Summary {
         spf: spf.result(),
@@ -268,14 +271,40 @@ async fn run(
 /// field with addresses of more domains than this is judged by the first.
 const MAX_AUTHOR_DOMAINS: usize = 4;
 
-/// DMARC (RFC 7489) of the message's author domains. Several From
-/// addresses of different domains (§6.6.1) are each evaluated; the first
-/// that does not pass is the verdict (so a second author cannot hide a
-/// failing one), otherwise the first with a policy.
-async fn dmarc_of(
-    resolver: &Resolver,
-    from: &[String],
-    spf: &mail_auth::SpfOutput,
+/// The author domains of a message's From: addresses, lower case, at most
+/// [`MAX_AUTHOR_DOMAINS`].
+fn author_domains(from: &[String]) -> Vec<String> {
+    let mut domains: Vec<String> = Vec::new();
+    for addr in from {
+        if let Some((_, d)) = addr.rsplit_once('@') {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if !d.is_empty() && !domains.contains(&d) && domains.len() < MAX_AUTHOR_DOMAINS {
+                domains.push(d);
+            }
+        }
+    }
+    domains
+}
+
+/// Policy discovery for every author domain, all at once.
+async fn policies(resolver: &Resolver, domains: &[String]) -> Vec<Discovery> {
+    let mut out = Vec::with_capacity(domains.len());
+    // At most MAX_AUTHOR_DOMAINS: sequential per domain is bounded, and the
+    // two lookups of each run together.
+    for d in domains {
+        out.push(discover(resolver, d).await);
+    }
+    out
+}
+
+/// DMARC (RFC 7489) of the message's author domains, from their discovered
+/// policies. Several From addresses of different domains (§6.6.1) are each
+/// evaluated; the first that does not pass is the verdict (so a second
+/// author cannot hide a failing one), otherwise the first with a policy.
+fn dmarc_of(
+    domains: &[String],
+    discovered: Vec<Discovery>,
+    spf: &SpfOutput,
     spf_domain: &str,
     dkim: &[DkimOutput<'_>],
 ) -> Evaluation {
@@ -296,18 +325,8 @@ async fn dmarc_of(
             })
         })
         .collect();
-    let mut domains: Vec<String> = Vec::new();
-    for addr in from {
-        if let Some((_, d)) = addr.rsplit_once('@') {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if !d.is_empty() && !domains.contains(&d) && domains.len() < MAX_AUTHOR_DOMAINS {
-                domains.push(d);
-            }
-        }
-    }
     let mut first: Option<Evaluation> = None;
-    for domain in &domains {
-        let discovery = discover(resolver, domain).await;
+    for (domain, discovery) in domains.iter().zip(discovered) {
         let e = dmarc::evaluate(domain, discovery, &spf, &dkim, sample());
         if !matches!(e.verdict, Verdict::Pass | Verdict::None) {
             return e;
@@ -323,7 +342,9 @@ async fn dmarc_of(
 }
 
 /// Policy discovery (RFC 7489 §6.6.3): `_dmarc.` the author domain, then,
-/// if it has none, `_dmarc.` its organisational domain.
+/// if it has none, `_dmarc.` its organisational domain. Both are asked at
+/// once (the second answer is only used when the first finds nothing): a
+/// message waits for one round trip, and for one timeout when DNS is down.
 async fn discover(resolver: &Resolver, domain: &str) -> Discovery {
     let lookup = |d: String| async move {
         match resolver::txt(resolver, &format!("_dmarc.{d}")).await {
@@ -331,14 +352,15 @@ async fn discover(resolver: &Resolver, domain: &str) -> Discovery {
             Err(e) => Lookup::Error(e.to_string()),
         }
     };
-    if let Some(found) = dmarc::pick(domain, lookup(domain.to_string()).await) {
-        return found;
-    }
     let org = dmarc::org_domain(domain);
     if org == domain {
-        return Discovery::Nothing;
+        return dmarc::pick(domain, lookup(domain.to_string()).await).unwrap_or(Discovery::Nothing);
     }
-    dmarc::pick(&org, lookup(org.clone()).await).unwrap_or(Discovery::Nothing)
+    let (own, at_org) = tokio::join!(lookup(domain.to_string()), lookup(org.clone()));
+    if let Some(found) = dmarc::pick(domain, own) {
+        return found;
+    }
+    dmarc::pick(&org, at_org).unwrap_or(Discovery::Nothing)
 }
 
 fn outcome_spf(r: SpfResult) -> Outcome {
