@@ -5,6 +5,8 @@
 //! RFC 8601 §5). The checks themselves (DNS) run in
 //! `services::inbound`.
 
+pub mod report;
+
 use mail_auth::dmarc::Policy;
 use mail_auth::{DkimResult, DmarcResult, SpfResult};
 
