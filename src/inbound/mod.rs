@@ -243,6 +243,7 @@ mod tests {
             dmarc_quarantine: def::DMARC_QUARANTINE,
             dmarc_own: None,
             defer_on_dns_error: def::DEFER_ON_DNS_ERROR,
+            dmarc_reports: None,
         }
     }
 
