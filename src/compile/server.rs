@@ -234,10 +234,7 @@ pub(crate) fn dmarc_reports(
     };
     Some(crate::tables::DmarcReportsTable {
         from: address,
-        org_name: r
-            .org_name
-            .as_ref()
-            .map_or(domain, |o| o.value.clone()),
+        org_name: r.org_name.as_ref().map_or(domain, |o| o.value.clone()),
         interval_secs: or(&r.interval, def::DMARC_REPORT_INTERVAL_SECS).max(1),
         max_size: or(&r.max_size, def::DMARC_REPORT_MAX_SIZE),
     })

@@ -271,8 +271,14 @@ impl Aggregator {
             };
             let mut records: Vec<(RecordKey, u32)> = rows.records.into_iter().collect();
             records.sort_by(|a, b| {
-                (a.0.0, &a.0.4, &a.0.5, a.0.2, a.0.3, format!("{:?}", a.0))
-                    .cmp(&(b.0.0, &b.0.4, &b.0.5, b.0.2, b.0.3, format!("{:?}", b.0)))
+                (a.0.0, &a.0.4, &a.0.5, a.0.2, a.0.3, format!("{:?}", a.0)).cmp(&(
+                    b.0.0,
+                    &b.0.4,
+                    &b.0.5,
+                    b.0.2,
+                    b.0.3,
+                    format!("{:?}", b.0),
+                ))
             });
             let mut report = mr::Report::new()
                 .with_version(1.0)
@@ -432,7 +438,8 @@ pub fn destination(policy_domain: &str, uri: &ReportUri) -> Destination {
 pub fn authorises(txt: &[String]) -> bool {
     txt.iter().any(|t| {
         let t = t.trim_start();
-        t.get(..8).is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
+        t.get(..8)
+            .is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
             && t[8..].trim_start().chars().next().is_none_or(|c| c == ';')
     })
 }
@@ -563,7 +570,10 @@ mod tests {
 
         let reports = agg.reports(&reporter(), 86_400, 172_800);
         assert_eq!(
-            reports.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
+            reports
+                .iter()
+                .map(|r| r.domain.as_str())
+                .collect::<Vec<_>>(),
             ["other.test", "sender.test"]
         );
         let sender = &reports[1];
@@ -666,7 +676,10 @@ mod tests {
         let report = &agg.reports(&reporter(), 0, 86_400)[0].report;
         let mail = message(&reporter(), report, "reports@rua.example").unwrap();
         let text = String::from_utf8_lossy(&mail);
-        assert!(text.contains("From: <dmarc-reports@example.test>"), "{text}");
+        assert!(
+            text.contains("From: <dmarc-reports@example.test>"),
+            "{text}"
+        );
         assert!(text.contains("To: <reports@rua.example>"), "{text}");
         assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
         assert!(

@@ -78,7 +78,10 @@ impl RowLog {
                 .dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if n.is_power_of_two() {
-                tracing::warn!(dropped = n + 1, "DMARC report rows dropped: the writer is behind");
+                tracing::warn!(
+                    dropped = n + 1,
+                    "DMARC report rows dropped: the writer is behind"
+                );
             }
         }
     }
@@ -253,7 +256,11 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
             continue;
         };
         if bad_lines > 0 {
-            tracing::warn!(period = begin, lines = bad_lines, "unreadable DMARC report rows skipped");
+            tracing::warn!(
+                period = begin,
+                lines = bad_lines,
+                "unreadable DMARC report rows skipped"
+            );
         }
         let mut complete = true;
         'domains: for dr in agg.reports(&reporter, begin, end) {

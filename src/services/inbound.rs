@@ -294,8 +294,9 @@ fn report_row(
         rua: record
             .rua()
             .iter()
+            // mail-auth keeps only `mailto:` URIs, without the scheme.
             .map(|u| rep::ReportUri {
-                uri: u.uri().to_string(),
+                uri: format!("mailto:{}", u.uri()),
                 max_size: u.max_size() as u64,
             })
             .collect(),

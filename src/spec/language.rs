@@ -566,8 +566,16 @@ pub static INBOUND_DMARC_REPORTS: NodeSpec = NodeSpec {
             Ty::Duration,
             "reporting period, aligned to multiples of it since the epoch (a day: UTC midnight)",
         ),
-        opt("max-size", Ty::Size, "largest report mail sent; larger ones are dropped and logged"),
-        opt("org-name", Ty::Str, "`org_name` in the reports (default: the domain of `from`)"),
+        opt(
+            "max-size",
+            Ty::Size,
+            "largest report mail sent; larger ones are dropped and logged",
+        ),
+        opt(
+            "org-name",
+            Ty::Str,
+            "`org_name` in the reports (default: the domain of `from`)",
+        ),
     ],
     children: &[],
     repeat: false,
