@@ -496,12 +496,12 @@ pub fn render(s: &Summary) -> String {
         s.unreadable.len()
     );
     let table_head = format!(
-        "      {:<40} {:>8} {:>13} {:>13} {:>18}\n",
+        "      {:<40} {:>8} {:>14} {:>14} {:>17}\n",
         "source", "messages", "dkim pass/fail", "spf pass/fail", "none/quar/reject"
     );
     let row = |src: &Source| {
         format!(
-            "      {:<40} {:>8} {:>13} {:>13} {:>18}\n",
+            "      {:<40} {:>8} {:>14} {:>14} {:>17}\n",
             src.ip,
             src.messages,
             format!("{}/{}", src.dkim_aligned.pass, src.dkim_aligned.fail),
