@@ -479,26 +479,84 @@ fn note(journal: &Path, line: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::inbound::report::{Align, PublishedPolicy, ReportUri, Requested};
+    use crate::queue::Queue;
 
     fn row(at: u64) -> ReportRow {
+        row_for(at, "sender.test", &["mailto:d@sender.test"])
+    }
+
+    fn row_for(at: u64, domain: &str, rua: &[&str]) -> ReportRow {
         ReportRow::new(
             at,
             "192.0.2.1".parse().unwrap(),
-            "sender.test",
-            "sender.test",
+            domain,
+            domain,
             PublishedPolicy {
-                domain: "sender.test".into(),
+                domain: domain.into(),
                 adkim: Align::Relaxed,
                 aspf: Align::Relaxed,
                 p: Requested::None,
                 sp: Requested::None,
                 pct: 100,
-                rua: vec![ReportUri {
-                    uri: "mailto:d@sender.test".into(),
-                    max_size: 0,
-                }],
+                rua: rua
+                    .iter()
+                    .map(|u| ReportUri {
+                        uri: u.to_string(),
+                        max_size: 0,
+                    })
+                    .collect(),
             },
         )
+    }
+
+    /// A run after a crash: the destination journalled as done is not sent
+    /// again, the others are (two per domain at most); an external one that
+    /// cannot be verified (no DNS here) is skipped; then the period's files
+    /// are gone and a second run sends nothing.
+    #[tokio::test]
+    async fn journalled_destinations_are_not_sent_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = crate::services::testing::harness_with(
+            tmp.path(),
+            "inbound {\n dmarc {\n  reports from=\"dmarc@example.test\" interval=\"10s\"\n }\n}\n",
+        );
+        let d = dir(tmp.path());
+        let rua = [
+            "mailto:a@sender.test",
+            "mailto:b@sender.test",
+            "mailto:c@sender.test",
+        ];
+        append(
+            &d,
+            &[
+                row_for(5, "sender.test", &rua),
+                row_for(6, "sender.test", &rua),
+                row_for(7, "other.test", &["mailto:x@elsewhere.test"]),
+            ],
+            10,
+        )
+        .unwrap();
+        note(&journal_file(&d, 0, 10), "sender.test mailto:a@sender.test").unwrap();
+        let summary = run_once(&h.shared, 100).await;
+        assert_eq!(
+            summary,
+            RunSummary {
+                queued: 1,
+                skipped: 1,
+                periods_done: 1
+            }
+        );
+        let queued = h.queue.list();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].sender, "dmarc@example.test");
+        assert_eq!(queued[0].recipients[0].address, "b@sender.test");
+        let message = h.queue.read_message(&queued[0].id).unwrap();
+        let report = mail_auth::report::Report::parse_rfc5322(&message, 1 << 20).unwrap();
+        assert_eq!(report.domain(), "sender.test");
+        assert_eq!(report.records()[0].count(), 2);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "files removed");
+        assert_eq!(run_once(&h.shared, 200).await, RunSummary::default());
+        assert_eq!(h.queue.list().len(), 1);
     }
 
     #[test]
