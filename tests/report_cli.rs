@@ -321,3 +321,61 @@ fn bad_arguments_are_errors_not_panics() {
     let text = run(tmp.path(), &[]);
     assert!(text.starts_with("0 messages read"), "{text}");
 }
+
+/// With the config, the mailbox is found from the domain's `dmarc rua=`
+/// (or named by address); the same reports are read.
+#[test]
+fn the_rua_mailbox_comes_from_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let config = tmp.path().join("mailc.kdl");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname \"mail.example.test\"\nstate \"{}\"\nlisten \"lmtp\" \"127.0.0.1:24\"\n\
+             domain \"example.test\" {{\n    dmarc policy=\"none\" rua=\"dmarc@example.test\"\n    mailbox \"dmarc\" {{\n        alias \"postmaster\"\n    }}\n}}\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    maildir(&state.join("mail/example.test/dmarc"));
+    let from_rua = Command::cargo_bin("mailc")
+        .unwrap()
+        .arg("report")
+        .arg(&config)
+        .arg("--json")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&from_rua).unwrap();
+    assert_eq!(json["dmarc"]["reports"], 3);
+    assert_eq!(json["tls"]["reports"], 1);
+    let by_address = Command::cargo_bin("mailc")
+        .unwrap()
+        .arg("report")
+        .arg(&config)
+        .args(["--mailbox", "postmaster@example.test", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(by_address, from_rua);
+    let out = Command::cargo_bin("mailc")
+        .unwrap()
+        .arg("report")
+        .arg(&config)
+        .args(["--mailbox", "nobody@elsewhere.test"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&out).contains("not one of our addresses"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
