@@ -105,6 +105,7 @@ codes! {
     DkimKeyNotGenerated = "mailc::dkim::key-not-generated", "A DKIM key has not been generated yet.";
     DmarcMissing = "mailc::dmarc::missing", "A domain publishes no DMARC policy.";
     DmarcReport = "mailc::dmarc::report-address", "A DMARC report address is not a valid `mailto:` URI or address.";
+    DmarcReportsFrom = "mailc::dmarc::reports-from", "The sender of the DMARC aggregate reports we send is not an address in one of our domains.";
     SpfMechanism = "mailc::spf::mechanism", "An SPF term that is not valid SPF syntax.";
     TlsRptUri = "mailc::tls-rpt::uri", "A TLS-RPT report URI that is not `mailto:` or `https:`.";
     MxInvalid = "mailc::mx::invalid", "An MX host that is not a valid host name.";

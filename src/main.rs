@@ -111,6 +111,22 @@ enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Summarise the DMARC aggregate and TLS-RPT reports other servers
+    /// sent about our domains (a Maildir of received reports).
+    Report {
+        /// The config: resolves an address given to --mailbox, or without
+        /// --mailbox finds the mailboxes the domains' rua/tls-rpt reach.
+        config: Option<PathBuf>,
+        /// A Maildir path, or an address of ours (with the config).
+        #[arg(long, value_name = "PATH|ADDRESS")]
+        mailbox: Option<String>,
+        /// Print JSON (a stable shape) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Only reports whose period ends on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
     /// Inspect and manage the queue of a (running or stopped) server.
     Queue {
         #[command(subcommand)]
@@ -230,6 +246,17 @@ fn main() -> ExitCode {
             action: DkimAction::Keygen { config },
         } => cli::dns::keygen(&config),
         Command::Sendmail { args } => cli::sendmail::run(&args),
+        Command::Report {
+            config,
+            mailbox,
+            json,
+            since,
+        } => cli::reports::run(
+            config.as_deref(),
+            mailbox.as_deref(),
+            json,
+            since.as_deref(),
+        ),
         Command::Queue { action } => {
             use cli::queue::{Action, run};
             match action {

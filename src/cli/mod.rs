@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod explain;
 pub mod queue;
+pub mod reports;
 pub mod sendmail;
 
 use std::io::{IsTerminal, Write};

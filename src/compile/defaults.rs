@@ -131,3 +131,10 @@ pub const ROUTE_TLS_WITH_LOGIN: crate::tables::OutboundTls =
     crate::tables::OutboundTls::RequireVerified;
 /// A route without a login (MX delivery or an open relay host).
 pub const ROUTE_TLS: crate::tables::OutboundTls = crate::tables::OutboundTls::Opportunistic;
+
+/// DMARC aggregate reports cover one day, as RFC 7489 §7.2 expects
+/// (`ri=` defaults to 86400) and receivers' tools assume.
+pub const DMARC_REPORT_INTERVAL_SECS: u64 = 86_400;
+/// 10 MiB: well above a day's report of a busy MX once gzip'd (a record
+/// is about 40 bytes compressed), well below what report mailboxes accept.
+pub const DMARC_REPORT_MAX_SIZE: u64 = 10 << 20;

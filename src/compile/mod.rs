@@ -96,6 +96,8 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     let recips = recipients::lower(cfg, &server, &mut doms, &mut cx);
     server::check_relay_safety(cfg, &mut cx);
     let (outbound, resolvers) = outbound::lower(cfg, server.relay_host.as_ref(), &mut cx);
+    let mut server = server;
+    server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
 
     if cx.diags.has_errors() {
         return None;

@@ -193,7 +193,51 @@ fn inbound_policy(i: &crate::spec::ast::Inbound) -> InboundPolicy {
             .dns_error
             .as_ref()
             .map_or(def::DEFER_ON_DNS_ERROR, |v| v.value == "tempfail"),
+        // Needs our domains: set by [`dmarc_reports`] once they are known.
+        dmarc_reports: None,
     }
+}
+
+/// `inbound { dmarc { reports } }`: the sender must be an address in one
+/// of our domains (the reports are DKIM-signed with its key, and bounces
+/// of them come back to it).
+pub(crate) fn dmarc_reports(
+    cfg: &Config,
+    domains: &std::collections::BTreeMap<String, crate::tables::DomainTable>,
+    cx: &mut Cx<'_>,
+) -> Option<crate::tables::DmarcReportsTable> {
+    let r = cfg.inbound.dmarc_reports.as_ref()?;
+    let from = r.from.as_ref()?;
+    let parsed = addr::split(&from.value).and_then(|(local, domain)| {
+        let d = addr::normalize_domain(domain).ok()?;
+        (!local.is_empty() && domains.contains_key(&d.ascii))
+            .then(|| (format!("{local}@{}", d.ascii), d.ascii))
+    });
+    let Some((address, domain)) = parsed else {
+        let mut ours: Vec<&str> = domains.keys().map(String::as_str).collect();
+        ours.truncate(3);
+        cx.diags.push(
+            Diag::error(
+                Code::DmarcReportsFrom,
+                format!(
+                    "DMARC reports would be sent from `{}`, which is not an address in one of our domains",
+                    from.value
+                ),
+            )
+            .label(from.span, "not one of our addresses")
+            .help(format!(
+                "reports are DKIM-signed with the sender's domain key: use an address such as `dmarc-reports@{}`",
+                ours.first().copied().unwrap_or("example.org")
+            )),
+        );
+        return None;
+    };
+    Some(crate::tables::DmarcReportsTable {
+        from: address,
+        org_name: r.org_name.as_ref().map_or(domain, |o| o.value.clone()),
+        interval_secs: or(&r.interval, def::DMARC_REPORT_INTERVAL_SECS).max(1),
+        max_size: or(&r.max_size, def::DMARC_REPORT_MAX_SIZE),
+    })
 }
 
 fn submission_policy(s: &crate::spec::ast::Submission) -> SubmissionPolicy {

@@ -6,6 +6,7 @@
 //! `services::inbound`.
 
 pub mod dmarc;
+pub mod report;
 pub mod spf;
 
 use mail_auth::{DkimResult, SpfResult};
@@ -247,6 +248,7 @@ mod tests {
             dmarc_quarantine: def::DMARC_QUARANTINE,
             dmarc_own: None,
             defer_on_dns_error: def::DEFER_ON_DNS_ERROR,
+            dmarc_reports: None,
         }
     }
 

@@ -133,6 +133,9 @@ pub struct Checked {
     /// The `Authentication-Results` field, CRLF-terminated (empty when the
     /// checks did not finish).
     pub header: String,
+    /// For DMARC aggregate reports: the evaluation, when the author
+    /// domain's record asks for them (`rua=`) and the message was decided.
+    pub report: Option<crate::inbound::report::ReportRow>,
 }
 
 /// The SMTP facts the checks need besides the message.
@@ -162,6 +165,7 @@ pub async fn check(
         Err(_) => Checked {
             decision: Decision::Defer(r::auth_dns_error("the message")),
             header: String::new(),
+            report: None,
         },
     }
 }
@@ -224,13 +228,14 @@ async fn run(
         return Checked {
             decision: decide(policy, &summary),
             header: with_dkim_none(header, a.hostname),
+            report: None,
         };
     };
     let dmarc = dmarc_of(&authors, discovered, &spf, &spf_domain, &dkim);
     let from = msg.from.first().cloned().unwrap_or_default();
     let summary = Summary {
         spf: spf.result(),
-        spf_domain,
+        spf_domain: spf_domain.clone(),
         dkim: dkim.iter().map(|d| body_hash_is_fail(d.result())).collect(),
         dmarc: dmarc.verdict,
         dmarc_policy: dmarc.disposition,
@@ -261,9 +266,12 @@ async fn run(
             "dkim=fail (body hash did not verify)",
         )
     };
+    let decision = decide(policy, &summary);
+    let report = report_row(&a, &decision, &dkim, &spf, &dmarc, &spf_domain);
     Checked {
-        decision: decide(policy, &summary),
+        decision,
         header,
+        report,
     }
 }
 
@@ -377,6 +385,102 @@ fn sample() -> u8 {
     let mut b = [0u8; 4];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
     (u32::from_le_bytes(b) % 100) as u8
+}
+
+/// The row for DMARC aggregate reports of a message whose policy record
+/// asks for them (`rua=`, RFC 7489 §7.2); `None` otherwise and for a
+/// deferred message (not decided yet). The policy domain is where the
+/// record was found (the author or the organisational domain).
+fn report_row(
+    a: &Arrival<'_>,
+    decision: &Decision,
+    dkim: &[DkimOutput<'_>],
+    spf: &SpfOutput,
+    dmarc: &Evaluation,
+    mail_from_domain: &str,
+) -> Option<crate::inbound::report::ReportRow> {
+    use crate::inbound::report as rep;
+    let record = dmarc.record.as_ref().filter(|r| !r.rua.is_empty())?;
+    let disposition = match decision {
+        Decision::Defer(_) => return None,
+        Decision::Reject(_) => rep::Disposition::Reject,
+        Decision::Deliver { junk: true, .. } => rep::Disposition::Quarantine,
+        Decision::Deliver { junk: false, .. } => rep::Disposition::None,
+    };
+    let align = |a: dmarc::Alignment| match a {
+        dmarc::Alignment::Strict => rep::Align::Strict,
+        dmarc::Alignment::Relaxed => rep::Align::Relaxed,
+    };
+    let requested = |p: dmarc::Policy| match p {
+        dmarc::Policy::Reject => rep::Requested::Reject,
+        dmarc::Policy::Quarantine => rep::Requested::Quarantine,
+        dmarc::Policy::None => rep::Requested::None,
+    };
+    let policy = rep::PublishedPolicy {
+        domain: dmarc.policy_domain.clone(),
+        adkim: align(record.adkim),
+        aspf: align(record.aspf),
+        p: requested(record.p),
+        sp: requested(record.sp.unwrap_or(record.p)),
+        pct: record.pct,
+        rua: record
+            .rua
+            .iter()
+            .map(|u| rep::ReportUri {
+                uri: u.uri.clone(),
+                max_size: u.max_size.unwrap_or(0),
+            })
+            .collect(),
+    };
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut row = rep::ReportRow::new(
+        at,
+        a.ip,
+        dmarc.from_domain.clone(),
+        mail_from_domain,
+        policy,
+    );
+    row.disposition = disposition;
+    row.dkim_aligned = dmarc.dkim_aligned;
+    row.spf_aligned = dmarc.spf_aligned;
+    row.dkim = dkim
+        .iter()
+        .filter_map(|d| {
+            let sig = d.signature()?;
+            Some(rep::DkimAuth {
+                domain: sig.d.to_ascii_lowercase(),
+                selector: sig.s.clone(),
+                result: match body_hash_is_fail(d.result()) {
+                    DkimResult::Pass => rep::DkimVerdict::Pass,
+                    DkimResult::Neutral(_) => rep::DkimVerdict::Neutral,
+                    DkimResult::Fail(_) => rep::DkimVerdict::Fail,
+                    DkimResult::PermError(_) => rep::DkimVerdict::Permerror,
+                    DkimResult::TempError(_) => rep::DkimVerdict::Temperror,
+                    DkimResult::None => rep::DkimVerdict::None,
+                },
+            })
+        })
+        .collect();
+    row.spf = vec![rep::SpfAuth {
+        domain: mail_from_domain.to_string(),
+        scope: if a.sender.is_empty() {
+            rep::SpfScope::Helo
+        } else {
+            rep::SpfScope::Mfrom
+        },
+        result: match spf.result() {
+            SpfResult::Pass => rep::SpfVerdict::Pass,
+            SpfResult::Fail => rep::SpfVerdict::Fail,
+            SpfResult::SoftFail => rep::SpfVerdict::Softfail,
+            SpfResult::Neutral => rep::SpfVerdict::Neutral,
+            SpfResult::TempError => rep::SpfVerdict::Temperror,
+            SpfResult::PermError => rep::SpfVerdict::Permerror,
+            SpfResult::None => rep::SpfVerdict::None,
+        },
+    }];
+    Some(row)
 }
 
 /// SPF of the MAIL FROM identity (RFC 7208 §2.4; for the null sender,

@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod delivery;
+pub mod dmarc_reports;
 pub mod imap;
 pub mod inbound;
 pub mod login;
@@ -72,6 +73,8 @@ pub struct Shared {
     pub verifier: verifier::Verifier,
     /// Records the inbound checks looked up, parsed, within their TTL.
     pub inbound_caches: inbound::Caches,
+    /// DMARC evaluations waiting to be stored for aggregate reports.
+    pub dmarc_rows: dmarc_reports::RowLog,
 }
 
 impl Shared {
@@ -109,6 +112,7 @@ impl Shared {
             mail_events,
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
+            dmarc_rows: dmarc_reports::RowLog::default(),
         }
     }
 

@@ -103,7 +103,7 @@ impl Spooler {
             hostname,
             own_domains: &tables.domains,
         };
-        let checked = inbound::check(
+        let mut checked = inbound::check(
             &self.snapshot.outbound.resolver,
             &self.shared.inbound_caches,
             &tables.inbound,
@@ -129,6 +129,11 @@ impl Spooler {
             verdict,
             "inbound checks"
         );
+        if let Some(row) = checked.report.take()
+            && tables.inbound.dmarc_reports.is_some()
+        {
+            self.shared.dmarc_rows.record(row);
+        }
         match checked.decision {
             Decision::Reject(reply) | Decision::Defer(reply) => Err(reply),
             Decision::Deliver { junk, .. } => {

@@ -31,9 +31,14 @@ pub(crate) struct Harness {
 /// A server for `example.test` (mailboxes alice and bob, bob disabled) with
 /// its state directory at `state` (it is only written to by deliveries).
 pub(crate) fn harness(state: &Path) -> Harness {
+    harness_with(state, "")
+}
+
+/// [`harness`] with more configuration appended.
+pub(crate) fn harness_with(state: &Path, extra: &str) -> Harness {
     let text = format!(
         "hostname \"mail.example.test\"\nstate \"{}\"\ntls self-signed=#true\nlisten \"smtp\" \"127.0.0.1:25\"\n\
-         domain \"example.test\" {{\n mailbox \"alice\"\n mailbox \"bob\" disabled=#true\n}}\n",
+         domain \"example.test\" {{\n mailbox \"alice\"\n mailbox \"bob\" disabled=#true\n}}\n{extra}",
         state.display()
     );
     let out = compile_str("t.kdl", state, &text, Options { offline: true });

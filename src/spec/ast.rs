@@ -161,6 +161,17 @@ pub struct Inbound {
     pub dmarc_quarantine: Option<Spanned<&'static str>>,
     pub dmarc_own: Option<Spanned<&'static str>>,
     pub dns_error: Option<Spanned<&'static str>>,
+    pub dmarc_reports: Option<DmarcReports>,
+}
+
+/// `inbound { dmarc { reports from= interval= max-size= org-name= } }`.
+#[derive(Debug, Clone)]
+pub struct DmarcReports {
+    pub span: Span,
+    pub from: Option<Spanned<String>>,
+    pub interval: Option<Spanned<u64>>,
+    pub max_size: Option<Spanned<u64>>,
+    pub org_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -355,6 +366,16 @@ fn inbound(n: &SNode) -> Inbound {
         dmarc_quarantine: policy("dmarc", "quarantine"),
         dmarc_own: policy("dmarc", "own"),
         dns_error: n.setting("dns-error", s_choice),
+        dmarc_reports: n
+            .child("dmarc")
+            .and_then(|d| d.child("reports"))
+            .map(|r| DmarcReports {
+                span: r.span,
+                from: r.p("from", s_str),
+                interval: r.p("interval", s_duration),
+                max_size: r.p("max-size", s_size),
+                org_name: r.p("org-name", s_str),
+            }),
     }
 }
 

@@ -551,9 +551,40 @@ pub static INBOUND_DKIM: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static INBOUND_DMARC_REPORTS: NodeSpec = NodeSpec {
+    name: "reports",
+    doc: "Send DMARC aggregate reports (RFC 7489 §7.2) about the mail received to the `rua` of each sending domain that asks (off unless present).",
+    args: Args::NONE,
+    props: &[
+        req(
+            "from",
+            Ty::Str,
+            "sender of the reports, an address in one of our domains (DKIM-signed with its key)",
+        ),
+        opt(
+            "interval",
+            Ty::Duration,
+            "reporting period, aligned to multiples of it since the epoch (a day: UTC midnight)",
+        ),
+        opt(
+            "max-size",
+            Ty::Size,
+            "largest report mail sent; larger ones are dropped and logged",
+        ),
+        opt(
+            "org-name",
+            Ty::Str,
+            "`org_name` in the reports (default: the domain of `from`)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 pub static INBOUND_DMARC: NodeSpec = NodeSpec {
     name: "dmarc",
-    doc: "What to do when the sender's DMARC policy says reject or quarantine.",
+    doc: "What to do when the sender's DMARC policy says reject or quarantine; `reports` below sends aggregate reports.",
     args: Args::NONE,
     props: &[
         opt("reject", Ty::Choice(ACTIONS), "when p=reject fails"),
@@ -564,7 +595,7 @@ pub static INBOUND_DMARC: NodeSpec = NodeSpec {
             "when mail from one of our own domains fails DMARC, whatever policy it publishes",
         ),
     ],
-    children: &[],
+    children: &[&INBOUND_DMARC_REPORTS],
     repeat: false,
     required: false,
 };

@@ -382,6 +382,24 @@ pub struct InboundPolicy {
     pub dmarc_own: Option<Action>,
     /// A DMARC lookup that fails for now defers the message (451).
     pub defer_on_dns_error: bool,
+    /// DMARC aggregate reports we send (`dmarc { reports }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_reports: Option<DmarcReportsTable>,
+}
+
+/// Sending DMARC aggregate reports (RFC 7489 §7.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DmarcReportsTable {
+    /// From: and envelope sender of the reports, in one of our domains.
+    pub from: String,
+    /// `org_name` of the reports.
+    pub org_name: String,
+    /// Length of a reporting period; periods start at multiples of it
+    /// since the epoch.
+    pub interval_secs: u64,
+    /// Largest report mail sent.
+    pub max_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
