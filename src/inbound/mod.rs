@@ -5,6 +5,9 @@
 //! RFC 8601 §5). The checks themselves (DNS) run in
 //! `services::inbound`.
 
+pub mod dnsbl;
+pub mod greylist;
+
 use mail_auth::dmarc::Policy;
 use mail_auth::{DkimResult, DmarcResult, SpfResult};
 
@@ -241,6 +244,8 @@ mod tests {
             dmarc_quarantine: def::DMARC_QUARANTINE,
             dmarc_own: None,
             defer_on_dns_error: def::DEFER_ON_DNS_ERROR,
+            dnsbl: None,
+            greylist: None,
         }
     }
 

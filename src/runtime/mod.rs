@@ -225,6 +225,14 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
         srs,
         shutdown_rx,
     ));
+    match shared.greylist.open(state) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "greylisting state loaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the greylisting state");
+            return None;
+        }
+    }
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
     let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
     for entry in recovered {

@@ -7,6 +7,8 @@
 
 pub mod conn;
 pub mod delivery;
+pub mod dnsbl;
+pub mod greylist;
 pub mod imap;
 pub mod inbound;
 pub mod login;
@@ -72,6 +74,11 @@ pub struct Shared {
     pub verifier: verifier::Verifier,
     /// Records the inbound checks looked up, parsed, within their TTL.
     pub inbound_caches: inbound::Caches,
+    /// Greylisting's triplets (`inbound { greylist }`), opened from the
+    /// state directory at start.
+    pub greylist: greylist::Greylist,
+    /// When each DNS blocklist's refusals were last warned about.
+    pub dnsbl_warnings: dnsbl::Warnings,
 }
 
 impl Shared {
@@ -109,6 +116,8 @@ impl Shared {
             mail_events,
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
+            greylist: greylist::Greylist::default(),
+            dnsbl_warnings: dnsbl::Warnings::default(),
         }
     }
 

@@ -161,6 +161,36 @@ pub struct Inbound {
     pub dmarc_quarantine: Option<Spanned<&'static str>>,
     pub dmarc_own: Option<Spanned<&'static str>>,
     pub dns_error: Option<Spanned<&'static str>>,
+    pub dnsbl: Option<Dnsbl>,
+    pub greylist: Option<Greylist>,
+}
+
+/// `inbound { dnsbl }`.
+#[derive(Debug, Clone)]
+pub struct Dnsbl {
+    pub span: Span,
+    pub threshold: Option<Spanned<i32>>,
+    pub timeout: Option<Spanned<u64>>,
+    pub zones: Vec<DnsblZone>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsblZone {
+    pub span: Span,
+    pub name: Spanned<String>,
+    pub weight: Option<Spanned<i32>>,
+    pub answer: Option<Spanned<String>>,
+}
+
+/// `inbound { greylist }`.
+#[derive(Debug, Clone)]
+pub struct Greylist {
+    pub span: Span,
+    pub delay: Option<Spanned<u64>>,
+    pub expire: Option<Spanned<u64>>,
+    pub keep: Option<Spanned<u64>>,
+    pub max_entries: Option<Spanned<u32>>,
+    pub whitelist_after: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -355,6 +385,38 @@ fn inbound(n: &SNode) -> Inbound {
         dmarc_quarantine: policy("dmarc", "quarantine"),
         dmarc_own: policy("dmarc", "own"),
         dns_error: n.setting("dns-error", s_choice),
+        dnsbl: n.child("dnsbl").map(dnsbl),
+        greylist: n.child("greylist").map(greylist),
+    }
+}
+
+fn dnsbl(n: &SNode) -> Dnsbl {
+    Dnsbl {
+        span: n.span,
+        threshold: n.p("threshold", s_int),
+        timeout: n.p("timeout", s_duration),
+        zones: n
+            .children_named("zone")
+            .filter_map(|z| {
+                Some(DnsblZone {
+                    span: z.span,
+                    name: z.a(0, s_str)?,
+                    weight: z.p("weight", s_int),
+                    answer: z.p("answer", s_str),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn greylist(n: &SNode) -> Greylist {
+    Greylist {
+        span: n.span,
+        delay: n.p("delay", s_duration),
+        expire: n.p("expire", s_duration),
+        keep: n.p("keep", s_duration),
+        max_entries: n.p("max-entries", s_int),
+        whitelist_after: n.p("whitelist-after", s_int),
     }
 }
 

@@ -8,8 +8,10 @@
 
 pub mod outbound;
 pub mod resolve;
+pub mod screen;
 
 pub use outbound::{OutboundTable, OutboundTls, RouteTable};
+pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -382,6 +384,12 @@ pub struct InboundPolicy {
     pub dmarc_own: Option<Action>,
     /// A DMARC lookup that fails for now defers the message (451).
     pub defer_on_dns_error: bool,
+    /// DNS blocklists asked at connect (`inbound { dnsbl }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnsbl: Option<DnsblTable>,
+    /// Greylisting at RCPT (`inbound { greylist }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greylist: Option<GreylistTable>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
