@@ -48,7 +48,10 @@ fn start_mail(from_ip: &str, to: SocketAddr, sender: &str) -> Raw {
     let mut c = connect_from(from_ip, to);
     assert_eq!(c.reply().expect("greeting").0, 220);
     assert_eq!(c.cmd("EHLO mx.sender.test").expect("ehlo").0, 250);
-    assert_eq!(c.cmd(&format!("MAIL FROM:<{sender}>")).expect("mail").0, 250);
+    assert_eq!(
+        c.cmd(&format!("MAIL FROM:<{sender}>")).expect("mail").0,
+        250
+    );
     c
 }
 
@@ -139,13 +142,21 @@ fn dnsbl_refuses_listed_clients_at_rcpt() {
     assert_eq!(code, 250, "{text}");
     assert_eq!(data(&mut c, "to postmaster"), 250);
     let _ = c.cmd("QUIT");
-    assert_eq!(server.wait_for_mail("example.test", "alice", 1, Duration::from_secs(20)).len(), 1);
+    assert_eq!(
+        server
+            .wait_for_mail("example.test", "alice", 1, Duration::from_secs(20))
+            .len(),
+        1
+    );
 
     // Two light zones add up to the threshold; both are named.
     let mut c = start_mail("127.0.0.3", mx, "news@sender.test");
     let (code, text) = rcpt(&mut c, "alice@example.test");
     assert_eq!(code, 554, "{text}");
-    assert!(text.contains("blocked using light1.test, light2.test"), "{text}");
+    assert!(
+        text.contains("blocked using light1.test, light2.test"),
+        "{text}"
+    );
     let _ = c.cmd("QUIT");
 
     // One light zone alone does not; the refusal of refused.test for the
@@ -164,7 +175,12 @@ fn dnsbl_refuses_listed_clients_at_rcpt() {
         assert_eq!(data(&mut c, &format!("refused zone {i}")), 250);
         let _ = c.cmd("QUIT");
     }
-    assert_eq!(server.wait_for_mail("example.test", "alice", 3, Duration::from_secs(20)).len(), 3);
+    assert_eq!(
+        server
+            .wait_for_mail("example.test", "alice", 3, Duration::from_secs(20))
+            .len(),
+        3
+    );
     let warnings = server.log_lines_containing("DNS blocklist gives no usable answer");
     assert_eq!(warnings.len(), 1, "{}", server.log_text());
     assert!(warnings[0].contains("refused.test"), "{}", warnings[0]);
@@ -179,7 +195,12 @@ fn dnsbl_refuses_listed_clients_at_rcpt() {
     // Submission is not screened (the submissions listener is on 127.0.0.1,
     // listed only by the refusing zone, so look at the log instead).
     submit_as_alice(&server, &["alice@example.test"], "from alice");
-    assert_eq!(server.wait_for_mail("example.test", "alice", 4, Duration::from_secs(20)).len(), 4);
+    assert_eq!(
+        server
+            .wait_for_mail("example.test", "alice", 4, Duration::from_secs(20))
+            .len(),
+        4
+    );
 
     // IPv6: ::1 is looked up by its 32 reversed nibbles and listed.
     let v6 = server.addrs["smtp"][1];
@@ -187,7 +208,10 @@ fn dnsbl_refuses_listed_clients_at_rcpt() {
     let mut c = start_mail("::1", v6, "news@sender.test");
     let (code, text) = rcpt(&mut c, "alice@example.test");
     assert_eq!(code, 554, "{text}");
-    assert!(text.contains("client [::1] blocked using bl.test"), "{text}");
+    assert!(
+        text.contains("client [::1] blocked using bl.test"),
+        "{text}"
+    );
     let _ = c.cmd("QUIT");
 }
 
@@ -208,7 +232,12 @@ fn dnsbl_fails_open_when_the_lists_do_not_answer() {
     assert_eq!(code, 250, "{text}");
     assert_eq!(data(&mut c, "lists down"), 250);
     let _ = c.cmd("QUIT");
-    assert_eq!(server.wait_for_mail("example.test", "alice", 1, Duration::from_secs(20)).len(), 1);
+    assert_eq!(
+        server
+            .wait_for_mail("example.test", "alice", 1, Duration::from_secs(20))
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -238,12 +267,20 @@ fn greylisting_defers_first_attempts_until_the_delay() {
     assert_eq!(code, 250, "{text}");
     assert_eq!(data(&mut c, "greylisted once"), 250);
     let _ = c.cmd("QUIT");
-    assert_eq!(server.wait_for_mail("example.test", "alice", 1, Duration::from_secs(20)).len(), 1);
+    assert_eq!(
+        server
+            .wait_for_mail("example.test", "alice", 1, Duration::from_secs(20))
+            .len(),
+        1
+    );
 
     // The state is on disk, without addresses in clear.
     let log = std::fs::read_to_string(server.state().join("greylist/greylist.log")).unwrap();
     assert!(log.starts_with("mailc-greylist 1\n"), "{log}");
-    assert!(!log.contains("sender.test") && !log.contains("alice"), "{log}");
+    assert!(
+        !log.contains("sender.test") && !log.contains("alice"),
+        "{log}"
+    );
 
     // A restart remembers the pass: the next message goes straight in.
     server.stop();
@@ -260,6 +297,11 @@ fn greylisting_defers_first_attempts_until_the_delay() {
     let _ = c.cmd("QUIT");
     // Authenticated submission never is (mail-send fails on a 451).
     submit_as_alice(&server, &["alice@example.test"], "from alice");
-    assert_eq!(server.wait_for_mail("example.test", "alice", 3, Duration::from_secs(20)).len(), 3);
+    assert_eq!(
+        server
+            .wait_for_mail("example.test", "alice", 3, Duration::from_secs(20))
+            .len(),
+        3
+    );
     assert_eq!(server.count_log("greylisted"), 3, "{}", server.log_text());
 }

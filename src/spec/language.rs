@@ -593,7 +593,7 @@ pub static DNSBL_ZONE: NodeSpec = NodeSpec {
         opt(
             "answer",
             Ty::Str,
-            "answers that mean listed: addresses or last-octet ranges, comma-separated              (\"127.0.0.2,127.0.0.4-11\"); default any 127.0.0.0/8 answer but the error codes",
+            "answers that mean listed: addresses or last-octet ranges, comma-separated (\"127.0.0.2,127.0.0.4-11\"); default any 127.0.0.0/8 answer but the error codes",
         ),
     ],
     children: &[],
