@@ -199,11 +199,9 @@ async fn screen_client(conn: &Conn) -> Option<Listing> {
 }
 
 /// Handles one accepted connection until it closes.
-pub fn handle(conn: Conn, tcp: TcpStream, slot: Slot) -> impl Future<Output = ()> + Send {
-    async move {
-        let listing = screen_client(&conn).await;
-        serve(conn, tcp, slot, listing).await;
-    }
+pub async fn handle(conn: Conn, tcp: TcpStream, slot: Slot) {
+    let listing = screen_client(&conn).await;
+    serve(conn, tcp, slot, listing).await;
 }
 
 fn serve(
