@@ -192,14 +192,22 @@ fn dnsbl_refuses_listed_clients_at_rcpt() {
     assert_eq!(code, 250, "{text}");
     let _ = c.cmd("QUIT");
 
-    // Submission is not screened (the submissions listener is on 127.0.0.1,
-    // listed only by the refusing zone, so look at the log instead).
+    // Submission still works beside the screening MX (that a listed
+    // client that logs in is not refused is in the SMTP dialogues).
     submit_as_alice(&server, &["alice@example.test"], "from alice");
     assert_eq!(
         server
             .wait_for_mail("example.test", "alice", 4, Duration::from_secs(20))
             .len(),
         4
+    );
+    // Only the MX connections were looked up: one log line per listed
+    // client (127.0.0.2 and 127.0.0.3; 127.0.0.5 is trusted).
+    assert_eq!(
+        server.count_log("client on DNS blocklists"),
+        2,
+        "{}",
+        server.log_text()
     );
 
     // IPv6: ::1 is looked up by its 32 reversed nibbles and listed.
@@ -304,4 +312,37 @@ fn greylisting_defers_first_attempts_until_the_delay() {
         3
     );
     assert_eq!(server.count_log("greylisted"), 3, "{}", server.log_text());
+}
+
+#[test]
+fn both_are_off_by_default_and_defaults_apply() {
+    let compile = |inbound: &str| {
+        let text = format!(
+            "hostname \"mail.example.test\"\nlisten \"lmtp\" \"127.0.0.1:24\"\ninbound {{\n{inbound}\n}}\n"
+        );
+        let out = mailc::compile::compile_str(
+            "screen.kdl",
+            std::path::Path::new("."),
+            &text,
+            mailc::compile::Options { offline: true },
+        );
+        out.compiled.expect("compiles").tables.inbound
+    };
+    let off = compile("    checks #true");
+    assert_eq!(off.dnsbl, None);
+    assert_eq!(off.greylist, None);
+    let on = compile("    dnsbl {\n        zone \"Zen.Example.\"\n    }\n    greylist");
+    let dnsbl = on.dnsbl.expect("dnsbl");
+    assert_eq!(dnsbl.threshold, 1);
+    assert_eq!(dnsbl.timeout_ms, 5000);
+    assert_eq!(dnsbl.zones.len(), 1);
+    assert_eq!(dnsbl.zones[0].name, "zen.example");
+    assert_eq!(dnsbl.zones[0].weight, 1);
+    assert!(dnsbl.zones[0].answers.is_empty());
+    let grey = on.greylist.expect("greylist");
+    assert_eq!(
+        (grey.delay_secs, grey.expire_secs, grey.keep_secs),
+        (300, 86400, 36 * 86400)
+    );
+    assert_eq!((grey.max_entries, grey.whitelist_after), (100_000, 5));
 }
