@@ -346,3 +346,49 @@ fn both_are_off_by_default_and_defaults_apply() {
     );
     assert_eq!((grey.max_entries, grey.whitelist_after), (100_000, 5));
 }
+
+/// `mailc explain --message` says whether the blocklists list the client.
+#[test]
+fn explain_shows_the_listing() {
+    let dns = blocklists();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("mailc.kdl");
+    std::fs::write(
+        &config,
+        common::server::config_text(
+            &dir.path().join("state"),
+            &format!(
+                "resolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n    checks #false\n    dnsbl {{\n        zone \"bl.test\"\n    }}\n}}\n{}",
+                dns.addr,
+                standard_domain()
+            ),
+        ),
+    )
+    .expect("config");
+    let file = dir.path().join("message.eml");
+    std::fs::write(&file, "From: <news@sender.test>\nSubject: hi\n\nHello.\n").expect("message");
+    let explain = |ip: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailc"))
+            .arg("explain")
+            .arg(&config)
+            .arg("--message")
+            .arg(&file)
+            .args(["--client-ip", ip, "--helo", "mx.sender.test"])
+            .args(["--mail-from", "news@sender.test"])
+            .output()
+            .expect("mailc runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = explain("127.0.0.2");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("dnsbl: 127.0.0.2 listed, score 1 of 1; every recipient but postmaster@ refused at RCPT: 554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test; Listed for spam"),
+        "{text}"
+    );
+    let (code, text) = explain("127.0.0.4");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("dnsbl: 127.0.0.4 not listed"), "{text}");
+}
