@@ -228,9 +228,10 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     match shared.greylist.open(state) {
         Ok(0) => {}
         Ok(n) => tracing::info!(entries = n, "greylisting state loaded"),
+        // Greylisting goes on, in memory only (nothing is written over a
+        // file that could not be read).
         Err(e) => {
-            tracing::error!(error = %e, "cannot read the greylisting state");
-            return None;
+            tracing::error!(error = %e, "cannot read the greylisting state; greylisting in memory only until restart")
         }
     }
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
