@@ -11,7 +11,7 @@
 //!
 //! Greylisting: the first attempt and an early retry get 451 4.7.1 (an
 //! unknown recipient still 550), a retry after the delay is delivered, the
-//! pass survives a restart, another sender is greylisted again,
+//! pass survives a crash and restart, another sender is greylisted again,
 //! authenticated submission never is.
 
 mod common;
@@ -290,8 +290,9 @@ fn greylisting_defers_first_attempts_until_the_delay() {
         "{log}"
     );
 
-    // A restart remembers the pass: the next message goes straight in.
-    server.stop();
+    // A crash (SIGKILL) and restart remember the pass: the next message
+    // goes straight in.
+    server.crash();
     server.spawn();
     let mut c = start_mail("127.0.0.1", server.addr("smtp"), "news@sender.test");
     let (code, text) = rcpt(&mut c, "alice@example.test");

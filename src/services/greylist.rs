@@ -11,8 +11,9 @@
 //! rewritten into a new file that replaces the log atomically (temporary
 //! file, fsync, rename, fsync of the directory).
 //!
-//! Durability: every change is written to the file (so a crash of the
-//! process loses nothing) and the file is synced (`fdatasync`) at most
+//! Durability: every change is handed to the writer thread and written to
+//! the file at once (a crash of the process loses at most what was in
+//! flight, microseconds), and the file is synced (`fdatasync`) at most
 //! every [`SYNC_EVERY`]; a power loss may forget the last seconds of
 //! greylisting, which only means those triplets are greylisted once more.
 //! A torn last line is skipped when the log is read.
