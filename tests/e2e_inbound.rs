@@ -144,6 +144,116 @@ fn mx_checks_spf_dkim_dmarc_and_applies_the_policy() {
     assert!(server.queue_entries().is_empty());
 }
 
+/// RFC 7489 policy discovery and evaluation over real DNS: the
+/// organisational domain's record (found through the Public Suffix List)
+/// with its `sp` for a subdomain author, `pct=0` turning a reject into
+/// quarantine, two records meaning no DMARC, strict against relaxed SPF
+/// alignment.
+#[test]
+fn dmarc_discovery_subdomains_pct_and_alignment() {
+    let spf_bounce = "bounce 300 IN TXT \"v=spf1 ip4:127.0.0.1 -all\"\n";
+    let zones = vec![
+        (
+            "org.test.",
+            "@ 300 IN TXT \"v=spf1 -all\"\n_dmarc 300 IN TXT \"v=DMARC1; p=reject; sp=quarantine\"\n"
+                .to_string(),
+        ),
+        (
+            "sample.test.",
+            "_dmarc 300 IN TXT \"v=DMARC1; p=reject; pct=0\"\n".into(),
+        ),
+        (
+            "twice.test.",
+            "_dmarc 300 IN TXT \"v=DMARC1; p=reject\"\n\
+             _dmarc 300 IN TXT \"v=DMARC1; p=none\"\n"
+                .into(),
+        ),
+        (
+            "strict.test.",
+            format!("_dmarc 300 IN TXT \"v=DMARC1; p=reject; aspf=s\"\n{spf_bounce}"),
+        ),
+        (
+            "relaxed.test.",
+            format!("_dmarc 300 IN TXT \"v=DMARC1; p=reject\"\n{spf_bounce}"),
+        ),
+    ];
+    let dns = DnsServer::start(&zones);
+    let server = server(&dns.addr.to_string());
+
+    // No record at sub.org.test: org.test's applies, with its sp.
+    let (code, text) = send(
+        &server,
+        "x@sub.org.test",
+        &message("news@sub.org.test", "subdomain"),
+    );
+    assert_eq!(code, 250, "{text}\n{}", server.log_text());
+    let junk = wait_for(&server, ".Junk", 1);
+    assert!(junk[0].contains("Subject: subdomain"), "{}", junk[0]);
+    let field = results_field(&junk[0]);
+    assert!(
+        field.contains("dmarc=fail (p=reject sp=quarantine pct=100 dis=quarantine) header.from=sub.org.test policy.dmarc=quarantine"),
+        "{field}"
+    );
+    // The organisational domain itself: p=reject.
+    let (code, text) = send(&server, "x@org.test", &message("ceo@org.test", "org"));
+    assert!(text.starts_with("550 5.7.1"), "{code} {text}");
+
+    // pct=0: no failing message is in the sample, reject becomes
+    // quarantine.
+    let (code, text) = send(
+        &server,
+        "x@sample.test",
+        &message("news@sample.test", "sampled out"),
+    );
+    assert_eq!(code, 250, "{text}");
+    let junk = wait_for(&server, ".Junk", 2);
+    let sampled = junk
+        .iter()
+        .find(|m| m.contains("Subject: sampled out"))
+        .expect("in Junk");
+    assert!(
+        results_field(sampled)
+            .contains("dis=quarantine) header.from=sample.test policy.dmarc=quarantine"),
+        "{sampled}"
+    );
+
+    // Two DMARC records: DMARC does not apply (§6.6.3), delivered to INBOX.
+    let (code, text) = send(
+        &server,
+        "x@twice.test",
+        &message("a@twice.test", "two records"),
+    );
+    assert_eq!(code, 250, "{text}");
+    let inbox = wait_for(&server, "", 1);
+    assert!(
+        results_field(&inbox[0]).contains("dmarc=none header.from=twice.test"),
+        "{}",
+        inbox[0]
+    );
+
+    // SPF passes for bounce.<domain>: aligned under relaxed, not strict.
+    let (code, text) = send(
+        &server,
+        "list@bounce.relaxed.test",
+        &message("news@relaxed.test", "relaxed"),
+    );
+    assert_eq!(code, 250, "{text}");
+    let inbox = wait_for(&server, "", 2);
+    let relaxed = inbox
+        .iter()
+        .find(|m| m.contains("Subject: relaxed"))
+        .expect("delivered");
+    assert!(results_field(relaxed).contains("dmarc=pass"), "{relaxed}");
+    let (code, text) = send(
+        &server,
+        "list@bounce.strict.test",
+        &message("news@strict.test", "strict"),
+    );
+    assert!(text.starts_with("550 5.7.1"), "{code} {text}");
+    assert_eq!(files_in(&server, "").len(), 2);
+    assert_eq!(files_in(&server, ".Junk").len(), 2);
+}
+
 #[test]
 fn dns_down_defers_and_queues_nothing() {
     // A port where nothing answers: every lookup fails.

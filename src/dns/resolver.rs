@@ -243,6 +243,40 @@ fn classify<T>(name: &str, rtype: RecordType, e: &NetError) -> Result<Answer<T>,
     }
 }
 
+/// The records of one type at `name`: `Ok(None)` for NXDOMAIN and NODATA,
+/// `Err` for a failure that may heal (SERVFAIL, timeout). Bounded in time.
+pub async fn records(
+    r: &Resolver,
+    name: &str,
+    rtype: RecordType,
+) -> Result<Option<Vec<RData>>, RouteError> {
+    match query(r, &fqdn(name), rtype).await? {
+        Answer::Records(records) => Ok(Some(records)),
+        Answer::NoData | Answer::NxDomain => Ok(None),
+    }
+}
+
+/// The TXT records at `name`, each one's strings concatenated (RFC 7208
+/// §3.3, RFC 7489 §6.6.3); none for NXDOMAIN and NODATA. Bounded in time
+/// like every query here; answers are cached by hickory within their TTL.
+pub async fn txt(r: &Resolver, name: &str) -> Result<Vec<String>, RouteError> {
+    match query(r, &fqdn(name), RecordType::TXT).await? {
+        Answer::Records(records) => Ok(records
+            .iter()
+            .filter_map(|rd| match rd {
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part))
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect()),
+        Answer::NoData | Answer::NxDomain => Ok(Vec::new()),
+    }
+}
+
 /// `example.org` / `Example.ORG.` → `example.org.` (no search list applies).
 fn fqdn(name: &str) -> String {
     let n = name.trim().to_ascii_lowercase();

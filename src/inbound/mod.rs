@@ -5,11 +5,14 @@
 //! RFC 8601 §5). The checks themselves (DNS) run in
 //! `services::inbound`.
 
+pub mod dmarc;
 pub mod dnsbl;
 pub mod greylist;
+pub mod spf;
 
-use mail_auth::dmarc::Policy;
-use mail_auth::{DkimResult, DmarcResult, SpfResult};
+use mail_auth::{DkimResult, SpfResult};
+
+use self::dmarc::{Policy, Verdict};
 
 use crate::proto::smtp::reply::{Reply, r};
 use crate::tables::{Action, InboundPolicy};
@@ -25,7 +28,9 @@ pub struct Summary {
     /// Every DKIM signature's result.
     pub dkim: Vec<DkimResult>,
     /// DMARC of the author (From:) domain; `None` when it has no record.
-    pub dmarc: DmarcResult,
+    pub dmarc: Verdict,
+    /// The policy DMARC asks to apply ([`dmarc::Evaluation::disposition`]:
+    /// `p` or `sp`, weakened for a message outside the `pct` sample).
     pub dmarc_policy: Policy,
     /// The author domain DMARC was evaluated for.
     pub from_domain: String,
@@ -47,18 +52,18 @@ pub enum Decision {
 /// The policy applied to the results. The strongest action wins: reject,
 /// then defer (a DNS error that leaves the outcome open), then junk.
 ///
-/// - DMARC fail: the author domain's policy, mapped through `dmarc
-///   reject=`/`quarantine=` (defaults: reject and Junk); `p=none` accepts.
+/// - DMARC fail: the author domain's policy (after `sp` and `pct`), mapped
+///   through `dmarc reject=`/`quarantine=` (defaults: reject and Junk);
+///   `p=none` accepts.
 /// - SPF fail/softfail: `spf fail=`/`softfail=` (defaults: Junk, accept).
 /// - A DKIM signature that fails (not one that is merely absent): `dkim
 ///   fail=` (default accept: mailing lists break signatures every day).
 /// - A temporary DNS error on DMARC defers (451 4.4.3): the author
-///   domain's policy is unknown and might have been a reject (an SPF
-///   temperror feeds into DMARC, which then defers for a domain that has a
-///   policy). An SPF temperror alone does not defer: mail-auth 0.13.3 also
-///   answers temperror for syntactically broken records (see
-///   `tests/spf_suite/known-differences.txt`), and deferring those would
-///   hold the domain's mail until its sender gives up.
+///   domain's policy is unknown and might have been a reject (an SPF or
+///   DKIM temperror of an identifier aligned with the author domain makes
+///   DMARC temperror too). An SPF temperror alone does not defer: without
+///   DMARC depending on it, it could at most have turned a `junk` into an
+///   `accept`.
 pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
     let mut reject: Option<Reply> = None;
     let mut junk: Option<String> = None;
@@ -72,12 +77,12 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
         }
     };
     let own = if s.own_domain { policy.dmarc_own } else { None };
-    if matches!(s.dmarc, DmarcResult::Fail(_))
+    if s.dmarc == Verdict::Fail
         && let Some(action) = own
     {
         let why = format!("DMARC fail of our own domain {}", s.from_domain);
         apply(action, r::dmarc_rejected(&s.from_domain), why);
-    } else if matches!(s.dmarc, DmarcResult::Fail(_)) {
+    } else if s.dmarc == Verdict::Fail {
         let why = format!("DMARC policy of {}", s.from_domain);
         match s.dmarc_policy {
             Policy::Reject => apply(policy.dmarc_reject, r::dmarc_rejected(&s.from_domain), why),
@@ -86,7 +91,7 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
                 r::dmarc_rejected(&s.from_domain),
                 why,
             ),
-            Policy::None | Policy::Unspecified => {}
+            Policy::None => {}
         }
     }
     match s.spf {
@@ -112,7 +117,7 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
     if let Some(reply) = reject {
         return Decision::Reject(reply);
     }
-    if policy.defer_on_dns_error && matches!(s.dmarc, DmarcResult::TempError(_)) {
+    if policy.defer_on_dns_error && s.dmarc == Verdict::TempError {
         return Decision::Defer(r::auth_dns_error("DMARC"));
     }
     Decision::Deliver {
@@ -254,7 +259,7 @@ mod tests {
             spf: SpfResult::Pass,
             spf_domain: "sender.test".into(),
             dkim: vec![DkimResult::Pass],
-            dmarc: DmarcResult::Pass,
+            dmarc: Verdict::Pass,
             dmarc_policy: Policy::Reject,
             from_domain: "sender.test".into(),
             own_domain: false,
@@ -273,7 +278,7 @@ mod tests {
         );
         // DMARC fail with p=reject: 550 5.7.1.
         let mut s = summary();
-        s.dmarc = DmarcResult::Fail(mail_auth::Error::NotAligned);
+        s.dmarc = Verdict::Fail;
         match decide(&p, &s) {
             Decision::Reject(reply) => {
                 assert_eq!(
@@ -319,7 +324,7 @@ mod tests {
         ));
         // DNS trouble: 451 4.4.3, unless something already rejects.
         let mut s = summary();
-        s.dmarc = DmarcResult::TempError(mail_auth::Error::Io("timeout".into()));
+        s.dmarc = Verdict::TempError;
         match decide(&p, &s) {
             Decision::Defer(reply) => assert_eq!(&reply.to_bytes()[..9], b"451 4.4.3"),
             other => panic!("{other:?}"),
@@ -327,13 +332,13 @@ mod tests {
         // An SPF temperror alone is recorded, not deferred.
         let mut t = summary();
         t.spf = SpfResult::TempError;
-        t.dmarc = DmarcResult::None;
+        t.dmarc = Verdict::None;
         assert!(matches!(
             decide(&p, &t),
             Decision::Deliver { junk: false, .. }
         ));
         s.spf = SpfResult::TempError;
-        s.dmarc = DmarcResult::Fail(mail_auth::Error::NotAligned);
+        s.dmarc = Verdict::Fail;
         s.dmarc_policy = Policy::Reject;
         assert!(matches!(decide(&p, &s), Decision::Reject(_)));
     }
@@ -360,7 +365,7 @@ mod tests {
             Decision::Deliver { junk: true, .. }
         ));
         let mut s = summary();
-        s.dmarc = DmarcResult::Fail(mail_auth::Error::NotAligned);
+        s.dmarc = Verdict::Fail;
         assert!(matches!(
             decide(&p, &s),
             Decision::Deliver { junk: true, .. }
@@ -376,7 +381,7 @@ mod tests {
         assert!(matches!(decide(&p, &s), Decision::Reject(_)));
         // DNS errors accepted when configured so.
         let mut t = summary();
-        t.dmarc = DmarcResult::TempError(mail_auth::Error::Io("timeout".into()));
+        t.dmarc = Verdict::TempError;
         assert!(matches!(decide(&p, &t), Decision::Defer(_)));
         p.defer_on_dns_error = false;
         assert!(matches!(
