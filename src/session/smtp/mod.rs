@@ -190,7 +190,8 @@ impl<E: Env> Session<E> {
     /// the greeting. It is refused at RCPT, not at the banner (Postfix's
     /// `smtpd_delay_reject`): mail to postmaster@ our domains still gets
     /// through (RFC 5321 §4.5.1), a user who logs in is not refused, and
-    /// the log shows whom the refused mail was for.
+    /// the sender gets a bounce naming the zone (a 554 greeting is often
+    /// taken for a connection failure and retried).
     pub fn with_listing(mut self, listing: Option<crate::inbound::dnsbl::Listing>) -> Session<E> {
         self.listing = listing;
         self
