@@ -490,4 +490,45 @@ mod tests {
         table.purge(10_000 + 1000 + 86400 + 1, &t);
         assert!(table.is_empty());
     }
+
+    proptest::proptest! {
+        /// Whatever the traffic and however the clock moves (backwards
+        /// too), the table stays within its bound, never panics, and a
+        /// triplet it just let pass passes again at once.
+        #[test]
+        fn bounded_under_any_traffic(
+            max in 1usize..50,
+            whitelist_after in 0u32..4,
+            ops in proptest::collection::vec((0u8..8, 0u8..4, 0u8..4, -500i64..2000), 1..300),
+        ) {
+            let t = GreylistTable {
+                delay_secs: 300,
+                expire_secs: 3600,
+                keep_secs: 86400,
+                max_entries: max as u32,
+                whitelist_after,
+            };
+            let mut table = Table::new(max);
+            let mut now: u64 = 1_000_000;
+            let mut monotonic = true;
+            for (client, sender, rcpt, step) in ops {
+                now = now.saturating_add_signed(step);
+                monotonic &= step >= 0;
+                let ip = IpAddr::from([192, 0, client, 1]);
+                let (sender, rcpt) = (format!("s{sender}@x"), format!("r{rcpt}@y"));
+                let out = table.check(ip, &sender, &rcpt, now, &t);
+                let len = table.len();
+                proptest::prop_assert!(len <= max, "{} entries, bound {}", len, max);
+                let passed = !matches!(out.verdict, Verdict::Greylisted { .. });
+                // While the clock only moves forward, what just passed is the
+                // newest entry and survives any eviction (a bound of 1 or 2
+                // cannot hold a triplet and its network).
+                if passed && monotonic && max > 2 {
+                    let again = table.check(ip, &sender, &rcpt, now, &t);
+                    let deferred = matches!(again.verdict, Verdict::Greylisted { .. });
+                    proptest::prop_assert!(!deferred, "passed, then deferred");
+                }
+            }
+        }
+    }
 }
