@@ -186,10 +186,8 @@ async fn run(
     let signatures = async {
         match &msg {
             Some(msg) => {
-                let (dkim, arc) = tokio::join!(
-                    auth.verify_dkim(c.with(msg)),
-                    auth.verify_arc(c.with(msg))
-                );
+                let (dkim, arc) =
+                    tokio::join!(auth.verify_dkim(c.with(msg)), auth.verify_arc(c.with(msg)));
                 Some((dkim, arc))
             }
             None => None,
