@@ -122,6 +122,9 @@ codes! {
     RouteDuplicate = "mailc::route::duplicate", "Two routes for the same domain pattern.";
     RouteInsecureLogin = "mailc::route::insecure-login", "A route would send a password without a verified TLS connection.";
     ResolverDuplicate = "mailc::resolver::duplicate", "The same DNS server is listed twice.";
+    DnsblZone = "mailc::dnsbl::zone", "A DNS blocklist zone or its answer list that is not valid, or no zone at all.";
+    DnsblThreshold = "mailc::dnsbl::threshold", "The blocklists' weights can never reach the threshold.";
+    GreylistTimes = "mailc::greylist::times", "Greylisting times that let no retry pass, or shut out compliant senders.";
 }
 
 impl fmt::Display for Code {

@@ -25,7 +25,7 @@
 //! | [`auth`] | password hashes (argon2id, Dovecot's `{SHA512-CRYPT}` and `{BLF-CRYPT}`), the inline [`auth::Secrets`], login lookup, failure limits, the verified-credentials cache |
 //! | [`dns`] | the records each domain needs (pure), zone snippets, DKIM key files, `mailc plan` against live DNS, the one resolver and outbound MX routing |
 //! | [`envelope`] | the envelope of an accepted message and its per-recipient delivery state (plain data) |
-//! | [`inbound`] | inbound authentication's pure parts: the policy over SPF/DKIM/DMARC results, forged `Authentication-Results` removed (the DNS checks run in `services::inbound`) |
+//! | [`inbound`] | inbound authentication's pure parts: the policy over SPF/DKIM/DMARC results, forged `Authentication-Results` removed (the DNS checks run in `services::inbound`); DNS blocklist answers and greylisting decisions (lookups in `services::dnsbl`, durable triplets in `services::greylist`) |
 //! | [`proto`] | wire formats as pure functions over bytes: SMTP, IMAP, POP3, SASL |
 //! | [`session`] | protocol state machines without I/O: input in, typed replies and effects out; the storage traits they need |
 //! | [`net`] | sockets only: listeners, connection limits, TLS configuration, the plain-or-TLS stream |

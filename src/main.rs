@@ -52,7 +52,8 @@ enum Command {
         #[arg(long)]
         retry: bool,
         /// A message file: what the MX's SPF/DKIM/DMARC/ARC/iprev checks
-        /// conclude and what the inbound policy does with it (live DNS).
+        /// conclude and what the inbound policy does with it (live DNS),
+        /// and whether the DNS blocklists (`inbound { dnsbl }`) list the client.
         #[arg(long, value_name = "FILE")]
         message: Option<PathBuf>,
         /// With --message: the client address the message came from.

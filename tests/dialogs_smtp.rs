@@ -4,7 +4,9 @@
 //!
 //! File format:
 //! - `# listener: KIND [ADDRESS]`, `# peer: IP`, `# tls: implicit`,
-//!   `# usage: MAILBOX BYTES`, `# auth: locked` — set-up directives;
+//!   `# usage: MAILBOX BYTES`, `# auth: locked`, `# listed: ZONE [REASON]`
+//!   (the client is on a DNS blocklist), `# greylist: defer` (every
+//!   greylisting lookup says "greylisted") — set-up directives;
 //! - `C: text` — the client sends `text` + CRLF;
 //! - `C~ text` — the client sends `text` with `\r`, `\n`, `\t`, `\\`, `\xNN`
 //!   escapes and nothing appended (bare line ends, pipelining in one write);
@@ -23,6 +25,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mailc::compile::{Compiled, Options, compile_file};
+use mailc::inbound::dnsbl::Listing;
+use mailc::inbound::greylist::Verdict;
 use mailc::proto::smtp::line::{LineFramer, MAX_COMMAND_LINE};
 use mailc::session::smtp::{AuthOutcome, ConnInfo, Effect, Env, Session, TlsInfo};
 use mailc::tables::ListenerKind;
@@ -30,6 +34,7 @@ use mailc::tables::ListenerKind;
 struct TestEnv {
     usage: HashMap<String, u64>,
     next: std::cell::Cell<u32>,
+    greylist_defers: bool,
 }
 
 impl Env for TestEnv {
@@ -43,6 +48,21 @@ impl Env for TestEnv {
         let n = self.next.get() + 1;
         self.next.set(n);
         format!("Q{n:04}")
+    }
+    fn greylist(
+        &self,
+        policy: &mailc::tables::GreylistTable,
+        _client: std::net::IpAddr,
+        _sender: &str,
+        _recipient: &str,
+    ) -> Verdict {
+        if self.greylist_defers {
+            Verdict::Greylisted {
+                retry_in: policy.delay_secs,
+            }
+        } else {
+            Verdict::Pass
+        }
     }
 }
 
@@ -58,6 +78,8 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
     let mut implicit_tls = false;
     let mut usage = HashMap::new();
     let mut locked = false;
+    let mut listing = None;
+    let mut greylist_defers = false;
     for line in text.lines() {
         if let Some(d) = line.strip_prefix("# listener: ") {
             let mut w = d.split_whitespace();
@@ -75,6 +97,18 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
             );
         } else if line.trim() == "# auth: locked" {
             locked = true;
+        } else if let Some(l) = line.strip_prefix("# listed: ") {
+            let (zone, reason) = match l.trim().split_once(' ') {
+                Some((z, r)) => (z, Some(r.to_string())),
+                None => (l.trim(), None),
+            };
+            listing = Some(Listing {
+                zones: vec![(zone.to_string(), std::net::Ipv4Addr::new(127, 0, 0, 2))],
+                score: 1,
+                reason,
+            });
+        } else if line.trim() == "# greylist: defer" {
+            greylist_defers = true;
         }
     }
     let listener = *tables
@@ -94,8 +128,9 @@ fn run_dialog(compiled: &Compiled, text: &str) -> Run {
     let env = TestEnv {
         usage,
         next: std::cell::Cell::new(0),
+        greylist_defers,
     };
-    let mut session = Session::new(tables.clone(), conn, env);
+    let mut session = Session::new(tables.clone(), conn, env).with_listing(listing);
     let mut transcript = Vec::new();
     let mut input: Vec<u8> = Vec::new();
     let mut framer = LineFramer::new(MAX_COMMAND_LINE);

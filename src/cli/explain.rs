@@ -130,6 +130,7 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
             return 1;
         }
     };
+    let listed = rt.block_on(dnsbl_lines(&servers, t, args.client_ip));
     if !t.inbound.checks {
         println!("note: `inbound {{ checks #false }}`: the server accepts without these checks");
     }
@@ -165,7 +166,42 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
         ),
     };
     println!("verdict: {line}");
-    code
+    if listed { 2 } else { code }
+}
+
+/// `inbound { dnsbl }`: what the blocklists say about the client, printed;
+/// whether it is refused. Greylisting depends on what the running server
+/// remembers and is not explained.
+async fn dnsbl_lines(servers: &[std::net::SocketAddr], t: &Tables, ip: std::net::IpAddr) -> bool {
+    let Some(table) = &t.inbound.dnsbl else {
+        return false;
+    };
+    let resolver = match crate::dns::resolver::build(servers, std::time::Duration::from_secs(10)) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("dnsbl: not looked up ({e})");
+            return false;
+        }
+    };
+    let warnings = crate::services::dnsbl::Warnings::default();
+    match crate::services::dnsbl::lookup(&resolver, table, ip, &warnings).await {
+        None => {
+            println!(
+                "dnsbl: {ip} not listed (or no usable answer) in {} zone(s)",
+                table.zones.len()
+            );
+            false
+        }
+        Some(listing) => {
+            println!(
+                "dnsbl: {ip} listed, score {} of {}; every recipient but postmaster@ refused at RCPT: {}",
+                listing.score,
+                table.threshold,
+                String::from_utf8_lossy(&listing.reply(ip).to_bytes()).trim_end()
+            );
+            true
+        }
+    }
 }
 
 /// The explanation text and whether the address is accepted.

@@ -138,3 +138,33 @@ pub const DMARC_REPORT_INTERVAL_SECS: u64 = 86_400;
 /// 10 MiB: well above a day's report of a busy MX once gzip'd (a record
 /// is about 40 bytes compressed), well below what report mailboxes accept.
 pub const DMARC_REPORT_MAX_SIZE: u64 = 10 << 20;
+
+// ---- screening at the MX (both off unless configured)
+
+/// A listing in one zone is enough (Postfix's `reject_rbl_client`).
+pub const DNSBL_THRESHOLD: i32 = 1;
+pub const DNSBL_WEIGHT: i32 = 1;
+/// Lookups run while the client waits for the greeting; a blocklist that
+/// does not answer within this is taken as "not listed". Postscreen waits
+/// 6 s for its greeting.
+pub const DNSBL_TIMEOUT_SECS: u64 = 5;
+/// Longest `dnsbl timeout=` accepted: the greeting waits this long at most.
+pub const DNSBL_TIMEOUT_MAX_SECS: u64 = 60;
+/// Postgrey's and RFC 6647 §2.2's usual delay: long enough that a spam run
+/// has moved on, short enough for a sender's first retry (ours: 5 min).
+pub const GREYLIST_DELAY_SECS: u64 = 5 * 60;
+/// A retry is accepted up to a day after the first attempt: senders that
+/// back off to hours between attempts still get through (Postgrey allows
+/// 2 days); spam engines rarely retry at all.
+pub const GREYLIST_EXPIRE_SECS: u64 = 86400;
+/// Postgrey's `--max-age`: a correspondent that writes monthly is not
+/// greylisted again.
+pub const GREYLIST_KEEP_SECS: u64 = 36 * 86400;
+/// About 80 bytes each in memory and 60 on disk: 100,000 is a few MiB.
+pub const GREYLIST_MAX_ENTRIES: u32 = 100_000;
+/// Postgrey's `--auto-whitelist-clients`: a network that passed 5 times is
+/// a real mail server.
+pub const GREYLIST_WHITELIST_AFTER: u32 = 5;
+/// RFC 5321 §4.5.4.1: retries should wait at least 30 minutes; a window
+/// shorter than the delay plus this may shut out a compliant sender.
+pub const GREYLIST_MIN_WINDOW_SECS: u64 = 30 * 60;

@@ -10,6 +10,7 @@ mod domains;
 mod error;
 mod outbound;
 mod recipients;
+mod screen;
 mod secrets;
 mod server;
 

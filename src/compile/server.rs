@@ -76,7 +76,11 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         certificates,
         listeners,
         trusted_networks: cfg.trusted_networks.iter().map(|s| s.value).collect(),
-        inbound: inbound_policy(&cfg.inbound),
+        inbound: InboundPolicy {
+            dnsbl: super::screen::dnsbl(cfg.inbound.dnsbl.as_ref(), cx),
+            greylist: super::screen::greylist(cfg.inbound.greylist.as_ref(), cx),
+            ..inbound_policy(&cfg.inbound)
+        },
         submission: submission_policy(&cfg.submission),
         limits,
         auth_cache,
@@ -195,6 +199,8 @@ fn inbound_policy(i: &crate::spec::ast::Inbound) -> InboundPolicy {
             .map_or(def::DEFER_ON_DNS_ERROR, |v| v.value == "tempfail"),
         // Needs our domains: set by [`dmarc_reports`] once they are known.
         dmarc_reports: None,
+        dnsbl: None,
+        greylist: None,
     }
 }
 

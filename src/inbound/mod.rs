@@ -6,6 +6,8 @@
 //! `services::inbound`.
 
 pub mod dmarc;
+pub mod dnsbl;
+pub mod greylist;
 pub mod report;
 pub mod spf;
 
@@ -249,6 +251,8 @@ mod tests {
             dmarc_own: None,
             defer_on_dns_error: def::DEFER_ON_DNS_ERROR,
             dmarc_reports: None,
+            dnsbl: None,
+            greylist: None,
         }
     }
 

@@ -225,6 +225,15 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
         srs,
         shutdown_rx,
     ));
+    match shared.greylist.open(state) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "greylisting state loaded"),
+        // Greylisting goes on, in memory only (nothing is written over a
+        // file that could not be read).
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the greylisting state; greylisting in memory only until restart")
+        }
+    }
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
     let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
     crate::services::dmarc_reports::start(&shared);

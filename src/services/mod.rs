@@ -8,6 +8,8 @@
 pub mod conn;
 pub mod delivery;
 pub mod dmarc_reports;
+pub mod dnsbl;
+pub mod greylist;
 pub mod imap;
 pub mod inbound;
 pub mod login;
@@ -75,6 +77,11 @@ pub struct Shared {
     pub inbound_caches: inbound::Caches,
     /// DMARC evaluations waiting to be stored for aggregate reports.
     pub dmarc_rows: dmarc_reports::RowLog,
+    /// Greylisting's triplets (`inbound { greylist }`), opened from the
+    /// state directory at start.
+    pub greylist: greylist::Greylist,
+    /// When each DNS blocklist's refusals were last warned about.
+    pub dnsbl_warnings: dnsbl::Warnings,
 }
 
 impl Shared {
@@ -113,6 +120,8 @@ impl Shared {
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
             dmarc_rows: dmarc_reports::RowLog::default(),
+            greylist: greylist::Greylist::default(),
+            dnsbl_warnings: dnsbl::Warnings::default(),
         }
     }
 

@@ -4,19 +4,21 @@
 //! session, the stored entry on to delivery.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
 use super::conn::{self, Conn, Extras};
-use super::inbound;
 use super::{Shared, Snapshot, unix_now};
+use super::{dnsbl, inbound};
 use crate::envelope::Accepted;
 use crate::inbound::Decision;
+use crate::inbound::dnsbl::Listing;
+use crate::inbound::greylist::Verdict;
 use crate::net::limits::Slot;
 use crate::session::protocol::Step;
-use crate::session::smtp::{ConnInfo, Driven, Env, Session};
+use crate::session::smtp::{ConnInfo, Driven, Env, Role, Session};
 
 struct LiveEnv {
     shared: Arc<Shared>,
@@ -39,6 +41,28 @@ impl Env for LiveEnv {
 
     fn srs_reverse(&self, address: &str) -> Option<String> {
         self.shared.srs.reverse(address, unix_now()).ok()
+    }
+
+    fn greylist(
+        &self,
+        policy: &crate::tables::GreylistTable,
+        client: IpAddr,
+        sender: &str,
+        recipient: &str,
+    ) -> Verdict {
+        let verdict = self
+            .shared
+            .greylist
+            .check(policy, client, sender, recipient, unix_now());
+        match verdict {
+            Verdict::Greylisted { retry_in } => {
+                tracing::info!(%client, from = %sender, to = %recipient, retry_in, "greylisted");
+            }
+            Verdict::Pass | Verdict::Whitelisted => {
+                tracing::debug!(%client, from = %sender, to = %recipient, ?verdict, "greylisting passed");
+            }
+        }
+        verdict
     }
 }
 
@@ -151,9 +175,47 @@ impl Spooler {
     }
 }
 
+/// The client's DNS blocklist listing, for a client of an MX listener
+/// outside `trusted-networks` when `inbound { dnsbl }` is on; looked up
+/// before the greeting, within the configured bound.
+async fn screen_client(conn: &Conn) -> Option<Listing> {
+    let tables = &conn.snapshot.tables;
+    let table = tables.inbound.dnsbl.as_ref()?;
+    let ip = conn.peer.ip();
+    if Role::of(conn.listener.kind) != Role::Mx
+        || tables.trusted_networks.iter().any(|n| n.contains(ip))
+    {
+        return None;
+    }
+    let listing = dnsbl::lookup(
+        &conn.snapshot.outbound.resolver,
+        table,
+        ip,
+        &conn.shared.dnsbl_warnings,
+    )
+    .await?;
+    let zones: Vec<String> = listing
+        .zones
+        .iter()
+        .map(|(z, code)| format!("{z}={code}"))
+        .collect();
+    tracing::info!(client = %ip, zones = %zones.join(" "), score = listing.score, "client on DNS blocklists; mail refused at RCPT (postmaster excepted)");
+    Some(listing)
+}
+
 /// Handles one accepted connection until it closes.
-pub fn handle(conn: Conn, tcp: TcpStream, slot: Slot) -> impl Future<Output = ()> + Send {
-    conn::run(conn, tcp, slot, |conn, tls| {
+pub async fn handle(conn: Conn, tcp: TcpStream, slot: Slot) {
+    let listing = screen_client(&conn).await;
+    serve(conn, tcp, slot, listing).await;
+}
+
+fn serve(
+    conn: Conn,
+    tcp: TcpStream,
+    slot: Slot,
+    listing: Option<Listing>,
+) -> impl Future<Output = ()> + Send {
+    conn::run(conn, tcp, slot, move |conn, tls| {
         let info = ConnInfo {
             peer: conn.peer,
             listener: conn.listener,
@@ -162,7 +224,7 @@ pub fn handle(conn: Conn, tcp: TcpStream, slot: Slot) -> impl Future<Output = ()
         let env = LiveEnv {
             shared: conn.shared.clone(),
         };
-        let session = Session::new(conn.snapshot.tables.clone(), info, env);
+        let session = Session::new(conn.snapshot.tables.clone(), info, env).with_listing(listing);
         (
             Driven::new(session),
             Spooler {

@@ -162,6 +162,8 @@ pub struct Inbound {
     pub dmarc_own: Option<Spanned<&'static str>>,
     pub dns_error: Option<Spanned<&'static str>>,
     pub dmarc_reports: Option<DmarcReports>,
+    pub dnsbl: Option<Dnsbl>,
+    pub greylist: Option<Greylist>,
 }
 
 /// `inbound { dmarc { reports from= interval= max-size= org-name= } }`.
@@ -172,6 +174,34 @@ pub struct DmarcReports {
     pub interval: Option<Spanned<u64>>,
     pub max_size: Option<Spanned<u64>>,
     pub org_name: Option<Spanned<String>>,
+}
+
+/// `inbound { dnsbl }`.
+#[derive(Debug, Clone)]
+pub struct Dnsbl {
+    pub span: Span,
+    pub threshold: Option<Spanned<i32>>,
+    pub timeout: Option<Spanned<u64>>,
+    pub zones: Vec<DnsblZone>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsblZone {
+    pub span: Span,
+    pub name: Spanned<String>,
+    pub weight: Option<Spanned<i32>>,
+    pub answer: Option<Spanned<String>>,
+}
+
+/// `inbound { greylist }`.
+#[derive(Debug, Clone)]
+pub struct Greylist {
+    pub span: Span,
+    pub delay: Option<Spanned<u64>>,
+    pub expire: Option<Spanned<u64>>,
+    pub keep: Option<Spanned<u64>>,
+    pub max_entries: Option<Spanned<u32>>,
+    pub whitelist_after: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -376,6 +406,38 @@ fn inbound(n: &SNode) -> Inbound {
                 max_size: r.p("max-size", s_size),
                 org_name: r.p("org-name", s_str),
             }),
+        dnsbl: n.child("dnsbl").map(dnsbl),
+        greylist: n.child("greylist").map(greylist),
+    }
+}
+
+fn dnsbl(n: &SNode) -> Dnsbl {
+    Dnsbl {
+        span: n.span,
+        threshold: n.p("threshold", s_int),
+        timeout: n.p("timeout", s_duration),
+        zones: n
+            .children_named("zone")
+            .filter_map(|z| {
+                Some(DnsblZone {
+                    span: z.span,
+                    name: z.a(0, s_str)?,
+                    weight: z.p("weight", s_int),
+                    answer: z.p("answer", s_str),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn greylist(n: &SNode) -> Greylist {
+    Greylist {
+        span: n.span,
+        delay: n.p("delay", s_duration),
+        expire: n.p("expire", s_duration),
+        keep: n.p("keep", s_duration),
+        max_entries: n.p("max-entries", s_int),
+        whitelist_after: n.p("whitelist-after", s_int),
     }
 }
 

@@ -600,6 +600,102 @@ pub static INBOUND_DMARC: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static DNSBL_ZONE: NodeSpec = NodeSpec {
+    name: "zone",
+    doc: "A DNS blocklist zone: `<reversed client IP>.<zone>` is looked up (A, then TXT for the reason).",
+    args: Args {
+        fixed: &[arg(
+            "ZONE",
+            Ty::Str,
+            "DNS zone of the list, e.g. \"zen.spamhaus.org\"",
+        )],
+        required: 1,
+        rest: None,
+    },
+    props: &[
+        opt(
+            "weight",
+            Ty::Int {
+                min: -100,
+                max: 100,
+            },
+            "points a listing here counts toward the threshold (default 1; negative for allow lists)",
+        ),
+        opt(
+            "answer",
+            Ty::Str,
+            "answers that mean listed: addresses or last-octet ranges, comma-separated (\"127.0.0.2,127.0.0.4-11\"); default any 127.0.0.0/8 answer but the error codes",
+        ),
+    ],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static INBOUND_DNSBL: NodeSpec = NodeSpec {
+    name: "dnsbl",
+    doc: "DNS blocklists asked about each client of an MX listener at connect (off unless given). \
+          A client whose listing zones' weights reach the threshold gets 554 5.7.1 at RCPT \
+          (postmaster@ our domains still accepted); lookups that fail or time out count as not listed.",
+    args: Args::NONE,
+    props: &[
+        opt(
+            "threshold",
+            Ty::Int { min: 1, max: 1000 },
+            "points that make a client listed (default 1)",
+        ),
+        opt(
+            "timeout",
+            Ty::Duration,
+            "bound on all lookups of one connection (default 5s)",
+        ),
+    ],
+    children: &[&DNSBL_ZONE],
+    repeat: false,
+    required: false,
+};
+
+pub static INBOUND_GREYLIST: NodeSpec = NodeSpec {
+    name: "greylist",
+    doc: "Greylisting at RCPT (off unless given): the first attempt of an unknown (client /24 or /64, \
+          sender, recipient) triplet gets 451 4.7.1; a retry between `delay` and `expire` later is \
+          accepted and the triplet remembered for `keep`. State is kept in <state>/greylist/.",
+    args: Args::NONE,
+    props: &[
+        opt(
+            "delay",
+            Ty::Duration,
+            "how long a retry must wait (default 5m)",
+        ),
+        opt(
+            "expire",
+            Ty::Duration,
+            "how long after the first attempt a retry is still accepted (default 1d)",
+        ),
+        opt(
+            "keep",
+            Ty::Duration,
+            "how long a passed triplet stays accepted after its last use (default 36d)",
+        ),
+        opt(
+            "max-entries",
+            COUNT,
+            "triplets remembered at most (default 100000); the oldest go first",
+        ),
+        opt(
+            "whitelist-after",
+            Ty::Int {
+                min: 0,
+                max: 1_000_000,
+            },
+            "a client network with this many passed triplets is not greylisted any more (default 5; 0 never)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 pub static INBOUND: NodeSpec = NodeSpec {
     name: "inbound",
     doc: "Policy for mail arriving from other servers (MX).",
@@ -613,6 +709,8 @@ pub static INBOUND: NodeSpec = NodeSpec {
         &INBOUND_SPF,
         &INBOUND_DKIM,
         &INBOUND_DMARC,
+        &INBOUND_DNSBL,
+        &INBOUND_GREYLIST,
     ],
     repeat: false,
     required: false,

@@ -8,8 +8,10 @@
 
 pub mod outbound;
 pub mod resolve;
+pub mod screen;
 
 pub use outbound::{OutboundTable, OutboundTls, RouteTable};
+pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -385,6 +387,12 @@ pub struct InboundPolicy {
     /// DMARC aggregate reports we send (`dmarc { reports }`); `None`: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc_reports: Option<DmarcReportsTable>,
+    /// DNS blocklists asked at connect (`inbound { dnsbl }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnsbl: Option<DnsblTable>,
+    /// Greylisting at RCPT (`inbound { greylist }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greylist: Option<GreylistTable>,
 }
 
 /// Sending DMARC aggregate reports (RFC 7489 §7.2).

@@ -330,6 +330,18 @@ impl Raw {
         }
     }
 
+    /// A client on an already connected stream (e.g. bound to a chosen
+    /// source address first).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn try_connect(addr: SocketAddr) -> std::io::Result<Raw> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;

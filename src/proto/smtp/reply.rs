@@ -335,6 +335,26 @@ pub mod r {
             format!("{what} could not be checked (DNS), try again later"),
         )
     }
+    /// The client's address is on DNS blocklists (Postfix's wording and
+    /// code for `reject_rbl_client`; RFC 3463 X.7.1: not authorized).
+    pub fn dnsbl_listed(ip: std::net::IpAddr, zones: &str, reason: Option<&str>) -> Reply {
+        let mut text = format!("Service unavailable; client [{ip}] blocked using {zones}");
+        if let Some(reason) = reason {
+            text.push_str("; ");
+            text.push_str(reason);
+        }
+        Reply::new(554, E(5, 7, 1), text)
+    }
+    /// Greylisted: the first attempt of an unknown (client, sender,
+    /// recipient) triplet (RFC 6647 §2.1: a temporary failure; X.7.1 as
+    /// RFC 6647 §5 and common practice use).
+    pub fn greylisted(retry_in_secs: u64) -> Reply {
+        Reply::new(
+            451,
+            E(4, 7, 1),
+            format!("greylisted, please try again in {retry_in_secs} seconds"),
+        )
+    }
 }
 
 #[cfg(test)]

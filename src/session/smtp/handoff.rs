@@ -109,10 +109,14 @@ impl<E: Env> Session<E> {
     /// DKIM, DMARC, ARC, iprev): mail from another server at an MX
     /// listener; never authenticated submission, a trusted network or LMTP.
     pub fn checks_inbound(&self) -> bool {
-        self.tables.inbound.checks
-            && self.role == Role::Mx
-            && self.user.is_none()
-            && !self.trusted()
+        self.tables.inbound.checks && self.from_stranger()
+    }
+
+    /// Mail from another server at an MX listener: not logged in, not from
+    /// `trusted-networks`, not LMTP or submission. The inbound checks,
+    /// blocklists and greylisting apply only to it.
+    pub fn from_stranger(&self) -> bool {
+        self.role == Role::Mx && self.user.is_none() && !self.trusted()
     }
 
     /// The inbound checks refused the message handed off (a 5xx reject or

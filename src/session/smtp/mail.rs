@@ -5,6 +5,7 @@
 use super::state::{MailParams, State, Transaction};
 use super::{Env, Output, Session, policy};
 use crate::envelope::{Notify, Recipient, Ret};
+use crate::inbound::greylist::Verdict;
 use crate::proto::smtp::command;
 use crate::proto::smtp::reply::r;
 
@@ -79,6 +80,9 @@ impl<E: Env> Session<E> {
                 };
             }
         };
+        if let Some(out) = self.screen(&to.address) {
+            return out;
+        }
         let State::Mail(tx) = &mut self.state else {
             return Output::reply(r::local_error());
         };
@@ -111,5 +115,31 @@ impl<E: Env> Session<E> {
             deliveries: indexes,
         });
         Output::reply(r::recipient_ok())
+    }
+
+    /// A valid recipient of mail from another server: refused when the
+    /// client is on blocklists (except postmaster@ our domains), deferred
+    /// when its triplet is greylisted.
+    fn screen(&mut self, recipient: &str) -> Option<Output> {
+        if !self.from_stranger() {
+            return None;
+        }
+        if let Some(listing) = &self.listing
+            && !policy::is_our_postmaster(&self.tables, recipient)
+        {
+            let reply = listing.reply(self.conn.peer.ip());
+            return Some(self.error(reply));
+        }
+        let grey = self.tables.inbound.greylist?;
+        let State::Mail(tx) = &self.state else {
+            return None;
+        };
+        match self
+            .env
+            .greylist(&grey, self.conn.peer.ip(), &tx.mail.sender, recipient)
+        {
+            Verdict::Pass | Verdict::Whitelisted => None,
+            Verdict::Greylisted { retry_in } => Some(Output::reply(r::greylisted(retry_in))),
+        }
     }
 }

@@ -84,6 +84,18 @@ pub trait Env {
     fn srs_reverse(&self, _address: &str) -> Option<String> {
         None
     }
+    /// Greylisting of one recipient (`inbound { greylist }`): the verdict
+    /// for the triplet, remembered by the environment. Without a store,
+    /// everything passes.
+    fn greylist(
+        &self,
+        _policy: &crate::tables::GreylistTable,
+        _client: std::net::IpAddr,
+        _sender: &str,
+        _recipient: &str,
+    ) -> crate::inbound::greylist::Verdict {
+        crate::inbound::greylist::Verdict::Pass
+    }
 }
 
 /// Work the driver must do before the session can go on.
@@ -152,6 +164,9 @@ pub struct Session<E: Env> {
     tls: Option<TlsInfo>,
     user: Option<String>,
     errors: u32,
+    /// The client is on DNS blocklists (looked up at connect, refused at
+    /// RCPT: see [`Session::with_listing`]).
+    listing: Option<crate::inbound::dnsbl::Listing>,
 }
 
 impl<E: Env> Session<E> {
@@ -167,7 +182,19 @@ impl<E: Env> Session<E> {
             tls,
             user: None,
             errors: 0,
+            listing: None,
         }
+    }
+
+    /// The client's DNS blocklist listing, looked up by the driver before
+    /// the greeting. It is refused at RCPT, not at the banner (Postfix's
+    /// `smtpd_delay_reject`): mail to postmaster@ our domains still gets
+    /// through (RFC 5321 §4.5.1), a user who logs in is not refused, and
+    /// the sender gets a bounce naming the zone (a 554 greeting is often
+    /// taken for a connection failure and retried).
+    pub fn with_listing(mut self, listing: Option<crate::inbound::dnsbl::Listing>) -> Session<E> {
+        self.listing = listing;
+        self
     }
 
     pub fn greeting(&mut self) -> Output {

@@ -180,3 +180,12 @@ fn postmaster_domain(tables: &Tables) -> Option<String> {
     }
     tables.domains.keys().next().cloned()
 }
+
+/// `postmaster@` one of our domains (any case): mail to it is accepted
+/// from clients on blocklists, so that a server listed by mistake can
+/// still reach a human (RFC 5321 §4.5.1).
+pub(super) fn is_our_postmaster(tables: &Tables, address: &str) -> bool {
+    crate::addr::split(address).is_some_and(|(local, domain)| {
+        local.eq_ignore_ascii_case("postmaster") && tables.domain(domain).is_some()
+    })
+}
