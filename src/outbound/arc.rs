@@ -307,6 +307,100 @@ mod tests {
         }
     }
 
+    fn rsa() -> DkimKey {
+        let pair = mail_auth::dkim::generate::DkimKeyPair::generate_rsa(2048).expect("key");
+        let der = rustls_pki_types::PrivateKeyDer::Pkcs1(pair.private_key().to_vec().into());
+        DkimKey::Rsa(mail_auth::common::crypto::RsaKey::from_key_der(der).expect("rsa"))
+    }
+
+    fn sealed(key: &DkimKey, message: &[u8]) -> Result<String, NotSealed> {
+        seal(
+            key,
+            "fwd.test",
+            "arc",
+            &["From".to_string(), "From".to_string()],
+            message,
+            "mail.example.test",
+        )
+    }
+
+    #[test]
+    fn seals_or_says_why_not() {
+        let key = rsa();
+        let first = sealed(&key, &with_arc("none")).expect("sealed");
+        let fields: Vec<&str> = first
+            .split("\r\n")
+            .filter(|l| !l.starts_with([' ', '\t']))
+            .collect();
+        assert!(fields[0].starts_with("ARC-Seal: i=1;"), "{first}");
+        assert!(first.contains("cv=none"), "{first}");
+        assert!(
+            fields[1].starts_with("ARC-Message-Signature: i=1;"),
+            "{first}"
+        );
+        assert!(fields[2].starts_with("ARC-Authentication-Results: i=1; mail.example.test;"));
+        assert!(first.ends_with("dmarc=pass\r\n"), "{first}");
+        // Our results say pass, the message claims 50 sets: no 51st.
+        let full = [
+            &b"Authentication-Results: mail.example.test; arc=pass\r\n"[..],
+            b"ARC-Seal: i=50; a=rsa-sha256; cv=pass; d=x.test; s=s; b=AAAA\r\n",
+            b"From: a@sender.test\r\n\r\nbody\r\n",
+        ]
+        .concat();
+        assert_eq!(sealed(&key, &full), Err(NotSealed::ChainFull(50)));
+        // The last hop already failed the chain.
+        let failed = [
+            &b"Authentication-Results: mail.example.test; arc=fail\r\n"[..],
+            b"ARC-Seal: i=1; a=rsa-sha256; cv=fail; d=x.test; s=s; b=AAAA\r\n",
+            b"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=x.test; s=s; h=From; bh=AAAA; b=AAAA\r\n",
+            b"ARC-Authentication-Results: i=1; x.test; spf=pass\r\n",
+            b"From: a@sender.test\r\n\r\nbody\r\n",
+        ]
+        .concat();
+        assert_eq!(sealed(&key, &failed), Err(NotSealed::AlreadyFailed));
+        // A set without its seal cannot be sealed over.
+        let partial = [
+            &b"Authentication-Results: mail.example.test; arc=fail\r\n"[..],
+            b"ARC-Authentication-Results: i=1; x.test; spf=pass\r\n",
+            b"From: a@sender.test\r\n\r\nbody\r\n",
+        ]
+        .concat();
+        assert_eq!(sealed(&key, &partial), Err(NotSealed::AlreadyFailed));
+        // Unknown chain, no result, no results of ours, sets our result
+        // does not mention.
+        assert_eq!(
+            sealed(&key, &with_arc("temperror")),
+            Err(NotSealed::ChainUnknown)
+        );
+        assert_eq!(
+            sealed(&key, b"Authentication-Results: mail.example.test; spf=pass\r\nFrom: a@b.test\r\n\r\nx\r\n"),
+            Err(NotSealed::NoArcResult)
+        );
+        assert_eq!(
+            sealed(&key, b"From: a@b.test\r\n\r\nx\r\n"),
+            Err(NotSealed::NoResults)
+        );
+        let claims = [
+            &b"Authentication-Results: mail.example.test; arc=none\r\n"[..],
+            &failed[failed.iter().position(|&b| b == b'\n').unwrap() + 1..],
+        ]
+        .concat();
+        assert_eq!(sealed(&key, &claims), Err(NotSealed::Inconsistent));
+        // ARC defines rsa-sha256 only.
+        let pair = mail_auth::dkim::generate::DkimKeyPair::generate_ed25519().expect("key");
+        let ed = DkimKey::Ed25519(
+            mail_auth::common::crypto::Ed25519Key::from_pkcs8_der(pair.private_key()).expect("ed"),
+        );
+        assert_eq!(sealed(&ed, OURS), Err(NotSealed::NoKey("fwd.test".into())));
+    }
+
+    /// [`OURS`] with another `arc=` result.
+    fn with_arc(result: &str) -> Vec<u8> {
+        String::from_utf8_lossy(OURS)
+            .replace("arc=pass (ok)", &format!("arc={result}"))
+            .into_bytes()
+    }
+
     #[test]
     fn relaxed_unfolds_and_squeezes() {
         assert_eq!(
