@@ -81,11 +81,17 @@ pub struct OwnResults<'a> {
 /// The first header field of `message`, when it is an
 /// `Authentication-Results` with `authserv_id`.
 pub fn own_results<'a>(message: &'a [u8], authserv_id: &str) -> Option<OwnResults<'a>> {
-    // The first field, continuation lines included.
+    // The first field, continuation lines included; a message without a
+    // line end is one unterminated field.
     let mut end = 0;
     loop {
-        let nl = message[end..].iter().position(|&b| b == b'\n')?;
-        end += nl + 1;
+        match message[end..].iter().position(|&b| b == b'\n') {
+            Some(nl) => end += nl + 1,
+            None => {
+                end = message.len();
+                break;
+            }
+        }
         if !matches!(message.get(end), Some(b' ' | b'\t')) {
             break;
         }
@@ -297,14 +303,25 @@ mod tests {
             own_results(m, "mail.example.test").map(|o| o.chain),
             Some(None)
         );
-        // Odd input: no line end, empty, no colon.
-        for odd in [
-            &b"Authentication-Results: mail.example.test; arc=pass"[..],
-            b"",
-            b"x\r\n",
-        ] {
+        // Odd input: empty, no colon.
+        for odd in [&b""[..], b"x\r\n", b"x"] {
             assert_eq!(own_results(odd, "mail.example.test"), None);
         }
+        // No line end: one field all the same.
+        let m = b"Authentication-Results: mail.example.test; arc=pass";
+        assert_eq!(
+            own_results(m, "mail.example.test").and_then(|o| o.chain),
+            Some(Chain::Pass)
+        );
+        // Found by the inbound_headers fuzz target: what follows our field
+        // is a continuation line without a line end; our field is still
+        // read, with our arc= result (not one from the folded-in text).
+        let mut m = b"Authentication-Results: mail.example.test;\r\n\tarc=none smtp.remote-ip=127.0.0.1\r\n"
+            .to_vec();
+        m.extend_from_slice(b" a=rsa-sha256; cv=pARC-Seal:\x7f i=Teal4A");
+        let got = own_results(&m, "mail.example.test").expect("ours");
+        assert_eq!(got.chain, Some(Chain::None));
+        assert_eq!(got.value.len(), m.len() - "Authentication-Results:".len());
     }
 
     fn rsa() -> DkimKey {
