@@ -153,6 +153,11 @@ pub struct Envelope {
     /// The inbound checks sent it to the Junk folder (local recipients).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub junk: bool,
+    /// The ARC sets (RFC 8617) sealed at reception for the copies that are
+    /// forwarded, per forwarding domain: put on top of the stored message
+    /// when a forwarded copy is sent, never on local copies.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub arc_seals: std::collections::BTreeMap<String, String>,
 }
 
 impl Envelope {

@@ -30,12 +30,12 @@
 //! | [`session`] | protocol state machines without I/O: input in, typed replies and effects out; the storage traits they need |
 //! | [`net`] | sockets only: listeners, connection limits, TLS configuration, the plain-or-TLS stream |
 //! | [`services`] | the drivers: run sessions over sockets and perform their effects; local delivery; the outbound SMTP transport; `mailc sendmail` submissions; the mail-storage seam ([`services::storage`]) |
-//! | [`outbound`] | outbound delivery's pure parts: DSN reports, DKIM signing, SRS |
+//! | [`outbound`] | outbound delivery's pure parts: DSN reports, DKIM signing, ARC sealing of forwards, SRS |
 //! | [`queue`] | the spool seam ([`queue::Queue`]) and the durable spool behind it: group-committed segments, per-recipient progress, recovery; an in-memory queue for tests |
 //! | [`store`] | mail at rest: Maildir++ folders and their index, quota usage, atomic file helpers |
 //! | [`runtime`] | `mailc serve`: binding listeners, reload (validate, then swap), signals, logging |
 //! | [`cli`] | the `mailc` subcommands; `main.rs` only wires them to clap |
-//! | [`outbound`] | pure parts of outbound delivery: DSN messages, DKIM signing, SRS
+//! | [`outbound`] | pure parts of outbound delivery: DSN messages, DKIM signing, ARC sealing, SRS
 //!
 //! `docs/architecture.md` describes the layers and the storage and spool
 //! seams; `docs/flow.md` follows one message through these modules.

@@ -50,6 +50,7 @@ fn envelope() -> Envelope {
         received_at: ARRIVED,
         size: ORIGINAL.len() as u64,
         junk: false,
+        arc_seals: Default::default(),
     }
 }
 

@@ -232,3 +232,135 @@ fn dkimpy_signatures_and_arc_seals_verify() {
         }
     }
 }
+
+/// Sends `body` from mx.sender.test (127.0.0.1) to `rcpt` at `server`'s MX;
+/// the final reply code.
+fn forward_via(server: &common::server::Server, rcpt: &str, body: &str) -> u16 {
+    let mut c = common::server::Raw::connect(server.addr("smtp"));
+    assert_eq!(c.reply().expect("greeting").0, 220);
+    assert_eq!(c.cmd("EHLO mx.sender.test").expect("ehlo").0, 250);
+    c.send_mail("news@sender.test", &[rcpt], body)
+        .expect("transaction")
+}
+
+/// mailc's ARC seal on forwarded mail, checked by dkimpy (`dkim.arc_verify`
+/// with the keys on the loopback DNS server): a DKIM-signed message
+/// forwarded through an alias of fwd.test reaches the next MX with a set
+/// `i=1`, `cv=none` that dkimpy validates; a message that already carries
+/// an ARC set from dkimpy's `arcsign` (forwarder.test) gets `i=2`,
+/// `cv=pass`, and dkimpy validates the whole chain.
+#[test]
+#[ignore = "needs python3-dkim and python3-authres (installed by .ci/run)"]
+fn dkimpy_validates_mailc_arc_seals() {
+    use common::server::{ALICE_HASH, Server, standard_domain};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rsa = newkey(dir.path(), "rsa", "rsa");
+    let fwd = newkey(dir.path(), "fwd", "rsa");
+    let dns = DnsServer::start(&[
+        (
+            "sender.test.",
+            format!(
+                "@ 300 IN TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+                 _dmarc 300 IN TXT \"v=DMARC1; p=reject\"\n\
+                 rsa._domainkey 300 IN TXT {}\n",
+                txt(&rsa)
+            ),
+        ),
+        (
+            "forwarder.test.",
+            format!("arc._domainkey 300 IN TXT {}\n", txt(&rsa)),
+        ),
+        (
+            "fwd.test.",
+            format!("fwd._domainkey 300 IN TXT {}\n", txt(&fwd)),
+        ),
+        (
+            "remote.test.",
+            "@ 300 IN MX 10 mx.remote.test.\nmx 300 IN A 127.0.0.2\n".into(),
+        ),
+        (
+            "127.in-addr.arpa.",
+            "1.0.0 300 IN PTR mx.sender.test.\n".into(),
+        ),
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let remote = Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.2:{port}\"\ndomain \"remote.test\" {{\n    mailbox \"carol\" password=\"{ALICE_HASH}\"\n}}\n"
+    ));
+    let local = Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.1:0\"\nresolver \"{}\"\ninbound {{\n    checks #true\n}}\noutbound {{\n    port {port}\n}}\n{}domain \"fwd.test\" {{\n    dkim selector=\"fwd\" key=\"{}\"\n    alias \"carol\" to=\"carol@remote.test\"\n    alias \"postmaster\" to=\"alice@example.test\"\n}}\n",
+        dns.addr,
+        standard_domain(),
+        dir.path().join("fwd.key").display()
+    ));
+    let plain = |subject: &str| {
+        message("news@sender.test", subject).replace("To: alice@example.test", "To: carol@fwd.test")
+    };
+    // First hop: mailc seals a plain signed message.
+    let first = dkimsign(dir.path(), "rsa", "rsa.key", "rsa-sha256", &plain("hop1"));
+    // Second hop: forwarder.test sealed it before (dkimpy), mailc adds i=2.
+    let signed = dkimsign(dir.path(), "rsa", "rsa.key", "rsa-sha256", &plain("hop2"));
+    let second = pipe(
+        tool("arcsign")
+            .args(["arc", "forwarder.test", "rsa.key", "forwarder.test"])
+            .current_dir(dir.path()),
+        &format!(
+            "Authentication-Results: forwarder.test; dkim=pass header.d=sender.test\r\n{signed}"
+        ),
+    );
+    assert!(second.starts_with("ARC-Seal:"), "{second}");
+    let script = common::root().join("tests/interop/dkimpy_verify.py");
+    let port_arg = dns.addr.port().to_string();
+    for (n, (subject, body, i, cv)) in [
+        ("hop1", first, "i=1", "cv=none"),
+        ("hop2", second, "i=2", "cv=pass"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(forward_via(&local, "carol@fwd.test", &body), 250);
+        let carol = remote.wait_for_mail(
+            "remote.test",
+            "carol",
+            n + 1,
+            std::time::Duration::from_secs(20),
+        );
+        let got = carol
+            .iter()
+            .map(|f| std::fs::read_to_string(f).expect("read"))
+            .find(|t| t.contains(&format!("Subject: {subject}\r\n")))
+            .unwrap_or_else(|| panic!("{subject} not forwarded\n{}", local.log_text()));
+        let unfolded = got.replace("\r\n\t", " ").replace("\r\n ", " ");
+        let seal = unfolded
+            .lines()
+            .find(|l| l.starts_with("ARC-Seal:") && l.contains("d=fwd.test"))
+            .unwrap_or_else(|| panic!("{subject}: no seal of fwd.test\n{got}"));
+        assert!(
+            seal.contains(&format!("{i};")) && seal.contains(cv),
+            "{subject}: {seal}"
+        );
+        assert_eq!(
+            unfolded.matches("ARC-Seal:").count(),
+            n + 1,
+            "{subject}: {got}"
+        );
+        // dkimpy validates the chain on the bytes the next MX stored.
+        assert!(
+            pipe_status(
+                tool("/usr/bin/python3")
+                    .arg(&script)
+                    .args([port_arg.as_str(), "--arc"]),
+                &got
+            ),
+            "{subject}: dkimpy does not validate the chain\n{got}"
+        );
+        // And the original DKIM signature still verifies.
+        assert!(
+            pipe_status(tool("/usr/bin/python3").arg(&script).arg(&port_arg), &got),
+            "{subject}: DKIM broken by the forward\n{got}"
+        );
+    }
+}

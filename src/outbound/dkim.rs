@@ -147,6 +147,33 @@ impl Signer {
         crate::addr::normalize_domain(domain).is_ok_and(|d| self.domains.contains_key(&d.ascii))
     }
 
+    /// The ARC set `domain` (A-label, lower case) adds when it forwards
+    /// `message` ([`super::arc::seal`]), with the domain's first RSA
+    /// selector.
+    pub fn arc_seal(
+        &self,
+        domain: &str,
+        message: &[u8],
+        authserv_id: &str,
+    ) -> Result<String, super::arc::NotSealed> {
+        let key = self
+            .domains
+            .get(domain)
+            .and_then(|keys| {
+                keys.iter()
+                    .find(|k| matches!(k.key, SigningKeyPair::Rsa(_)))
+            })
+            .ok_or_else(|| super::arc::NotSealed::NoKey(domain.to_string()))?;
+        super::arc::seal(
+            &key.key,
+            domain,
+            &key.selector,
+            &fields_to_sign(message),
+            message,
+            authserv_id,
+        )
+    }
+
     /// The `DKIM-Signature:` fields (CRLF-terminated, folded) to prepend to
     /// `message`: one per selector of the domain of the first `From:`
     /// address, or nothing when that domain has no DKIM (or there is no
@@ -204,7 +231,7 @@ fn from_domain(message: &[u8]) -> Option<String> {
 /// message, and `From` once more (mail-auth signs every occurrence of a
 /// listed field, then lists the template entries it did not find, so the
 /// second `From` ends up as the oversigning entry).
-fn fields_to_sign(message: &[u8]) -> Vec<String> {
+pub(crate) fn fields_to_sign(message: &[u8]) -> Vec<String> {
     let mut present = Vec::new();
     let mut it = Fields::new(message);
     while let Some((name, _)) = it.next_header() {

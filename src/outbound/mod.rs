@@ -5,12 +5,14 @@
 //! | module | owns |
 //! |---|---|
 //! | [`dsn`] | delivery status notifications (RFC 3464 bounces, delay warnings, success reports) and who gets one (RFC 3461 `NOTIFY`) |
+//! | [`arc`] | ARC sealing of forwarded mail (RFC 8617): the results of the MX's checks, sealed with the forwarding domain's DKIM key |
 //! | [`dkim`] | DKIM signing of mail that leaves (RFC 6376): keys loaded once at start, one signature per selector of the From domain |
 //! | [`srs`] | the Sender Rewriting Scheme for forwarded mail, and its reversal for bounces |
 //!
 //! File access is limited to loading secrets: DKIM private keys
 //! ([`dkim::Signer::load`]) and the SRS key ([`srs::Srs::load_or_create`]).
 
+pub mod arc;
 pub mod dkim;
 pub mod dsn;
 pub mod srs;

@@ -32,6 +32,7 @@ pub(crate) fn accepted(id: &str, body: &str, to: &[Destination], next: u64) -> A
             received_at: 1,
             size: body.len() as u64,
             junk: false,
+            arc_seals: Default::default(),
         },
         message: body.as_bytes().to_vec(),
     }

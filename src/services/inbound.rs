@@ -231,12 +231,20 @@ async fn run(
             report: None,
         };
     };
+    let too_long = lengths_beyond_body(msg);
+    let unreadable = unreadable_signatures(msg);
     let dmarc = dmarc_of(&authors, discovered, &spf, &spf_domain, &dkim);
     let from = msg.from.first().cloned().unwrap_or_default();
     let summary = Summary {
         spf: spf.result(),
         spf_domain: spf_domain.clone(),
-        dkim: dkim.iter().map(|d| body_hash_is_fail(d.result())).collect(),
+        dkim: length_beyond_body_is_fail(
+            dkim.iter()
+                .map(|d| body_hash_is_fail(d.result()))
+                .chain((0..unreadable).map(|_| DkimResult::Neutral(mail_auth::Error::ParseError)))
+                .collect(),
+            too_long,
+        ),
         dmarc: dmarc.verdict,
         dmarc_policy: dmarc.disposition,
         own_domain: a.own_domains.contains_key(&dmarc.from_domain),
@@ -258,14 +266,17 @@ async fn run(
         header.trim_end_matches("\r\n"),
         dmarc::auth_result(&dmarc)
     );
-    let header = if dkim.is_empty() {
+    let header = if dkim.is_empty() && unreadable == 0 {
         with_dkim_none(header, a.hostname)
     } else {
-        header.replace(
-            "dkim=neutral (body hash did not verify)",
-            "dkim=fail (body hash did not verify)",
-        )
+        header
+            .replace(
+                "dkim=neutral (body hash did not verify)",
+                "dkim=fail (body hash did not verify)",
+            )
+            .replacen(LENGTH_IGNORED, LENGTH_BEYOND_BODY, too_long)
     };
+    let header = with_unreadable(header, a.hostname, unreadable);
     let decision = decide(policy, &summary);
     let report = report_row(&a, &decision, &dkim, &spf, &dmarc, &spf_domain);
     Checked {
@@ -640,6 +651,68 @@ fn body_hash_is_fail(result: &DkimResult) -> DkimResult {
             DkimResult::Fail(e.clone())
         }
         other => other.clone(),
+    }
+}
+
+/// How mail-auth 0.13.3 reports every signature with `l=` (it verifies
+/// none of them: content appended after `l=` bytes would pass).
+const LENGTH_IGNORED: &str = "dkim=neutral (signature length ignored due to security risk)";
+const LENGTH_BEYOND_BODY: &str = "dkim=fail (body shorter than l=)";
+
+/// How many DKIM-Signature fields have an `l=` larger than the body: those
+/// cannot verify (RFC 6376 §3.5, §6.1.3; dkimpy fails them too), a `fail`
+/// rather than mail-auth's `neutral`. The canonical body is at most 2
+/// bytes longer than the raw one (a missing final CRLF), so `l=` beyond
+/// that is beyond any canonical form.
+fn lengths_beyond_body(msg: &AuthenticatedMessage<'_>) -> usize {
+    let body =
+        msg.raw_message.len() as u64 - u64::from(msg.body_offset).min(msg.raw_message.len() as u64);
+    msg.errors
+        .iter()
+        .filter(|e| matches!(e.header, mail_auth::Error::Dkim(DkimError::SignatureLength)))
+        .filter_map(|e| mail_auth::dkim::Signature::parse(e.value).ok())
+        .filter(|sig| sig.l > body + 2)
+        .count()
+}
+
+/// The first `n` signatures mail-auth ignored for their `l=` become
+/// failures (which of them does not matter: their results carry no
+/// signature to tell them apart).
+fn length_beyond_body_is_fail(mut results: Vec<DkimResult>, n: usize) -> Vec<DkimResult> {
+    results
+        .iter_mut()
+        .filter(|r| {
+            matches!(
+                r,
+                DkimResult::Neutral(mail_auth::Error::Dkim(DkimError::SignatureLength))
+            )
+        })
+        .take(n)
+        .for_each(|r| *r = DkimResult::Fail(mail_auth::Error::Dkim(DkimError::SignatureLength)));
+    results
+}
+
+/// DKIM-Signature fields mail-auth 0.13.3 could not parse and left out of
+/// its results (it reports only errors of its DKIM kind; a broken tag list
+/// or base64 is dropped, and the message would read `dkim=none`). RFC 8601
+/// §2.7.1: a signature with syntax errors is `neutral`.
+fn unreadable_signatures(msg: &AuthenticatedMessage<'_>) -> usize {
+    msg.errors
+        .iter()
+        .filter(|e| e.name.eq_ignore_ascii_case(b"DKIM-Signature"))
+        .filter(|e| !matches!(e.header, mail_auth::Error::Dkim(_)))
+        .count()
+}
+
+/// One `dkim=neutral` per signature [`unreadable_signatures`] counted.
+fn with_unreadable(header: String, hostname: &str, n: usize) -> String {
+    let head = format!("Authentication-Results: {hostname}");
+    match header.strip_prefix(&head) {
+        Some(rest) if n > 0 => {
+            let entries = ";\r\n\tdkim=neutral (signature syntax error)".repeat(n);
+            format!("{head}{entries}{rest}")
+        }
+        _ => header,
     }
 }
 

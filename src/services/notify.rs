@@ -158,6 +158,7 @@ pub async fn send(
         received_at: now,
         size: message.len() as u64,
         junk: false,
+        arc_seals: Default::default(),
     };
     let deliveries = destinations
         .into_iter()

@@ -415,7 +415,7 @@ async fn send_jobs(
             None
         }
     }) {
-        if let Some(results) = send_one(shared, key, &mut conn, &j).await {
+        if let Some(results) = send_one(shared, tables, key, &mut conn, &j).await {
             sent += 1;
             record(shared, tables, &j.id, results, &info);
         }
@@ -428,18 +428,31 @@ async fn send_jobs(
 /// or `None` when the entry is gone or unreadable (nothing was sent).
 async fn send_one(
     shared: &Arc<Shared>,
+    tables: &Tables,
     key: &DestKey,
     conn: &mut Connection,
     j: &Job,
 ) -> Option<Vec<(usize, Result3)>> {
     let env = shared.spool.get(&j.id)?;
-    let body = match shared.spool.read_message(&j.id) {
+    let mut body = match shared.spool.read_message(&j.id) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(id = %j.id, error = %e, "cannot read queued message");
             return None;
         }
     };
+    // A forwarded copy carries the ARC set sealed at reception.
+    let forwarder = key.forward_domain.clone().or_else(|| {
+        j.deliveries
+            .first()
+            .and_then(|di| forward_domain(tables, &env, *di))
+    });
+    if let Some(seal) = forwarder.and_then(|d| env.arc_seals.get(&d)) {
+        let mut sealed = Vec::with_capacity(seal.len() + body.len());
+        sealed.extend_from_slice(seal.as_bytes());
+        sealed.extend_from_slice(&body);
+        body = sealed;
+    }
     let rcpts: Vec<OutRcpt> = j.deliveries.iter().map(|i| out_rcpt(&env, *i)).collect();
     // Forwarded mail goes out with an SRS sender, so that SPF passes.
     let sender = match (&key.forward_domain, env.sender.is_empty()) {
@@ -908,6 +921,37 @@ pub fn sign_submission(snapshot: &Snapshot, accepted: &mut crate::envelope::Acce
         Ok(_) => {}
         Err(e) => {
             tracing::warn!(id = %accepted.envelope.id, error = %e, "cannot DKIM-sign; queued unsigned")
+        }
+    }
+}
+
+/// The ARC sets (RFC 8617) of a message that arrived at the MX and is
+/// forwarded to a remote address by one of our aliases: one per
+/// forwarding domain with an RSA DKIM key, sealing the results our checks
+/// put on top of it, kept in the envelope so that the seal is made once,
+/// stored durably with the message before the 250, and sent unchanged with
+/// every attempt (the message itself is stored once for local and remote
+/// copies; local copies get no seal). Nothing is sealed without our
+/// results (inbound checks off) — see [`crate::outbound::arc`].
+pub fn seal_forwards(snapshot: &Snapshot, accepted: &mut crate::envelope::Accepted) {
+    let tables = &snapshot.tables;
+    let env = &accepted.envelope;
+    let domains: std::collections::BTreeSet<String> = (0..env.deliveries.len())
+        .filter(|&di| matches!(env.deliveries[di].destination, Destination::Remote { .. }))
+        .filter_map(|di| forward_domain(tables, env, di))
+        .collect();
+    for domain in domains {
+        match snapshot
+            .outbound
+            .signer
+            .arc_seal(&domain, &accepted.message, &tables.hostname)
+        {
+            Ok(set) => {
+                accepted.envelope.arc_seals.insert(domain, set);
+            }
+            Err(why) => {
+                tracing::info!(id = %accepted.envelope.id, domain, reason = %why, "forwarded without an ARC seal")
+            }
         }
     }
 }

@@ -84,6 +84,7 @@ impl Extras<Driven<LiveEnv>> for Spooler {
                 Ok(()) => {}
                 Err(reply) => return session.refused(reply),
             }
+            super::outbound::seal_forwards(&self.snapshot, &mut accepted);
         }
         super::outbound::sign_submission(&self.snapshot, &mut accepted);
         let result = match self.shared.spool.store(*accepted).await {

@@ -119,6 +119,7 @@ pub fn accept(
         received_at: now,
         size: 0,
         junk: false,
+        arc_seals: Default::default(),
     };
     for address in &sub.recipients {
         let mut indexes = Vec::new();

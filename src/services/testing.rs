@@ -131,6 +131,7 @@ pub(crate) fn message(id: &str, sender: &str, to: &[Destination], received_at: u
             received_at,
             size: body.len() as u64,
             junk: false,
+            arc_seals: Default::default(),
         },
         message: body.into_bytes(),
     }

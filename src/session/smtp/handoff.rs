@@ -102,6 +102,7 @@ impl<E: Env> Session<E> {
             received_at: now,
             size,
             junk: false,
+            arc_seals: Default::default(),
         }
     }
 
