@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 use common::dns_server::DnsServer;
 use common::inbound::{message, send};
 use common::server::{ALICE_HASH, Server, standard_domain};
-use mail_auth::common::crypto::Ed25519Key;
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 use mail_auth::dkim::generate::DkimKeyPair;
 use mail_auth::report::{ActionDisposition, DmarcResult, Report};
 
@@ -51,14 +48,7 @@ fn zones(dkim_public: &str) -> Vec<(&'static str, String)> {
 }
 
 fn signed(key: &DkimKeyPair, msg: &str) -> String {
-    let signing = Ed25519Key::from_pkcs8_der(key.private_key()).expect("key");
-    let signature = DkimSigner::from_key(signing)
-        .domain("sender.test")
-        .selector("s1")
-        .headers(["From", "To", "Subject", "Date", "Message-ID"])
-        .sign(msg.as_bytes())
-        .expect("sign");
-    format!("{}{msg}", signature.to_header())
+    common::inbound::sign_ed25519(key, "sender.test", msg)
 }
 
 fn free_port() -> u16 {

@@ -15,9 +15,6 @@ use std::time::Duration;
 use common::dns_server::DnsServer;
 use common::inbound::{files_in, message, results_field, send, server, wait_for};
 use common::server::{Server, standard_domain, submit_as_alice};
-use mail_auth::common::crypto::Ed25519Key;
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 use mail_auth::dkim::generate::DkimKeyPair;
 
 /// Zones: sender.test signs and publishes SPF for 127.0.0.1 and DMARC
@@ -50,14 +47,7 @@ fn zones(dkim_public: &str) -> Vec<(&'static str, String)> {
 }
 
 fn signed(key: &DkimKeyPair, msg: &str) -> String {
-    let signing = Ed25519Key::from_pkcs8_der(key.private_key()).expect("key");
-    let signature = DkimSigner::from_key(signing)
-        .domain("sender.test")
-        .selector("s1")
-        .headers(["From", "To", "Subject", "Date", "Message-ID"])
-        .sign(msg.as_bytes())
-        .expect("sign");
-    format!("{}{msg}", signature.to_header())
+    common::inbound::sign_ed25519(key, "sender.test", msg)
 }
 
 #[test]
@@ -430,19 +420,8 @@ fn explain_message_shows_results_and_verdict() {
     let key = DkimKeyPair::generate_ed25519().expect("key");
     let dns = DnsServer::start(&zones(&key.encoded_public_key()));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("mailc.kdl");
-    std::fs::write(
-        &config,
-        common::server::config_text(
-            &dir.path().join("state"),
-            &format!(
-                "resolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n    checks #true\n}}\n{}",
-                dns.addr,
-                standard_domain()
-            ),
-        ),
-    )
-    .expect("config");
+    let config =
+        common::inbound::explain_config(dir.path(), &dns.addr.to_string(), "    checks #true");
     let explain = |msg: &str, from: &str| {
         let file = dir.path().join("message.eml");
         // LF line ends, as a saved file has them.

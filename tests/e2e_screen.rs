@@ -353,19 +353,11 @@ fn both_are_off_by_default_and_defaults_apply() {
 fn explain_shows_the_listing() {
     let dns = blocklists();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("mailc.kdl");
-    std::fs::write(
-        &config,
-        common::server::config_text(
-            &dir.path().join("state"),
-            &format!(
-                "resolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n    checks #false\n    dnsbl {{\n        zone \"bl.test\"\n    }}\n}}\n{}",
-                dns.addr,
-                standard_domain()
-            ),
-        ),
-    )
-    .expect("config");
+    let config = common::inbound::explain_config(
+        dir.path(),
+        &dns.addr.to_string(),
+        "    checks #false\n    dnsbl {\n        zone \"bl.test\"\n    }",
+    );
     let file = dir.path().join("message.eml");
     std::fs::write(&file, "From: <news@sender.test>\nSubject: hi\n\nHello.\n").expect("message");
     let explain = |ip: &str| {

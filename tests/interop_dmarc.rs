@@ -25,10 +25,6 @@ mod common;
 use std::process::Stdio;
 
 use common::dns_server::DnsServer;
-use common::server::standard_domain;
-use mail_auth::common::crypto::Ed25519Key;
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 use mail_auth::dkim::generate::DkimKeyPair;
 
 const HELO: &str = "mx.peer.test";
@@ -264,14 +260,7 @@ fn message(case: &Case, key: &DkimKeyPair) -> String {
     let Some(d) = case.d else {
         return msg;
     };
-    let signing = Ed25519Key::from_pkcs8_der(key.private_key()).expect("key");
-    let signature = DkimSigner::from_key(signing)
-        .domain(d)
-        .selector("s1")
-        .headers(["From", "To", "Subject", "Date", "Message-ID"])
-        .sign(msg.as_bytes())
-        .expect("sign");
-    let signed = format!("{}{msg}", signature.to_header());
+    let signed = common::inbound::sign_ed25519(key, d, &msg);
     if case.tampered {
         signed.replace("Body of the case.", "Body of the case, changed.")
     } else {
@@ -308,19 +297,8 @@ fn dmarc_agrees_with_authheaders() {
     let key = DkimKeyPair::generate_ed25519().expect("key");
     let dns = DnsServer::start(&zones(&key.encoded_public_key()));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("mailc.kdl");
-    std::fs::write(
-        &config,
-        common::server::config_text(
-            &dir.path().join("state"),
-            &format!(
-                "resolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n    checks #true\n}}\n{}",
-                dns.addr,
-                standard_domain()
-            ),
-        ),
-    )
-    .expect("config");
+    let config =
+        common::inbound::explain_config(dir.path(), &dns.addr.to_string(), "    checks #true");
     let script = common::root().join("tests/interop/authheaders_check.py");
     let mut disagreements = Vec::new();
     for case in CASES {

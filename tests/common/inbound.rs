@@ -93,3 +93,40 @@ pub fn results_field(text: &str) -> String {
         None => field,
     }
 }
+
+/// A configuration for `mailc explain --message` in `dir`: the resolver,
+/// an MX listener, `inbound { <inbound> }`, the standard domain. Its path.
+pub fn explain_config(dir: &std::path::Path, resolver: &str, inbound: &str) -> std::path::PathBuf {
+    let config = dir.join("mailc.kdl");
+    std::fs::write(
+        &config,
+        super::server::config_text(
+            &dir.join("state"),
+            &format!(
+                "resolver \"{resolver}\"\nlisten \"smtp\" \"127.0.0.1:0\"\ninbound {{\n{inbound}\n}}\n{}",
+                standard_domain()
+            ),
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// `msg` with an Ed25519 DKIM signature of `domain`, selector `s1`, over
+/// From, To, Subject, Date and Message-ID on top.
+pub fn sign_ed25519(
+    key: &mail_auth::dkim::generate::DkimKeyPair,
+    domain: &str,
+    msg: &str,
+) -> String {
+    use mail_auth::common::headers::HeaderWriter;
+    let signing =
+        mail_auth::common::crypto::Ed25519Key::from_pkcs8_der(key.private_key()).expect("key");
+    let signature = mail_auth::dkim::DkimSigner::from_key(signing)
+        .domain(domain)
+        .selector("s1")
+        .headers(["From", "To", "Subject", "Date", "Message-ID"])
+        .sign(msg.as_bytes())
+        .expect("sign");
+    format!("{}{msg}", signature.to_header())
+}
