@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::dns_server::DnsServer;
-use common::server::{ALICE_HASH, Raw, Server, standard_domain};
+use common::server::Raw;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
@@ -97,19 +97,7 @@ fn forwarded_mail_is_arc_sealed_once_with_the_alias_domain_key() {
             "1.0.0 300 IN PTR mx.sender.test.\n".into(),
         ),
     ]);
-    let port = std::net::TcpListener::bind("127.0.0.2:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let remote = Server::start(&format!(
-        "listen \"smtp\" \"127.0.0.2:{port}\"\ndomain \"remote.test\" {{\n    mailbox \"carol\" password=\"{ALICE_HASH}\"\n}}\n"
-    ));
-    let local = Server::start(&format!(
-        "listen \"smtp\" \"127.0.0.1:0\"\nresolver \"{}\"\ninbound {{\n    checks #true\n}}\noutbound {{\n    port {port}\n}}\n{}domain \"fwd.test\" {{\n    dkim selector=\"arc\" key=\"{}\"\n    alias \"carol\" to=\"carol@remote.test\"\n    alias \"postmaster\" to=\"alice@example.test\"\n}}\n",
-        dns.addr,
-        standard_domain(),
-        fwd_key.display()
-    ));
+    let (remote, local) = common::inbound::forwarding_pair(&dns.addr.to_string(), "arc", &fwd_key);
 
     let msg = "From: News <news@sender.test>\r\nTo: carol@fwd.test\r\nSubject: sealed\r\nDate: Thu, 03 Dec 2026 08:00:00 +0000\r\nMessage-ID: <sealed@sender.test>\r\n\r\nHello.\r\n";
     let signature =

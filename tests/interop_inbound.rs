@@ -42,12 +42,12 @@ fn newkey(dir: &Path, name: &str, ktype: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.dns"))).expect("record")
 }
 
-/// Runs a dkimpy tool with the message on stdin; its stdout.
-fn pipe(cmd: &mut std::process::Command, input: &str) -> String {
+/// Starts `cmd` with `input` written to its stdin (then closed).
+fn spawn_with(cmd: &mut std::process::Command, input: &str, out: Stdio) -> std::process::Child {
     use std::io::Write;
     let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(out)
         .stderr(Stdio::piped())
         .spawn()
         .expect("tool runs");
@@ -57,7 +57,14 @@ fn pipe(cmd: &mut std::process::Command, input: &str) -> String {
         .expect("stdin")
         .write_all(input.as_bytes())
         .expect("write");
-    let out = child.wait_with_output().expect("tool ends");
+    child
+}
+
+/// Runs a dkimpy tool with the message on stdin; its stdout.
+fn pipe(cmd: &mut std::process::Command, input: &str) -> String {
+    let out = spawn_with(cmd, input, Stdio::piped())
+        .wait_with_output()
+        .expect("tool ends");
     assert!(
         out.status.success(),
         "{}",
@@ -68,20 +75,11 @@ fn pipe(cmd: &mut std::process::Command, input: &str) -> String {
 
 /// Runs a verifier with the message on stdin; whether it exited 0.
 fn pipe_status(cmd: &mut std::process::Command, input: &str) -> bool {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("verifier runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    child.wait().expect("verifier ends").success()
+    spawn_with(cmd, input, Stdio::null())
+        .wait_with_output()
+        .expect("verifier ends")
+        .status
+        .success()
 }
 
 fn dkimsign(dir: &Path, selector: &str, key: &str, alg: &str, msg: &str) -> String {
@@ -252,7 +250,6 @@ fn forward_via(server: &common::server::Server, rcpt: &str, body: &str) -> u16 {
 #[test]
 #[ignore = "needs python3-dkim and python3-authres (installed by .ci/run)"]
 fn dkimpy_validates_mailc_arc_seals() {
-    use common::server::{ALICE_HASH, Server, standard_domain};
     let dir = tempfile::tempdir().expect("tempdir");
     let rsa = newkey(dir.path(), "rsa", "rsa");
     let fwd = newkey(dir.path(), "fwd", "rsa");
@@ -283,19 +280,8 @@ fn dkimpy_validates_mailc_arc_seals() {
             "1.0.0 300 IN PTR mx.sender.test.\n".into(),
         ),
     ]);
-    let port = std::net::TcpListener::bind("127.0.0.2:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let remote = Server::start(&format!(
-        "listen \"smtp\" \"127.0.0.2:{port}\"\ndomain \"remote.test\" {{\n    mailbox \"carol\" password=\"{ALICE_HASH}\"\n}}\n"
-    ));
-    let local = Server::start(&format!(
-        "listen \"smtp\" \"127.0.0.1:0\"\nresolver \"{}\"\ninbound {{\n    checks #true\n}}\noutbound {{\n    port {port}\n}}\n{}domain \"fwd.test\" {{\n    dkim selector=\"fwd\" key=\"{}\"\n    alias \"carol\" to=\"carol@remote.test\"\n    alias \"postmaster\" to=\"alice@example.test\"\n}}\n",
-        dns.addr,
-        standard_domain(),
-        dir.path().join("fwd.key").display()
-    ));
+    let (remote, local) =
+        common::inbound::forwarding_pair(&dns.addr.to_string(), "fwd", &dir.path().join("fwd.key"));
     let plain = |subject: &str| {
         message("news@sender.test", subject).replace("To: alice@example.test", "To: carol@fwd.test")
     };

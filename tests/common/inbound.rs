@@ -130,3 +130,25 @@ pub fn sign_ed25519(
         .expect("sign");
     format!("{}{msg}", signature.to_header())
 }
+
+/// Two servers for forwarding tests: `remote` is the MX of `remote.test`
+/// on 127.0.0.2 (mailbox carol); `local` checks inbound mail with the DNS
+/// server at `resolver`, sends outbound to the remote's port, and has
+/// `fwd.test` whose alias carol forwards to carol@remote.test, signing with
+/// the DKIM key at `key` under `selector`. `(remote, local)`.
+pub fn forwarding_pair(resolver: &str, selector: &str, key: &std::path::Path) -> (Server, Server) {
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let remote = Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.2:{port}\"\ndomain \"remote.test\" {{\n    mailbox \"carol\" password=\"{}\"\n}}\n",
+        super::server::ALICE_HASH
+    ));
+    let local = Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.1:0\"\nresolver \"{resolver}\"\ninbound {{\n    checks #true\n}}\noutbound {{\n    port {port}\n}}\n{}domain \"fwd.test\" {{\n    dkim selector=\"{selector}\" key=\"{}\"\n    alias \"carol\" to=\"carol@remote.test\"\n    alias \"postmaster\" to=\"alice@example.test\"\n}}\n",
+        standard_domain(),
+        key.display()
+    ));
+    (remote, local)
+}

@@ -320,14 +320,7 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
+        Raw::from_stream(TcpStream::connect(addr).unwrap())
     }
 
     /// A client on an already connected stream (e.g. bound to a chosen
