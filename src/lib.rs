@@ -54,6 +54,7 @@ pub mod compile;
 pub mod diag;
 pub mod dns;
 pub mod envelope;
+pub mod filter;
 pub mod inbound;
 pub mod ipnet;
 pub mod net;

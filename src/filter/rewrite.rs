@@ -1,0 +1,217 @@
+//! A Sieve tokenizer just good enough to find commands: comments, quoted
+//! strings, `text:` multi-line strings, tags and identifiers (RFC 5228
+//! §2.2–2.4). Used to run explicit `keep` as `fileinto "INBOX"` and to read
+//! the extensions a script requires. A script it cannot tokenize is left
+//! as it is: the compiler reports its errors.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Ident(String),
+    Tag,
+    Str(String),
+    Punct(u8),
+    Number,
+}
+
+/// Tokens with their byte offsets.
+fn tokens(src: &[u8]) -> Vec<(usize, usize, Tok)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < src.len() {
+        let c = src[i];
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'#' => {
+                while i < src.len() && src[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if src.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < src.len() && !(src[i] == b'*' && src.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i = (i + 2).min(src.len());
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                let mut s = Vec::new();
+                while i < src.len() && src[i] != b'"' {
+                    if src[i] == b'\\' && i + 1 < src.len() {
+                        i += 1;
+                    }
+                    s.push(src[i]);
+                    i += 1;
+                }
+                i = (i + 1).min(src.len());
+                out.push((start, i, Tok::Str(String::from_utf8_lossy(&s).into_owned())));
+            }
+            b':' => {
+                let start = i;
+                i += 1;
+                while i < src.len() && (src[i].is_ascii_alphanumeric() || src[i] == b'_') {
+                    i += 1;
+                }
+                out.push((start, i, Tok::Tag));
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                while i < src.len() && src[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                out.push((start, i, Tok::Number));
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < src.len() && (src[i].is_ascii_alphanumeric() || src[i] == b'_') {
+                    i += 1;
+                }
+                let word = String::from_utf8_lossy(&src[start..i]).to_ascii_lowercase();
+                if word == "text" && src.get(i) == Some(&b':') {
+                    // Multi-line string: to the line holding only ".".
+                    i += 1;
+                    while i < src.len() && src[i] != b'\n' {
+                        i += 1;
+                    }
+                    i += 1;
+                    loop {
+                        if i >= src.len() {
+                            break;
+                        }
+                        let end = src[i..]
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(src.len(), |p| i + p);
+                        let line = &src[i..end];
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        i = (end + 1).min(src.len());
+                        if line == b"." {
+                            break;
+                        }
+                    }
+                    out.push((start, i, Tok::Str(String::new())));
+                } else {
+                    out.push((start, i, Tok::Ident(word)));
+                }
+            }
+            _ => {
+                out.push((i, i + 1, Tok::Punct(c)));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Whether the token at `k` starts a command (after `;`, `{`, `}` or at
+/// the start).
+fn command_position(toks: &[(usize, usize, Tok)], k: usize) -> bool {
+    k == 0 || matches!(toks[k - 1].2, Tok::Punct(b';' | b'{' | b'}'))
+}
+
+/// The script with every `keep` command written `fileinto ... "INBOX"`
+/// (its tagged arguments kept, the folder added before the `;`).
+pub fn keep_as_fileinto(src: &[u8]) -> Vec<u8> {
+    let toks = tokens(src);
+    let mut edits: Vec<(usize, usize, &[u8])> = Vec::new();
+    for (k, (start, end, t)) in toks.iter().enumerate() {
+        if !matches!(t, Tok::Ident(w) if w == "keep") || !command_position(&toks, k) {
+            continue;
+        }
+        // The `;` ending this command (brackets hold no `;`).
+        let Some((semi, _, _)) = toks[k + 1..]
+            .iter()
+            .find(|(_, _, t)| matches!(t, Tok::Punct(b';' | b'{' | b'}')))
+            .filter(|(_, _, t)| *t == Tok::Punct(b';'))
+        else {
+            continue;
+        };
+        edits.push((*start, *end, b"fileinto"));
+        edits.push((*semi, *semi, b" \"INBOX\""));
+    }
+    let mut out = Vec::with_capacity(src.len() + edits.len() * 8);
+    let mut at = 0;
+    for (start, end, with) in edits {
+        out.extend_from_slice(&src[at..start]);
+        out.extend_from_slice(with);
+        at = end;
+    }
+    out.extend_from_slice(&src[at..]);
+    out
+}
+
+/// The extensions named by `require` commands: (line, column, name), the
+/// position 1-based.
+pub fn required(src: &[u8]) -> Vec<(usize, usize, String)> {
+    let toks = tokens(src);
+    let mut out = Vec::new();
+    for (k, (_, _, t)) in toks.iter().enumerate() {
+        if !matches!(t, Tok::Ident(w) if w == "require") || !command_position(&toks, k) {
+            continue;
+        }
+        for (start, _, t) in toks[k + 1..].iter() {
+            match t {
+                Tok::Str(s) => {
+                    let (line, column) = line_col(src, *start);
+                    out.push((line, column, s.clone()));
+                }
+                Tok::Punct(b'[' | b',' | b']') => {}
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(s: &str) -> String {
+        String::from_utf8(keep_as_fileinto(s.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn keep_commands_are_rewritten_with_their_tags() {
+        assert_eq!(rw("keep;"), "fileinto \"INBOX\";");
+        assert_eq!(
+            rw("if true { KEEP :flags \"\\\\Seen\" ; } discard;"),
+            "if true { fileinto :flags \"\\\\Seen\"  \"INBOX\"; } discard;"
+        );
+    }
+
+    #[test]
+    fn keep_in_strings_comments_and_tags_is_left_alone() {
+        for s in [
+            "# keep;\nstop;",
+            "/* keep; */ stop;",
+            "fileinto \"keep\";",
+            "vacation text:\nkeep;\n.\n;",
+            "set \"x\" \"keep\"; stop;",
+            "if header :is \"x\" \"y\" { stop; }",
+        ] {
+            assert_eq!(rw(s), s);
+        }
+    }
+
+    #[test]
+    fn required_extensions_with_positions() {
+        let got = required(b"require [\"fileinto\",\n \"vnd.x\"];\nrequire \"body\";");
+        assert_eq!(
+            got,
+            [
+                (1, 10, "fileinto".to_string()),
+                (2, 2, "vnd.x".to_string()),
+                (3, 9, "body".to_string())
+            ]
+        );
+    }
+}
