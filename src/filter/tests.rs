@@ -361,3 +361,55 @@ fn automatic_mail_is_recognised() {
         "a@b.c"
     ));
 }
+
+#[test]
+fn an_include_loop_ends_and_keeps() {
+    let mut host = TestHost::default();
+    host.includes
+        .insert("me".into(), script("require \"include\"; include \"me\";"));
+    let o = run_with(&mut host, &["require \"include\"; include \"me\";"], MSG);
+    assert_eq!(o.actions, [store("INBOX", &[])]);
+    assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+}
+
+#[test]
+fn a_backtracking_regex_is_bounded() {
+    let long = "a".repeat(5000);
+    let msg = format!("Subject: {long}!\r\n\r\nx\r\n");
+    let src = "require [\"regex\", \"fileinto\"]; if header :regex \"subject\" \"^(a+)+$\" { fileinto \"Never\"; }";
+    let started = std::time::Instant::now();
+    let o = run_with(&mut TestHost::default(), &[src], msg.as_bytes());
+    assert!(!o.actions.contains(&store("Never", &[])), "{:?}", o.actions);
+    assert!(o.actions.contains(&store("INBOX", &[])), "{:?}", o.actions);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn huge_string_lists_compile_within_the_size_limit_or_are_refused() {
+    let list: Vec<String> = (0..20_000).map(|i| format!("\"s{i}\"")).collect();
+    let src = format!(
+        "require \"fileinto\"; if header :is \"subject\" [{}] {{ fileinto \"L\"; }}",
+        list.join(",")
+    );
+    // 20,000 strings are under the 512 KiB script limit: they compile and
+    // run (no match here).
+    let o = run(&src);
+    assert_eq!(o.actions, [store("INBOX", &[])]);
+    let bigger = format!("{}{}", src, " ".repeat(600 * 1024));
+    let e = compile("t", bigger.as_bytes(), &Limits::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+}
+
+#[test]
+fn a_50_mb_message_through_body_tests_is_bounded() {
+    let mut msg = b"Subject: big\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+    let line = b"the quick brown fox jumps over the lazy dog 0123456789\r\n";
+    while msg.len() < 50 << 20 {
+        msg.extend_from_slice(line);
+    }
+    let src = "require [\"body\", \"fileinto\"]; if body :text :contains \"needle\" { fileinto \"Found\"; } elsif body :raw :contains \"lazy dog\" { fileinto \"Raw\"; }";
+    let started = std::time::Instant::now();
+    let o = run_with(&mut TestHost::default(), &[src], &msg);
+    assert_eq!(o.actions, [store("Raw", &[])], "{:?}", o.errors);
+    eprintln!("50 MB through body tests: {:?}", started.elapsed());
+}
