@@ -70,6 +70,9 @@ impl Default for Limits {
 pub struct Script {
     pub name: String,
     run: Arc<Sieve>,
+    /// It requires `reject` or `ereject`: worth running at SMTP time, so a
+    /// rejection is a reply rather than a bounce.
+    pub can_reject: bool,
 }
 
 /// Why a script does not compile, with its 1-based position.
@@ -156,9 +159,13 @@ pub fn compile(name: &str, source: &[u8], limits: &Limits) -> Result<Script, Scr
         .with_no_capability_check(true)
         .compile(&rewritten)
         .map_err(|e| script_error(&e))?;
+    let can_reject = rewrite::required(source)
+        .iter()
+        .any(|(_, _, n)| n.eq_ignore_ascii_case("reject") || n.eq_ignore_ascii_case("ereject"));
     Ok(Script {
         name: name.to_string(),
         run: Arc::new(run),
+        can_reject,
     })
 }
 
