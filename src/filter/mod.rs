@@ -172,8 +172,17 @@ fn compiler(limits: &Limits) -> Compiler {
 }
 
 /// Extensions outside [`EXTENSIONS`] are refused at compile time (sieve-rs
-/// would accept its vendor ones).
+/// would accept its vendor ones), and so is a `require` after another
+/// command (RFC 5228 §3.2; sieve-rs accepts it).
 fn check_requires(source: &[u8]) -> Result<(), ScriptError> {
+    if let Some((line, column)) = rewrite::late_require(source) {
+        return Err(ScriptError {
+            line,
+            column,
+            kind: ErrorKind::Syntax,
+            message: "\"require\" must come before any other command".into(),
+        });
+    }
     for (line, column, name) in rewrite::required(source) {
         if !EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
             return Err(ScriptError {

@@ -164,6 +164,25 @@ pub fn required(src: &[u8]) -> Vec<(usize, usize, String)> {
     out
 }
 
+/// The position (line, column, 1-based) of the first `require` that
+/// follows another command: RFC 5228 §3.2 makes that an error.
+pub fn late_require(src: &[u8]) -> Option<(usize, usize)> {
+    let toks = tokens(src);
+    let mut other = false;
+    for (k, (start, _, t)) in toks.iter().enumerate() {
+        let Tok::Ident(w) = t else { continue };
+        if !command_position(&toks, k) {
+            continue;
+        }
+        if w != "require" {
+            other = true;
+        } else if other {
+            return Some(line_col(src, *start));
+        }
+    }
+    None
+}
+
 fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -200,6 +219,17 @@ mod tests {
         ] {
             assert_eq!(rw(s), s);
         }
+    }
+
+    #[test]
+    fn a_require_after_another_command_is_found() {
+        assert_eq!(late_require(b"require \"a\";\nrequire \"b\"; keep;"), None);
+        assert_eq!(
+            late_require(b"keep;\n  require \"fileinto\";"),
+            Some((2, 3))
+        );
+        assert_eq!(late_require(b"if true { require \"x\"; }"), Some((1, 11)));
+        assert_eq!(late_require(b"# keep;\nrequire \"x\";"), None);
     }
 
     #[test]

@@ -311,6 +311,21 @@ fn compile_errors_carry_positions_and_kinds() {
 }
 
 #[test]
+fn require_after_another_command_does_not_compile() {
+    // RFC 5228 §3.2 (Pigeonhole agrees: tests/sieve_diff error-require-late).
+    let e = compile("t", b"keep;\nrequire \"fileinto\";", &Limits::default()).unwrap_err();
+    assert_eq!((e.kind, e.line, e.column), (ErrorKind::Syntax, 2, 1), "{e}");
+    assert!(
+        compile(
+            "t",
+            b"require \"fileinto\";\nrequire \"copy\"; keep;",
+            &Limits::default()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
