@@ -340,8 +340,17 @@ impl Engine {
                 sieve::compiler::grammar::Capability::While,
             ])
             .with_cpu_limit(limits.cpu)
-            .with_max_redirects(limits.max_redirects)
-            .with_max_out_messages(limits.max_replies)
+            // sieve-rs drops redirects past its limits without a word, and
+            // counts redirects among its "out messages": its limits are set
+            // one past ours so that `run_one` sees the first excess one and
+            // fails the script (the message is kept, as Pigeonhole does).
+            .with_max_redirects(limits.max_redirects.saturating_add(1))
+            .with_max_out_messages(
+                limits
+                    .max_redirects
+                    .saturating_add(limits.max_replies)
+                    .saturating_add(1),
+            )
             .with_max_nested_includes(limits.max_includes)
             .with_default_vacation_expiry(limits.vacation_default)
             .with_default_duplicate_expiry(7 * 86_400)
@@ -563,6 +572,22 @@ impl Engine {
                     created.insert(message_id, message);
                 }
             }
+        }
+        let redirects = run
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Redirect { .. }))
+            .count();
+        if redirects > self.limits.max_redirects {
+            return Err(format!("more than {} redirects", self.limits.max_redirects));
+        }
+        let replies = run
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Reply { .. }))
+            .count();
+        if replies > self.limits.max_replies {
+            return Err(format!("more than {} replies", self.limits.max_replies));
         }
         Ok(run)
     }

@@ -326,6 +326,25 @@ fn require_after_another_command_does_not_compile() {
 }
 
 #[test]
+fn redirects_up_to_the_limit_are_sent_and_more_fail_the_script() {
+    // sieve-rs counted redirects against the reply limit (2) and dropped
+    // the rest silently; Pigeonhole fails the script and keeps the message
+    // (tests/sieve_diff redirect-too-many).
+    let limit = Limits::default().max_redirects;
+    let src = |n: usize| {
+        (0..n)
+            .map(|i| format!("redirect \"a{i}@example.net\";\n"))
+            .collect::<String>()
+    };
+    let o = run(&src(limit));
+    assert_eq!(o.actions.len(), limit, "{:?}", o.actions);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let o = run(&src(limit + 1));
+    assert_eq!(o.actions, [store("INBOX", &[])]);
+    assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
