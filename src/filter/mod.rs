@@ -573,6 +573,19 @@ impl Engine {
                 }
             }
         }
+        // RFC 5429 §2: a rejected message is not also delivered. sieve-rs
+        // lets both through; like Pigeonhole, that fails the script.
+        if run
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Reject { .. }))
+            && run
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Store { .. } | Action::Redirect { .. }))
+        {
+            return Err("reject conflicts with keep, fileinto or redirect".into());
+        }
         let redirects = run
             .actions
             .iter()

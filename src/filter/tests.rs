@@ -345,6 +345,21 @@ fn redirects_up_to_the_limit_are_sent_and_more_fail_the_script() {
 }
 
 #[test]
+fn reject_with_a_delivery_fails_the_script_and_keeps() {
+    // tests/sieve_diff reject-and-fileinto: Pigeonhole fails such a
+    // script; mailc returned both a Reject and a Store.
+    for src in [
+        "require [\"reject\", \"fileinto\"]; fileinto \"Kept\"; reject \"no\";",
+        "require \"reject\"; keep; reject \"no\";",
+        "require [\"reject\", \"copy\"]; redirect :copy \"c@example.net\"; reject \"no\";",
+    ] {
+        let o = run(src);
+        assert_eq!(o.actions, [store("INBOX", &[])], "{src}");
+        assert_eq!(o.errors.len(), 1, "{src}");
+    }
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
