@@ -249,7 +249,7 @@ fn mailc(case: &Case) -> Vec<String> {
             Action::Reject { reason, extended } => lines.push(format!(
                 "{} {}",
                 if *extended { "ereject" } else { "reject" },
-                reason.trim()
+                reason.replace("\r\n", "\n").trim()
             )),
             Action::Reply { to, message } => {
                 let subject = header(message, "Subject").unwrap_or_default();
@@ -325,15 +325,17 @@ impl Pigeonhole {
     }
 
     /// Runs `sieve-test` (with `-e`: executes) in a fresh home for the case.
-    fn run(&self, case: &Case, execute: bool) -> (i32, String) {
-        let home = self.dir.path().join(format!(
-            "{}{}",
-            case.name,
-            if execute { "-e" } else { "" }
-        ));
+    /// `folders`: those to create besides the case's own (with `-e`, every
+    /// folder the listed actions store into, so that storing succeeds and
+    /// the vacation action runs).
+    fn run(&self, case: &Case, execute: bool, folders: &[String]) -> (i32, String) {
+        let home =
+            self.dir
+                .path()
+                .join(format!("{}{}", case.name, if execute { "-e" } else { "" }));
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(home.join("mail")).unwrap();
-        for f in &case.folders {
+        for f in case.folders.iter().chain(folders) {
             for sub in ["cur", "new", "tmp"] {
                 std::fs::create_dir_all(home.join("mail").join(format!(".{f}")).join(sub)).unwrap();
             }
@@ -368,7 +370,7 @@ impl Pigeonhole {
     }
 
     fn actions(&self, case: &Case) -> (Vec<String>, String) {
-        let (code, text) = self.run(case, false);
+        let (code, text) = self.run(case, false, &[]);
         if text.contains("failed to compile sieve script") {
             let line = text
                 .lines()
@@ -393,7 +395,14 @@ impl Pigeonhole {
         let mut lines = parse_actions(&text, &case.message);
         if lines.iter().any(|l| l.starts_with("vacation ")) {
             // Listed; was it sent?
-            let (_, executed) = self.run(case, true);
+            let stored: Vec<String> = lines
+                .iter()
+                .filter_map(|l| {
+                    let folder = l.strip_prefix("store ")?.split(' ').next()?;
+                    (folder != "INBOX").then(|| folder.to_string())
+                })
+                .collect();
+            let (_, executed) = self.run(case, true, &stored);
             let to = executed.lines().find_map(|l| {
                 let rest = l.split_once("sent vacation response to <")?.1;
                 Some(rest.split_once('>')?.0.to_string())
@@ -497,7 +506,8 @@ fn normalise(head: &str, subs: &[String], message: &[u8]) -> Option<String> {
         ));
     }
     if let Some(reason) = head.strip_prefix("reject message with reason: ") {
-        return Some(format!("reject {}", reason.trim()));
+        // sieve-test prints each byte of a line break as `?`.
+        return Some(format!("reject {}", reason.replace("??", "\n").trim()));
     }
     if head.starts_with("send vacation message") {
         let mut subject = None;
@@ -510,16 +520,17 @@ fn normalise(head: &str, subs: &[String], message: &[u8]) -> Option<String> {
             }
         }
         // Without :subject, Pigeonhole answers "Auto: <their subject>".
-        let subject = subject.unwrap_or_else(|| {
-            format!("Auto: {}", header(message, "Subject").unwrap_or_default())
-        });
+        let subject = subject
+            .unwrap_or_else(|| format!("Auto: {}", header(message, "Subject").unwrap_or_default()));
         return Some(format!("vacation subject={subject} period={period}"));
     }
     if let Some(rest) = head.strip_prefix("send notification with method '") {
         let scheme = rest.split(':').next().unwrap_or("");
         return Some(format!("notify {scheme}"));
     }
-    if head == "discard" {
+    // `discard` shows as nothing stored; `duplicate` marking the id as
+    // seen is bookkeeping, not an action on the message.
+    if head == "discard" || head == "track duplicate" {
         return None;
     }
     Some(format!("unknown {head}"))
