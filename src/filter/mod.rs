@@ -147,7 +147,11 @@ pub const EXTENSIONS: &[&str] = &[
 pub fn compile(name: &str, source: &[u8], limits: &Limits) -> Result<Script, ScriptError> {
     let compiler = compiler(limits);
     check_requires(source)?;
-    compiler.compile(source).map_err(|e| script_error(&e))?;
+    compiler.compile(source).map_err(|e| {
+        let mut error = script_error(&e);
+        locate_unknown_command(&mut error, source);
+        error
+    })?;
     // What runs: `keep` as `fileinto "INBOX"`. The rewritten script needs
     // `fileinto` whether or not the original required it, so the capability
     // check (already done above, on the original) is off for it.
@@ -227,6 +231,25 @@ fn script_error(e: &sieve::compiler::CompileError) -> ScriptError {
         column,
         kind,
         message,
+    }
+}
+
+/// sieve-rs gives no position for an unknown command ("Expected token
+/// "command" but found "x""): it is the first command of that name.
+fn locate_unknown_command(error: &mut ScriptError, source: &[u8]) {
+    if error.line != 0 {
+        return;
+    }
+    let Some(found) = error
+        .message
+        .strip_prefix("Expected token \"command\" but found \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return;
+    };
+    if let Some((line, column)) = rewrite::command(source, found) {
+        error.line = line;
+        error.column = column;
     }
 }
 

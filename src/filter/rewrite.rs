@@ -183,6 +183,16 @@ pub fn late_require(src: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// The position (line, column, 1-based) of the first command named
+/// `name` (compared without case).
+pub fn command(src: &[u8], name: &str) -> Option<(usize, usize)> {
+    let toks = tokens(src);
+    toks.iter().enumerate().find_map(|(k, (start, _, t))| {
+        (matches!(t, Tok::Ident(w) if w.eq_ignore_ascii_case(name)) && command_position(&toks, k))
+            .then(|| line_col(src, *start))
+    })
+}
+
 fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -360,6 +360,14 @@ fn reject_with_a_delivery_fails_the_script_and_keeps() {
 }
 
 #[test]
+fn an_unknown_command_is_reported_where_it_is() {
+    // sieve-rs gave line 0; Pigeonhole names line 2
+    // (tests/sieve_diff error-unknown-command).
+    let e = compile("t", b"keep;\n  frobnicate \"x\";", &Limits::default()).unwrap_err();
+    assert_eq!((e.line, e.column), (2, 3), "{e}");
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
