@@ -19,6 +19,10 @@
 //!   explicit keep, so scripts are run with every `keep` command rewritten
 //!   to `fileinto "INBOX"` (same flags); diagnostics always come from the
 //!   script as written.
+//! - `:regex` follows its comparator as the regex draft and Pigeonhole do:
+//!   without case under `i;ascii-casemap` (the default), with case under
+//!   `i;octet`; sieve-rs always matches with case, so the keys of the
+//!   script that runs get a `(?i)` prefix.
 
 mod rewrite;
 
@@ -155,7 +159,8 @@ pub fn compile(name: &str, source: &[u8], limits: &Limits) -> Result<Script, Scr
     // What runs: `keep` as `fileinto "INBOX"`. The rewritten script needs
     // `fileinto` whether or not the original required it, so the capability
     // check (already done above, on the original) is off for it.
-    let rewritten = rewrite::keep_as_fileinto(source);
+    // And `:regex` without case under the default comparator.
+    let rewritten = rewrite::regex_casemap(&rewrite::keep_as_fileinto(source));
     let run = compiler
         .with_no_capability_check(true)
         .compile(&rewritten)

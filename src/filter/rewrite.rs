@@ -141,6 +141,77 @@ pub fn keep_as_fileinto(src: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The script with the keys of every `:regex` match that uses the default
+/// comparator (or names `i;ascii-casemap`) prefixed with `(?i)`: the regex
+/// draft (draft-ietf-sieve-regex-01 §3) and Pigeonhole match them without
+/// case, sieve-rs with case. Multi-line (`text:`) keys are left as written.
+pub fn regex_casemap(src: &[u8]) -> Vec<u8> {
+    let toks = tokens(src);
+    let tag = |k: usize| -> String {
+        let (start, end, _) = &toks[k];
+        String::from_utf8_lossy(&src[*start..*end]).to_ascii_lowercase()
+    };
+    let mut inserts: Vec<usize> = Vec::new();
+    for k in 0..toks.len() {
+        if toks[k].2 != Tok::Tag || tag(k) != ":regex" {
+            continue;
+        }
+        // The test's arguments: back to its name, on to `{`, `;`, `)` or a
+        // `,` outside a string list.
+        let mut first = k;
+        while first > 0 && !matches!(toks[first - 1].2, Tok::Ident(_)) {
+            first -= 1;
+        }
+        let mut last = k;
+        let mut depth = 0usize;
+        while last + 1 < toks.len() {
+            match toks[last + 1].2 {
+                Tok::Punct(b'[') => depth += 1,
+                Tok::Punct(b']') => depth = depth.saturating_sub(1),
+                Tok::Punct(b'{' | b';' | b')' | b'(') => break,
+                Tok::Punct(b',') if depth == 0 => break,
+                Tok::Ident(_) => break,
+                _ => {}
+            }
+            last += 1;
+        }
+        let args = first..=last;
+        let caseless = !args.clone().any(|j| {
+            toks[j].2 == Tok::Tag
+                && tag(j) == ":comparator"
+                && matches!(toks.get(j + 1), Some((_, _, Tok::Str(c))) if !c.eq_ignore_ascii_case("i;ascii-casemap"))
+        });
+        if !caseless {
+            continue;
+        }
+        // The key list is the last argument: one string, or a list.
+        let keys: Vec<usize> = if toks[last].2 == Tok::Punct(b']') {
+            let open = (first..last)
+                .rev()
+                .find(|&j| toks[j].2 == Tok::Punct(b'['))
+                .unwrap_or(last);
+            (open..last).collect()
+        } else {
+            vec![last]
+        };
+        for j in keys {
+            let (start, end, t) = &toks[j];
+            if matches!(t, Tok::Str(_)) && src[*start] == b'"' && *end > *start + 1 {
+                inserts.push(start + 1);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(src.len() + inserts.len() * 4);
+    let mut at = 0;
+    for i in inserts {
+        out.extend_from_slice(&src[at..i]);
+        out.extend_from_slice(b"(?i)");
+        at = i;
+    }
+    out.extend_from_slice(&src[at..]);
+    out
+}
+
 /// The extensions named by `require` commands: (line, column, name), the
 /// position 1-based.
 pub fn required(src: &[u8]) -> Vec<(usize, usize, String)> {
@@ -240,6 +311,34 @@ mod tests {
         );
         assert_eq!(late_require(b"if true { require \"x\"; }"), Some((1, 11)));
         assert_eq!(late_require(b"# keep;\nrequire \"x\";"), None);
+    }
+
+    #[test]
+    fn regex_keys_match_without_case_unless_the_comparator_says_octet() {
+        let rx = |s: &str| String::from_utf8(regex_casemap(s.as_bytes())).unwrap();
+        assert_eq!(
+            rx("if header :regex \"subject\" \"^a$\" { stop; }"),
+            "if header :regex \"subject\" \"(?i)^a$\" { stop; }"
+        );
+        assert_eq!(
+            rx("if header :regex [\"to\", \"cc\"] [\"a\", \"b\"] { stop; }"),
+            "if header :regex [\"to\", \"cc\"] [\"(?i)a\", \"(?i)b\"] { stop; }"
+        );
+        assert_eq!(
+            rx("if anyof (address :all :regex \"from\" \"x\", true) { stop; }"),
+            "if anyof (address :all :regex \"from\" \"(?i)x\", true) { stop; }"
+        );
+        assert_eq!(
+            rx("if header :comparator \"i;ascii-casemap\" :regex \"s\" \"x\" { stop; }"),
+            "if header :comparator \"i;ascii-casemap\" :regex \"s\" \"(?i)x\" { stop; }"
+        );
+        for same in [
+            "if header :regex :comparator \"i;octet\" \"subject\" \"^a$\" { stop; }",
+            "if header :contains \"subject\" \"^a$\" { stop; }",
+            "# :regex \"x\"\nstop;",
+        ] {
+            assert_eq!(rx(same), same);
+        }
     }
 
     #[test]

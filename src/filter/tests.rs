@@ -368,6 +368,19 @@ fn an_unknown_command_is_reported_where_it_is() {
 }
 
 #[test]
+fn regex_matches_without_case_under_the_default_comparator() {
+    // Pigeonhole files this into "re-Hello" (tests/sieve_diff header-regex).
+    let o = run(
+        "require [\"regex\", \"fileinto\", \"variables\"]; if header :regex \"subject\" \"^([a-z]+) there$\" { fileinto \"re-${1}\"; }",
+    );
+    assert_eq!(o.actions, [store("re-Hello", &[])]);
+    let o = run(
+        "require [\"regex\", \"fileinto\"]; if header :regex :comparator \"i;octet\" \"subject\" \"^hello\" { fileinto \"X\"; }",
+    );
+    assert_eq!(o.actions, [store("INBOX", &[])]);
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
