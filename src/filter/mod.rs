@@ -601,18 +601,22 @@ impl Engine {
                 }
             }
         }
-        // RFC 5429 §2: a rejected message is not also delivered. sieve-rs
-        // lets both through; like Pigeonhole, that fails the script.
+        // RFC 5429 §2: a rejected message is not also delivered, and the
+        // sender gets one answer, not a rejection and a vacation reply
+        // (RFC 5230 §4.7). sieve-rs lets both through; like Pigeonhole,
+        // that fails the script.
         if run
             .actions
             .iter()
             .any(|a| matches!(a, Action::Reject { .. }))
-            && run
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::Store { .. } | Action::Redirect { .. }))
+            && run.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Store { .. } | Action::Redirect { .. } | Action::Reply { .. }
+                )
+            })
         {
-            return Err("reject conflicts with keep, fileinto or redirect".into());
+            return Err("reject conflicts with keep, fileinto, redirect or vacation".into());
         }
         let redirects = run
             .actions

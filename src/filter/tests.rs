@@ -352,6 +352,7 @@ fn reject_with_a_delivery_fails_the_script_and_keeps() {
         "require [\"reject\", \"fileinto\"]; fileinto \"Kept\"; reject \"no\";",
         "require \"reject\"; keep; reject \"no\";",
         "require [\"reject\", \"copy\"]; redirect :copy \"c@example.net\"; reject \"no\";",
+        "require [\"reject\", \"vacation\"]; vacation \"away\"; reject \"no\";",
     ] {
         let o = run(src);
         assert_eq!(o.actions, [store("INBOX", &[])], "{src}");
