@@ -382,6 +382,23 @@ fn regex_matches_without_case_under_the_default_comparator() {
 }
 
 #[test]
+fn a_match_variable_inside_its_own_regex_key_does_not_panic() {
+    // Found by fuzz/fuzz_targets/sieve.rs: sieve-rs debug-asserted here
+    // (Cargo.toml turns its debug assertions off, as in release).
+    for src in [
+        "require \"regex\";\nif header :regex \"subject\" \"${1}([a-z\" { keep; }\n",
+        "require [\"regex\", \"variables\"];\nif header :regex \"subject\" \"^(a)${1}$\" { keep; }\n",
+        "require \"variables\";\nif header :matches \"subject\" \"*${1}\" { keep; }\n",
+    ] {
+        if let Ok(s) = compile("t", src.as_bytes(), &Limits::default()) {
+            let engine = Engine::new(Limits::default(), "mx.example.test");
+            let o = engine.run(&[Arc::new(s)], MSG, &delivery(), &mut TestHost::default());
+            assert!(o.stores(), "{src}: {:?}", o.actions);
+        }
+    }
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
