@@ -453,10 +453,10 @@ fn parse_actions(text: &str, message: &[u8]) -> Vec<String> {
     let mut current: Option<(String, Vec<String>)> = None;
     let mut in_message = false;
     let finish = |cur: &mut Option<(String, Vec<String>)>, lines: &mut Vec<String>| {
-        if let Some((head, subs)) = cur.take() {
-            if let Some(line) = normalise(&head, &subs, message) {
-                lines.push(line);
-            }
+        if let Some((head, subs)) = cur.take()
+            && let Some(line) = normalise(&head, &subs, message)
+        {
+            lines.push(line);
         }
     };
     for raw in text.lines() {
