@@ -23,6 +23,9 @@
 //!   without case under `i;ascii-casemap` (the default), with case under
 //!   `i;octet`; sieve-rs always matches with case, so the keys of the
 //!   script that runs get a `(?i)` prefix.
+//! - `deleteheader` leaves `Received` and `Auto-Submitted` alone, as
+//!   Pigeonhole does: a redirected copy keeps its trace for loop
+//!   detection, and automatic mail stays recognisable as such.
 
 mod rewrite;
 
@@ -160,7 +163,9 @@ pub fn compile(name: &str, source: &[u8], limits: &Limits) -> Result<Script, Scr
     // `fileinto` whether or not the original required it, so the capability
     // check (already done above, on the original) is off for it.
     // And `:regex` without case under the default comparator.
-    let rewritten = rewrite::regex_casemap(&rewrite::keep_as_fileinto(source));
+    // And no deletion of the trace fields.
+    let rewritten =
+        rewrite::protect_fields(&rewrite::regex_casemap(&rewrite::keep_as_fileinto(source)));
     let run = compiler
         .with_no_capability_check(true)
         .compile(&rewritten)

@@ -212,6 +212,57 @@ pub fn regex_casemap(src: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The script without the `deleteheader` commands that name `Received` or
+/// `Auto-Submitted`: deleting them would hide a message's trace and its
+/// automatic nature from loop detection (RFC 5293 §9). Pigeonhole denies
+/// these deletions too (with a warning); sieve-rs performs them. A field
+/// name given by a variable is left as written.
+pub fn protect_fields(src: &[u8]) -> Vec<u8> {
+    let toks = tokens(src);
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for (k, (start, _, t)) in toks.iter().enumerate() {
+        if !matches!(t, Tok::Ident(w) if w == "deleteheader") || !command_position(&toks, k) {
+            continue;
+        }
+        let mut j = k + 1;
+        let mut field: Option<&str> = None;
+        let mut semi: Option<usize> = None;
+        while let Some((s, e, t)) = toks.get(j) {
+            match t {
+                Tok::Tag => {
+                    let tag = String::from_utf8_lossy(&src[*s..*e]).to_ascii_lowercase();
+                    if tag == ":comparator" || tag == ":index" {
+                        j += 1;
+                    }
+                }
+                Tok::Str(name) if field.is_none() => field = Some(name),
+                Tok::Punct(b';') => {
+                    semi = Some(*e);
+                    break;
+                }
+                Tok::Punct(b'{' | b'}') => break,
+                _ => {}
+            }
+            j += 1;
+        }
+        if let (Some(name), Some(end)) = (field, semi)
+            && ["received", "auto-submitted"]
+                .iter()
+                .any(|p| name.trim().eq_ignore_ascii_case(p))
+        {
+            cuts.push((*start, end));
+        }
+    }
+    let mut out = Vec::with_capacity(src.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        out.extend_from_slice(&src[at..start]);
+        at = end;
+    }
+    out.extend_from_slice(&src[at..]);
+    out
+}
+
 /// The extensions named by `require` commands: (line, column, name), the
 /// position 1-based.
 pub fn required(src: &[u8]) -> Vec<(usize, usize, String)> {
@@ -338,6 +389,24 @@ mod tests {
             "# :regex \"x\"\nstop;",
         ] {
             assert_eq!(rx(same), same);
+        }
+    }
+
+    #[test]
+    fn deleting_received_or_auto_submitted_is_left_out() {
+        let pf = |s: &str| String::from_utf8(protect_fields(s.as_bytes())).unwrap();
+        assert_eq!(pf("deleteheader \"Received\"; keep;"), " keep;");
+        assert_eq!(
+            pf("if true { deleteheader :index 1 :comparator \"i;octet\" \"auto-submitted\"; }"),
+            "if true {  }"
+        );
+        for same in [
+            "deleteheader \"x-received\";",
+            "deleteheader :matches \"subject\" \"received\";",
+            "addheader \"Received\" \"x\";",
+            "deleteheader \"${name}\";",
+        ] {
+            assert_eq!(pf(same), same);
         }
     }
 

@@ -399,6 +399,23 @@ fn a_match_variable_inside_its_own_regex_key_does_not_panic() {
 }
 
 #[test]
+fn deleteheader_keeps_the_trace_and_auto_submitted_fields() {
+    // tests/sieve_diff editheader-protected: Pigeonhole denies these.
+    let msg = b"Received: from a by b; Tue, 1 Dec 2026 10:00:00 +0000\r\nAuto-Submitted: auto-replied\r\nSubject: x\r\n\r\nbody\r\n";
+    let o = run_with(
+        &mut TestHost::default(),
+        &[
+            "require [\"editheader\", \"fileinto\"]; deleteheader \"received\"; deleteheader \"Auto-Submitted\"; deleteheader \"subject\"; if allof (exists \"received\", exists \"auto-submitted\", not exists \"subject\") { fileinto \"Kept\"; }",
+        ],
+        msg,
+    );
+    let Action::Store { folder, .. } = &o.actions[0] else {
+        panic!("{:?}", o.actions)
+    };
+    assert_eq!(folder, "Kept");
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
