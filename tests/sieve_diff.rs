@@ -392,7 +392,7 @@ impl Pigeonhole {
         if code != 0 {
             return (vec![format!("sieve-test exited with {code}")], text);
         }
-        let mut lines = parse_actions(&text, &case.message);
+        let mut lines = parse_actions(&text);
         if lines.iter().any(|l| l.starts_with("vacation ")) {
             // Listed; was it sent?
             let stored: Vec<String> = lines
@@ -407,10 +407,21 @@ impl Pigeonhole {
                 let rest = l.split_once("sent vacation response to <")?.1;
                 Some(rest.split_once('>')?.0.to_string())
             });
+            // The subject the reply was sent with (the listing does not
+            // show a default one); the sent message is on stdout, headed by
+            // Pigeonhole's X-Sieve field.
+            let subject = executed
+                .lines()
+                .skip_while(|l| !l.starts_with("X-Sieve: "))
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_string();
             lines = lines
                 .into_iter()
                 .filter_map(|l| match l.strip_prefix("vacation ") {
-                    Some(rest) => to.as_ref().map(|to| format!("vacation to={to} {rest}")),
+                    Some(period) => to
+                        .as_ref()
+                        .map(|to| format!("vacation to={to} subject={subject} {period}")),
                     None => Some(l),
                 })
                 .collect();
@@ -447,14 +458,14 @@ fn chmod_tree(path: &Path) {
 
 /// The "Performed actions" and "Implicit keep" sections of `sieve-test`'s
 /// output as normalised lines. A vacation line here has no recipient yet.
-fn parse_actions(text: &str, message: &[u8]) -> Vec<String> {
+fn parse_actions(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     // The action being read: its line and its sub-lines.
     let mut current: Option<(String, Vec<String>)> = None;
     let mut in_message = false;
     let finish = |cur: &mut Option<(String, Vec<String>)>, lines: &mut Vec<String>| {
         if let Some((head, subs)) = cur.take()
-            && let Some(line) = normalise(&head, &subs, message)
+            && let Some(line) = normalise(&head, &subs)
         {
             lines.push(line);
         }
@@ -486,7 +497,7 @@ fn parse_actions(text: &str, message: &[u8]) -> Vec<String> {
     lines
 }
 
-fn normalise(head: &str, subs: &[String], message: &[u8]) -> Option<String> {
+fn normalise(head: &str, subs: &[String]) -> Option<String> {
     if let Some(folder) = head.strip_prefix("store message in folder: ") {
         let mut flags: Vec<String> = Vec::new();
         let mut create = false;
@@ -510,19 +521,12 @@ fn normalise(head: &str, subs: &[String], message: &[u8]) -> Option<String> {
         return Some(format!("reject {}", reason.replace("??", "\n").trim()));
     }
     if head.starts_with("send vacation message") {
-        let mut subject = None;
-        let mut period = 0;
-        for s in subs {
-            if let Some(v) = s.strip_prefix("=> subject : ") {
-                subject = Some(v.to_string());
-            } else if let Some(v) = s.strip_prefix("=> seconds : ") {
-                period = v.trim().parse().unwrap_or(0);
-            }
-        }
-        // Without :subject, Pigeonhole answers "Auto: <their subject>".
-        let subject = subject
-            .unwrap_or_else(|| format!("Auto: {}", header(message, "Subject").unwrap_or_default()));
-        return Some(format!("vacation subject={subject} period={period}"));
+        // Its subject comes from the reply as sent (`-e`).
+        let period = subs
+            .iter()
+            .find_map(|s| s.strip_prefix("=> seconds : "))
+            .map_or(0, |v| v.trim().parse().unwrap_or(0));
+        return Some(format!("vacation period={period}"));
     }
     if let Some(rest) = head.strip_prefix("send notification with method '") {
         let scheme = rest.split(':').next().unwrap_or("");
