@@ -186,9 +186,18 @@ fn compiler(limits: &Limits) -> Compiler {
 }
 
 /// Extensions outside [`EXTENSIONS`] are refused at compile time (sieve-rs
-/// would accept its vendor ones), and so is a `require` after another
-/// command (RFC 5228 §3.2; sieve-rs accepts it).
+/// would accept its vendor ones), and so are a `require` after another
+/// command (RFC 5228 §3.2), an empty test list and a `set` of an invalid
+/// name, which sieve-rs accepts.
 fn check_requires(source: &[u8]) -> Result<(), ScriptError> {
+    if let Some((line, column, message)) = rewrite::grammar_error(source) {
+        return Err(ScriptError {
+            line,
+            column,
+            kind: ErrorKind::Syntax,
+            message,
+        });
+    }
     if let Some((line, column)) = rewrite::late_require(source) {
         return Err(ScriptError {
             line,

@@ -315,6 +315,52 @@ pub fn command(src: &[u8], name: &str) -> Option<(usize, usize)> {
     })
 }
 
+/// The first of the grammar errors sieve-rs lets through: an empty test
+/// list (`allof ()`: RFC 5228 §8.3 wants at least one test) and a `set`
+/// of a name that is not an identifier (RFC 5229 §3; names with a `.`
+/// are namespaces, which sieve-rs checks). (line, column, message).
+pub fn grammar_error(src: &[u8]) -> Option<(usize, usize, String)> {
+    let toks = tokens(src);
+    for (k, (start, _, t)) in toks.iter().enumerate() {
+        let Tok::Ident(w) = t else { continue };
+        match w.as_str() {
+            "allof" | "anyof"
+                if matches!(toks.get(k + 1), Some((_, _, Tok::Punct(b'('))))
+                    && matches!(toks.get(k + 2), Some((_, _, Tok::Punct(b')')))) =>
+            {
+                let (line, column) = line_col(src, *start);
+                return Some((line, column, format!("\"{w}\" needs at least one test")));
+            }
+            "set" if command_position(&toks, k) => {
+                let name = toks[k + 1..]
+                    .iter()
+                    .take_while(|(_, _, t)| !matches!(t, Tok::Punct(b';' | b'{' | b'}')))
+                    .find_map(|(s, _, t)| match t {
+                        Tok::Str(n) => Some((*s, n)),
+                        _ => None,
+                    });
+                if let Some((at, name)) = name
+                    && !name.contains('.')
+                    && !is_identifier(name)
+                {
+                    let (line, column) = line_col(src, at);
+                    return Some((line, column, format!("invalid variable name \"{name}\"")));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -407,6 +453,29 @@ mod tests {
             "deleteheader \"${name}\";",
         ] {
             assert_eq!(pf(same), same);
+        }
+    }
+
+    #[test]
+    fn empty_test_lists_and_bad_variable_names_are_found() {
+        let at = |s: &str| grammar_error(s.as_bytes()).map(|(l, c, _)| (l, c));
+        assert_eq!(at("if allof () { keep; }"), Some((1, 4)));
+        assert_eq!(at("keep;\nif anyof ( ) { keep; }"), Some((2, 4)));
+        assert_eq!(
+            at("require \"variables\";\nset :lower \"a-b\" \"x\";"),
+            Some((2, 12))
+        );
+        assert_eq!(
+            at("require \"variables\";\nset \"9a\" \"x\";"),
+            Some((2, 5))
+        );
+        for fine in [
+            "if allof (true) { keep; }",
+            "require \"variables\"; set :lower \"a_b9\" \"x-y\"; set \"_\" \"\";",
+            "require \"variables\"; set \"env.x\" \"y\";",
+            "fileinto \"set\"; # set \"a-b\" \"x\"",
+        ] {
+            assert_eq!(at(fine), None, "{fine}");
         }
     }
 

@@ -416,6 +416,21 @@ fn deleteheader_keeps_the_trace_and_auto_submitted_fields() {
 }
 
 #[test]
+fn empty_test_lists_and_invalid_variable_names_do_not_compile() {
+    // Pigeonhole refuses both (tests/sieve_diff error-empty-allof,
+    // error-bad-variable-name); sieve-rs compiled them.
+    let e = compile("t", b"if allof () { keep; }", &Limits::default()).unwrap_err();
+    assert_eq!((e.kind, e.line), (ErrorKind::Syntax, 1), "{e}");
+    let e = compile(
+        "t",
+        b"require \"variables\";\nset \"a-b\" \"x\";",
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.line), (ErrorKind::Syntax, 2), "{e}");
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
