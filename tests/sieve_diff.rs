@@ -534,7 +534,7 @@ fn normalise(head: &str, subs: &[String]) -> Option<String> {
     }
     // `discard` shows as nothing stored; `duplicate` marking the id as
     // seen is bookkeeping, not an action on the message.
-    if head == "discard" || head == "track duplicate" {
+    if head == "discard" || head.starts_with("track duplicate") {
         return None;
     }
     Some(format!("unknown {head}"))
