@@ -7,7 +7,7 @@
 //! store Work flags=\flagged \seen create   fileinto/keep/implicit keep
 //! redirect carol@example.net
 //! reject no thanks                         reject (ereject: "ereject ...")
-//! vacation to=alice@example.org subject=Away period=259200
+//! vacation to=alice@example.org from=bob@example.test subject=Away period=259200
 //! notify mailto
 //! runtime-error                            the script failed; mail kept
 //! compile-error line=3                     the script does not compile
@@ -253,8 +253,9 @@ fn mailc(case: &Case) -> Vec<String> {
             )),
             Action::Reply { to, message } => {
                 let subject = header(message, "Subject").unwrap_or_default();
+                let from = addr_spec(&header(message, "From").unwrap_or_default());
                 lines.push(format!(
-                    "vacation to={to} subject={subject} period={}",
+                    "vacation to={to} from={from} subject={subject} period={}",
                     period.unwrap_or(0)
                 ));
             }
@@ -410,18 +411,23 @@ impl Pigeonhole {
             // The subject the reply was sent with (the listing does not
             // show a default one); the sent message is on stdout, headed by
             // Pigeonhole's X-Sieve field.
-            let subject = executed
-                .lines()
-                .skip_while(|l| !l.starts_with("X-Sieve: "))
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .unwrap_or("")
-                .to_string();
+            let sent = |name: &str| {
+                executed
+                    .lines()
+                    .skip_while(|l| !l.starts_with("X-Sieve: "))
+                    .take_while(|l| !l.is_empty())
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let subject = sent("Subject: ");
+            let from = addr_spec(&sent("From: "));
             lines = lines
                 .into_iter()
                 .filter_map(|l| match l.strip_prefix("vacation ") {
-                    Some(period) => to
-                        .as_ref()
-                        .map(|to| format!("vacation to={to} subject={subject} {period}")),
+                    Some(period) => to.as_ref().map(|to| {
+                        format!("vacation to={to} from={from} subject={subject} {period}")
+                    }),
                     None => Some(l),
                 })
                 .collect();
@@ -432,6 +438,15 @@ impl Pigeonhole {
         lines.sort();
         (lines, text)
     }
+}
+
+/// The address of a From field, without display name or brackets.
+fn addr_spec(field: &str) -> String {
+    let inner = match (field.rfind('<'), field.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &field[a + 1..b],
+        _ => field,
+    };
+    inner.trim().to_ascii_lowercase()
 }
 
 fn id(flag: &str) -> String {
