@@ -316,9 +316,11 @@ pub fn command(src: &[u8], name: &str) -> Option<(usize, usize)> {
 }
 
 /// The first of the grammar errors sieve-rs lets through: an empty test
-/// list (`allof ()`: RFC 5228 §8.3 wants at least one test) and a `set`
-/// of a name that is not an identifier (RFC 5229 §3; names with a `.`
-/// are namespaces, which sieve-rs checks). (line, column, message).
+/// list (`allof ()`: RFC 5228 §8.3 wants at least one test), a `set` of
+/// a name that is not an identifier (RFC 5229 §3; names with a `.` are
+/// namespaces, which sieve-rs checks) and a `redirect` to a literal
+/// string that is not an address (RFC 5228 §4.2; sieve-rs skips it at
+/// run time). (line, column, message).
 pub fn grammar_error(src: &[u8]) -> Option<(usize, usize, String)> {
     let toks = tokens(src);
     for (k, (start, _, t)) in toks.iter().enumerate() {
@@ -347,10 +349,53 @@ pub fn grammar_error(src: &[u8]) -> Option<(usize, usize, String)> {
                     return Some((line, column, format!("invalid variable name \"{name}\"")));
                 }
             }
+            "redirect" if command_position(&toks, k) => {
+                let args: Vec<&(usize, usize, Tok)> = toks[k + 1..]
+                    .iter()
+                    .take_while(|(_, _, t)| !matches!(t, Tok::Punct(b';' | b'{' | b'}')))
+                    .collect();
+                let list = args
+                    .iter()
+                    .any(|(s, e, t)| *t == Tok::Tag && src[*s..*e].eq_ignore_ascii_case(b":list"));
+                if let Some((at, _, Tok::Str(address))) = args.last()
+                    && !list
+                    && !address.contains("${")
+                    && !is_address(address)
+                {
+                    let (line, column) = line_col(src, *at);
+                    return Some((
+                        line,
+                        column,
+                        format!("invalid redirect address \"{address}\""),
+                    ));
+                }
+            }
             _ => {}
         }
     }
     None
+}
+
+/// A single mailbox (`local@domain.tld`, optionally `Name <...>`), as
+/// RFC 5228 §4.2 wants for redirect; what sieve-rs would skip at run time
+/// (no `@`, no dot in the domain, several addresses) is refused here.
+fn is_address(text: &str) -> bool {
+    let inner = match (text.rfind('<'), text.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &text[a + 1..b],
+        (None, None) => text,
+        _ => return false,
+    };
+    let inner = inner.trim();
+    let Some((local, domain)) = inner.rsplit_once('@') else {
+        return false;
+    };
+    let quoted = local.len() >= 2 && local.starts_with('"') && local.ends_with('"');
+    !local.is_empty()
+        && (quoted || !local.contains(|c: char| c.is_whitespace() || ",<>@\"".contains(c)))
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains(|c: char| c.is_whitespace() || ",<>@\"".contains(c))
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -469,7 +514,14 @@ mod tests {
             at("require \"variables\";\nset \"9a\" \"x\";"),
             Some((2, 5))
         );
+        assert_eq!(at("redirect \"not an address\";"), Some((1, 10)));
+        assert_eq!(at("redirect :copy \"a@b.c, d@e.f\";"), Some((1, 16)));
+        assert_eq!(at("redirect \"user\";"), Some((1, 10)));
         for fine in [
+            "redirect \"a@b.c\";",
+            "redirect :copy \"Carol <carol@example.net>\";",
+            "redirect \"\\\"x y\\\"@example.net\";",
+            "redirect \"${to}\";",
             "if allof (true) { keep; }",
             "require \"variables\"; set :lower \"a_b9\" \"x-y\"; set \"_\" \"\";",
             "require \"variables\"; set \"env.x\" \"y\";",

@@ -431,6 +431,27 @@ fn empty_test_lists_and_invalid_variable_names_do_not_compile() {
 }
 
 #[test]
+fn a_redirect_to_a_literal_non_address_does_not_compile() {
+    // Pigeonhole refuses it (tests/sieve_diff redirect-invalid); sieve-rs
+    // compiled it and skipped the redirect when it ran.
+    let e = compile(
+        "t",
+        b"keep;\nredirect \"not an address\";",
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.line), (ErrorKind::Syntax, 2), "{e}");
+    assert!(
+        compile(
+            "t",
+            b"redirect \"Carol <carol@example.net>\";",
+            &Limits::default()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
