@@ -302,7 +302,17 @@ impl Pigeonhole {
             (uid, id("-g"))
         };
         chmod(dir.path(), 0o777);
-        let include = data().join("include");
+        // Included scripts are copied in: the checkout may not be readable
+        // by the user sieve-test runs as (nobody, as root).
+        let include = dir.path().join("include");
+        for scope in ["personal", "global"] {
+            std::fs::create_dir_all(include.join(scope)).unwrap();
+            for e in std::fs::read_dir(data().join("include").join(scope)).unwrap() {
+                let p = e.unwrap().path();
+                std::fs::copy(&p, include.join(scope).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        chmod_tree(&include);
         let conf = format!(
             "mail_uid = {uid}\nmail_gid = {gid}\nfirst_valid_uid = 0\nfirst_valid_gid = 0\n\
              mail_location = maildir:~/mail\n\
