@@ -627,3 +627,55 @@ fn mailc_and_pigeonhole_take_the_same_actions() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The reading of `sieve-test`'s listing, on a listing it printed (runs in
+/// a plain `cargo test`).
+#[test]
+fn sieve_test_listings_are_normalised() {
+    let listing = "
+Performed actions:
+
+ * store message in folder: Work
+        + preserve implicit keep
+        + add IMAP flags: \\seen $Work
+ * redirect message to: <carol@example.net>
+ * send vacation message:
+    => seconds : 259200
+    => subject : Away
+    => handle  : I am awayAway<default-from><NO-MIME>
+
+START MESSAGE
+ * store message in folder: NotAnAction
+END MESSAGE
+ * reject message with reason: Go away.??Really.??
+ * store message in folder: New
+        + create mailbox if it does not exist
+ * send notification with method 'mailto:':
+    => importance   : 2
+ * track duplicate with handle: h
+ * discard
+
+Implicit keep:
+
+ * store message in folder: INBOX
+        + add IMAP flags: \\flagged
+
+sieve-test: Info: final result: success
+";
+    let mut lines = parse_actions(listing);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "notify mailto",
+            "redirect carol@example.net",
+            "reject Go away.\nReally.",
+            "store INBOX flags=\\flagged",
+            "store New create",
+            "store Work flags=$work \\seen",
+            "vacation period=259200",
+        ]
+    );
+    assert_eq!(addr_spec("\"Smith, A\" <A@Example.org>"), "a@example.org");
+    assert_eq!(addr_spec("<bob@example.test>"), "bob@example.test");
+}
