@@ -588,7 +588,10 @@ impl Engine {
                     match created.remove(&message_id) {
                         Some(reply) if vacation_pending.is_some() => {
                             vacation_pending = None;
-                            run.actions.push(Action::Reply { to, message: reply });
+                            run.actions.push(Action::Reply {
+                                to,
+                                message: mime_reply(&reply),
+                            });
                         }
                         Some(edited) => {
                             outcome.messages.insert(message_id, edited);
@@ -706,6 +709,104 @@ pub fn is_automatic(message: &[u8], sender: &str) -> bool {
             n => n.starts_with("list-"),
         }
     })
+}
+
+/// The vacation reply sieve-rs built, made a proper MIME message: header
+/// fields with non-ASCII text as RFC 2047 encoded words (sieve-rs writes
+/// `Subject: Auto: Résumé` as raw UTF-8, which RFC 5322 does not allow),
+/// `MIME-Version: 1.0` beside its Content-Type (RFC 2045 §4), and
+/// `Content-Transfer-Encoding: 8bit` for a non-ASCII body. Pigeonhole's
+/// replies have all three.
+fn mime_reply(message: &[u8]) -> Vec<u8> {
+    let split = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or((message, &b""[..]), |i| (&message[..i], &message[i + 4..]));
+    let (head, body) = split;
+    let head = String::from_utf8_lossy(head);
+    // Unfolded fields.
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        match fields.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(line.trim_start());
+            }
+            _ => fields.push(line.to_string()),
+        }
+    }
+    let has = |name: &str| {
+        fields.iter().any(|f| {
+            f.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+    };
+    let mut out = String::new();
+    for field in &fields {
+        match field.split_once(':') {
+            Some((name, value)) if !value.is_ascii() => {
+                out.push_str(name);
+                out.push(':');
+                out.push_str(&encode_value(name, value.trim_start()));
+            }
+            _ => out.push_str(field),
+        }
+        out.push_str("\r\n");
+    }
+    if !has("MIME-Version") {
+        out.push_str("MIME-Version: 1.0\r\n");
+    }
+    if !body.is_ascii() && !has("Content-Transfer-Encoding") {
+        out.push_str("Content-Transfer-Encoding: 8bit\r\n");
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A header value with non-ASCII text as encoded words: the whole value
+/// of unstructured fields, the display name of address fields.
+fn encode_value(name: &str, value: &str) -> String {
+    let address = ["from", "to", "cc", "reply-to", "sender"]
+        .iter()
+        .any(|n| name.trim().eq_ignore_ascii_case(n));
+    if address {
+        return match value.rfind('<') {
+            Some(i) if !value[..i].is_ascii() => {
+                let display = value[..i].trim().trim_matches('"');
+                format!(" {} {}", encoded_words(display), &value[i..])
+            }
+            _ => format!(" {value}"),
+        };
+    }
+    format!(" {}", encoded_words(value))
+}
+
+/// `=?utf-8?b?...?=` words of at most 75 characters (RFC 2047 §2),
+/// folded, each holding whole characters.
+fn encoded_words(text: &str) -> String {
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?utf-8?b?{}?=",
+                crate::proto::sasl::base64_encode(w.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 /// Per-script results.

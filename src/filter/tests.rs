@@ -452,6 +452,47 @@ fn a_redirect_to_a_literal_non_address_does_not_compile() {
 }
 
 #[test]
+fn vacation_replies_encode_non_ascii_headers_and_declare_mime() {
+    // sieve-rs wrote the Subject as raw UTF-8 and no MIME-Version
+    // (tests/sieve_diff vacation-encoded-subject).
+    let msg = "From: Zoë <alice@example.org>\r\nTo: bob@example.test\r\nSubject: =?ISO-8859-1?Q?R=E9sum=E9?= attached and a long tail of words to need folding\r\nMessage-ID: <r1@example.org>\r\n\r\nx\r\n";
+    let o = run_with(
+        &mut TestHost::default(),
+        &["require \"vacation\"; vacation :from \"Bjørn <bob@example.test>\" \"Away: café.\";"],
+        msg.as_bytes(),
+    );
+    let reply = o
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Reply { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("a reply");
+    let end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(
+        reply[..end].is_ascii(),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let text = String::from_utf8(reply.clone()).unwrap();
+    assert!(text.contains("MIME-Version: 1.0\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Transfer-Encoding: 8bit\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("Away: café."), "{text}");
+    let parsed = mail_parser::MessageParser::default().parse(&reply).unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("Auto: Résumé attached and a long tail of words to need folding")
+    );
+    let from = parsed.from().and_then(|f| f.first()).unwrap();
+    assert_eq!(from.name(), Some("Bjørn"));
+    assert_eq!(from.address(), Some("bob@example.test"));
+}
+
+#[test]
 fn spamtest_reads_the_score() {
     let src = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }";
     let engine = Engine::new(Limits::default(), "mx.example.test");
