@@ -16,6 +16,8 @@
 //! `discard` has no line of its own: a message neither stored nor sent on
 //! shows as an empty list. Flags are lower-cased and sorted (Pigeonhole
 //! prints `\seen`); `:copy` shows as the implicit keep's `store INBOX`.
+//! A vacation reply's subject is compared decoded (both encode non-ASCII
+//! text as RFC 2047 words, not always the same way).
 //!
 //! A case is one `.sieve` file whose leading `#` comments set the delivery:
 //! `# from:` (envelope sender, `<>` for the null sender), `# to:`
@@ -252,7 +254,7 @@ fn mailc(case: &Case) -> Vec<String> {
                 reason.replace("\r\n", "\n").trim()
             )),
             Action::Reply { to, message } => {
-                let subject = header(message, "Subject").unwrap_or_default();
+                let subject = decoded(&header(message, "Subject").unwrap_or_default());
                 let from = addr_spec(&header(message, "From").unwrap_or_default());
                 lines.push(format!(
                     "vacation to={to} from={from} subject={subject} period={}",
@@ -430,7 +432,7 @@ impl Pigeonhole {
                     .unwrap_or("")
                     .to_string()
             };
-            let subject = sent("Subject: ");
+            let subject = decoded(&sent("Subject: "));
             let from = addr_spec(&sent("From: "));
             lines = lines
                 .into_iter()
@@ -448,6 +450,15 @@ impl Pigeonhole {
         lines.sort();
         (lines, text)
     }
+}
+
+/// A Subject with its RFC 2047 encoded words decoded.
+fn decoded(subject: &str) -> String {
+    let field = format!("Subject: {subject}\r\n\r\n");
+    mail_parser::MessageParser::default()
+        .parse(field.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The address of a From field, without display name or brackets.
