@@ -610,28 +610,58 @@ pub fn record_seen(state_dir: &Path, mailbox: &str, e: &Evaluation) {
     }
 }
 
-/// The spam score the message's `X-Spam-*` fields give (spamtest, RFC
-/// 5235): `X-Spam-Score`/`X-Spam-Status: ... score=S required=R` mapped
-/// onto 0..1 with R as 0.5... simply: S >= R is spam.
+/// The spam score the message's SpamAssassin-style fields give, for
+/// `spamtest` (RFC 5235): `X-Spam-Status: Yes, score=S required=R` maps S
+/// onto 0..1 with R at 0.5 (so `spamtest :percent` is 50 at the
+/// threshold and 100 at twice it); without it, `X-Spam-Flag: YES`/`NO` is
+/// 1 or 0. No field: unknown (spamtest gives 0). The fields are trusted as
+/// they are: whoever put them there (a scanner in front, or the sender)
+/// only moves the message between INBOX and Junk.
 fn spam_score(message: &[u8]) -> filter::SpamScore {
     let head_end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(message.len());
     let head = String::from_utf8_lossy(&message[..head_end]);
+    // Unfolded fields.
+    let mut fields: Vec<String> = Vec::new();
     for line in head.split("\r\n") {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("X-Spam-Flag") {
-            return filter::SpamScore::Score(if value.trim().eq_ignore_ascii_case("yes") {
-                1.0
-            } else {
-                0.0
-            });
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            fields.push(line.to_string());
         }
     }
-    filter::SpamScore::Unknown
+    let value_of = |name: &str| {
+        fields.iter().find_map(|f| {
+            let (n, v) = f.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    };
+    if let Some(status) = value_of("X-Spam-Status") {
+        let num = |key: &str| {
+            status
+                .split([' ', ',', '\t'])
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let (Some(score), Some(required)) = (num("score="), num("required="))
+            && required > 0.0
+            && score.is_finite()
+        {
+            return filter::SpamScore::Score((score / (2.0 * required)).clamp(0.0, 1.0));
+        }
+    }
+    match value_of("X-Spam-Flag") {
+        Some(v) if v.eq_ignore_ascii_case("yes") => filter::SpamScore::Score(1.0),
+        Some(v) if v.eq_ignore_ascii_case("no") => filter::SpamScore::Score(0.0),
+        _ => filter::SpamScore::Unknown,
+    }
 }
 
 /// Whether the header already has `Delivered-To: <address>`.
