@@ -106,7 +106,7 @@ def replies(f, n):
         while True:
             line = f.readline()
             if not line:
-                raise RuntimeError("connection closed")
+                raise RuntimeError(f"connection closed by the server after {codes}")
             if line[3:4] != b"-":
                 codes.append(int(line[:3]))
                 break
@@ -126,14 +126,17 @@ def session(args):
     for n in range(start, messages, step):
         kind = n % len(KINDS)
         sender = KINDS[kind][0]
-        s.sendall(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{RCPT}>\r\nDATA\r\n".encode())
-        got = replies(f, 3)
-        if got != [250, 250, 354]:
-            raise RuntimeError(f"message {n}: {got}")
-        s.sendall(message(kind, n, size) + b".\r\n")
-        got = replies(f, 1)
-        if got != [250]:
-            raise RuntimeError(f"message {n}: {got} after DATA")
+        try:
+            s.sendall(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{RCPT}>\r\nDATA\r\n".encode())
+            got = replies(f, 3)
+            if got != [250, 250, 354]:
+                raise RuntimeError(f"{got}")
+            s.sendall(message(kind, n, size) + b".\r\n")
+            got = replies(f, 1)
+            if got != [250]:
+                raise RuntimeError(f"{got} after DATA")
+        except (OSError, RuntimeError) as e:
+            raise RuntimeError(f"port {port}, message {n}: {e}") from None
     s.sendall(b"QUIT\r\n")
     replies(f, 1)
     s.close()
@@ -399,6 +402,11 @@ def main():
                 m, d = med[("mailc", s)], med[("dovecot", s)]
                 per = " ".join(f"{a[1] / b[1]:.2f}" for a, b in zip(results[("mailc", s)], results[("dovecot", s)]))
                 print(f"{s:>8} {m[1] / d[1]:>24.2f}x {d[2] / m[2]:>17.2f}x {per:>25}")
+    except BaseException:
+        # Keep the logs of a failed run.
+        os.environ["BENCH_KEEP"] = "1"
+        print(f"failed: {work} kept", file=sys.stderr)
+        raise
     finally:
         if "mailc" in servers and "mailc" in procs:
             proc.send_signal(signal.SIGTERM)

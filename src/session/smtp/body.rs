@@ -12,7 +12,7 @@ impl<E: Env> Session<E> {
             State::Mail(tx) if !tx.rcpts.is_empty() => tx,
             State::Mail(tx) => {
                 self.state = State::Mail(tx);
-                return self.error(r::no_valid_recipients());
+                return self.no_recipients();
             }
             State::Chunking { tx, message, check } => {
                 self.state = State::Chunking { tx, message, check };
@@ -129,7 +129,7 @@ impl<E: Env> Session<E> {
                 match discard {
                     Some(Discard::NoRecipients) => {
                         self.state = State::Mail(tx);
-                        return self.error(r::no_valid_recipients());
+                        return self.no_recipients();
                     }
                     Some(Discard::NoTransaction(back)) => {
                         self.state = *back;
@@ -159,6 +159,15 @@ impl<E: Env> Session<E> {
                 self.finish_message(*tx, message)
             }
         }
+    }
+
+    /// DATA or BDAT when no RCPT succeeded: 554 in SMTP, 503 in LMTP.
+    fn no_recipients(&mut self) -> Output {
+        self.error(if self.role == Role::Lmtp {
+            r::no_valid_recipients_lmtp()
+        } else {
+            r::no_valid_recipients()
+        })
     }
 
     /// The complete message is refused (bare newlines, too big): SMTP
