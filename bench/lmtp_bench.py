@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smtp_bench as sb  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-RCPT = "bench@bench.example"
+DOMAIN = "bench.example"
 
 # Ten kinds of message, taken in turn: (envelope sender, header fields,
 # the folder the Sieve script files it into). Seven go to INBOX after
@@ -88,10 +88,10 @@ if not exists ["From", "Date"] { fileinto :create "Junk"; stop; }
 """
 
 
-def message(kind, n, size):
+def message(kind, n, size, rcpt):
     """Message n of a kind, about `size` bytes, CRLF, no line starting with a dot."""
     _, fields, _ = KINDS[kind]
-    head = (f"{fields}To: Bench <{RCPT}>\r\nDate: Thu, 03 Dec 2026 12:00:00 +0000\r\n"
+    head = (f"{fields}To: Bench <{rcpt}>\r\nDate: Thu, 03 Dec 2026 12:00:00 +0000\r\n"
             f"Message-ID: <{n}.{kind}@bench.client>\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=us-ascii\r\n\r\n")
     line = "The quick brown fox jumps over the lazy dog, message body text here. 0123\r\n"
@@ -115,7 +115,7 @@ def replies(f, n):
 
 def session(args):
     """One LMTP connection delivering messages start, start+step, ..."""
-    port, start, step, messages, size = args
+    port, rcpt, start, step, messages, size = args
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = s.makefile("rb")
@@ -127,11 +127,11 @@ def session(args):
         kind = n % len(KINDS)
         sender = KINDS[kind][0]
         try:
-            s.sendall(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{RCPT}>\r\nDATA\r\n".encode())
+            s.sendall(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
             got = replies(f, 3)
             if got != [250, 250, 354]:
                 raise RuntimeError(f"{got}")
-            s.sendall(message(kind, n, size) + b".\r\n")
+            s.sendall(message(kind, n, size, rcpt) + b".\r\n")
             got = replies(f, 1)
             if got != [250]:
                 raise RuntimeError(f"{got} after DATA")
@@ -202,9 +202,12 @@ def descendants(root):
 
 
 def run(port, messages, size, sessions, maildir, cpu_fn, first):
-    """Delivers messages first..first+N; returns (LMTP msg/s, in-Maildir msg/s, CPU us/msg)."""
+    """Delivers messages first..first+N to the mailbox whose Maildir is
+    `maildir` (a new one each run, so that every run starts from an empty
+    mailbox); returns (LMTP msg/s, in-Maildir msg/s, CPU us/msg)."""
+    rcpt = f"{os.path.basename(maildir)}@{DOMAIN}"
     before = maildir_count(maildir)
-    jobs = [(port, first + i, sessions, first + messages, size) for i in range(sessions)]
+    jobs = [(port, rcpt, first + i, sessions, first + messages, size) for i in range(sessions)]
     with multiprocessing.Pool(sessions) as pool:
         # The client processes exist before the clock starts.
         pool.map(time.sleep, [0.01] * sessions)
@@ -223,10 +226,11 @@ def run(port, messages, size, sessions, maildir, cpu_fn, first):
     return messages / lmtp, messages / stored, used / messages * 1e6
 
 
-def start_mailc(work, port, script):
+def start_mailc(work, port, script, boxes):
     state = os.path.join(work, "mailc-state")
     cfg = os.path.join(work, "mailc.kdl")
     sieve = f'sieve {{\n    before "{script}"\n}}\n' if script else ""
+    mailboxes = "".join(f'    mailbox "{b}"\n' for b in boxes)
     with open(cfg, "w") as f:
         f.write(f'''hostname "mail.bench.example"
 state "{state}"
@@ -234,9 +238,8 @@ listen "lmtp" "127.0.0.1:{port}"
 limits {{
     max-connections-per-ip 200
 }}
-{sieve}domain "bench.example" {{
-    mailbox "bench"
-}}
+{sieve}domain "{DOMAIN}" {{
+{mailboxes}}}
 ''')
     check = subprocess.run([sb.MAILC, "check", cfg], capture_output=True, text=True)
     if check.returncode != 0:
@@ -245,7 +248,7 @@ limits {{
     log = open(os.path.join(work, "mailc.log"), "w")
     proc = subprocess.Popen([sb.MAILC, "serve", cfg], stdout=log, stderr=log, env={**os.environ, "RUST_LOG": "mailc=warn"})
     sb.wait_port(port)
-    return proc, os.path.join(state, "mail", "bench.example", "bench")
+    return proc, os.path.join(state, "mail", DOMAIN)
 
 
 def start_dovecot(work, port, script):
@@ -307,7 +310,7 @@ service lmtp {{
             time.sleep(0.05)
     else:
         raise SystemExit(f"no {pid_file}")
-    return conf, master, os.path.join(mail, "bench.example", "bench")
+    return conf, master, os.path.join(mail, DOMAIN)
 
 
 def main():
@@ -342,12 +345,14 @@ def main():
     sessions = [int(s) for s in args.sessions.split(",")]
     servers = [n for n in ("mailc", "dovecot") if args.only in (None, n)]
     mailc_port, dovecot_port = 12424, 12425
+    # A fresh mailbox for each run (and one for the warm-up).
+    boxes = [f"bench{i}" for i in range(1 + args.rounds * len(sessions))]
     procs = {}
     try:
         if "mailc" in servers:
             mwork = os.path.join(work, "mailc")
             os.makedirs(mwork)
-            proc, md = start_mailc(mwork, mailc_port, script)
+            proc, md = start_mailc(mwork, mailc_port, script, boxes)
             procs["mailc"] = (mailc_port, md, lambda: cpu_of([proc.pid]))
         if "dovecot" in servers:
             dwork = os.path.join(work, "dovecot")
@@ -363,21 +368,26 @@ def main():
         warm = max(len(KINDS), min(200, args.messages // 10))
         for name in servers:
             port, md, cpu_fn = procs[name]
-            run(port, warm, args.size, 1, md, cpu_fn, first)
+            run(port, warm, args.size, 1, os.path.join(md, boxes[0]), cpu_fn, first)
         first += warm
+        box = 1
         results = {}
         for r in range(args.rounds):
             for s in sessions:
                 for name in servers:
                     port, md, cpu_fn = procs[name]
-                    res = run(port, args.messages, args.size, s, md, cpu_fn, first)
+                    res = run(port, args.messages, args.size, s, os.path.join(md, boxes[box]), cpu_fn, first)
                     results.setdefault((name, s), []).append(res)
                     print(f"round {r + 1} {name:8} sessions={s:3}: LMTP {res[0]:7.0f} msg/s, in Maildir {res[1]:7.0f} msg/s, "
                           f"server CPU {res[2]:6.0f} us/msg", flush=True)
                 first += args.messages
+                box += 1
         if script:
             for name in servers:
-                counts = folder_counts(procs[name][1])
+                counts = {}
+                for b in boxes:
+                    for folder, n in folder_counts(os.path.join(procs[name][1], b)).items():
+                        counts[folder] = counts.get(folder, 0) + n
                 print(f"{name} folders: {counts}")
                 expected = {}
                 for n in range(first):
