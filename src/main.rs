@@ -51,9 +51,12 @@ enum Command {
         /// the delay warning, the bounce.
         #[arg(long)]
         retry: bool,
-        /// A message file: what the MX's SPF/DKIM/DMARC/ARC/iprev checks
-        /// conclude and what the inbound policy does with it (live DNS),
-        /// and whether the DNS blocklists (`inbound { dnsbl }`) list the client.
+        /// A message file. Without ADDRESS: what the MX's
+        /// SPF/DKIM/DMARC/ARC/iprev checks conclude and what the inbound
+        /// policy does with it (live DNS), and whether the DNS blocklists
+        /// (`inbound { dnsbl }`) list the client. With ADDRESS: what local
+        /// delivery's Sieve scripts would do with it for that recipient
+        /// (folders, flags, redirects, vacation reply), delivering nothing.
         #[arg(long, value_name = "FILE")]
         message: Option<PathBuf>,
         /// With --message: the client address the message came from.
@@ -109,6 +112,14 @@ enum Command {
     /// Send a message, sendmail-compatible (-t -i -f -F -C; message on stdin).
     /// Also runs so when the binary is invoked as `sendmail`.
     Sendmail {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Deliver a message from standard input into local Maildirs, with
+    /// Sieve, as the server would (an MDA for Postfix's mailbox_command,
+    /// fetchmail's mda, getmail): `mailc deliver [-C CONFIG] [-f SENDER]
+    /// -d RECIPIENT...`. Exits with sysexits codes (0, 67, 73, 75, 77).
+    Deliver {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
@@ -203,7 +214,15 @@ fn main() -> ExitCode {
         Command::Schema { kind } => cli::schema(kind),
         Command::Explain {
             config,
-            address: _,
+            address: Some(address),
+            message: Some(message),
+            mail_from,
+            offline,
+            ..
+        } => cli::explain::run_delivery(&config, &address, &message, &mail_from, offline),
+        Command::Explain {
+            config,
+            address: None,
             message: Some(message),
             client_ip,
             helo,
@@ -247,6 +266,7 @@ fn main() -> ExitCode {
             action: DkimAction::Keygen { config },
         } => cli::dns::keygen(&config),
         Command::Sendmail { args } => cli::sendmail::run(&args),
+        Command::Deliver { args } => cli::deliver::run(&args),
         Command::Report {
             config,
             mailbox,
