@@ -170,7 +170,10 @@ fn postfix_gets_a_result_per_recipient() {
     let (code, lhlo) = c.cmd("LHLO test").unwrap();
     assert_eq!(code, 250);
     for ext in ["SMTPUTF8", "PIPELINING", "ENHANCEDSTATUSCODES"] {
-        assert!(lhlo.lines().any(|l| l.get(4..) == Some(ext)), "{ext} in {lhlo}");
+        assert!(
+            lhlo.lines().any(|l| l.get(4..) == Some(ext)),
+            "{ext} in {lhlo}"
+        );
     }
     drop(c);
 
@@ -331,4 +334,37 @@ fn too_big_after_data_is_refused_for_each_recipient() {
         );
     }
     assert!(site.folder("ok", "").is_empty());
+}
+
+#[test]
+#[ignore = "needs root and Debian's postfix; run by .ci/run"]
+fn sieve_files_mail_that_came_through_postfix() {
+    // The admin's script runs at delivery of what Postfix handed over.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("before.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"mailbox\", \"envelope\"];\nif allof (header :contains \"List-Id\" \"rust.example\", envelope :domain :is \"from\" \"lists.example\") {\n  fileinto :create \"Lists\";\n}\n",
+    )
+    .unwrap();
+    let site = Site::start(
+        &format!("sieve {{\n    before \"{}\"\n}}\n", script.display()),
+        "",
+    );
+    site.inject(
+        "<bounces@lists.example>",
+        &["ok@example.test", "sender@example.test"],
+        &format!(
+            "List-Id: <users.rust.example>\r\n{}",
+            message("users@rust.example", "list mail", "Hello, list.")
+        ),
+    );
+    for rcpt in ["ok@example.test", "sender@example.test"] {
+        assert!(site.status(rcpt).contains("status=sent"));
+    }
+    for local in ["ok", "sender"] {
+        let got = site.wait_folder(local, "Lists", 1);
+        assert!(got[0].contains("Subject: list mail"), "{}", got[0]);
+        assert!(site.folder(local, "").is_empty(), "{local}: not in INBOX");
+    }
 }
