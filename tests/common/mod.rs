@@ -5,6 +5,7 @@ pub mod crash_client;
 pub mod dialog;
 pub mod dns_server;
 pub mod inbound;
+pub mod postfix;
 pub mod scripted_peer;
 pub mod server;
 pub mod tls;

@@ -255,6 +255,11 @@ pub mod r {
     pub fn no_valid_recipients() -> Reply {
         Reply::new(554, E(5, 5, 1), "no valid recipients")
     }
+    /// LMTP's DATA without a successful RCPT "MUST fail with a 503"
+    /// (RFC 2033 §4.2).
+    pub fn no_valid_recipients_lmtp() -> Reply {
+        Reply::new(503, E(5, 5, 1), "no valid recipients")
+    }
     pub fn unknown_user() -> Reply {
         Reply::new(550, E(5, 1, 1), "no such user here")
     }

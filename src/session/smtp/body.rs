@@ -2,9 +2,9 @@
 //! the bare CR/LF check (SMTP smuggling).
 
 use super::state::{Body, Discard, State, Transaction};
-use super::{Env, Output, Session};
+use super::{Env, Output, Role, Session};
 use crate::proto::smtp::data::{BdatReceiver, DataReceiver, NewlineCheck};
-use crate::proto::smtp::reply::r;
+use crate::proto::smtp::reply::{Reply, r};
 
 impl<E: Env> Session<E> {
     pub(super) fn data(&mut self) -> Output {
@@ -12,7 +12,7 @@ impl<E: Env> Session<E> {
             State::Mail(tx) if !tx.rcpts.is_empty() => tx,
             State::Mail(tx) => {
                 self.state = State::Mail(tx);
-                return self.error(r::no_valid_recipients());
+                return self.no_recipients();
             }
             State::Chunking { tx, message, check } => {
                 self.state = State::Chunking { tx, message, check };
@@ -112,10 +112,10 @@ impl<E: Env> Session<E> {
             Body::Data(rx) => {
                 self.state = State::Ready;
                 if rx.bare_cr || rx.bare_lf {
-                    return self.error(r::bare_newline());
+                    return self.refuse_message(&tx, r::bare_newline());
                 }
                 if rx.oversize() {
-                    return self.error(r::size_exceeded());
+                    return self.refuse_message(&tx, r::size_exceeded());
                 }
                 self.finish_message(*tx, message)
             }
@@ -129,7 +129,7 @@ impl<E: Env> Session<E> {
                 match discard {
                     Some(Discard::NoRecipients) => {
                         self.state = State::Mail(tx);
-                        return self.error(r::no_valid_recipients());
+                        return self.no_recipients();
                     }
                     Some(Discard::NoTransaction(back)) => {
                         self.state = *back;
@@ -139,7 +139,13 @@ impl<E: Env> Session<E> {
                 }
                 if message.len() > limit {
                     self.state = State::Ready;
-                    return self.error(r::size_exceeded());
+                    // A chunk before the last one gets its own reply; the
+                    // last one ends the message (per recipient in LMTP).
+                    return if last {
+                        self.refuse_message(&tx, r::size_exceeded())
+                    } else {
+                        self.error(r::size_exceeded())
+                    };
                 }
                 if !last {
                     self.state = State::Chunking { tx, message, check };
@@ -148,10 +154,34 @@ impl<E: Env> Session<E> {
                 check.finish();
                 self.state = State::Ready;
                 if !check.is_clean() {
-                    return self.error(r::bare_newline());
+                    return self.refuse_message(&tx, r::bare_newline());
                 }
                 self.finish_message(*tx, message)
             }
         }
+    }
+
+    /// DATA or BDAT when no RCPT succeeded: 554 in SMTP, 503 in LMTP.
+    fn no_recipients(&mut self) -> Output {
+        self.error(if self.role == Role::Lmtp {
+            r::no_valid_recipients_lmtp()
+        } else {
+            r::no_valid_recipients()
+        })
+    }
+
+    /// The complete message is refused (bare newlines, too big): SMTP
+    /// answers once; LMTP once per accepted recipient, as after any end of
+    /// data (RFC 2033 §4.2), or the client waits for the replies it counts
+    /// on. One protocol error all the same.
+    fn refuse_message(&mut self, tx: &Transaction, reply: Reply) -> Output {
+        let copies = if self.role == Role::Lmtp {
+            tx.rcpts.len().saturating_sub(1)
+        } else {
+            0
+        };
+        let mut out = self.error(reply.clone());
+        out.replies.splice(0..0, std::iter::repeat_n(reply, copies));
+        out
     }
 }

@@ -122,13 +122,19 @@ impl<E: Env> Session<E> {
 
     /// The inbound checks refused the message handed off (a 5xx reject or
     /// a 4xx deferral): the transaction ends with `reply`, nothing is
-    /// queued, the session goes on.
+    /// queued, the session goes on. (LMTP, which the checks never apply
+    /// to, would get it once per recipient.)
     pub fn refused(&mut self, reply: crate::proto::smtp::reply::Reply) -> Output {
-        if !matches!(self.state, State::WaitQueue { .. }) {
+        let State::WaitQueue { lmtp_rcpts } = &self.state else {
             return Output::reply(r::local_error());
-        }
+        };
+        let replies = lmtp_rcpts.len().max(1);
         self.state = State::Ready;
-        Output::reply(reply)
+        Output {
+            replies: vec![reply; replies],
+            effect: None,
+            close: false,
+        }
     }
 
     /// The queue stored the message durably (`Ok(id)`) or could not (the
