@@ -121,6 +121,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         submission: server.submission,
         limits: server.limits,
         auth_cache: server.auth_cache,
+        managesieve: server.managesieve,
         timeouts: server.timeouts,
         relay_host: server.relay_host,
         resolvers,

@@ -13,7 +13,7 @@ use crate::spec::ast::{Config, Listener, TlsCert};
 use crate::spec::source::{Span, Spanned};
 use crate::tables::{
     Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind,
-    ListenerTable, LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
+    ListenerTable, LogTable, ManageSieveTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
 };
 
 pub(super) struct Server {
@@ -28,6 +28,7 @@ pub(super) struct Server {
     pub submission: SubmissionPolicy,
     pub limits: Limits,
     pub auth_cache: AuthCacheTable,
+    pub managesieve: ManageSieveTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
 }
@@ -84,6 +85,7 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         submission: submission_policy(&cfg.submission),
         limits,
         auth_cache,
+        managesieve: managesieve(cfg, cx),
         timeouts,
         relay_host: relay_host(cfg, cx),
     }
@@ -156,6 +158,7 @@ fn timeouts(t: &crate::spec::ast::Timeouts, cx: &mut Cx<'_>) -> Timeouts {
         imap_secs: or(&t.imap, def::IMAP_SECS).max(def::RFC_MIN_IMAP_SECS),
         imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS).max(def::RFC_MIN_IMAP_SECS),
         pop3_secs: or(&t.pop3, def::POP3_SECS),
+        managesieve_secs: or(&t.managesieve, def::MANAGESIEVE_SECS),
         shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
     }
 }
@@ -285,6 +288,37 @@ fn auth_cache(cfg: &Config, cx: &mut Cx<'_>) -> AuthCacheTable {
         enabled: or(&c.enabled, def::AUTH_CACHE_ENABLED),
         ttl_secs: or(&c.ttl, def::AUTH_CACHE_TTL_SECS),
         size: or(&c.size, def::AUTH_CACHE_SIZE),
+    }
+}
+
+/// Script quotas: at least one script of at least 1 KiB, and no script
+/// larger than the interpreter compiles.
+fn managesieve(cfg: &Config, cx: &mut Cx<'_>) -> ManageSieveTable {
+    let m = &cfg.managesieve;
+    if let Some(n) = &m.max_scripts
+        && n.value == 0
+    {
+        cx.diags.push(
+            Diag::error(Code::ManageSieveLimit, "max-scripts=0 lets no user store a script")
+                .label(n.span, "zero scripts")
+                .help("remove the `managesieve` listeners instead, or allow at least one script"),
+        );
+    }
+    if let Some(s) = &m.max_script_size
+        && !(1024..=def::MANAGESIEVE_MAX_SCRIPT_SIZE_CAP).contains(&s.value)
+    {
+        cx.diags.push(
+            Diag::error(
+                Code::ManageSieveLimit,
+                "max-script-size must be between 1KiB and 512KiB",
+            )
+            .label(s.span, "out of range")
+            .help("512KiB is the largest script the Sieve interpreter compiles; the default is 256KiB"),
+        );
+    }
+    ManageSieveTable {
+        max_scripts: or(&m.max_scripts, def::MANAGESIEVE_MAX_SCRIPTS),
+        max_script_size: or(&m.max_script_size, def::MANAGESIEVE_MAX_SCRIPT_SIZE),
     }
 }
 
@@ -554,7 +588,11 @@ fn listener_conflict(cfg: &Config, l: &Listener, prev: Span) -> Diag {
 fn check_listener_options(l: &Listener, kind: ListenerKind, cx: &mut Cx<'_>) {
     let starttls_capable = matches!(
         kind,
-        ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::Imap | ListenerKind::Pop3
+        ListenerKind::Smtp
+            | ListenerKind::Submission
+            | ListenerKind::Imap
+            | ListenerKind::Pop3
+            | ListenerKind::Managesieve
     );
     if let Some(s) = &l.starttls
         && !starttls_capable

@@ -102,6 +102,7 @@ fn served(kind: ListenerKind) -> bool {
             | ListenerKind::Imaps
             | ListenerKind::Pop3
             | ListenerKind::Pop3s
+            | ListenerKind::Managesieve
     )
 }
 
@@ -382,6 +383,9 @@ async fn accept_loop(
                     }
                     ListenerKind::Pop3 | ListenerKind::Pop3s => {
                         tokio::spawn(services::pop3::handle(conn, tcp, slot));
+                    }
+                    ListenerKind::Managesieve => {
+                        tokio::spawn(services::managesieve::handle(conn, tcp, slot));
                     }
                     ListenerKind::Smtp
                     | ListenerKind::Submission

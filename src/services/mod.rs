@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod login;
 pub mod maildrop;
 pub mod mailstore;
+pub mod managesieve;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;

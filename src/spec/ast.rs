@@ -23,6 +23,7 @@ pub struct Config {
     pub submission: Submission,
     pub limits: Limits,
     pub auth_cache: AuthCache,
+    pub managesieve: ManageSieve,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHost>,
     pub resolvers: Vec<Spanned<SocketAddr>>,
@@ -41,6 +42,12 @@ pub struct AuthCache {
     pub enabled: Option<Spanned<bool>>,
     pub ttl: Option<Spanned<u64>>,
     pub size: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ManageSieve {
+    pub max_scripts: Option<Spanned<u32>>,
+    pub max_script_size: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +236,7 @@ pub struct Timeouts {
     pub imap: Option<Spanned<u64>>,
     pub imap_idle: Option<Spanned<u64>>,
     pub pop3: Option<Spanned<u64>>,
+    pub managesieve: Option<Spanned<u64>>,
     pub shutdown_grace: Option<Spanned<u64>>,
 }
 
@@ -345,6 +353,12 @@ pub fn build(root: &[SNode]) -> Config {
             "submission" => c.submission = submission(n),
             "limits" => c.limits = limits(n),
             "auth-cache" => c.auth_cache = auth_cache(n),
+            "managesieve" => {
+                c.managesieve = ManageSieve {
+                    max_scripts: n.p("max-scripts", s_int),
+                    max_script_size: n.p("max-script-size", s_size),
+                }
+            }
             "timeouts" => c.timeouts = timeouts(n),
             "relay-host" => {
                 if let Some(r) = relay_host(n) {
@@ -476,6 +490,7 @@ fn timeouts(n: &SNode) -> Timeouts {
         imap: n.setting("imap", s_duration),
         imap_idle: n.setting("imap-idle", s_duration),
         pop3: n.setting("pop3", s_duration),
+        managesieve: n.setting("managesieve", s_duration),
         shutdown_grace: n.setting("shutdown-grace", s_duration),
     }
 }

@@ -62,6 +62,7 @@ pub struct Tables {
     pub submission: SubmissionPolicy,
     pub limits: Limits,
     pub auth_cache: AuthCacheTable,
+    pub managesieve: ManageSieveTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
     /// DNS servers for every lookup; empty: the system's resolvers.
@@ -112,6 +113,7 @@ pub enum ListenerKind {
     Pop3,
     Pop3s,
     Lmtp,
+    Managesieve,
 }
 
 impl ListenerKind {
@@ -125,6 +127,7 @@ impl ListenerKind {
             ListenerKind::Pop3 => "pop3",
             ListenerKind::Pop3s => "pop3s",
             ListenerKind::Lmtp => "lmtp",
+            ListenerKind::Managesieve => "managesieve",
         }
     }
 
@@ -138,6 +141,7 @@ impl ListenerKind {
             ListenerKind::Pop3,
             ListenerKind::Pop3s,
             ListenerKind::Lmtp,
+            ListenerKind::Managesieve,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -154,6 +158,8 @@ impl ListenerKind {
             ListenerKind::Pop3 => 110,
             ListenerKind::Pop3s => 995,
             ListenerKind::Lmtp => 24,
+            // RFC 5804 §1.8.
+            ListenerKind::Managesieve => 4190,
         }
     }
 }
@@ -420,6 +426,16 @@ pub struct SubmissionPolicy {
     pub max_recipients: u32,
 }
 
+/// Users' Sieve scripts as ManageSieve manages them (`managesieve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ManageSieveTable {
+    /// Scripts one user may store.
+    pub max_scripts: u32,
+    /// Largest script, bytes.
+    pub max_script_size: u64,
+}
+
 /// The verified-credentials cache of logins (`auth-cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -449,6 +465,7 @@ pub struct Timeouts {
     pub imap_secs: u64,
     pub imap_idle_secs: u64,
     pub pop3_secs: u64,
+    pub managesieve_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 
