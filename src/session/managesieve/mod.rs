@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::sync::Arc;
 
+mod position;
 mod protocol;
 pub mod verbs;
 
@@ -512,7 +513,10 @@ fn check(name: &str, text: &[u8], limits: crate::tables::ManageSieveTable) -> Re
         ..crate::filter::Limits::default()
     };
     crate::filter::compile(name, text, &filter_limits).map_err(|e| {
-        Failure::Refused(Response::no(format!("line {}: {}", e.line, e.message)))
+        Failure::Refused(Response::no(match position::error_line(text, &e) {
+            Some(line) => format!("line {line}: {}", e.message),
+            None => e.message,
+        }))
     })?;
     Ok(())
 }
