@@ -291,19 +291,10 @@ fn auth_cache(cfg: &Config, cx: &mut Cx<'_>) -> AuthCacheTable {
     }
 }
 
-/// Script quotas: at least one script of at least 1 KiB, and no script
-/// larger than the interpreter compiles.
+/// Script quotas: scripts of at least 1 KiB and no larger than the
+/// interpreter compiles (`max-scripts` is at least 1 by its type).
 fn managesieve(cfg: &Config, cx: &mut Cx<'_>) -> ManageSieveTable {
     let m = &cfg.managesieve;
-    if let Some(n) = &m.max_scripts
-        && n.value == 0
-    {
-        cx.diags.push(
-            Diag::error(Code::ManageSieveLimit, "max-scripts=0 lets no user store a script")
-                .label(n.span, "zero scripts")
-                .help("remove the `managesieve` listeners instead, or allow at least one script"),
-        );
-    }
     if let Some(s) = &m.max_script_size
         && !(1024..=def::MANAGESIEVE_MAX_SCRIPT_SIZE_CAP).contains(&s.value)
     {
