@@ -70,7 +70,10 @@ fn scripts_over_starttls() {
     // Capabilities again after TLS (RFC 5804 §2.2), now with mechanisms.
     let (caps, ok) = response(&mut c);
     assert_eq!(ok, "OK \"TLS negotiation successful\"");
-    assert!(caps.contains(&"\"SASL\" \"PLAIN LOGIN\"".to_string()), "{caps:?}");
+    assert!(
+        caps.contains(&"\"SASL\" \"PLAIN LOGIN\"".to_string()),
+        "{caps:?}"
+    );
     assert!(!caps.contains(&"\"STARTTLS\"".to_string()));
 
     let wrong = b64(b"\0alice@example.test\0wrong");
@@ -84,7 +87,11 @@ fn scripts_over_starttls() {
 
     let script = "require \"fileinto\";\r\nif header :contains \"subject\" \"[list]\" {\r\n  fileinto \"Lists\";\r\n}\r\n";
     assert_eq!(putscript(&mut c, "lists", script), "OK \"done\"");
-    let bad = putscript(&mut c, "broken", "require \"fileinto\";\r\n\r\nfileinto \"x\"\r\n");
+    let bad = putscript(
+        &mut c,
+        "broken",
+        "require \"fileinto\";\r\n\r\nfileinto \"x\"\r\n",
+    );
     assert!(bad.starts_with("NO \"line 4: "), "{bad}");
     let (_, ok) = cmd(&mut c, "SETACTIVE \"lists\"");
     assert_eq!(ok, "OK \"done\"");
@@ -93,7 +100,10 @@ fn scripts_over_starttls() {
     let (got, ok) = cmd(&mut c, "GETSCRIPT \"lists\"");
     assert_eq!(ok, "OK \"done\"");
     assert_eq!(got[0], format!("{{{}}}", script.len()));
-    assert_eq!(format!("{}\r\n", got[1..].join("\r\n")), format!("{script}\r\n"));
+    assert_eq!(
+        format!("{}\r\n", got[1..].join("\r\n")),
+        format!("{script}\r\n")
+    );
 
     // Where delivery finds it.
     let dir = server.state().join("sieve/example.test/alice");

@@ -39,12 +39,7 @@ fn sieve_connect(server: &Server, mech: &str, args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sieve-connect runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"secret\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
     let out = child.wait_with_output().unwrap();
     eprintln!(
         "sieve-connect {args:?}: {}\nstdout: {}\nstderr: {}",
@@ -74,7 +69,13 @@ fn sieve_connect_manages_scripts() {
     ok(&sieve_connect(
         &server,
         "PLAIN",
-        &["--localsieve", "good.sieve", "--remotesieve", "filters", "--upload"],
+        &[
+            "--localsieve",
+            "good.sieve",
+            "--remotesieve",
+            "filters",
+            "--upload",
+        ],
     ));
     assert_eq!(
         std::fs::read_to_string(dir.join("filters.sieve")).unwrap(),
@@ -114,7 +115,13 @@ fn sieve_connect_manages_scripts() {
     let out = sieve_connect(
         &server,
         "PLAIN",
-        &["--localsieve", "bad.sieve", "--remotesieve", "bad", "--upload"],
+        &[
+            "--localsieve",
+            "bad.sieve",
+            "--remotesieve",
+            "bad",
+            "--upload",
+        ],
     );
     assert!(!out.status.success());
     let shown = format!(

@@ -23,7 +23,10 @@ struct Mem(Arc<Mutex<(BTreeMap<String, Vec<u8>>, Option<String>)>>);
 impl ScriptStorage for Mem {
     fn list(&self) -> std::io::Result<Vec<(String, bool)>> {
         let m = self.0.lock().unwrap();
-        Ok(m.0.keys().map(|n| (n.clone(), m.1.as_ref() == Some(n))).collect())
+        Ok(m.0
+            .keys()
+            .map(|n| (n.clone(), m.1.as_ref() == Some(n)))
+            .collect())
     }
     fn get(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
         Ok(self.0.lock().unwrap().0.get(name).cloned())
@@ -96,7 +99,10 @@ fuzz_target!(|data: &[u8]| {
             let again = match step.effect {
                 // Every login succeeds, so the script commands run.
                 Some(Effect::Authenticate(_)) => {
-                    total_out += s.auth_result(AuthOutcome::Ok("alice@example.test".into())).bytes.len();
+                    total_out += s
+                        .auth_result(AuthOutcome::Ok("alice@example.test".into()))
+                        .bytes
+                        .len();
                     true
                 }
                 Some(Effect::StartTls) => {

@@ -13,7 +13,8 @@ use crate::spec::ast::{Config, Listener, TlsCert};
 use crate::spec::source::{Span, Spanned};
 use crate::tables::{
     Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind,
-    ListenerTable, LogTable, ManageSieveTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
+    ListenerTable, LogTable, ManageSieveTable, RelayHostTable, RelayTls, SubmissionPolicy,
+    Timeouts, TlsMode,
 };
 
 pub(super) struct Server {

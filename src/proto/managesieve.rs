@@ -81,10 +81,19 @@ pub struct Framer {
 
 /// One scan of the buffer.
 enum Scan {
-    Incomplete { need: usize },
-    Done { len: usize, framed: Framed },
+    Incomplete {
+        need: usize,
+    },
+    Done {
+        len: usize,
+        framed: Framed,
+    },
     /// Start skipping: `len` bytes consumed, then the skip.
-    Skip { len: usize, skip: Skip, framed: Framed },
+    Skip {
+        len: usize,
+        skip: Skip,
+        framed: Framed,
+    },
 }
 
 impl Framer {
@@ -218,7 +227,9 @@ fn scan(buf: &[u8], max_literal: u64) -> Scan {
                                 s.push(e);
                                 i += 2;
                             }
-                            Some(_) => return invalid_line(buf, i, "bad escape in a quoted string"),
+                            Some(_) => {
+                                return invalid_line(buf, i, "bad escape in a quoted string");
+                            }
                         },
                         b'\r' | b'\n' | 0 => {
                             return invalid_line(buf, i, "unterminated quoted string");
@@ -245,9 +256,7 @@ fn scan(buf: &[u8], max_literal: u64) -> Scan {
                 };
                 let inner = &buf[pos + 1..pos + close];
                 let digits = inner.strip_suffix(b"+").unwrap_or(inner);
-                if digits.is_empty()
-                    || digits.len() > 10
-                    || !digits.iter().all(u8::is_ascii_digit)
+                if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit)
                 {
                     return invalid_line(buf, pos, "bad literal");
                 }
@@ -311,7 +320,9 @@ fn incomplete_or_too_long(buf: &[u8], pos: usize, run_start: usize) -> Scan {
         };
     }
     // Nothing is parsed again until at least one more byte arrives.
-    Scan::Incomplete { need: buf.len() + 1 }
+    Scan::Incomplete {
+        need: buf.len() + 1,
+    }
 }
 
 /// The command is malformed: drop its line (up to the next LF).
@@ -470,13 +481,21 @@ pub mod r {
     use super::{Code, Response, Status};
 
     pub fn too_many_connections() -> Response {
-        Response::coded(Status::Bye, Code::TryLater, "too many connections, try again later")
+        Response::coded(
+            Status::Bye,
+            Code::TryLater,
+            "too many connections, try again later",
+        )
     }
     pub fn timeout() -> Response {
         Response::bye("disconnected for inactivity")
     }
     pub fn shutting_down() -> Response {
-        Response::coded(Status::Bye, Code::TryLater, "server shutting down, try again later")
+        Response::coded(
+            Status::Bye,
+            Code::TryLater,
+            "server shutting down, try again later",
+        )
     }
     pub fn too_many_errors() -> Response {
         Response::bye("too many errors, closing connection")
@@ -557,7 +576,11 @@ pub mod r {
         Response::no("authentication failed")
     }
     pub fn auth_tempfail() -> Response {
-        Response::coded(Status::No, Code::TryLater, "temporary authentication failure")
+        Response::coded(
+            Status::No,
+            Code::TryLater,
+            "temporary authentication failure",
+        )
     }
     pub fn login_delay() -> Response {
         Response::coded(
@@ -570,13 +593,25 @@ pub mod r {
         Response::ok("logged in")
     }
     pub fn storage_unavailable() -> Response {
-        Response::coded(Status::No, Code::TryLater, "the scripts cannot be reached now")
+        Response::coded(
+            Status::No,
+            Code::TryLater,
+            "the scripts cannot be reached now",
+        )
     }
     pub fn no_such_script() -> Response {
-        Response::coded(Status::No, Code::Nonexistent, "there is no script by that name")
+        Response::coded(
+            Status::No,
+            Code::Nonexistent,
+            "there is no script by that name",
+        )
     }
     pub fn script_active() -> Response {
-        Response::coded(Status::No, Code::Active, "the active script cannot be deleted")
+        Response::coded(
+            Status::No,
+            Code::Active,
+            "the active script cannot be deleted",
+        )
     }
     pub fn script_exists() -> Response {
         Response::coded(

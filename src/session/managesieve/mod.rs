@@ -392,12 +392,10 @@ impl<E: Env> Session<E> {
                     Err(e) => self.sasl_error(e),
                 };
             }
-            Sasl::LoginPass { user } => {
-                sasl::decode_text(&text).map(|password| Credentials {
-                    username: user,
-                    password,
-                })
-            }
+            Sasl::LoginPass { user } => sasl::decode_text(&text).map(|password| Credentials {
+                username: user,
+                password,
+            }),
         };
         match credentials {
             Ok(credentials) => {

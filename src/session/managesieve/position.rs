@@ -90,9 +90,13 @@ mod tests {
 
     #[test]
     fn finds_the_unknown_command() {
-        let src = b"# foo here is a comment\nrequire \"foo\";\nif true {\n  keep; /* foo\n */ foo;\n}\n";
+        let src =
+            b"# foo here is a comment\nrequire \"foo\";\nif true {\n  keep; /* foo\n */ foo;\n}\n";
         assert_eq!(error_line(src, &unknown("foo")), Some(5));
-        assert_eq!(error_line(b"fileinto \"x\";\nfoo bar;", &unknown("foo")), Some(2));
+        assert_eq!(
+            error_line(b"fileinto \"x\";\nfoo bar;", &unknown("foo")),
+            Some(2)
+        );
         assert_eq!(error_line(b"keep;", &unknown("foo")), None);
         let known = ScriptError {
             line: 3,

@@ -136,7 +136,8 @@ impl T {
         let ir = base64_encode(b"\0alice@example.test\0secret");
         let step = t.feed(format!("AUTHENTICATE \"PLAIN\" \"{ir}\"\r\n").as_bytes());
         assert!(matches!(step.effect, Some(Effect::Authenticate(_))));
-        let step = t.s.auth_result(AuthOutcome::Ok("alice@example.test".into()));
+        let step =
+            t.s.auth_result(AuthOutcome::Ok("alice@example.test".into()));
         assert_eq!(step.bytes, b"OK \"logged in\"\r\n");
         t
     }
@@ -186,7 +187,10 @@ fn sasl_plain_and_login_exchanges() {
     let Some(Effect::Authenticate(c)) = step.effect else {
         panic!("no auth effect");
     };
-    assert_eq!((c.username.as_str(), c.password.as_str()), ("alice@example.test", "pw"));
+    assert_eq!(
+        (c.username.as_str(), c.password.as_str()),
+        ("alice@example.test", "pw")
+    );
     assert_eq!(
         t.s.auth_result(AuthOutcome::Failed).bytes,
         b"NO \"authentication failed\"\r\n"
@@ -228,7 +232,10 @@ fn script_commands() {
     assert!(checked.starts_with("NO \"line 1: "), "{checked}");
     assert_eq!(t.say("CHECKSCRIPT \"keep;\"\r\n"), "OK \"done\"\r\n");
     assert_eq!(t.say("SETACTIVE \"work\"\r\n"), "OK \"done\"\r\n");
-    assert_eq!(t.say("LISTSCRIPTS\r\n"), "\"work\" ACTIVE\r\nOK \"done\"\r\n");
+    assert_eq!(
+        t.say("LISTSCRIPTS\r\n"),
+        "\"work\" ACTIVE\r\nOK \"done\"\r\n"
+    );
     assert_eq!(
         t.say("GETSCRIPT \"work\"\r\n"),
         "{5}\r\nkeep;\r\nOK \"done\"\r\n"
@@ -267,7 +274,10 @@ fn script_commands() {
     );
     assert_eq!(t.say("NOOP \"t1\"\r\n"), "OK (TAG \"t1\") \"done\"\r\n");
     let caps = t.say("CAPABILITY\r\n");
-    assert!(caps.contains("\"OWNER\" \"alice@example.test\"\r\n"), "{caps}");
+    assert!(
+        caps.contains("\"OWNER\" \"alice@example.test\"\r\n"),
+        "{caps}"
+    );
     assert!(caps.ends_with("\"VERSION\" \"1.0\"\r\nOK\r\n"));
     // Names the store refuses, and names that are not names.
     assert_eq!(t.put(".hidden", "keep;"), "NO \"invalid script name\"\r\n");
@@ -339,9 +349,5 @@ fn hostile_input_is_bounded_and_answered() {
     assert!(all.ends_with("BYE \"too many errors, closing connection\"\r\n"));
     // A literal over the limit outside PUTSCRIPT counts as an error.
     let mut t = T::new(&PLAIN, false);
-    assert_eq!(
-        t.say("FOO {999999+}\r\n"),
-        "NO \"literal too large\"\r\n"
-    );
+    assert_eq!(t.say("FOO {999999+}\r\n"), "NO \"literal too large\"\r\n");
 }
-
