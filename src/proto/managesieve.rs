@@ -209,7 +209,7 @@ fn scan(buf: &[u8], max_literal: u64) -> Scan {
                 };
                 return Scan::Done { len: end, framed };
             }
-            _ if args.len() >= MAX_ARGS + 1 => {
+            _ if args.len() > MAX_ARGS => {
                 return invalid_line(buf, pos, "too many arguments");
             }
             b'"' => {

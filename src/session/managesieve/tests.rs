@@ -120,8 +120,7 @@ impl T {
 
     fn feed(&mut self, input: &[u8]) -> Out {
         let mut buf = input.to_vec();
-        let step = self.s.process(&mut buf, &mut self.framer);
-        step
+        self.s.process(&mut buf, &mut self.framer)
     }
 
     fn say(&mut self, input: &str) -> String {
