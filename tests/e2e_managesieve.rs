@@ -194,3 +194,39 @@ fn hostile_input_gets_clear_answers() {
     assert!(ok.starts_with("OK"));
     assert!(server.log_lines_containing("panicked").is_empty());
 }
+
+/// Logins go through the path IMAP and POP3 use: failures are logged with
+/// `proto=managesieve`, and past `auth-failures` the client is locked out
+/// — even with the right password — with `BYE (TRYLATER)`.
+#[test]
+fn failed_logins_lock_out_like_the_other_protocols() {
+    let server = Server::start(&format!(
+        "listen \"managesieve\" \"127.0.0.1:0\" insecure-plaintext-auth=#true\nlimits {{\n    auth-failures 2\n}}\n{}",
+        standard_domain()
+    ));
+    let mut c = connect(&server);
+    response(&mut c);
+    let wrong = b64(b"\0alice@example.test\0wrong");
+    for _ in 0..2 {
+        let (_, no) = cmd(&mut c, &format!("AUTHENTICATE \"PLAIN\" \"{wrong}\""));
+        assert_eq!(no, "NO \"authentication failed\"");
+    }
+    let right = b64(b"\0alice@example.test\0secret");
+    let (_, bye) = cmd(&mut c, &format!("AUTHENTICATE \"PLAIN\" \"{right}\""));
+    assert_eq!(
+        bye,
+        "BYE (TRYLATER) \"too many failed logins, try again later\""
+    );
+    assert!(c.line().is_err(), "the connection is closed");
+    assert_eq!(
+        server
+            .log_lines_containing("login failed")
+            .iter()
+            .filter(|l| l.contains("proto=\"managesieve\"") || l.contains("proto=managesieve"))
+            .count(),
+        2,
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(server.count_log("login refused: too many failures"), 1);
+}
