@@ -482,7 +482,21 @@ impl<E: Env> Session<E> {
         let limits = self.tables.managesieve;
         let result = run_script_command(a.scripts.as_ref(), limits, verb, args);
         match result {
-            Ok(bytes) => out(bytes),
+            Ok(bytes) => {
+                if matches!(
+                    verb,
+                    Verb::PutScript | Verb::SetActive | Verb::DeleteScript | Verb::RenameScript
+                ) {
+                    let name = args.first().and_then(Arg::as_str).unwrap_or_default();
+                    tracing::info!(
+                        mailbox = %a.mailbox,
+                        command = ?verb,
+                        script = %String::from_utf8_lossy(name),
+                        "ManageSieve: scripts changed"
+                    );
+                }
+                out(bytes)
+            }
             Err(Failure::Malformed(resp)) => self.error(resp),
             Err(Failure::Refused(resp)) => reply(resp),
         }
@@ -568,7 +582,6 @@ fn run_script_command(
             check(&name, text, limits)?;
             room_for(scripts, &name, limits)?;
             scripts.put(&name, text)?;
-            tracing::info!(script = %name, bytes = text.len(), "ManageSieve: script stored");
             done()
         }
         Verb::CheckScript => {
