@@ -51,9 +51,12 @@ enum Command {
         /// the delay warning, the bounce.
         #[arg(long)]
         retry: bool,
-        /// A message file: what the MX's SPF/DKIM/DMARC/ARC/iprev checks
-        /// conclude and what the inbound policy does with it (live DNS),
-        /// and whether the DNS blocklists (`inbound { dnsbl }`) list the client.
+        /// A message file. Without ADDRESS: what the MX's
+        /// SPF/DKIM/DMARC/ARC/iprev checks conclude and what the inbound
+        /// policy does with it (live DNS), and whether the DNS blocklists
+        /// (`inbound { dnsbl }`) list the client. With ADDRESS: what local
+        /// delivery's Sieve scripts would do with it for that recipient
+        /// (folders, flags, redirects, vacation reply), delivering nothing.
         #[arg(long, value_name = "FILE")]
         message: Option<PathBuf>,
         /// With --message: the client address the message came from.
@@ -203,7 +206,15 @@ fn main() -> ExitCode {
         Command::Schema { kind } => cli::schema(kind),
         Command::Explain {
             config,
-            address: _,
+            address: Some(address),
+            message: Some(message),
+            mail_from,
+            offline,
+            ..
+        } => cli::explain::run_delivery(&config, &address, &message, &mail_from, offline),
+        Command::Explain {
+            config,
+            address: None,
             message: Some(message),
             client_ip,
             helo,

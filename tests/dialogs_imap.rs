@@ -268,7 +268,7 @@ fn run(text: &str) -> Vec<String> {
                 "mail.example.test",
                 data.len() as u64,
             );
-            mailc::store::maildir::deliver(&mb.maildir, &name, &[&data], false).unwrap();
+            mailc::store::maildir::deliver(&mb.maildir, &name, &[&data], false, "").unwrap();
             let f = std::fs::File::options()
                 .write(true)
                 .open(mb.maildir.join("new").join(&name))

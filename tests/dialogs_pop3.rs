@@ -124,7 +124,7 @@ fn run(text: &str) -> Vec<String> {
                 "mail.example.test",
                 data.len() as u64,
             );
-            mailc::store::maildir::deliver(&mb.maildir, &name, &[&data], false).unwrap();
+            mailc::store::maildir::deliver(&mb.maildir, &name, &[&data], false, "").unwrap();
         } else if let Some(m) = line.strip_prefix("# locked: ") {
             let mb = &tables.mailboxes[m.trim()];
             held.push(

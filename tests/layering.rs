@@ -78,6 +78,9 @@ const RULES: &[(&str, &[&[&str]])] = &[
     ("session", &[ASYNC, SOCKETS, FILES, ABOVE_PROTOCOL]),
     // Inbound authentication's decisions: pure over the checks' results.
     ("inbound", &[ASYNC, SOCKETS, FILES, ABOVE_PROTOCOL]),
+    // Sieve: pure over a message; includes, folders and vacation state
+    // come through the `Host` trait the caller implements.
+    ("filter", &[ASYNC, SOCKETS, FILES, ABOVE_PROTOCOL]),
     // Outbound delivery's pure parts (DSN, DKIM signing, SRS): no sockets
     // and no async runtime; files only to load keys. The scheduler and the
     // SMTP client that use them live in `services`.

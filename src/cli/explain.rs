@@ -34,6 +34,70 @@ pub fn run(config: &Path, address: Option<&str>, retry: bool, offline: bool) -> 
     if accepted { 0 } else { 2 }
 }
 
+/// `mailc explain CONFIG ADDRESS --message FILE`: the recipient's
+/// resolution, then what each local mailbox's Sieve scripts would do with
+/// the message (a dry run: nothing is delivered, no DNS is asked).
+pub fn run_delivery(
+    config: &Path,
+    address: &str,
+    message: &Path,
+    sender: &str,
+    offline: bool,
+) -> i32 {
+    let out = compile::compile_file(config, Options { offline });
+    let Some(compiled) = &out.compiled else {
+        super::report_failure(config, &out);
+        return 1;
+    };
+    let data = match std::fs::read(message) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{}: {e}", message.display());
+            return 1;
+        }
+    };
+    let data = if data.contains(&b'\r') {
+        data
+    } else {
+        let mut crlf = Vec::with_capacity(data.len() + data.len() / 40);
+        for &b in &data {
+            if b == b'\n' {
+                crlf.push(b'\r');
+            }
+            crlf.push(b);
+        }
+        crlf
+    };
+    let (text, accepted) = explain(compiled, &out.sources, address);
+    print!("{text}");
+    if !accepted {
+        return 2;
+    }
+    let t = &compiled.tables;
+    let filters = match crate::services::filtering::Filters::load(t) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+    if let Resolution::Deliver(d) = t.resolve(address) {
+        for target in d.targets {
+            if target.kind != TargetKind::Mailbox {
+                continue;
+            }
+            let Some(m) = t.mailboxes.get(&target.address).filter(|m| !m.disabled) else {
+                continue;
+            };
+            for line in filters.describe(t, m, &data, sender, address) {
+                println!("{line}");
+            }
+        }
+    }
+    0
+}
+
 /// What `mailc explain --message` is given.
 #[derive(Debug, Clone)]
 pub struct MessageArgs {

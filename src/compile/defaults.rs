@@ -180,3 +180,15 @@ pub const GREYLIST_WHITELIST_AFTER: u32 = 5;
 /// RFC 5321 §4.5.4.1: retries should wait at least 30 minutes; a window
 /// shorter than the delay plus this may shut out a compliant sender.
 pub const GREYLIST_MIN_WINDOW_SECS: u64 = 30 * 60;
+
+/// Sieve: scripts uploaded with ManageSieve run.
+pub const SIEVE_USER_SCRIPTS: bool = true;
+/// Instructions one script may run per message: far above what real
+/// filters need (a 200-rule script runs a few thousand), low enough that a
+/// runaway one costs milliseconds.
+pub const SIEVE_CPU_LIMIT: u32 = 100_000;
+/// `redirect`s per message (Pigeonhole's default too).
+pub const SIEVE_MAX_REDIRECTS: u32 = 4;
+pub const SIEVE_MAX_SCRIPT_SIZE: u64 = 256 << 10;
+/// RFC 5230 §4.1: sites may refuse periods shorter than a day.
+pub const SIEVE_VACATION_MIN_SECS: u64 = 86_400;

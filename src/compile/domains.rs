@@ -109,6 +109,8 @@ fn domain(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>)
         dmarc,
         mta_sts,
         tls_rpt,
+        sieve_before: d.sieve_before.iter().map(|p| p.value.clone()).collect(),
+        sieve_after: d.sieve_after.iter().map(|p| p.value.clone()).collect(),
     }
 }
 

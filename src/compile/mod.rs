@@ -13,6 +13,9 @@ mod recipients;
 mod screen;
 mod secrets;
 mod server;
+mod sieve;
+
+pub use sieve::limits as sieve_limits;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,8 +76,15 @@ pub fn compile_str(name: &str, dir: &Path, text: &str, options: Options) -> Outp
     finish(parsed, options, diags)
 }
 
-fn finish(parsed: Parsed, options: Options, mut diags: Diags) -> Output {
-    let compiled = compile(&parsed, options, &mut diags);
+fn finish(mut parsed: Parsed, options: Options, mut diags: Diags) -> Output {
+    let mut compiled = compile(&parsed, options, &mut diags);
+    if let Some(c) = &compiled {
+        // Sieve scripts join the sources: their diagnostics point into them.
+        sieve::check(&parsed.config, c, &mut parsed.sources, &mut diags);
+        if diags.has_errors() {
+            compiled = None;
+        }
+    }
     Output {
         sources: parsed.sources,
         diags,
@@ -97,6 +107,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     let recips = recipients::lower(cfg, &server, &mut doms, &mut cx);
     server::check_relay_safety(cfg, &mut cx);
     let (outbound, resolvers) = outbound::lower(cfg, server.relay_host.as_ref(), &mut cx);
+    let sieve = sieve::lower(cfg, &mut cx);
     let mut server = server;
     server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
 
@@ -126,6 +137,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         relay_host: server.relay_host,
         resolvers,
         outbound,
+        sieve,
     }
     .seal();
     Some(Compiled {

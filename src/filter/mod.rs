@@ -203,10 +203,11 @@ fn script_error(e: &sieve::compiler::CompileError) -> ScriptError {
         }
         _ => ErrorKind::Syntax,
     };
-    // sieve-rs counts lines from 1 and positions from 0 (0-based column of
-    // the token's end, or of the line's start for end-of-input errors).
+    // sieve-rs counts lines from 1; its position is the byte offset in the
+    // line after the token's first byte, i.e. the 1-based column of ASCII
+    // text.
     let line = e.line_num();
-    let column = if line == 0 { 0 } else { e.line_pos() + 1 };
+    let column = if line == 0 { 0 } else { e.line_pos().max(1) };
     let text = e.to_string();
     // Its Display appends " at line N, column M"; the position is ours.
     let message = match text.rfind(" at line ") {

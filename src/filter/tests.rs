@@ -290,7 +290,9 @@ fn compile_errors_carry_positions_and_kinds() {
     )
     .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Syntax);
-    assert_eq!(e.line, 4, "{e}");
+    assert_eq!((e.line, e.column), (4, 1), "{e}");
+    let e = compile("t", b"if true {\n  stop\n  }", &Limits::default()).unwrap_err();
+    assert_eq!((e.line, e.column), (3, 3), "{e}");
     let e = compile("t", b"fileinto \"a\";", &Limits::default()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Extension, "{e}");
     assert_eq!(e.line, 1);

@@ -81,7 +81,9 @@ fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
         .map(tokio_rustls::TlsAcceptor::from);
     let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
         .map_err(|e| format!("outbound delivery: {e}"))?;
+    let filters = crate::services::filtering::Filters::load(&compiled.tables)?;
     Ok(Snapshot {
+        filters: Arc::new(filters),
         tables: Arc::new(compiled.tables.clone()),
         secrets: Arc::new(compiled.secrets.clone()),
         tls,

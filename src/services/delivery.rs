@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{Shared, unix_now};
-use crate::envelope::{Destination, Status};
+use super::{Shared, filtering, unix_now};
+use crate::envelope::{Accepted, Destination, Status};
+use crate::filter;
 use crate::proto::smtp::headers;
 use crate::queue::Entry;
 use crate::store::{fsutil, maildir};
@@ -89,9 +90,32 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Entry>) {
         }
         let ids: Vec<String> = batch.iter().map(|e| e.envelope.id.clone()).collect();
         let worker = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || deliver_batch(&worker, batch)).await;
+        let generated = tokio::task::spawn_blocking(move || deliver_batch(&worker, batch))
+            .await
+            .unwrap_or_default();
         for id in ids {
             shared.spool.end(&id);
+        }
+        queue_generated(&shared, generated).await;
+    }
+}
+
+/// Queues the messages Sieve scripts made (redirects, vacation replies),
+/// as the SMTP services queue what they accept.
+async fn queue_generated(shared: &Shared, generated: Vec<Accepted>) {
+    for mut accepted in generated {
+        super::outbound::sign_submission(&shared.snapshot(), &mut accepted);
+        match shared.spool.store(accepted).await {
+            Ok(entry) => {
+                tracing::info!(
+                    id = %entry.envelope.id,
+                    from = %entry.envelope.sender,
+                    size = entry.envelope.size,
+                    "queued (Sieve)"
+                );
+                let _ = shared.delivery.send(entry);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot queue a Sieve redirect or reply"),
         }
     }
 }
@@ -122,26 +146,73 @@ struct Job {
     head: String,
     message: Arc<Vec<u8>>,
     check: bool,
+    /// Maildir flag letters set at delivery (Sieve imap4flags).
+    flags: String,
 }
 
-fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) {
+/// What the Sieve scripts of one delivery decided beyond the copies to
+/// write: carried out once the delivery is done.
+struct Effects {
+    entry: usize,
+    delivery: usize,
+    mailbox: String,
+    evaluation: filtering::Evaluation,
+}
+
+/// Delivers a batch; returns the messages the Sieve scripts generated
+/// (redirects, vacation replies), for the caller to queue.
+fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) -> Vec<Accepted> {
     let snapshot = shared.snapshot();
     let tables = &snapshot.tables;
     let now = unix_now();
-    let jobs = plan_jobs(shared, tables, &mut batch, now);
+    let (jobs, effects) = plan_jobs(shared, &snapshot, &mut batch, now);
     let (results, dir_ok) = if jobs.len() >= 2 {
         deliver_staged(&jobs)
     } else {
         deliver_each(&jobs)
     };
     apply_results(shared, tables, &mut batch, &jobs, results, &dir_ok, now);
+    let generated = carry_out(tables, &batch, effects, now);
     record_batch(shared, &batch);
+    generated
 }
 
-/// A job for each pending local delivery of the batch; a mailbox that no
-/// longer exists or is disabled fails its delivery at once.
-fn plan_jobs(shared: &Shared, tables: &Tables, batch: &mut [Entry], now: u64) -> Vec<Job> {
+/// The Sieve effects of the deliveries that are done: vacation and
+/// `duplicate` ids recorded, redirects and replies built for the queue.
+fn carry_out(tables: &Tables, batch: &[Entry], effects: Vec<Effects>, now: u64) -> Vec<Accepted> {
+    let mut out = Vec::new();
+    for fx in effects {
+        let env = &batch[fx.entry].envelope;
+        if !matches!(env.deliveries[fx.delivery].status, Status::Delivered { .. }) {
+            continue;
+        }
+        filtering::record_seen(&tables.state_dir, &fx.mailbox, &fx.evaluation);
+        out.extend(filtering::generated(
+            tables,
+            &fx.evaluation,
+            &fx.mailbox,
+            &env.sender,
+            &env.id,
+            now,
+        ));
+    }
+    out
+}
+
+/// A job for each copy to write of the pending local deliveries of the
+/// batch (one, or one per folder the Sieve scripts file it into), and the
+/// scripts' other effects; a mailbox that no longer exists or is disabled,
+/// or a Sieve `reject`, fails its delivery at once; a copy the scripts
+/// discard or only redirect is delivered with nothing to write.
+fn plan_jobs(
+    shared: &Shared,
+    snapshot: &super::Snapshot,
+    batch: &mut [Entry],
+    now: u64,
+) -> (Vec<Job>, Vec<Effects>) {
+    let tables = &snapshot.tables;
     let mut jobs: Vec<Job> = Vec::new();
+    let mut effects: Vec<Effects> = Vec::new();
     for (ei, entry) in batch.iter_mut().enumerate() {
         let message = match &entry.message {
             Some(m) => m.clone(),
@@ -156,6 +227,7 @@ fn plan_jobs(shared: &Shared, tables: &Tables, batch: &mut [Entry], now: u64) ->
         let retried = entry.retried;
         let env = &mut entry.envelope;
         let return_path = headers::return_path(&env.sender);
+        let recipients = env.recipients.clone();
         for (di, d) in env.deliveries.iter_mut().enumerate() {
             let Destination::Mailbox { address } = &d.destination else {
                 continue;
@@ -164,36 +236,115 @@ fn plan_jobs(shared: &Shared, tables: &Tables, batch: &mut [Entry], now: u64) ->
                 continue;
             }
             let address = address.clone();
-            let permanent = match tables.mailboxes.get(&address) {
-                None => Some(("5.1.1", "mailbox no longer exists")),
-                Some(m) if m.disabled => Some(("5.2.1", "mailbox is disabled")),
+            let permanent: Option<(&str, String)> = match tables.mailboxes.get(&address) {
+                None => Some(("5.1.1", "mailbox no longer exists".into())),
+                Some(m) if m.disabled => Some(("5.2.1", "mailbox is disabled".into())),
                 Some(m) => {
                     let head = format!("{return_path}Delivered-To: {address}\r\n");
-                    // Junk (the inbound checks): the Maildir++ Junk folder,
-                    // made on first use as IMAP would (RFC 6154 \Junk).
-                    let folder = if env.junk {
-                        junk_folder(&m.maildir)
-                    } else {
-                        m.maildir.clone()
+                    // The address the envelope named (`envelope :to`).
+                    let rcpt = recipients
+                        .iter()
+                        .find(|r| r.deliveries.contains(&di))
+                        .map_or(address.as_str(), |r| r.address.as_str());
+                    let evaluation =
+                        snapshot
+                            .filters
+                            .evaluate(tables, m, &message, &env.sender, rcpt);
+                    let job = |folder: PathBuf, flags: String, msg: Arc<Vec<u8>>, edit: usize| {
+                        let size = (head.len() + msg.len()) as u64;
+                        let id = if edit == 0 {
+                            env.id.clone()
+                        } else {
+                            format!("{}e{edit}", env.id)
+                        };
+                        Job {
+                            entry: ei,
+                            delivery: di,
+                            mailbox: address.clone(),
+                            folder,
+                            name: maildir::file_name(
+                                env.received_at,
+                                &id,
+                                di,
+                                &tables.hostname,
+                                size,
+                            ),
+                            head: head.clone(),
+                            message: msg,
+                            check: retried || d.attempts > 0,
+                            flags,
+                        }
                     };
-                    let size = (head.len() + message.len()) as u64;
-                    jobs.push(Job {
-                        entry: ei,
-                        delivery: di,
-                        mailbox: address.clone(),
-                        folder,
-                        name: maildir::file_name(
-                            env.received_at,
-                            &env.id,
-                            di,
-                            &tables.hostname,
-                            size,
-                        ),
-                        head,
-                        message: message.clone(),
-                        check: retried || d.attempts > 0,
-                    });
-                    None
+                    match evaluation {
+                        None => {
+                            // Junk (the inbound checks): the Maildir++ Junk
+                            // folder, made on first use as IMAP would (RFC
+                            // 6154 \Junk).
+                            let folder = if env.junk {
+                                junk_folder(&m.maildir)
+                            } else {
+                                m.maildir.clone()
+                            };
+                            jobs.push(job(folder, String::new(), message.clone(), 0));
+                            None
+                        }
+                        Some(ev) => {
+                            let reject = ev.outcome.actions.iter().find_map(|a| match a {
+                                filter::Action::Reject { reason, .. } => Some(reason.clone()),
+                                _ => None,
+                            });
+                            match reject {
+                                Some(reason) if !ev.outcome.stores() => {
+                                    tracing::info!(id = %env.id, mailbox = %address, %reason, "rejected by Sieve");
+                                    Some((
+                                        "5.7.1",
+                                        format!("rejected by the recipient's filter: {reason}"),
+                                    ))
+                                }
+                                _ => {
+                                    let targets = filtering::targets(
+                                        m,
+                                        &ev,
+                                        env.junk,
+                                        shared.folders.clone(),
+                                        shared.usage.clone(),
+                                    );
+                                    for t in &targets {
+                                        let msg = if t.message == 0 {
+                                            message.clone()
+                                        } else {
+                                            match ev.outcome.messages.get(&t.message) {
+                                                Some(edited) => Arc::new(edited.clone()),
+                                                None => message.clone(),
+                                            }
+                                        };
+                                        jobs.push(job(
+                                            t.folder.clone(),
+                                            t.flags.clone(),
+                                            msg,
+                                            t.message,
+                                        ));
+                                    }
+                                    for e in &ev.outcome.errors {
+                                        tracing::warn!(id = %env.id, mailbox = %address, error = %e, "Sieve script failed; message kept");
+                                    }
+                                    if targets.is_empty() {
+                                        // Discarded or only sent on.
+                                        tracing::info!(id = %env.id, mailbox = %address, "nothing stored by Sieve (discard or redirect)");
+                                        d.status = Status::Delivered { at: now };
+                                        d.status_code = Some("2.0.0".into());
+                                    }
+                                    effects.push(Effects {
+                                        entry: ei,
+                                        delivery: di,
+                                        mailbox: address.clone(),
+                                        evaluation: ev,
+                                    });
+                                    None
+                                }
+                            }
+                        }
+                    }
                 }
             };
             if let Some((code, reason)) = permanent {
@@ -201,14 +352,14 @@ fn plan_jobs(shared: &Shared, tables: &Tables, batch: &mut [Entry], now: u64) ->
                 d.attempts += 1;
                 d.status = Status::Failed {
                     at: now,
-                    reason: reason.to_string(),
+                    reason: reason.clone(),
                 };
                 d.status_code = Some(code.into());
-                d.last_error = Some(reason.into());
+                d.last_error = Some(reason);
             }
         }
     }
-    jobs
+    (jobs, effects)
 }
 
 /// Each job's outcome into its delivery: delivered (counted, sessions
@@ -222,51 +373,60 @@ fn apply_results(
     dir_ok: &HashSet<PathBuf>,
     now: u64,
 ) {
+    // A delivery written into several folders is done when every copy is;
+    // one failed copy defers it (the others are found on the retry).
+    let mut failed: HashSet<(usize, usize)> = HashSet::new();
+    for (job, result) in jobs.iter().zip(&results) {
+        let durable = match result {
+            Ok(maildir::Delivered::New(_)) => dir_ok.contains(&job.folder),
+            Ok(maildir::Delivered::Existing) => true,
+            Err(_) => false,
+        };
+        if !durable {
+            failed.insert((job.entry, job.delivery));
+        }
+    }
+    let mut deferred: HashSet<(usize, usize)> = HashSet::new();
     for (job, result) in jobs.iter().zip(results) {
         let env = &mut batch[job.entry].envelope;
         let id = env.id.clone();
         let expires = env.received_at.saturating_add(tables.outbound.expire_secs);
         let d = &mut env.deliveries[job.delivery];
-        match result {
+        let key = (job.entry, job.delivery);
+        let error = match result {
             Ok(r) => {
                 let new = matches!(r, maildir::Delivered::New(_));
                 if new && !dir_ok.contains(&job.folder) {
                     // Not durable: retried later, and the copy is found then.
-                    defer(
-                        &id,
-                        &job.mailbox,
-                        d,
-                        "directory sync failed".into(),
-                        now,
-                        expires,
-                    );
-                    continue;
+                    Some("directory sync failed".to_string())
+                } else {
+                    let size = (job.head.len() + job.message.len()) as u64;
+                    if new
+                        && let Some(m) = tables.mailboxes.get(&job.mailbox)
+                        && m.quota.is_some()
+                    {
+                        shared.usage.add(&job.mailbox, &m.maildir, size);
+                    }
+                    tracing::info!(id = %id, mailbox = %job.mailbox, folder = %job.folder.display(), size, "delivered");
+                    // The folder's memo is out of date; IDLE sessions of
+                    // the mailbox look now.
+                    if let Ok(mut memo) = shared.folders.get(&job.folder).lock() {
+                        memo.stale();
+                    }
+                    let _ = shared.mail_events.send(job.mailbox.clone());
+                    if !failed.contains(&key) {
+                        d.status = Status::Delivered { at: now };
+                        d.status_code = Some("2.0.0".into());
+                    }
+                    None
                 }
-                d.status = Status::Delivered { at: now };
-                d.status_code = Some("2.0.0".into());
-                let size = (job.head.len() + job.message.len()) as u64;
-                if new
-                    && let Some(m) = tables.mailboxes.get(&job.mailbox)
-                    && m.quota.is_some()
-                {
-                    shared.usage.add(&job.mailbox, &m.maildir, size);
-                }
-                tracing::info!(id = %id, mailbox = %job.mailbox, size, "delivered");
-                // The folder's memo is out of date; IDLE sessions of the
-                // mailbox look now.
-                if let Ok(mut memo) = shared.folders.get(&job.folder).lock() {
-                    memo.stale();
-                }
-                let _ = shared.mail_events.send(job.mailbox.clone());
             }
-            Err(e) => defer(
-                &id,
-                &job.mailbox,
-                d,
-                format!("writing to {}: {e}", job.folder.display()),
-                now,
-                expires,
-            ),
+            Err(e) => Some(format!("writing to {}: {e}", job.folder.display())),
+        };
+        if let Some(error) = error
+            && deferred.insert(key)
+        {
+            defer(&id, &job.mailbox, d, error, now, expires);
         }
     }
 }
@@ -385,7 +545,7 @@ fn deliver_staged(
         results.push(match st {
             Ok(None) => Ok(maildir::Delivered::Existing),
             Ok(Some(_)) if dev.is_some_and(|d| data_ok.contains(&d)) => {
-                maildir::publish(&j.folder, &j.name).map(maildir::Delivered::New)
+                maildir::publish(&j.folder, &j.name, &j.flags).map(maildir::Delivered::New)
             }
             Ok(Some(tmp)) => {
                 let _ = std::fs::remove_file(tmp);
@@ -420,27 +580,39 @@ fn deliver_each(
                 &j.name,
                 &[j.head.as_bytes(), &j.message],
                 j.check,
+                &j.flags,
             )
         })
         .collect();
-    // One directory sync per `new/` for the whole batch.
-    let mut dirs: Vec<&std::path::Path> = jobs
+    // One directory sync per `new/` (or `cur/`, for flagged copies) for
+    // the whole batch.
+    let mut dirs: Vec<(&std::path::Path, &str)> = jobs
         .iter()
         .zip(&results)
         .filter(|(_, r)| matches!(r, Ok(maildir::Delivered::New(_))))
-        .map(|(j, _)| j.folder.as_path())
+        .map(|(j, _)| {
+            (
+                j.folder.as_path(),
+                if j.flags.is_empty() { "new" } else { "cur" },
+            )
+        })
         .collect();
     dirs.sort();
     dirs.dedup();
     let mut dir_ok = std::collections::HashSet::new();
-    for d in dirs {
-        match fsutil::sync_dir(&d.join("new")) {
+    let mut dir_bad = std::collections::HashSet::new();
+    for (d, sub) in dirs {
+        match fsutil::sync_dir(&d.join(sub)) {
             Ok(()) => {
                 dir_ok.insert(d.to_path_buf());
             }
-            Err(e) => tracing::error!(dir = %d.display(), error = %e, "cannot sync a Maildir"),
+            Err(e) => {
+                tracing::error!(dir = %d.display(), error = %e, "cannot sync a Maildir");
+                dir_bad.insert(d.to_path_buf());
+            }
         }
     }
+    dir_ok.retain(|d| !dir_bad.contains(d));
     (results, dir_ok)
 }
 
@@ -469,7 +641,9 @@ mod tests {
     use super::*;
     use crate::queue::Queue;
     use crate::services::outbound::Event;
-    use crate::services::testing::{Harness, harness, mailbox, message, queued, remote};
+    use crate::services::testing::{
+        Harness, harness, harness_with, mailbox, message, queued, remote,
+    };
 
     const SENDER: &str = "sender@remote.example";
 
@@ -636,5 +810,195 @@ mod tests {
             h.delivery.try_recv().is_err(),
             "Q2 is not due, Q3 is outbound's"
         );
+    }
+
+    /// A harness whose server runs `script` before every user's.
+    fn sieve_harness(dir: &std::path::Path, script: &str) -> Harness {
+        std::fs::write(dir.join("before.sieve"), script).unwrap();
+        harness_with(dir, "sieve {\n before \"before.sieve\"\n}\n")
+    }
+
+    fn to_alice(id: &str, from: &str, extra_head: &str) -> crate::envelope::Accepted {
+        let mut m = message(id, from, &[mailbox("alice@example.test")], unix_now());
+        m.message = format!(
+            "{extra_head}From: <{from}>\r\nTo: alice@example.test\r\nSubject: test {id}\r\nMessage-ID: <{id}@remote.example>\r\n\r\nbody\r\n"
+        )
+        .into_bytes();
+        m
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn sieve_files_into_created_folders_with_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = sieve_harness(
+            dir.path(),
+            "require [\"fileinto\", \"imap4flags\", \"mailbox\"];\nfileinto :create :flags \"\\\\Seen\" \"Work/Reports\";\nfileinto \"Missing\";\n",
+        );
+        let e = queued(&h, to_alice("S1", SENDER, "")).await;
+        let generated = deliver_batch(&h.shared, vec![e]);
+        assert!(generated.is_empty());
+        assert!(h.queue.list().is_empty(), "delivered and finished");
+        assert!(settles(&mut h).is_empty());
+        let root = dir.path().join("mail/example.test/alice");
+        let cur = files(&root.join(".Work.Reports/cur"));
+        assert_eq!(cur.len(), 1, "{cur:?}");
+        assert!(cur[0].ends_with(":2,S"), "{cur:?}");
+        // `Missing` has no :create and does not exist: INBOX instead.
+        assert_eq!(files(&root.join("new")).len(), 1);
+        assert!(!root.join(".Missing").exists());
+        // The folder is a real IMAP folder (UIDVALIDITY from the store).
+        assert!(root.join(".Work.Reports/maildirfolder").exists());
+    }
+
+    #[tokio::test]
+    async fn sieve_discard_stores_nothing_and_keep_then_discard_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = sieve_harness(
+            dir.path(),
+            "if header :contains \"subject\" \"D1\" { discard; } else { keep; discard; }",
+        );
+        let a = queued(&h, to_alice("D1", SENDER, "")).await;
+        let b = queued(&h, to_alice("D2", SENDER, "")).await;
+        deliver_batch(&h.shared, vec![a, b]);
+        assert!(h.queue.list().is_empty());
+        let new = files(&dir.path().join("mail/example.test/alice/new"));
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert!(new[0].contains("QD2_"), "{new:?}");
+    }
+
+    #[tokio::test]
+    async fn sieve_reject_fails_the_delivery_with_a_dsn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = sieve_harness(dir.path(), "require \"reject\"; reject \"not from you\";");
+        let e = queued(&h, to_alice("R1", SENDER, "")).await;
+        deliver_batch(&h.shared, vec![e]);
+        let d = h.queue.get("R1").unwrap().deliveries[0].clone();
+        assert_eq!(d.status_code.as_deref(), Some("5.7.1"));
+        assert!(
+            matches!(&d.status, Status::Failed { reason, .. } if reason.contains("not from you")),
+            "{:?}",
+            d.status
+        );
+        assert_eq!(settles(&mut h), ["R1"]);
+    }
+
+    #[tokio::test]
+    async fn sieve_redirect_is_queued_with_delivered_to_and_loops_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = sieve_harness(dir.path(), "redirect \"carol@example.org\";");
+        let e = queued(&h, to_alice("F1", SENDER, "")).await;
+        let generated = deliver_batch(&h.shared, vec![e]);
+        assert_eq!(generated.len(), 1);
+        let g = &generated[0];
+        assert_eq!(
+            g.envelope.sender, SENDER,
+            "the original sender (SRS when sent)"
+        );
+        assert_eq!(g.envelope.recipients[0].address, "alice@example.test");
+        assert_eq!(
+            g.envelope.deliveries[0].destination,
+            remote("carol@example.org")
+        );
+        assert!(
+            g.message
+                .starts_with(b"Delivered-To: alice@example.test\r\nFrom: <")
+        );
+        assert!(files(&dir.path().join("mail/example.test/alice/new")).is_empty());
+        // The same message coming back: not redirected again, kept.
+        let back = queued(
+            &h,
+            to_alice("F2", SENDER, "Delivered-To: alice@example.test\r\n"),
+        )
+        .await;
+        assert!(deliver_batch(&h.shared, vec![back]).is_empty());
+        assert_eq!(
+            files(&dir.path().join("mail/example.test/alice/new")).len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn sieve_vacation_answers_once_and_remembers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = sieve_harness(
+            dir.path(),
+            "require \"vacation\"; vacation :days 2 :subject \"Away\" \"Back on Monday.\";",
+        );
+        let e = queued(&h, to_alice("V1", SENDER, "")).await;
+        let generated = deliver_batch(&h.shared, vec![e]);
+        assert_eq!(generated.len(), 1);
+        let g = &generated[0];
+        assert_eq!(g.envelope.sender, "", "replies go from the null sender");
+        assert_eq!(g.envelope.deliveries[0].destination, remote(SENDER));
+        assert_eq!(
+            g.envelope.client.auth.as_deref(),
+            Some("alice@example.test")
+        );
+        let text = String::from_utf8_lossy(&g.message);
+        assert!(
+            text.contains("Subject: Away\r\n") && text.contains("Auto-Submitted: auto-replied"),
+            "{text}"
+        );
+        assert_eq!(
+            files(&dir.path().join("mail/example.test/alice/new")).len(),
+            1,
+            "kept too"
+        );
+        // Recorded durably: the next message from the sender gets none, a
+        // list message none either.
+        let again = queued(&h, to_alice("V2", SENDER, "")).await;
+        assert!(deliver_batch(&h.shared, vec![again]).is_empty());
+        let list = queued(
+            &h,
+            to_alice(
+                "V3",
+                "other@remote.example",
+                "List-Id: <l.remote.example>\r\n",
+            ),
+        )
+        .await;
+        assert!(deliver_batch(&h.shared, vec![list]).is_empty());
+        assert!(dir.path().join("sieve/example.test/alice/.seen").exists());
+    }
+
+    #[tokio::test]
+    async fn a_user_script_from_managesieve_runs_and_a_failing_one_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness(dir.path());
+        let store = crate::store::sieve::ScriptStore::for_mailbox(dir.path(), "alice@example.test");
+        store
+            .put(
+                "mine",
+                b"require [\"fileinto\", \"mailbox\"]; fileinto :create \"Mine\";",
+            )
+            .unwrap();
+        store.set_active(Some("mine")).unwrap();
+        let e = queued(&h, to_alice("U1", SENDER, "")).await;
+        deliver_batch(&h.shared, vec![e]);
+        let root = dir.path().join("mail/example.test/alice");
+        assert_eq!(files(&root.join(".Mine/new")).len(), 1);
+        // A script that fails at runtime (a missing include): INBOX.
+        store
+            .put(
+                "mine",
+                b"require [\"include\", \"fileinto\"]; fileinto \"Mine\"; include \"nope\";",
+            )
+            .unwrap();
+        let e = queued(&h, to_alice("U2", SENDER, "")).await;
+        deliver_batch(&h.shared, vec![e]);
+        assert_eq!(files(&root.join("new")).len(), 1);
+        assert_eq!(files(&root.join(".Mine/new")).len(), 1);
     }
 }

@@ -158,6 +158,12 @@ impl MailStore {
         fsutil::write_atomic(&marker, b"").map_err(io)
     }
 
+    /// The directory of a folder by its IMAP name; `None` for a name that
+    /// is not valid.
+    pub fn folder_path(&self, name: &str) -> Option<PathBuf> {
+        self.path(name).ok()
+    }
+
     fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
         if name == "INBOX" {
             return Ok(self.root.clone());

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod delivery;
 pub mod dmarc_reports;
 pub mod dnsbl;
+pub mod filtering;
 pub mod greylist;
 pub mod imap;
 pub mod inbound;
@@ -48,6 +49,8 @@ pub struct Snapshot {
     /// when turned off. Each snapshot starts with an empty one, so a
     /// reload is a flush.
     pub login_cache: Option<crate::auth::cache::CredentialCache>,
+    /// The Sieve scripts of this configuration, compiled.
+    pub filters: Arc<filtering::Filters>,
 }
 
 /// State shared by every service of a running server.

@@ -58,6 +58,9 @@ pub(crate) fn harness_with(state: &Path, extra: &str) -> Harness {
         timeouts: Default::default(),
     };
     let snapshot = Snapshot {
+        filters: Arc::new(
+            crate::services::filtering::Filters::load(&tables).expect("the test scripts compile"),
+        ),
         tables,
         secrets: Arc::new(compiled.secrets),
         tls: None,

@@ -29,6 +29,7 @@ pub struct Config {
     pub resolvers: Vec<Spanned<SocketAddr>>,
     pub outbound: Outbound,
     pub routes: Vec<Route>,
+    pub sieve: Sieve,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,6 +88,8 @@ pub struct Domain {
     pub tls_rpt: Option<TlsRpt>,
     pub mailboxes: Vec<Mailbox>,
     pub aliases: Vec<Alias>,
+    pub sieve_before: Vec<Spanned<PathBuf>>,
+    pub sieve_after: Vec<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +157,19 @@ pub struct Alias {
     pub span: Span,
     pub local_part: Spanned<String>,
     pub targets: Vec<Spanned<String>>,
+}
+
+/// `sieve { ... }` at the top level.
+#[derive(Debug, Clone, Default)]
+pub struct Sieve {
+    pub before: Vec<Spanned<PathBuf>>,
+    pub after: Vec<Spanned<PathBuf>>,
+    pub global_dir: Option<Spanned<PathBuf>>,
+    pub user_scripts: Option<Spanned<bool>>,
+    pub cpu_limit: Option<Spanned<u32>>,
+    pub max_redirects: Option<Spanned<u32>>,
+    pub max_script_size: Option<Spanned<u64>>,
+    pub vacation_min: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -368,6 +384,19 @@ pub fn build(root: &[SNode]) -> Config {
             "resolver" => c.resolvers.extend(n.a(0, s_socket_addr)),
             "outbound" => c.outbound = outbound(n),
             "route" => c.routes.extend(route(n)),
+            "sieve" => {
+                let (before, after) = sieve_scripts(n);
+                c.sieve = Sieve {
+                    before,
+                    after,
+                    global_dir: n.setting("global-dir", s_path),
+                    user_scripts: n.setting("user-scripts", s_bool),
+                    cpu_limit: n.setting("cpu-limit", s_int),
+                    max_redirects: n.setting("max-redirects", s_int),
+                    max_script_size: n.setting("max-script-size", s_size),
+                    vacation_min: n.setting("vacation-min-period", s_duration),
+                }
+            }
             _ => {}
         }
     }
@@ -559,6 +588,8 @@ fn domain(n: &SNode) -> Option<Domain> {
         tls_rpt: None,
         mailboxes: Vec::new(),
         aliases: Vec::new(),
+        sieve_before: Vec::new(),
+        sieve_after: Vec::new(),
     };
     for c in &n.children {
         match c.spec.name {
@@ -599,10 +630,23 @@ fn domain(n: &SNode) -> Option<Domain> {
             }
             "mailbox" => d.mailboxes.extend(mailbox(c)),
             "alias" => d.aliases.extend(alias(c)),
+            "sieve" => (d.sieve_before, d.sieve_after) = sieve_scripts(c),
             _ => {}
         }
     }
     Some(d)
+}
+
+/// The `before` and `after` scripts of a `sieve` block.
+type SieveScripts = (Vec<Spanned<PathBuf>>, Vec<Spanned<PathBuf>>);
+
+fn sieve_scripts(n: &SNode) -> SieveScripts {
+    let paths = |name: &str| -> Vec<Spanned<PathBuf>> {
+        n.children_named(name)
+            .filter_map(|c| c.a(0, s_path))
+            .collect()
+    };
+    (paths("before"), paths("after"))
 }
 
 fn mx(c: &SNode) -> Option<Mx> {

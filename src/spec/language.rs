@@ -408,7 +408,11 @@ pub static MAILBOX: NodeSpec = NodeSpec {
         ),
         opt("quota", Ty::Size, "storage quota"),
         opt("disabled", Ty::Bool, "refuse mail and logins"),
-        opt("sieve", Ty::Path, "Sieve script run on delivery"),
+        opt(
+            "sieve",
+            Ty::Path,
+            "the mailbox's own Sieve script (instead of one uploaded with ManageSieve)",
+        ),
     ],
     children: &[&MAILBOX_ALIAS, &SEND_AS],
     repeat: true,
@@ -468,6 +472,7 @@ pub static DOMAIN: NodeSpec = NodeSpec {
         &TLS_RPT,
         &MAILBOX,
         &ALIAS,
+        &DOMAIN_SIEVE,
     ],
     repeat: true,
     required: false,
@@ -1096,6 +1101,104 @@ pub static MANAGESIEVE: NodeSpec = NodeSpec {
 };
 
 /// The document itself.
+pub static SIEVE_BEFORE: NodeSpec = NodeSpec {
+    name: "before",
+    doc: "A Sieve script run before the user's own (repeatable; run in order). \
+          Compiled by `mailc check`: an error points into the script.",
+    args: Args {
+        fixed: &[arg("PATH", Ty::Path, "the script file")],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+pub static SIEVE_AFTER: NodeSpec = NodeSpec {
+    name: "after",
+    doc: "A Sieve script run after the user's own while the message is still \
+          kept (repeatable; run in order).",
+    args: Args {
+        fixed: &[arg("PATH", Ty::Path, "the script file")],
+        required: 1,
+        rest: None,
+    },
+    props: &[],
+    children: &[],
+    repeat: true,
+    required: false,
+};
+
+value_node!(
+    SIEVE_GLOBAL_DIR,
+    "global-dir",
+    Ty::Path,
+    "Directory of the scripts `include :global \"NAME\"` reads (NAME.sieve)."
+);
+value_node!(
+    SIEVE_USER_SCRIPTS,
+    "user-scripts",
+    Ty::Bool,
+    "Run the script each user activated with ManageSieve (default true)."
+);
+value_node!(
+    SIEVE_CPU_LIMIT,
+    "cpu-limit",
+    COUNT,
+    "Instructions one script may execute per message before it is stopped and the message kept (default 100000)."
+);
+value_node!(
+    SIEVE_MAX_REDIRECTS,
+    "max-redirects",
+    Ty::Int { min: 0, max: 64 },
+    "`redirect`s one message may cause (default 4)."
+);
+value_node!(
+    SIEVE_MAX_SCRIPT_SIZE,
+    "max-script-size",
+    Ty::Size,
+    "Largest script, in the config or uploaded (default 256KiB)."
+);
+value_node!(
+    SIEVE_VACATION_MIN,
+    "vacation-min-period",
+    Ty::Duration,
+    "Shortest period between two vacation replies to one sender a script may ask for (default 1d)."
+);
+
+pub static SIEVE: NodeSpec = NodeSpec {
+    name: "sieve",
+    doc: "Sieve filtering at local delivery (RFC 5228): the admin's scripts around \
+          each user's, and the interpreter's limits.",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &SIEVE_BEFORE,
+        &SIEVE_AFTER,
+        &SIEVE_GLOBAL_DIR,
+        &SIEVE_USER_SCRIPTS,
+        &SIEVE_CPU_LIMIT,
+        &SIEVE_MAX_REDIRECTS,
+        &SIEVE_MAX_SCRIPT_SIZE,
+        &SIEVE_VACATION_MIN,
+    ],
+    repeat: false,
+    required: false,
+};
+
+pub static DOMAIN_SIEVE: NodeSpec = NodeSpec {
+    name: "sieve",
+    doc: "Sieve scripts for this domain's mailboxes: `before` ones run after the \
+          server's `before` scripts, `after` ones before the server's `after` scripts.",
+    args: Args::NONE,
+    props: &[],
+    children: &[&SIEVE_BEFORE, &SIEVE_AFTER],
+    repeat: false,
+    required: false,
+};
+
 pub static ROOT: NodeSpec = NodeSpec {
     name: "(document)",
     doc: "A mailc configuration.",
@@ -1122,6 +1225,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &RESOLVER,
         &OUTBOUND,
         &ROUTE,
+        &SIEVE,
     ],
     repeat: false,
     required: true,

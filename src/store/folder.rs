@@ -967,7 +967,7 @@ mod tests {
     use super::*;
 
     fn deliver(folder: &Path, name: &str, data: &[u8]) {
-        maildir::deliver(folder, name, &[data], false).expect("deliver");
+        maildir::deliver(folder, name, &[data], false, "").expect("deliver");
     }
 
     #[test]

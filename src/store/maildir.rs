@@ -67,21 +67,34 @@ pub enum Delivered {
     Existing,
 }
 
+/// Where a delivered copy goes: `new/<name>`, or with IMAP flags set at
+/// delivery (Sieve imap4flags) `cur/<name>:2,<flags>` (Maildir's
+/// info, flag letters sorted).
+pub fn final_path(folder: &Path, name: &str, flags: &str) -> PathBuf {
+    if flags.is_empty() {
+        folder.join("new").join(name)
+    } else {
+        folder.join("cur").join(format!("{name}:2,{flags}"))
+    }
+}
+
 /// Delivers `parts` (written one after another: trace fields, then the
-/// message) into `folder/new/<name>`, file data synced; the caller syncs
-/// `folder/new` before it relies on the delivery. `check_existing` makes the delivery
-/// idempotent at the price of a directory scan: use it when retrying.
+/// message) into `folder/new/<name>` (see [`final_path`] for flagged
+/// copies), file data synced; the caller syncs the directory before it
+/// relies on the delivery. `check_existing` makes the delivery idempotent
+/// at the price of a directory scan: use it when retrying.
 pub fn deliver(
     folder: &Path,
     name: &str,
     parts: &[&[u8]],
     check_existing: bool,
+    flags: &str,
 ) -> std::io::Result<Delivered> {
     if check_existing && already_delivered(folder, name) {
         return Ok(Delivered::Existing);
     }
     let tmp = folder.join("tmp").join(name);
-    let new = folder.join("new").join(name);
+    let new = final_path(folder, name, flags);
     let write = |tmp: &Path| -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -140,10 +153,11 @@ pub fn stage(
     Ok(Some(tmp))
 }
 
-/// The second half: a staged copy (its data synced) moved into `new/`.
-/// Durable after the next sync of the file system or of `new/`.
-pub fn publish(folder: &Path, name: &str) -> std::io::Result<PathBuf> {
-    let new = folder.join("new").join(name);
+/// The second half: a staged copy (its data synced) moved into `new/`
+/// (or `cur/` with flags). Durable after the next sync of the file system
+/// or of that directory.
+pub fn publish(folder: &Path, name: &str, flags: &str) -> std::io::Result<PathBuf> {
+    let new = final_path(folder, name, flags);
     std::fs::rename(folder.join("tmp").join(name), &new)?;
     Ok(new)
 }
@@ -162,6 +176,7 @@ mod tests {
             &name,
             &[b"Return-Path: <>\r\n", b"hello world"],
             false,
+            "",
         )
         .unwrap();
         assert!(matches!(r, Delivered::New(_)));
@@ -171,7 +186,7 @@ mod tests {
         let text = std::fs::read(folder.join("new").join(&name)).unwrap();
         assert_eq!(text, b"Return-Path: <>\r\nhello world");
         assert_eq!(
-            deliver(&folder, &name, &[b"x"], true).unwrap(),
+            deliver(&folder, &name, &[b"x"], true, "").unwrap(),
             Delivered::Existing
         );
         // A reader moved it to cur/ with flags: still found.
@@ -181,7 +196,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            deliver(&folder, &name, &[b"x"], true).unwrap(),
+            deliver(&folder, &name, &[b"x"], true, "").unwrap(),
             Delivered::Existing
         );
         assert!(
@@ -189,6 +204,18 @@ mod tests {
                 .unwrap()
                 .next()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn flagged_copies_go_to_cur_and_are_found_on_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("f");
+        let r = deliver(&folder, "n1", &[b"x"], false, "FS").unwrap();
+        assert_eq!(r, Delivered::New(folder.join("cur/n1:2,FS")));
+        assert_eq!(
+            deliver(&folder, "n1", &[b"x"], true, "FS").unwrap(),
+            Delivered::Existing
         );
     }
 

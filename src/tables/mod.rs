@@ -68,6 +68,27 @@ pub struct Tables {
     /// DNS servers for every lookup; empty: the system's resolvers.
     pub resolvers: Vec<std::net::SocketAddr>,
     pub outbound: OutboundTable,
+    pub sieve: SieveTable,
+}
+
+/// Sieve at local delivery: the admin's scripts around each user's and the
+/// interpreter's limits. Scripts are files (compiled by `mailc check` and
+/// again when the server loads the tables).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SieveTable {
+    /// Run before every user's script, in order.
+    pub before: Vec<PathBuf>,
+    /// Run after every user's script while the message is still kept.
+    pub after: Vec<PathBuf>,
+    /// Where `include :global` looks.
+    pub global_dir: Option<PathBuf>,
+    /// Whether scripts activated with ManageSieve run.
+    pub user_scripts: bool,
+    pub cpu_limit: u32,
+    pub max_redirects: u32,
+    pub max_script_size: u64,
+    pub vacation_min_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -230,6 +251,10 @@ pub struct DomainTable {
     pub mta_sts: Option<MtaStsPolicy>,
     /// TLS-RPT report URIs; empty: no TLS-RPT record.
     pub tls_rpt: Vec<String>,
+    /// Sieve scripts for this domain's mailboxes, run inside the server's
+    /// `before` and `after` scripts.
+    pub sieve_before: Vec<PathBuf>,
+    pub sieve_after: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
