@@ -114,7 +114,6 @@ codes! {
     SendAsInvalid = "mailc::send-as::invalid", "A send-as pattern that is not an address or `*@domain`.";
     StateRelative = "mailc::state::invalid", "The state directory is not usable.";
     AuthCacheTtl = "mailc::auth-cache::ttl", "An `auth-cache` lifetime outside 1s..1h.";
-    ManageSieveLimit = "mailc::managesieve::limit", "A ManageSieve script size limit below 1 KiB or above what the Sieve interpreter compiles.";
     TimeoutBelowRfc = "mailc::timeout::below-rfc", "A timeout shorter than the minimum its RFC asks servers to allow.";
     NetworkHostBits = "mailc::network::host-bits", "A network with bits set after the prefix.";
     OutboundExpire = "mailc::outbound::expire", "Messages would be bounced too soon (RFC 5321 §4.5.4.1 asks for 4-5 days).";

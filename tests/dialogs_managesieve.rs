@@ -30,7 +30,10 @@ use mailc::tables::ListenerKind;
 const EXTRA: &str = "
 listen \"managesieve\" \"127.0.0.1:4190\"
 listen \"managesieve\" \"127.0.0.3:4190\" insecure-plaintext-auth=#true
-managesieve max-scripts=3 max-script-size=\"1KiB\"
+managesieve max-scripts=3
+sieve {
+    max-script-size \"1KiB\"
+}
 ";
 
 /// A stand-in for `services::managesieve`'s environment (its adapter of
@@ -113,7 +116,7 @@ fn run(text: &str) -> Vec<String> {
     };
     record(&session.greeting(), &mut transcript);
     let mut input = Vec::new();
-    let mut framer = Framer::new(tables.managesieve.max_script_size.max(8 * 1024));
+    let mut framer = Framer::new(tables.sieve.max_script_size.max(8 * 1024));
     let mut closed = false;
     for line in text.lines() {
         let bytes = if let Some(c) = line.strip_prefix("C: ") {

@@ -131,7 +131,7 @@ fn scripts_over_starttls() {
 fn hostile_input_gets_clear_answers() {
     // Plaintext login on loopback so the raw socket can log in.
     let server = Server::start(&format!(
-        "listen \"managesieve\" \"127.0.0.1:0\" insecure-plaintext-auth=#true\nmanagesieve max-script-size=\"64KiB\"\n{}",
+        "listen \"managesieve\" \"127.0.0.1:0\" insecure-plaintext-auth=#true\nsieve {{\n    max-script-size \"64KiB\"\n}}\n{}",
         standard_domain()
     ));
     let mut c = connect(&server);

@@ -74,7 +74,7 @@ impl Env for Mem {
 }
 
 static TABLES: LazyLock<Arc<Tables>> = LazyLock::new(|| {
-    let text = "hostname \"mail.example.test\"\nstate \"/nonexistent\"\ntls self-signed=#true\nlisten \"managesieve\" \"127.0.0.1:4190\" insecure-plaintext-auth=#true\nmanagesieve max-scripts=4 max-script-size=\"4KiB\"\ndomain \"example.test\" {\n dkim selector=\"s\"\n dmarc policy=\"none\"\n mailbox \"alice\" {\n alias \"postmaster\"\n }\n}\n";
+    let text = "hostname \"mail.example.test\"\nstate \"/nonexistent\"\ntls self-signed=#true\nlisten \"managesieve\" \"127.0.0.1:4190\" insecure-plaintext-auth=#true\nmanagesieve max-scripts=4\nsieve {\n max-script-size \"4KiB\"\n}\ndomain \"example.test\" {\n dkim selector=\"s\"\n dmarc policy=\"none\"\n mailbox \"alice\" {\n alias \"postmaster\"\n }\n}\n";
     let out = compile_str(
         "f.kdl",
         std::path::Path::new("/nonexistent"),

@@ -93,11 +93,6 @@ pub const SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Scripts one user may keep on the server (Pigeonhole's default is no
 /// limit; a few dozen covers every real use and bounds a listing).
 pub const MANAGESIEVE_MAX_SCRIPTS: u32 = 32;
-/// 256 KiB: hand-written and generated (webmail rules) scripts stay far
-/// below it; it bounds what one PUTSCRIPT makes the server read and compile.
-pub const MANAGESIEVE_MAX_SCRIPT_SIZE: u64 = 256 * 1024;
-/// Largest `max-script-size` accepted: the interpreter's own limit.
-pub const MANAGESIEVE_MAX_SCRIPT_SIZE_CAP: u64 = 512 * 1024;
 
 /// Minimums the RFCs ask servers to allow; shorter values get a warning
 /// (and IMAP timeouts are raised to theirs).

@@ -13,7 +13,7 @@ mod recipients;
 mod screen;
 mod secrets;
 mod server;
-mod sieve;
+pub(crate) mod sieve;
 
 pub use sieve::limits as sieve_limits;
 

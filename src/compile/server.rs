@@ -86,7 +86,7 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         submission: submission_policy(&cfg.submission),
         limits,
         auth_cache,
-        managesieve: managesieve(cfg, cx),
+        managesieve: managesieve(cfg),
         timeouts,
         relay_host: relay_host(cfg, cx),
     }
@@ -292,25 +292,11 @@ fn auth_cache(cfg: &Config, cx: &mut Cx<'_>) -> AuthCacheTable {
     }
 }
 
-/// Script quotas: scripts of at least 1 KiB and no larger than the
-/// interpreter compiles (`max-scripts` is at least 1 by its type).
-fn managesieve(cfg: &Config, cx: &mut Cx<'_>) -> ManageSieveTable {
-    let m = &cfg.managesieve;
-    if let Some(s) = &m.max_script_size
-        && !(1024..=def::MANAGESIEVE_MAX_SCRIPT_SIZE_CAP).contains(&s.value)
-    {
-        cx.diags.push(
-            Diag::error(
-                Code::ManageSieveLimit,
-                "max-script-size must be between 1KiB and 512KiB",
-            )
-            .label(s.span, "out of range")
-            .help("512KiB is the largest script the Sieve interpreter compiles; the default is 256KiB"),
-        );
-    }
+/// Script quotas (`max-scripts` is at least 1 by its type; the size
+/// limit is the interpreter's, in `sieve`).
+fn managesieve(cfg: &Config) -> ManageSieveTable {
     ManageSieveTable {
-        max_scripts: or(&m.max_scripts, def::MANAGESIEVE_MAX_SCRIPTS),
-        max_script_size: or(&m.max_script_size, def::MANAGESIEVE_MAX_SCRIPT_SIZE),
+        max_scripts: or(&cfg.managesieve.max_scripts, def::MANAGESIEVE_MAX_SCRIPTS),
     }
 }
 

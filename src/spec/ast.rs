@@ -48,7 +48,6 @@ pub struct AuthCache {
 #[derive(Debug, Clone, Default)]
 pub struct ManageSieve {
     pub max_scripts: Option<Spanned<u32>>,
-    pub max_script_size: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -372,7 +371,6 @@ pub fn build(root: &[SNode]) -> Config {
             "managesieve" => {
                 c.managesieve = ManageSieve {
                     max_scripts: n.p("max-scripts", s_int),
-                    max_script_size: n.p("max-script-size", s_size),
                 }
             }
             "timeouts" => c.timeouts = timeouts(n),

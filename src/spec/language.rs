@@ -1084,17 +1084,11 @@ pub static AUTH_CACHE: NodeSpec = NodeSpec {
 pub static MANAGESIEVE: NodeSpec = NodeSpec {
     name: "managesieve",
     doc: "Quotas on users' Sieve scripts, as uploaded through a `managesieve` listener \
-          (RFC 5804). A script is compiled before it is stored: one with an error is \
-          refused with its line number.",
+          (RFC 5804). A script is compiled as delivery compiles it before it is stored: \
+          one with an error is refused with its line number, one larger than \
+          `sieve { max-script-size }` with (QUOTA/MAXSIZE).",
     args: Args::NONE,
-    props: &[
-        opt("max-scripts", COUNT, "scripts one user may store (32)"),
-        opt(
-            "max-script-size",
-            Ty::Size,
-            "largest script (256KiB; at most 512KiB)",
-        ),
-    ],
+    props: &[opt("max-scripts", COUNT, "scripts one user may store (32)")],
     children: &[],
     repeat: false,
     required: false,

@@ -451,14 +451,13 @@ pub struct SubmissionPolicy {
     pub max_recipients: u32,
 }
 
-/// Users' Sieve scripts as ManageSieve manages them (`managesieve`).
+/// Users' Sieve scripts as ManageSieve manages them (`managesieve`). The
+/// largest script is the interpreter's (`sieve { max-script-size }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ManageSieveTable {
     /// Scripts one user may store.
     pub max_scripts: u32,
-    /// Largest script, bytes.
-    pub max_script_size: u64,
 }
 
 /// The verified-credentials cache of logins (`auth-cache`).

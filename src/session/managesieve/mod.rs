@@ -153,9 +153,10 @@ impl<E: Env> Session<E> {
         crate::session::login_allowed(&self.listener, self.tls)
     }
 
-    /// The largest script, bytes (the framer's literal limit too).
+    /// The largest script, bytes (the framer's literal limit too): the
+    /// interpreter's, so a script accepted here is one delivery runs.
     pub fn max_script_size(&self) -> u64 {
-        self.tables.managesieve.max_script_size
+        self.tables.sieve.max_script_size
     }
 
     fn capabilities(&self) -> Vec<u8> {
@@ -171,11 +172,10 @@ impl<E: Env> Session<E> {
         if self.can_starttls() && matches!(self.state, State::NonAuth) {
             wire::capability(&mut b, "STARTTLS", None);
         }
-        let limits = crate::filter::Limits::default();
         wire::capability(
             &mut b,
             "MAXREDIRECTS",
-            Some(&limits.max_redirects.to_string()),
+            Some(&self.tables.sieve.max_redirects.to_string()),
         );
         wire::capability(&mut b, "NOTIFY", Some("mailto"));
         if let State::Auth(a) = &self.state {
@@ -479,8 +479,13 @@ impl<E: Env> Session<E> {
         let State::Auth(a) = &self.state else {
             return self.error(r::log_in_first());
         };
-        let limits = self.tables.managesieve;
-        let result = run_script_command(a.scripts.as_ref(), limits, verb, args);
+        let quota = Quota {
+            max_scripts: self.tables.managesieve.max_scripts,
+            max_script_size: self.tables.sieve.max_script_size,
+        };
+        // Compiled exactly as delivery compiles it.
+        let compile = crate::compile::sieve::limits(&self.tables.sieve);
+        let result = run_script_command(a.scripts.as_ref(), quota, &compile, verb, args);
         match result {
             Ok(bytes) => {
                 if matches!(
@@ -503,6 +508,13 @@ impl<E: Env> Session<E> {
     }
 }
 
+/// The limits on one user's scripts.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    max_scripts: u32,
+    max_script_size: u64,
+}
+
 /// Checks the arguments' count before anything else.
 fn arity(args: &[Arg], n: usize, usage: &'static str) -> Result<(), Failure> {
     if args.len() == n {
@@ -513,18 +525,19 @@ fn arity(args: &[Arg], n: usize, usage: &'static str) -> Result<(), Failure> {
 }
 
 /// Compiles a script as delivery will; the error names its line.
-fn check(name: &str, text: &[u8], limits: crate::tables::ManageSieveTable) -> Result<(), Failure> {
+fn check(
+    name: &str,
+    text: &[u8],
+    limits: Quota,
+    compile: &crate::filter::Limits,
+) -> Result<(), Failure> {
     if text.len() as u64 > limits.max_script_size {
         return Err(Failure::Refused(r::script_too_big(limits.max_script_size)));
     }
     if std::str::from_utf8(text).is_err() {
         return Err(Failure::Refused(r::not_utf8()));
     }
-    let filter_limits = crate::filter::Limits {
-        max_script_size: usize::try_from(limits.max_script_size).unwrap_or(usize::MAX),
-        ..crate::filter::Limits::default()
-    };
-    crate::filter::compile(name, text, &filter_limits).map_err(|e| {
+    crate::filter::compile(name, text, compile).map_err(|e| {
         Failure::Refused(Response::no(match position::error_line(text, &e) {
             Some(line) => format!("line {line}: {}", e.message),
             None => e.message,
@@ -535,11 +548,7 @@ fn check(name: &str, text: &[u8], limits: crate::tables::ManageSieveTable) -> Re
 
 /// Whether a script may be added under `name` (a new name counts toward
 /// the number of scripts; replacing one does not).
-fn room_for(
-    scripts: &dyn ScriptStorage,
-    name: &str,
-    limits: crate::tables::ManageSieveTable,
-) -> Result<(), Failure> {
+fn room_for(scripts: &dyn ScriptStorage, name: &str, limits: Quota) -> Result<(), Failure> {
     let list = scripts.list()?;
     let exists = list.iter().any(|(n, _)| n == name);
     if !exists && list.len() >= limits.max_scripts as usize {
@@ -555,7 +564,8 @@ fn script_text(arg: Option<&Arg>) -> Result<&[u8], Failure> {
 
 fn run_script_command(
     scripts: &dyn ScriptStorage,
-    limits: crate::tables::ManageSieveTable,
+    limits: Quota,
+    compile: &crate::filter::Limits,
     verb: Verb,
     args: &[Arg],
 ) -> Result<Vec<u8>, Failure> {
@@ -579,14 +589,14 @@ fn run_script_command(
             arity(args, 2, "usage: PUTSCRIPT name script")?;
             let name = name_arg(args.first())?;
             let text = script_text(args.get(1))?;
-            check(&name, text, limits)?;
+            check(&name, text, limits, compile)?;
             room_for(scripts, &name, limits)?;
             scripts.put(&name, text)?;
             done()
         }
         Verb::CheckScript => {
             arity(args, 1, "usage: CHECKSCRIPT script")?;
-            check("checkscript", script_text(args.first())?, limits)?;
+            check("checkscript", script_text(args.first())?, limits, compile)?;
             done()
         }
         Verb::ListScripts => {

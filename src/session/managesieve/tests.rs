@@ -26,7 +26,7 @@ fn tables(listen: &str, extra: &str) -> Arc<Tables> {
 static PLAIN: LazyLock<Arc<Tables>> = LazyLock::new(|| {
     tables(
         "listen \"managesieve\" \"127.0.0.1:4190\" insecure-plaintext-auth=#true",
-        "managesieve max-scripts=2 max-script-size=\"1KiB\"",
+        "managesieve max-scripts=2\nsieve {\n max-script-size \"1KiB\"\n max-redirects 2\n}",
     )
 });
 static STARTTLS: LazyLock<Arc<Tables>> =
@@ -273,6 +273,8 @@ fn script_commands() {
     );
     assert_eq!(t.say("NOOP \"t1\"\r\n"), "OK (TAG \"t1\") \"done\"\r\n");
     let caps = t.say("CAPABILITY\r\n");
+    // From `sieve { max-redirects }`, as delivery enforces it.
+    assert!(caps.contains("\"MAXREDIRECTS\" \"2\"\r\n"), "{caps}");
     assert!(
         caps.contains("\"OWNER\" \"alice@example.test\"\r\n"),
         "{caps}"
