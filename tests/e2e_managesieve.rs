@@ -230,3 +230,72 @@ fn failed_logins_lock_out_like_the_other_protocols() {
     );
     assert_eq!(server.count_log("login refused: too many failures"), 1);
 }
+
+/// The whole path: a script uploaded and activated over ManageSieve files
+/// the next message delivered over SMTP, and deactivating it stops that.
+#[test]
+fn an_uploaded_script_filters_delivery() {
+    let server = Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.1:0\"\nlisten \"managesieve\" \"127.0.0.1:0\" insecure-plaintext-auth=#true\n{}",
+        standard_domain()
+    ));
+    let mut c = connect(&server);
+    response(&mut c);
+    let ir = b64(b"\0alice@example.test\0secret");
+    assert_eq!(
+        cmd(&mut c, &format!("AUTHENTICATE \"PLAIN\" \"{ir}\"")).1,
+        "OK \"logged in\""
+    );
+    // `:create`: delivery files into a folder that does not exist yet only
+    // when asked to make it.
+    let script = "require [\"fileinto\", \"mailbox\"];\r\nif header :contains \"subject\" \"[list]\" {\r\n  fileinto :create \"Lists\";\r\n}\r\n";
+    assert_eq!(putscript(&mut c, "lists", script), "OK \"done\"");
+    assert_eq!(cmd(&mut c, "SETACTIVE \"lists\"").1, "OK \"done\"");
+
+    let mut smtp = common::server::Raw::connect(server.addr("smtp"));
+    smtp.reply().unwrap();
+    smtp.cmd("EHLO t").unwrap();
+    let send = |smtp: &mut common::server::Raw, subject: &str| {
+        let body = format!(
+            "Subject: {subject}\r\nMessage-ID: <{}@t>\r\n\r\nbody\r\n",
+            subject.len()
+        );
+        assert_eq!(
+            smtp.send_mail("x@remote.example", &["alice@example.test"], &body)
+                .unwrap(),
+            250
+        );
+    };
+    send(&mut smtp, "[list] hello");
+    let folder = server.state().join("mail/example.test/alice/.Lists");
+    let files = |dir: &std::path::Path| {
+        ["new", "cur"]
+            .iter()
+            .flat_map(|s| {
+                std::fs::read_dir(dir.join(s))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while files(&folder) < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        files(&folder),
+        1,
+        "filed into Lists; inbox {:?}\n{}",
+        server.maildir_files("example.test", "alice"),
+        server.log_text()
+    );
+    assert!(server.maildir_files("example.test", "alice").is_empty());
+
+    // Deactivated: the next one stays in INBOX.
+    assert_eq!(cmd(&mut c, "SETACTIVE \"\"").1, "OK \"done\"");
+    send(&mut smtp, "[list] again");
+    let inbox = server.wait_for_mail("example.test", "alice", 1, Duration::from_secs(15));
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(files(&folder), 1);
+}
