@@ -115,6 +115,14 @@ enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Deliver a message from standard input into local Maildirs, with
+    /// Sieve, as the server would (an MDA for Postfix's mailbox_command,
+    /// fetchmail's mda, getmail): `mailc deliver [-C CONFIG] [-f SENDER]
+    /// -d RECIPIENT...`. Exits with sysexits codes (0, 67, 73, 75, 77).
+    Deliver {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
     /// Summarise the DMARC aggregate and TLS-RPT reports other servers
     /// sent about our domains (a Maildir of received reports).
     Report {
@@ -258,6 +266,7 @@ fn main() -> ExitCode {
             action: DkimAction::Keygen { config },
         } => cli::dns::keygen(&config),
         Command::Sendmail { args } => cli::sendmail::run(&args),
+        Command::Deliver { args } => cli::deliver::run(&args),
         Command::Report {
             config,
             mailbox,

@@ -218,6 +218,9 @@ fn failed_logins_lock_out_like_the_other_protocols() {
         "BYE (TRYLATER) \"too many failed logins, try again later\""
     );
     assert!(c.line().is_err(), "the connection is closed");
+    // The log is read from the server's stderr as it comes: wait for the
+    // last line; the earlier ones were written before it.
+    assert!(server.wait_log("login refused: too many failures", Duration::from_secs(10)));
     assert_eq!(
         server
             .log_lines_containing("login failed")

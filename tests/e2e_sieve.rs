@@ -313,3 +313,56 @@ fn check_points_into_a_broken_script_and_explain_dry_runs() {
         "a dry run writes nothing"
     );
 }
+
+#[test]
+fn a_reject_for_one_recipient_is_a_550_at_the_end_of_data() {
+    let dir = scripts_dir();
+    let domain = format!(
+        "domain \"example.test\" {{\n    mailbox \"alice\" sieve=\"{}\"\n    mailbox \"bob\"\n}}\n",
+        write(
+            dir.path(),
+            "alice.sieve",
+            "require \"reject\";\nif header :contains \"subject\" \"offer\" { reject \"I do not want offers.\"; }\n"
+        )
+        .display(),
+    );
+    let server = Server::start(&format!("listen \"smtp\" \"127.0.0.1:0\"\n{domain}"));
+    let mut c = Raw::connect(server.addr("smtp"));
+    assert_eq!(c.reply().unwrap().0, 220);
+    assert_eq!(c.cmd("EHLO client.remote.example").unwrap().0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<shop@remote.example>").unwrap().0, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.test>").unwrap().0, 250);
+    assert_eq!(c.cmd("DATA").unwrap().0, 354);
+    c.send(b"Subject: a great offer\r\n\r\nBuy.\r\n.\r\n")
+        .unwrap();
+    let (code, text) = c.reply().unwrap();
+    assert_eq!(code, 550, "{text}");
+    assert!(
+        text.contains("5.7.1") && text.contains("I do not want offers."),
+        "{text}"
+    );
+    assert!(server.queue_entries().is_empty(), "nothing was queued");
+    // Another message in the same session is delivered.
+    assert_eq!(
+        c.send_mail(
+            "shop@remote.example",
+            &["alice@example.test"],
+            "Subject: invoice\r\n\r\nPay.\r\n"
+        )
+        .unwrap(),
+        250
+    );
+    assert_eq!(wait_files(&server, "alice", "", 1).len(), 1);
+    // With two recipients the rejection is a DSN, and bob gets his copy.
+    assert_eq!(
+        c.send_mail(
+            "shop@remote.example",
+            &["alice@example.test", "bob@example.test"],
+            "Subject: offer for two\r\n\r\nBuy.\r\n"
+        )
+        .unwrap(),
+        250
+    );
+    assert_eq!(wait_files(&server, "bob", "", 1).len(), 1);
+    assert_eq!(folder_files(&server, "alice", "").len(), 1);
+}

@@ -89,3 +89,22 @@ fn tables_contain_no_inline_secrets() {
         );
     }
 }
+
+#[test]
+fn example_sieve_scripts_compile() {
+    let dir = root().join("examples/sieve");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "sieve") {
+            let text = std::fs::read(&p).unwrap();
+            if let Err(err) =
+                mailc::filter::compile("example", &text, &mailc::filter::Limits::default())
+            {
+                panic!("{}: {err}", p.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected the example scripts in {}", dir.display());
+}

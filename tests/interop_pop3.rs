@@ -288,3 +288,93 @@ fn getmail6_over_pop3s() {
         "delete = true removed them on the server"
     );
 }
+
+/// fetchmail with `mailc deliver` as its MDA: the messages fetched from
+/// one server land, through the second site's Sieve script, in that
+/// site's Maildir (no server runs there).
+#[test]
+#[ignore = "needs fetchmail; run by .ci/run"]
+fn fetchmail_with_mailc_deliver_as_mda() {
+    let (server, stored) = start(3);
+    let site = server.path().join("site");
+    std::fs::create_dir_all(site.join("state")).unwrap();
+    std::fs::write(
+        site.join("bob.sieve"),
+        "require [\"fileinto\", \"mailbox\"];\nif header :is \"subject\" \"msg-1\" { fileinto :create \"Fetched\"; }\n",
+    )
+    .unwrap();
+    let config = site.join("mailc.kdl");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname \"home.example.test\"\nstate \"{}\"\ntls self-signed=#true\nlisten \"smtp\" \"127.0.0.1:2525\"\ndomain \"example.test\" {{\n    mailbox \"bob\" sieve=\"bob.sieve\"\n}}\n",
+            site.join("state").display()
+        ),
+    )
+    .unwrap();
+    let rc = server.path().join("fetchmailrc-mda");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll 127.0.0.1 port {} protocol POP3 user \"alice@example.test\" password \"secret\" sslproto \"TLS1.2+\" no sslcertck keep\n",
+            server.addr("pop3").port()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mda = format!(
+        "{} deliver -C {} -f %F -d bob@example.test",
+        env!("CARGO_BIN_EXE_mailc"),
+        config.display()
+    );
+    let out = common::tool("fetchmail")
+        .args(["-f"])
+        .arg(&rc)
+        .args(["--nodetach", "--all", "--mda", &mda, "--pidfile"])
+        .arg(server.path().join("fetchmail-mda.pid"))
+        .env("FETCHMAILHOME", server.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "fetchmail with mailc deliver failed:\n{text}"
+    );
+    let bob = site.join("state/mail/example.test/bob");
+    // Only the messages (new/ and cur/), not the folders' own files.
+    let messages = |dir: &std::path::Path| -> Vec<Vec<u8>> {
+        ["new", "cur"]
+            .iter()
+            .flat_map(|s| {
+                std::fs::read_dir(dir.join(s))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .collect()
+    };
+    let inbox = messages(&bob);
+    let fetched = messages(&bob.join(".Fetched"));
+    assert_eq!((inbox.len(), fetched.len()), (2, 1), "{text}");
+    // What mailc deliver stored is the fetched message under its own two
+    // trace fields (and fetchmail's).
+    let mut got: Vec<Vec<u8>> = inbox
+        .iter()
+        .chain(&fetched)
+        .map(|m| {
+            let t = String::from_utf8_lossy(m);
+            assert!(t.starts_with("Return-Path: <"), "{t}");
+            assert!(t.contains("Delivered-To: bob@example.test\r\n"), "{t}");
+            let rest: String = t.split_inclusive("\r\n").skip(2).collect();
+            rest.into_bytes()
+        })
+        .collect();
+    got.sort();
+    assert_same(&stored, &got, "fetchmail + mailc deliver");
+}

@@ -1,6 +1,7 @@
 //! The `mailc` subcommands. Each returns the process exit code; `main.rs`
 //! only parses arguments and calls these.
 
+pub mod deliver;
 pub mod dns;
 pub mod explain;
 pub mod queue;

@@ -407,7 +407,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 /// To the running server, else into `incoming/`.
-fn hand_over(state: &Path, sub: &Submission, message: &[u8]) -> i32 {
+pub(crate) fn hand_over(state: &Path, sub: &Submission, message: &[u8]) -> i32 {
     let socket = socket_path(state);
     match UnixStream::connect(&socket) {
         Ok(stream) => match submit_over(stream, sub, message) {

@@ -80,7 +80,13 @@ fn finish(mut parsed: Parsed, options: Options, mut diags: Diags) -> Output {
     let mut compiled = compile(&parsed, options, &mut diags);
     if let Some(c) = &compiled {
         // Sieve scripts join the sources: their diagnostics point into them.
-        sieve::check(&parsed.config, c, &mut parsed.sources, &mut diags);
+        sieve::check(
+            &parsed.config,
+            c,
+            options.offline,
+            &mut parsed.sources,
+            &mut diags,
+        );
         if diags.has_errors() {
             compiled = None;
         }

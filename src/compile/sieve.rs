@@ -65,7 +65,13 @@ pub fn limits(t: &SieveTable) -> filter::Limits {
 /// Compiles every script the config names (server, domain and mailbox
 /// scripts, and the `global-dir` scripts). Scripts that do not exist were
 /// reported by [`lower`] or the mailbox check already.
-pub(super) fn check(cfg: &Config, compiled: &Compiled, sources: &mut Sources, diags: &mut Diags) {
+pub(super) fn check(
+    cfg: &Config,
+    compiled: &Compiled,
+    offline: bool,
+    sources: &mut Sources,
+    diags: &mut Diags,
+) {
     let limits = limits(&compiled.tables.sieve);
     let mut named: Vec<&Spanned<PathBuf>> = Vec::new();
     named.extend(cfg.sieve.before.iter().chain(&cfg.sieve.after));
@@ -89,6 +95,8 @@ pub(super) fn check(cfg: &Config, compiled: &Compiled, sources: &mut Sources, di
                     check_one(&p, Some(dir.span), &limits, sources, diags);
                 }
             }
+            // Offline (a Nix build), the directory need not exist yet.
+            Err(e) if offline && e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => diags.push(
                 Diag::error(
                     Code::SieveUnreadable,

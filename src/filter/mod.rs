@@ -19,6 +19,13 @@
 //!   explicit keep, so scripts are run with every `keep` command rewritten
 //!   to `fileinto "INBOX"` (same flags); diagnostics always come from the
 //!   script as written.
+//! - `:regex` follows its comparator as the regex draft and Pigeonhole do:
+//!   without case under `i;ascii-casemap` (the default), with case under
+//!   `i;octet`; sieve-rs always matches with case, so the keys of the
+//!   script that runs get a `(?i)` prefix.
+//! - `deleteheader` leaves `Received` and `Auto-Submitted` alone, as
+//!   Pigeonhole does: a redirected copy keeps its trace for loop
+//!   detection, and automatic mail stays recognisable as such.
 
 mod rewrite;
 
@@ -70,6 +77,9 @@ impl Default for Limits {
 pub struct Script {
     pub name: String,
     run: Arc<Sieve>,
+    /// It requires `reject` or `ereject`: worth running at SMTP time, so a
+    /// rejection is a reply rather than a bounce.
+    pub can_reject: bool,
 }
 
 /// Why a script does not compile, with its 1-based position.
@@ -147,18 +157,29 @@ pub const EXTENSIONS: &[&str] = &[
 pub fn compile(name: &str, source: &[u8], limits: &Limits) -> Result<Script, ScriptError> {
     let compiler = compiler(limits);
     check_requires(source)?;
-    compiler.compile(source).map_err(|e| script_error(&e))?;
+    compiler.compile(source).map_err(|e| {
+        let mut error = script_error(&e);
+        locate_unknown_command(&mut error, source);
+        error
+    })?;
     // What runs: `keep` as `fileinto "INBOX"`. The rewritten script needs
     // `fileinto` whether or not the original required it, so the capability
     // check (already done above, on the original) is off for it.
-    let rewritten = rewrite::keep_as_fileinto(source);
+    // And `:regex` without case under the default comparator.
+    // And no deletion of the trace fields.
+    let rewritten =
+        rewrite::protect_fields(&rewrite::regex_casemap(&rewrite::keep_as_fileinto(source)));
     let run = compiler
         .with_no_capability_check(true)
         .compile(&rewritten)
         .map_err(|e| script_error(&e))?;
+    let can_reject = rewrite::required(source)
+        .iter()
+        .any(|(_, _, n)| n.eq_ignore_ascii_case("reject") || n.eq_ignore_ascii_case("ereject"));
     Ok(Script {
         name: name.to_string(),
         run: Arc::new(run),
+        can_reject,
     })
 }
 
@@ -172,8 +193,26 @@ fn compiler(limits: &Limits) -> Compiler {
 }
 
 /// Extensions outside [`EXTENSIONS`] are refused at compile time (sieve-rs
-/// would accept its vendor ones).
+/// would accept its vendor ones), and so are a `require` after another
+/// command (RFC 5228 §3.2), an empty test list and a `set` of an invalid
+/// name, which sieve-rs accepts.
 fn check_requires(source: &[u8]) -> Result<(), ScriptError> {
+    if let Some((line, column, message)) = rewrite::grammar_error(source) {
+        return Err(ScriptError {
+            line,
+            column,
+            kind: ErrorKind::Syntax,
+            message,
+        });
+    }
+    if let Some((line, column)) = rewrite::late_require(source) {
+        return Err(ScriptError {
+            line,
+            column,
+            kind: ErrorKind::Syntax,
+            message: "\"require\" must come before any other command".into(),
+        });
+    }
     for (line, column, name) in rewrite::required(source) {
         if !EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
             return Err(ScriptError {
@@ -219,6 +258,25 @@ fn script_error(e: &sieve::compiler::CompileError) -> ScriptError {
         column,
         kind,
         message,
+    }
+}
+
+/// sieve-rs gives no position for an unknown command ("Expected token
+/// "command" but found "x""): it is the first command of that name.
+fn locate_unknown_command(error: &mut ScriptError, source: &[u8]) {
+    if error.line != 0 {
+        return;
+    }
+    let Some(found) = error
+        .message
+        .strip_prefix("Expected token \"command\" but found \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return;
+    };
+    if let Some((line, column)) = rewrite::command(source, found) {
+        error.line = line;
+        error.column = column;
     }
 }
 
@@ -332,8 +390,17 @@ impl Engine {
                 sieve::compiler::grammar::Capability::While,
             ])
             .with_cpu_limit(limits.cpu)
-            .with_max_redirects(limits.max_redirects)
-            .with_max_out_messages(limits.max_replies)
+            // sieve-rs drops redirects past its limits without a word, and
+            // counts redirects among its "out messages": its limits are set
+            // one past ours so that `run_one` sees the first excess one and
+            // fails the script (the message is kept, as Pigeonhole does).
+            .with_max_redirects(limits.max_redirects.saturating_add(1))
+            .with_max_out_messages(
+                limits
+                    .max_redirects
+                    .saturating_add(limits.max_replies)
+                    .saturating_add(1),
+            )
             .with_max_nested_includes(limits.max_includes)
             .with_default_vacation_expiry(limits.vacation_default)
             .with_default_duplicate_expiry(7 * 86_400)
@@ -529,7 +596,10 @@ impl Engine {
                     match created.remove(&message_id) {
                         Some(reply) if vacation_pending.is_some() => {
                             vacation_pending = None;
-                            run.actions.push(Action::Reply { to, message: reply });
+                            run.actions.push(Action::Reply {
+                                to,
+                                message: mime_reply(&reply),
+                            });
                         }
                         Some(edited) => {
                             outcome.messages.insert(message_id, edited);
@@ -555,6 +625,39 @@ impl Engine {
                     created.insert(message_id, message);
                 }
             }
+        }
+        // RFC 5429 §2: a rejected message is not also delivered, and the
+        // sender gets one answer, not a rejection and a vacation reply
+        // (RFC 5230 §4.7). sieve-rs lets both through; like Pigeonhole,
+        // that fails the script.
+        if run
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Reject { .. }))
+            && run.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Store { .. } | Action::Redirect { .. } | Action::Reply { .. }
+                )
+            })
+        {
+            return Err("reject conflicts with keep, fileinto, redirect or vacation".into());
+        }
+        let redirects = run
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Redirect { .. }))
+            .count();
+        if redirects > self.limits.max_redirects {
+            return Err(format!("more than {} redirects", self.limits.max_redirects));
+        }
+        let replies = run
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Reply { .. }))
+            .count();
+        if replies > self.limits.max_replies {
+            return Err(format!("more than {} replies", self.limits.max_replies));
         }
         Ok(run)
     }
@@ -614,6 +717,104 @@ pub fn is_automatic(message: &[u8], sender: &str) -> bool {
             n => n.starts_with("list-"),
         }
     })
+}
+
+/// The vacation reply sieve-rs built, made a proper MIME message: header
+/// fields with non-ASCII text as RFC 2047 encoded words (sieve-rs writes
+/// `Subject: Auto: Résumé` as raw UTF-8, which RFC 5322 does not allow),
+/// `MIME-Version: 1.0` beside its Content-Type (RFC 2045 §4), and
+/// `Content-Transfer-Encoding: 8bit` for a non-ASCII body. Pigeonhole's
+/// replies have all three.
+fn mime_reply(message: &[u8]) -> Vec<u8> {
+    let split = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or((message, &b""[..]), |i| (&message[..i], &message[i + 4..]));
+    let (head, body) = split;
+    let head = String::from_utf8_lossy(head);
+    // Unfolded fields.
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        match fields.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(line.trim_start());
+            }
+            _ => fields.push(line.to_string()),
+        }
+    }
+    let has = |name: &str| {
+        fields.iter().any(|f| {
+            f.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+    };
+    let mut out = String::new();
+    for field in &fields {
+        match field.split_once(':') {
+            Some((name, value)) if !value.is_ascii() => {
+                out.push_str(name);
+                out.push(':');
+                out.push_str(&encode_value(name, value.trim_start()));
+            }
+            _ => out.push_str(field),
+        }
+        out.push_str("\r\n");
+    }
+    if !has("MIME-Version") {
+        out.push_str("MIME-Version: 1.0\r\n");
+    }
+    if !body.is_ascii() && !has("Content-Transfer-Encoding") {
+        out.push_str("Content-Transfer-Encoding: 8bit\r\n");
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A header value with non-ASCII text as encoded words: the whole value
+/// of unstructured fields, the display name of address fields.
+fn encode_value(name: &str, value: &str) -> String {
+    let address = ["from", "to", "cc", "reply-to", "sender"]
+        .iter()
+        .any(|n| name.trim().eq_ignore_ascii_case(n));
+    if address {
+        return match value.rfind('<') {
+            Some(i) if !value[..i].is_ascii() => {
+                let display = value[..i].trim().trim_matches('"');
+                format!(" {} {}", encoded_words(display), &value[i..])
+            }
+            _ => format!(" {value}"),
+        };
+    }
+    format!(" {}", encoded_words(value))
+}
+
+/// `=?utf-8?b?...?=` words of at most 75 characters (RFC 2047 §2),
+/// folded, each holding whole characters.
+fn encoded_words(text: &str) -> String {
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?utf-8?b?{}?=",
+                crate::proto::sasl::base64_encode(w.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 /// Per-script results.

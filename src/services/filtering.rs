@@ -158,6 +158,35 @@ impl Filters {
         out
     }
 
+    /// Whether a script of the mailbox can `reject` (then the SMTP service
+    /// runs the scripts before its reply, for a message to that mailbox
+    /// alone).
+    pub fn may_reject(&self, m: &MailboxTable) -> bool {
+        self.scripts_for(m, &mut Vec::new())
+            .iter()
+            .any(|s| s.can_reject)
+    }
+
+    /// The rejection the scripts give `message`, if they reject it without
+    /// storing it anywhere (RFC 5429 §2.1: at SMTP time when possible).
+    pub fn rejection(
+        &self,
+        tables: &Tables,
+        m: &MailboxTable,
+        message: &[u8],
+        sender: &str,
+        recipient: &str,
+    ) -> Option<String> {
+        let e = self.evaluate(tables, m, message, sender, recipient)?;
+        if e.outcome.stores() {
+            return None;
+        }
+        e.outcome.actions.iter().find_map(|a| match a {
+            Action::Reject { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+    }
+
     /// Runs the mailbox's scripts over `message` (the message as queued,
     /// without the delivery's Return-Path/Delivered-To). `None` when no
     /// script applies: plain delivery to INBOX.

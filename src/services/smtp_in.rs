@@ -86,6 +86,9 @@ impl Extras<Driven<LiveEnv>> for Spooler {
             }
             super::outbound::seal_forwards(&self.snapshot, &mut accepted);
         }
+        if let Some(reply) = self.sieve_rejection(&accepted).await {
+            return session.refused(reply);
+        }
         super::outbound::sign_submission(&self.snapshot, &mut accepted);
         let result = match self.shared.spool.store(*accepted).await {
             Ok(entry) => {
@@ -111,6 +114,46 @@ impl Extras<Driven<LiveEnv>> for Spooler {
 }
 
 impl Spooler {
+    /// A message for one local mailbox alone whose Sieve scripts can
+    /// `reject`: run them now, so a rejection is a 550 at the end of DATA
+    /// (RFC 5429 §2.1) and not a bounce later. Mail for several recipients
+    /// is filtered at delivery (a rejection becomes a DSN).
+    async fn sieve_rejection(
+        &self,
+        accepted: &Accepted,
+    ) -> Option<crate::proto::smtp::reply::Reply> {
+        let env = &accepted.envelope;
+        let [d] = env.deliveries.as_slice() else {
+            return None;
+        };
+        let crate::envelope::Destination::Mailbox { address } = &d.destination else {
+            return None;
+        };
+        let tables = self.snapshot.tables.clone();
+        let m = tables.mailboxes.get(address)?.clone();
+        let filters = self.snapshot.filters.clone();
+        if !filters.may_reject(&m) {
+            return None;
+        }
+        let message = accepted.message.clone();
+        let sender = env.sender.clone();
+        let rcpt = env
+            .recipients
+            .first()
+            .map_or_else(|| address.clone(), |r| r.address.clone());
+        let reason = tokio::task::spawn_blocking(move || {
+            filters.rejection(&tables, &m, &message, &sender, &rcpt)
+        })
+        .await
+        .ok()??;
+        tracing::info!(from = %env.sender, to = %address, %reason, "rejected by Sieve at SMTP time");
+        Some(crate::proto::smtp::reply::Reply::new(
+            550,
+            crate::proto::smtp::reply::Enhanced(5, 7, 1),
+            format!("rejected by the recipient's filter: {reason}"),
+        ))
+    }
+
     /// The inbound checks of a message from another server: our
     /// `Authentication-Results` on top (forged ones of our authserv-id
     /// removed first), Junk marked, or the reply that refuses it.

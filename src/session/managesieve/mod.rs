@@ -12,7 +12,6 @@ use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-mod position;
 mod protocol;
 pub mod verbs;
 
@@ -538,9 +537,12 @@ fn check(
         return Err(Failure::Refused(r::not_utf8()));
     }
     crate::filter::compile(name, text, compile).map_err(|e| {
-        Failure::Refused(Response::no(match position::error_line(text, &e) {
-            Some(line) => format!("line {line}: {}", e.message),
-            None => e.message,
+        // Clients show the text: the line first (0 when the engine knows
+        // none).
+        Failure::Refused(Response::no(if e.line > 0 {
+            format!("line {}: {}", e.line, e.message)
+        } else {
+            e.message
         }))
     })?;
     Ok(())

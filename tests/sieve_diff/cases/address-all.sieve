@@ -1,0 +1,2 @@
+require "fileinto";
+if address :all :is "to" "carol@example.net" { fileinto "Carol"; }

@@ -1,0 +1,2 @@
+require ["body", "regex", "fileinto"];
+if body :text :regex "up [0-9]+ PERCENT" { fileinto "Percent"; }

@@ -1,0 +1,2 @@
+require ["date", "fileinto"];
+if date :is "date" "weekday" "2" { fileinto "Tuesday"; }

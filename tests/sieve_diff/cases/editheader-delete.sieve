@@ -1,0 +1,3 @@
+require ["editheader", "fileinto"];
+deleteheader "x-priority";
+if not exists "x-priority" { fileinto "NoPriority"; }

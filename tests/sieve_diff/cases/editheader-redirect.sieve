@@ -1,0 +1,3 @@
+require ["editheader"];
+addheader "X-Forwarded-By" "mailc";
+redirect "carol@example.net";

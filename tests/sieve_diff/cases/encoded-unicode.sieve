@@ -1,0 +1,3 @@
+# message: group.eml
+require ["encoded-character", "fileinto"];
+if header :contains "subject" "Caf${unicode:E9}" { fileinto "Unicode"; }

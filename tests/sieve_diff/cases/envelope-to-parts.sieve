@@ -1,0 +1,3 @@
+require ["envelope", "fileinto"];
+if envelope :localpart :is "to" "bob+lists" { fileinto "Local"; }
+if envelope :domain :is "to" "EXAMPLE.test" { fileinto :copy "Domain"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if header :nonsense "subject" "x" { keep; }

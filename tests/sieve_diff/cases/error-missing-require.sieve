@@ -1,0 +1,3 @@
+# fileinto without require.
+keep;
+fileinto "x";

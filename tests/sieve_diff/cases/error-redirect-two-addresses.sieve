@@ -1,0 +1,2 @@
+keep;
+redirect "a@example.net, b@example.net";

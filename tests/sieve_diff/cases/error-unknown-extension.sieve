@@ -1,0 +1,2 @@
+require ["fileinto", "x-no-such-extension"];
+keep;

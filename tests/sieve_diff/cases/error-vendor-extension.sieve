@@ -1,0 +1,2 @@
+require "vnd.stalwart.expressions";
+keep;

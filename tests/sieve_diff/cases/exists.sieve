@@ -1,0 +1,3 @@
+require "fileinto";
+if exists ["from", "date", "x-priority"] { fileinto "All"; }
+if exists ["from", "x-missing"] { fileinto "Never"; }

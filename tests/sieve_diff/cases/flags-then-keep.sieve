@@ -1,0 +1,5 @@
+require "imap4flags";
+setflag "$A";
+keep;
+removeflag "$A";
+addflag "$B";

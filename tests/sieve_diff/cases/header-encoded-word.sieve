@@ -1,0 +1,3 @@
+# message: group.eml
+require "fileinto";
+if header :contains "subject" "Café" { fileinto "Decoded"; }

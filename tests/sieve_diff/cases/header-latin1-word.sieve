@@ -1,0 +1,3 @@
+# message: badfrom.eml
+require "fileinto";
+if header :contains "subject" "Résumé" { fileinto "Latin1"; }

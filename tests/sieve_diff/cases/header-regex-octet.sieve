@@ -1,0 +1,3 @@
+require ["regex", "fileinto"];
+if header :regex :comparator "i;octet" "subject" "^quarterly" { fileinto "Lower"; }
+if header :regex :comparator "i;octet" "subject" "^Quarterly" { fileinto :copy "Upper"; }

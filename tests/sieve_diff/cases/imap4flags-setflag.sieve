@@ -1,0 +1,3 @@
+require "imap4flags";
+setflag "\\Seen";
+addflag ["\\Flagged", "$Work"];

@@ -1,0 +1,4 @@
+require ["include", "variables", "fileinto"];
+global "who";
+include "setvar";
+fileinto "set-by-${who}";

@@ -1,0 +1,3 @@
+require "include";
+include :once "common";
+include :once "common";

@@ -1,0 +1,3 @@
+# folders: Work
+require ["fileinto", "mailbox"];
+if mailboxexists ["Work", "Play"] { fileinto "Both"; } else { discard; }

@@ -1,0 +1,3 @@
+# message: multipart.eml
+require ["mime", "fileinto"];
+if header :mime :anychild :subtype "content-type" "html" { fileinto "HasHtml"; }

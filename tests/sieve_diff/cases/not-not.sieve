@@ -1,0 +1,2 @@
+require "fileinto";
+if not not exists "subject" { fileinto "Double"; }

@@ -1,0 +1,2 @@
+require "enotify";
+notify :message "New mail" "mailto:bob@example.net";

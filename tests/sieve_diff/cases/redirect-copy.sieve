@@ -1,0 +1,3 @@
+require "copy";
+redirect :copy "carol@example.net";
+redirect :copy "dave@example.com";

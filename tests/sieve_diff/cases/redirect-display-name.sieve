@@ -1,0 +1,3 @@
+require "copy";
+redirect :copy "Carol Q <carol@example.net>";
+redirect "<dave@example.com>";

@@ -1,0 +1,6 @@
+require "reject";
+reject text:
+Go away.
+Really.
+.
+;

@@ -1,0 +1,4 @@
+require "imap4flags";
+removeflag "\\Seen";
+addflag "$x";
+removeflag "$X";

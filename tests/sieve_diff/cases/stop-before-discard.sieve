@@ -1,0 +1,2 @@
+if header :contains "subject" "report" { stop; }
+discard;

@@ -1,0 +1,4 @@
+require "fileinto";
+fileinto "First";
+stop;
+fileinto "Second";

@@ -1,0 +1,3 @@
+require ["variables", "fileinto"];
+if string :matches "" "*" { fileinto "EmptyStar"; }
+if string :is "" "" { fileinto :copy "EmptyIs"; }

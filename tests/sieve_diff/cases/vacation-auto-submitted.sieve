@@ -1,0 +1,4 @@
+# message: autosub.eml
+# from: carol@example.net
+require "vacation";
+vacation :subject "Away" "Away.";

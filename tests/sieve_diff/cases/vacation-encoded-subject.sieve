@@ -1,0 +1,4 @@
+# message: badfrom.eml
+# from: alice@example.org
+require "vacation";
+vacation "Away.";

@@ -1,0 +1,2 @@
+require "vacation";
+vacation :from "bob@example.test" :handle "h1" :subject "Away" "Away.";

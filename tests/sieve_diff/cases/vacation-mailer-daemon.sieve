@@ -1,0 +1,3 @@
+# from: MAILER-DAEMON@example.org
+require "vacation";
+vacation :subject "Away" "Away.";

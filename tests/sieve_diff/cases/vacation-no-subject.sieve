@@ -1,0 +1,3 @@
+# message: nosubject.eml
+require "vacation";
+vacation "Away.";

@@ -1,0 +1,3 @@
+# from: bob@example.test
+require "vacation";
+vacation :subject "Away" "Away.";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+if address :matches :all "from" "*@*" { fileinto "user-${1}.dom-${2}"; }

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+if header :matches "subject" "* report" { fileinto "Got-${1}"; }

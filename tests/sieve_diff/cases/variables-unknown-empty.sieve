@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+if string :is "${nothing}" "" { fileinto "Empty"; }

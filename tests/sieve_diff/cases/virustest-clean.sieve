@@ -1,0 +1,3 @@
+# message: ham.eml
+require ["virustest", "fileinto"];
+if virustest "1" { fileinto "Clean"; }

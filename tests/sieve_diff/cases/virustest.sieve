@@ -1,0 +1,3 @@
+# message: spam.eml
+require ["virustest", "relational", "comparator-i;ascii-numeric", "fileinto"];
+if virustest :value "eq" :comparator "i;ascii-numeric" "5" { fileinto "Virus"; }

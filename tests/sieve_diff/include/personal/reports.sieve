@@ -1,0 +1,3 @@
+require "fileinto";
+if header :contains "subject" "report" { fileinto "Reports"; return; }
+fileinto "NotReports";
