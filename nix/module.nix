@@ -177,6 +177,7 @@ in
                 "pop3"
                 "pop3s"
                 "lmtp"
+                "managesieve"
               ];
             };
             address = mkOption {

@@ -12,6 +12,7 @@
 //!  SMTP/LMTP in ─▶ queue (durable spool) ─▶ local delivery ─▶ store (Maildir++)
 //!                                          ─▶ SMTP out (being built)
 //!  IMAP, POP3  ◀──────────────────────────────── store
+//!  ManageSieve ◀──▶ users' Sieve scripts (store::sieve), run by delivery
 //! ```
 //!
 //! | module | owns |
@@ -26,7 +27,7 @@
 //! | [`dns`] | the records each domain needs (pure), zone snippets, DKIM key files, `mailc plan` against live DNS, the one resolver and outbound MX routing |
 //! | [`envelope`] | the envelope of an accepted message and its per-recipient delivery state (plain data) |
 //! | [`inbound`] | inbound authentication's pure parts: the policy over SPF/DKIM/DMARC results, forged `Authentication-Results` removed (the DNS checks run in `services::inbound`); DNS blocklist answers and greylisting decisions (lookups in `services::dnsbl`, durable triplets in `services::greylist`) |
-//! | [`proto`] | wire formats as pure functions over bytes: SMTP, IMAP, POP3, SASL |
+//! | [`proto`] | wire formats as pure functions over bytes: SMTP, IMAP, POP3, ManageSieve, SASL |
 //! | [`session`] | protocol state machines without I/O: input in, typed replies and effects out; the storage traits they need |
 //! | [`net`] | sockets only: listeners, connection limits, TLS configuration, the plain-or-TLS stream |
 //! | [`services`] | the drivers: run sessions over sockets and perform their effects; local delivery; the outbound SMTP transport; `mailc sendmail` submissions; the mail-storage seam ([`services::storage`]) |

@@ -38,6 +38,7 @@ const KINDS: &[&str] = &[
     "pop3",
     "pop3s",
     "lmtp",
+    "managesieve",
     "smtps",
 ];
 const ADDRS: &[&str] = &[

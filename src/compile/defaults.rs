@@ -85,7 +85,14 @@ pub const IMAP_SECS: u64 = 30 * 60;
 pub const IMAP_IDLE_SECS: u64 = 30 * 60;
 /// RFC 1939 §3: at least 10 minutes.
 pub const POP3_SECS: u64 = 10 * 60;
+/// RFC 5804 sets no timeout; as long as POP3's (clients keep a session
+/// open while the user edits a script).
+pub const MANAGESIEVE_SECS: u64 = 10 * 60;
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// Scripts one user may keep on the server (Pigeonhole's default is no
+/// limit; a few dozen covers every real use and bounds a listing).
+pub const MANAGESIEVE_MAX_SCRIPTS: u32 = 32;
 
 /// Minimums the RFCs ask servers to allow; shorter values get a warning
 /// (and IMAP timeouts are raised to theirs).

@@ -13,7 +13,7 @@ mod recipients;
 mod screen;
 mod secrets;
 mod server;
-mod sieve;
+pub(crate) mod sieve;
 
 pub use sieve::limits as sieve_limits;
 
@@ -138,6 +138,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         submission: server.submission,
         limits: server.limits,
         auth_cache: server.auth_cache,
+        managesieve: server.managesieve,
         timeouts: server.timeouts,
         relay_host: server.relay_host,
         resolvers,

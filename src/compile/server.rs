@@ -13,7 +13,8 @@ use crate::spec::ast::{Config, Listener, TlsCert};
 use crate::spec::source::{Span, Spanned};
 use crate::tables::{
     Action, AuthCacheTable, AuthMode, CertSource, Certificate, InboundPolicy, Limits, ListenerKind,
-    ListenerTable, LogTable, RelayHostTable, RelayTls, SubmissionPolicy, Timeouts, TlsMode,
+    ListenerTable, LogTable, ManageSieveTable, RelayHostTable, RelayTls, SubmissionPolicy,
+    Timeouts, TlsMode,
 };
 
 pub(super) struct Server {
@@ -28,6 +29,7 @@ pub(super) struct Server {
     pub submission: SubmissionPolicy,
     pub limits: Limits,
     pub auth_cache: AuthCacheTable,
+    pub managesieve: ManageSieveTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
 }
@@ -84,6 +86,7 @@ pub(super) fn lower(cfg: &Config, cx: &mut Cx<'_>) -> Server {
         submission: submission_policy(&cfg.submission),
         limits,
         auth_cache,
+        managesieve: managesieve(cfg),
         timeouts,
         relay_host: relay_host(cfg, cx),
     }
@@ -156,6 +159,7 @@ fn timeouts(t: &crate::spec::ast::Timeouts, cx: &mut Cx<'_>) -> Timeouts {
         imap_secs: or(&t.imap, def::IMAP_SECS).max(def::RFC_MIN_IMAP_SECS),
         imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS).max(def::RFC_MIN_IMAP_SECS),
         pop3_secs: or(&t.pop3, def::POP3_SECS),
+        managesieve_secs: or(&t.managesieve, def::MANAGESIEVE_SECS),
         shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
     }
 }
@@ -285,6 +289,14 @@ fn auth_cache(cfg: &Config, cx: &mut Cx<'_>) -> AuthCacheTable {
         enabled: or(&c.enabled, def::AUTH_CACHE_ENABLED),
         ttl_secs: or(&c.ttl, def::AUTH_CACHE_TTL_SECS),
         size: or(&c.size, def::AUTH_CACHE_SIZE),
+    }
+}
+
+/// Script quotas (`max-scripts` is at least 1 by its type; the size
+/// limit is the interpreter's, in `sieve`).
+fn managesieve(cfg: &Config) -> ManageSieveTable {
+    ManageSieveTable {
+        max_scripts: or(&cfg.managesieve.max_scripts, def::MANAGESIEVE_MAX_SCRIPTS),
     }
 }
 
@@ -554,7 +566,11 @@ fn listener_conflict(cfg: &Config, l: &Listener, prev: Span) -> Diag {
 fn check_listener_options(l: &Listener, kind: ListenerKind, cx: &mut Cx<'_>) {
     let starttls_capable = matches!(
         kind,
-        ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::Imap | ListenerKind::Pop3
+        ListenerKind::Smtp
+            | ListenerKind::Submission
+            | ListenerKind::Imap
+            | ListenerKind::Pop3
+            | ListenerKind::Managesieve
     );
     if let Some(s) = &l.starttls
         && !starttls_capable

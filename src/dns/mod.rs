@@ -408,7 +408,8 @@ fn mta_sts_records(d: &DomainTable, apex: &str, z: &mut Zone) {
     z.mta_sts_policy = Some(p);
 }
 
-/// SRV records of RFC 6186/8314 and the autoconfig names clients try.
+/// SRV records of RFC 6186/8314 (and RFC 5804's for ManageSieve) and the
+/// autoconfig names clients try.
 fn autoconfig_records(tables: &Tables, host: &str, apex: &str, z: &mut Zone) {
     for (label, kind, what) in SRV {
         let listener = tables.listeners.iter().find(|l| l.kind == *kind);
@@ -440,6 +441,24 @@ fn autoconfig_records(tables: &Tables, host: &str, apex: &str, z: &mut Zone) {
             comment,
         });
     }
+    // RFC 5804 §1.8: where ManageSieve is. Published only where it is
+    // offered: no client looks it up to learn that it is absent.
+    if let Some(l) = tables
+        .listeners
+        .iter()
+        .find(|l| l.kind == ListenerKind::Managesieve)
+    {
+        z.records.push(Record {
+            name: format!("_sieve._tcp.{apex}"),
+            data: Data::Srv {
+                priority: 0,
+                weight: 1,
+                port: l.address.port(),
+                target: host.to_string(),
+            },
+            comment: "Client autoconfiguration: ManageSieve with STARTTLS (RFC 5804 §1.8).".into(),
+        });
+    }
     for label in ["autoconfig", "autodiscover"] {
         z.records.push(Record {
             name: format!("{label}.{apex}"),
@@ -454,6 +473,36 @@ fn autoconfig_records(tables: &Tables, host: &str, apex: &str, z: &mut Zone) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sieve_srv_record_only_where_managesieve_is_offered() {
+        let zone_names = |listen: &str| {
+            let text = format!(
+                "hostname \"mail.example.test\"\nstate \"/nonexistent-mailc-test\"\ntls self-signed=#true\n{listen}\ndomain \"example.test\" {{\n dkim selector=\"s\"\n dmarc policy=\"none\"\n mailbox \"alice\" {{\n alias \"postmaster\"\n }}\n}}\n"
+            );
+            let out = crate::compile::compile_str(
+                "t.kdl",
+                std::path::Path::new("/nonexistent-mailc-test"),
+                &text,
+                crate::compile::Options { offline: true },
+            );
+            let tables = out.compiled.expect("compiles").tables;
+            wanted(&tables, &PublicKeys::new())
+                .into_iter()
+                .flat_map(|z| z.records)
+                .filter(|r| r.name.starts_with("_sieve."))
+                .map(|r| match r.data {
+                    Data::Srv { port, target, .. } => format!("{} {port} {target}", r.name),
+                    _ => r.name,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            zone_names("listen \"managesieve\" \"0.0.0.0:4190\""),
+            ["_sieve._tcp.example.test. 4190 mail.example.test."]
+        );
+        assert!(zone_names("listen \"imaps\" \"0.0.0.0:993\"").is_empty());
+    }
 
     #[test]
     fn mta_sts_ids_follow_the_policy() {

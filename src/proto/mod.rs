@@ -4,6 +4,7 @@
 //! Parsers keep "need more bytes" apart from "invalid", and cap every line.
 
 pub mod imap;
+pub mod managesieve;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;

@@ -104,6 +104,7 @@ fn served(kind: ListenerKind) -> bool {
             | ListenerKind::Imaps
             | ListenerKind::Pop3
             | ListenerKind::Pop3s
+            | ListenerKind::Managesieve
     )
 }
 
@@ -384,6 +385,9 @@ async fn accept_loop(
                     }
                     ListenerKind::Pop3 | ListenerKind::Pop3s => {
                         tokio::spawn(services::pop3::handle(conn, tcp, slot));
+                    }
+                    ListenerKind::Managesieve => {
+                        tokio::spawn(services::managesieve::handle(conn, tcp, slot));
                     }
                     ListenerKind::Smtp
                     | ListenerKind::Submission

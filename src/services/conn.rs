@@ -73,6 +73,9 @@ pub fn refusal(kind: ListenerKind) -> Vec<u8> {
         | ListenerKind::Submission
         | ListenerKind::Submissions
         | ListenerKind::Lmtp => crate::proto::smtp::reply::r::too_many_connections().to_bytes(),
+        ListenerKind::Managesieve => {
+            crate::proto::managesieve::r::too_many_connections().to_bytes()
+        }
     }
 }
 
@@ -326,6 +329,10 @@ mod tests {
         assert_eq!(
             refusal(ListenerKind::Imaps),
             b"* BYE Too many connections, try again later\r\n"
+        );
+        assert_eq!(
+            refusal(ListenerKind::Managesieve),
+            b"BYE (TRYLATER) \"too many connections, try again later\"\r\n"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! `services`: the drivers. One connection driver ([`conn`]) runs every
 //! sans-I/O protocol session over its socket and performs the effects they
 //! share (TLS upgrades, logins through [`login`]); the protocol services
-//! ([`smtp_in`], [`imap`], [`pop3`]) build their sessions and perform their
+//! ([`smtp_in`], [`imap`], [`pop3`], [`managesieve`]) build their sessions and perform their
 //! own effects (durable enqueueing). [`delivery`] takes queue entries to
 //! Maildirs.
 
@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod login;
 pub mod maildrop;
 pub mod mailstore;
+pub mod managesieve;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;

@@ -6,6 +6,7 @@
 //! was accepted on once, at construction.
 
 pub mod imap;
+pub mod managesieve;
 pub mod pop3;
 pub mod protocol;
 pub mod smtp;

@@ -23,6 +23,7 @@ pub struct Config {
     pub submission: Submission,
     pub limits: Limits,
     pub auth_cache: AuthCache,
+    pub managesieve: ManageSieve,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHost>,
     pub resolvers: Vec<Spanned<SocketAddr>>,
@@ -42,6 +43,11 @@ pub struct AuthCache {
     pub enabled: Option<Spanned<bool>>,
     pub ttl: Option<Spanned<u64>>,
     pub size: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ManageSieve {
+    pub max_scripts: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +251,7 @@ pub struct Timeouts {
     pub imap: Option<Spanned<u64>>,
     pub imap_idle: Option<Spanned<u64>>,
     pub pop3: Option<Spanned<u64>>,
+    pub managesieve: Option<Spanned<u64>>,
     pub shutdown_grace: Option<Spanned<u64>>,
 }
 
@@ -361,6 +368,11 @@ pub fn build(root: &[SNode]) -> Config {
             "submission" => c.submission = submission(n),
             "limits" => c.limits = limits(n),
             "auth-cache" => c.auth_cache = auth_cache(n),
+            "managesieve" => {
+                c.managesieve = ManageSieve {
+                    max_scripts: n.p("max-scripts", s_int),
+                }
+            }
             "timeouts" => c.timeouts = timeouts(n),
             "relay-host" => {
                 if let Some(r) = relay_host(n) {
@@ -505,6 +517,7 @@ fn timeouts(n: &SNode) -> Timeouts {
         imap: n.setting("imap", s_duration),
         imap_idle: n.setting("imap-idle", s_duration),
         pop3: n.setting("pop3", s_duration),
+        managesieve: n.setting("managesieve", s_duration),
         shutdown_grace: n.setting("shutdown-grace", s_duration),
     }
 }

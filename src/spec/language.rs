@@ -56,6 +56,7 @@ pub const LISTENER_KINDS: &[&str] = &[
     "pop3",
     "pop3s",
     "lmtp",
+    "managesieve",
 ];
 pub const ACTIONS: &[&str] = &["accept", "junk", "reject"];
 pub const DMARC_POLICIES: &[&str] = &["none", "quarantine", "reject"];
@@ -167,8 +168,9 @@ pub static TLS: NodeSpec = NodeSpec {
 pub static LISTEN: NodeSpec = NodeSpec {
     name: "listen",
     doc: "A listening socket. Its kind decides the protocol and the TLS mode: \
-          smtp/submission/imap/pop3 offer STARTTLS, submissions/imaps/pop3s are \
-          implicit TLS, lmtp is plain.",
+          smtp/submission/imap/pop3/managesieve offer STARTTLS, submissions/imaps/pop3s \
+          are implicit TLS, lmtp is plain. managesieve (RFC 5804, port 4190) lets users \
+          upload and activate their Sieve scripts.",
     args: Args {
         fixed: &[
             arg("KIND", Ty::Choice(LISTENER_KINDS), "protocol"),
@@ -191,7 +193,7 @@ pub static LISTEN: NodeSpec = NodeSpec {
         opt(
             "starttls",
             Ty::Bool,
-            "offer STARTTLS (smtp, submission, imap, pop3)",
+            "offer STARTTLS (smtp, submission, imap, pop3, managesieve)",
         ),
         opt(
             "auth",
@@ -834,6 +836,12 @@ value_node!(
     "A POP3 session without activity (RFC 1939: at least 10m)."
 );
 value_node!(
+    T_MANAGESIEVE,
+    "managesieve",
+    Ty::Duration,
+    "A ManageSieve session without activity."
+);
+value_node!(
     T_SHUTDOWN,
     "shutdown-grace",
     Ty::Duration,
@@ -851,6 +859,7 @@ pub static TIMEOUTS: NodeSpec = NodeSpec {
         &T_IMAP,
         &T_IMAP_IDLE,
         &T_POP3,
+        &T_MANAGESIEVE,
         &T_SHUTDOWN,
     ],
     repeat: false,
@@ -1072,6 +1081,19 @@ pub static AUTH_CACHE: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static MANAGESIEVE: NodeSpec = NodeSpec {
+    name: "managesieve",
+    doc: "Quotas on users' Sieve scripts, as uploaded through a `managesieve` listener \
+          (RFC 5804). A script is compiled as delivery compiles it before it is stored: \
+          one with an error is refused with its line number, one larger than \
+          `sieve { max-script-size }` with (QUOTA/MAXSIZE).",
+    args: Args::NONE,
+    props: &[opt("max-scripts", COUNT, "scripts one user may store (32)")],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 /// The document itself.
 pub static SIEVE_BEFORE: NodeSpec = NodeSpec {
     name: "before",
@@ -1191,6 +1213,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &SUBMISSION,
         &LIMITS,
         &AUTH_CACHE,
+        &MANAGESIEVE,
         &TIMEOUTS,
         &RELAY_HOST,
         &RESOLVER,

@@ -62,6 +62,7 @@ pub struct Tables {
     pub submission: SubmissionPolicy,
     pub limits: Limits,
     pub auth_cache: AuthCacheTable,
+    pub managesieve: ManageSieveTable,
     pub timeouts: Timeouts,
     pub relay_host: Option<RelayHostTable>,
     /// DNS servers for every lookup; empty: the system's resolvers.
@@ -133,6 +134,7 @@ pub enum ListenerKind {
     Pop3,
     Pop3s,
     Lmtp,
+    Managesieve,
 }
 
 impl ListenerKind {
@@ -146,6 +148,7 @@ impl ListenerKind {
             ListenerKind::Pop3 => "pop3",
             ListenerKind::Pop3s => "pop3s",
             ListenerKind::Lmtp => "lmtp",
+            ListenerKind::Managesieve => "managesieve",
         }
     }
 
@@ -159,6 +162,7 @@ impl ListenerKind {
             ListenerKind::Pop3,
             ListenerKind::Pop3s,
             ListenerKind::Lmtp,
+            ListenerKind::Managesieve,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -175,6 +179,8 @@ impl ListenerKind {
             ListenerKind::Pop3 => 110,
             ListenerKind::Pop3s => 995,
             ListenerKind::Lmtp => 24,
+            // RFC 5804 §1.8.
+            ListenerKind::Managesieve => 4190,
         }
     }
 }
@@ -445,6 +451,15 @@ pub struct SubmissionPolicy {
     pub max_recipients: u32,
 }
 
+/// Users' Sieve scripts as ManageSieve manages them (`managesieve`). The
+/// largest script is the interpreter's (`sieve { max-script-size }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ManageSieveTable {
+    /// Scripts one user may store.
+    pub max_scripts: u32,
+}
+
 /// The verified-credentials cache of logins (`auth-cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -474,6 +489,7 @@ pub struct Timeouts {
     pub imap_secs: u64,
     pub imap_idle_secs: u64,
     pub pop3_secs: u64,
+    pub managesieve_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 

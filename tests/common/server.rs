@@ -96,6 +96,7 @@ impl Server {
                     "\"imaps\"",
                     "\"pop3\"",
                     "\"pop3s\"",
+                    "\"managesieve\"",
                 ]
                 .iter()
                 .any(|k| l.contains(k))
