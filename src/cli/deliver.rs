@@ -19,7 +19,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::compile::{self, Options};
 use crate::envelope::Destination;
 use crate::filter::Action;
 use crate::proto::smtp::headers;
@@ -92,18 +91,10 @@ pub fn run(args: &[String]) -> i32 {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(super::sendmail::DEFAULT_CONFIG));
-    let out = compile::compile_file(&config, Options { offline: true });
-    let Some(compiled) = out.compiled else {
-        eprint!(
-            "{}",
-            crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100)
-        );
-        return fail(
-            exit::CONFIG,
-            &format!("the config {} does not compile", config.display()),
-        );
+    let tables = match super::tables_for_command(&config, "deliver") {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    let tables = compiled.tables;
     let filters = match Filters::load(&tables) {
         Ok(f) => f,
         Err(e) => return fail(exit::CONFIG, &e),

@@ -56,18 +56,7 @@ pub fn run_delivery(
             return 1;
         }
     };
-    let data = if data.contains(&b'\r') {
-        data
-    } else {
-        let mut crlf = Vec::with_capacity(data.len() + data.len() / 40);
-        for &b in &data {
-            if b == b'\n' {
-                crlf.push(b'\r');
-            }
-            crlf.push(b);
-        }
-        crlf
-    };
+    let data = to_crlf(data);
     let (text, accepted) = explain(compiled, &out.sources, address);
     print!("{text}");
     if !accepted {
@@ -96,6 +85,21 @@ pub fn run_delivery(
         }
     }
     0
+}
+
+/// A file with LF line ends as it arrives over SMTP, with CRLF.
+fn to_crlf(data: Vec<u8>) -> Vec<u8> {
+    if data.contains(&b'\r') {
+        return data;
+    }
+    let mut crlf = Vec::with_capacity(data.len() + data.len() / 40);
+    for &b in &data {
+        if b == b'\n' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+    }
+    crlf
 }
 
 /// What `mailc explain --message` is given.
@@ -140,18 +144,7 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
         }
     };
     // A file with LF line ends arrives with CRLF over SMTP.
-    let data = if data.contains(&b'\r') {
-        data
-    } else {
-        let mut crlf = Vec::with_capacity(data.len() + data.len() / 40);
-        for &b in &data {
-            if b == b'\n' {
-                crlf.push(b'\r');
-            }
-            crlf.push(b);
-        }
-        crlf
-    };
+    let data = to_crlf(data);
     let servers: Vec<std::net::SocketAddr> = match args.resolver {
         Some(s) => vec![s],
         None => t.resolvers.clone(),

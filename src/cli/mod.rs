@@ -160,3 +160,27 @@ pub fn hash_password() -> i32 {
         }
     }
 }
+
+/// The tables of `config` for a command an MTA or a script runs (`mailc
+/// sendmail`, `mailc deliver`): secrets are not read, and a config that
+/// does not compile prints its diagnostics and gives EX_CONFIG (78).
+pub(crate) fn tables_for_command(
+    config: &std::path::Path,
+    command: &str,
+) -> Result<crate::tables::Tables, i32> {
+    let out = crate::compile::compile_file(config, crate::compile::Options { offline: true });
+    match out.compiled {
+        Some(c) => Ok(c.tables),
+        None => {
+            eprint!(
+                "{}",
+                crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100)
+            );
+            eprintln!(
+                "mailc {command}: the config {} does not compile",
+                config.display()
+            );
+            Err(i32::from(crate::services::submit::exit::CONFIG))
+        }
+    }
+}

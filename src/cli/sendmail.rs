@@ -26,7 +26,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compile::{self, Options};
 use crate::proto::smtp::headers;
 use crate::runtime::control::{SubmitAnswer, socket_path};
 use crate::services::submit::{self, Submission, exit};
@@ -341,18 +340,10 @@ pub fn run(args: &[String]) -> i32 {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let out = compile::compile_file(&config, Options { offline: true });
-    let Some(compiled) = out.compiled else {
-        eprint!(
-            "{}",
-            crate::diag::render_all(&out.diags, &out.sources, crate::diag::Style::Plain, 100)
-        );
-        return fail(
-            exit::CONFIG,
-            &format!("the config {} does not compile", config.display()),
-        );
+    let tables = match super::tables_for_command(&config, "sendmail") {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    let tables = compiled.tables;
     let (user, gecos) = login();
     let domain = local_domain(&tables);
     let qualify = |a: &str| -> String {

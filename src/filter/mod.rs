@@ -683,31 +683,9 @@ pub fn is_automatic(message: &[u8], sender: &str) -> bool {
     {
         return true;
     }
-    let head_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
-        .unwrap_or(message.len());
-    let head = String::from_utf8_lossy(&message[..head_end]);
-    // Unfolded fields.
-    let mut fields: Vec<String> = Vec::new();
-    for line in head.split('\n') {
-        let line = line.trim_end_matches('\r');
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = fields.last_mut() {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-        } else {
-            fields.push(line.to_string());
-        }
-    }
-    fields.iter().any(|f| {
-        let Some((name, value)) = f.split_once(':') else {
-            return false;
-        };
-        let name = name.trim().to_ascii_lowercase();
-        let value = value.trim().to_ascii_lowercase();
+    header_fields(message).iter().any(|(name, value)| {
+        let name = name.to_ascii_lowercase();
+        let value = value.to_ascii_lowercase();
         match name.as_str() {
             "auto-submitted" => value.split(';').next().is_some_and(|v| v.trim() != "no"),
             "precedence" => ["bulk", "list", "junk"].contains(&value.as_str()),
@@ -717,6 +695,35 @@ pub fn is_automatic(message: &[u8], sender: &str) -> bool {
             n => n.starts_with("list-"),
         }
     })
+}
+
+/// The header fields of a message (up to the first empty line, CRLF or
+/// LF), unfolded: (name, value), both trimmed.
+pub fn header_fields(message: &[u8]) -> Vec<(String, String)> {
+    let head_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(&message[..head_end]);
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split('\n') {
+        let line = line.trim_end_matches('\r');
+        match fields.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            _ => fields.push(line.to_string()),
+        }
+    }
+    fields
+        .iter()
+        .filter_map(|f| {
+            let (n, v) = f.split_once(':')?;
+            Some((n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 /// The vacation reply sieve-rs built, made a proper MIME message: header

@@ -206,14 +206,7 @@ impl Filters {
         let now = super::unix_now();
         let mut host = DeliveryHost {
             filters: self,
-            store: MailStore::new(
-                &m.address,
-                &m.maildir,
-                None,
-                FolderLocks::new(),
-                Arc::new(Usage::new()),
-                Arc::new(|_: &str| {}),
-            ),
+            store: store_of(m, FolderLocks::new(), Arc::new(Usage::new())),
             scripts: ScriptStore::for_mailbox(&tables.state_dir, &m.address),
             seen: Seen::load(&tables.state_dir, &m.address, now),
         };
@@ -298,14 +291,7 @@ impl Filters {
         if e.looped {
             out.push("  loop       delivered to this mailbox before: no redirect or reply".into());
         }
-        let store = MailStore::new(
-            &m.address,
-            &m.maildir,
-            None,
-            FolderLocks::new(),
-            Arc::new(Usage::new()),
-            Arc::new(|_: &str| {}),
-        );
+        let store = store_of(m, FolderLocks::new(), Arc::new(Usage::new()));
         let mut stored = false;
         for a in &e.outcome.actions {
             match a {
@@ -362,6 +348,18 @@ impl Filters {
     }
 }
 
+/// The mailbox's Maildir++ store, for folder names and `:create`.
+fn store_of(m: &MailboxTable, locks: Arc<FolderLocks>, usage: Arc<Usage>) -> MailStore {
+    MailStore::new(
+        &m.address,
+        &m.maildir,
+        None,
+        locks,
+        usage,
+        Arc::new(|_: &str| {}),
+    )
+}
+
 /// The scripts' decision for one copy.
 #[derive(Debug)]
 pub struct Evaluation {
@@ -415,14 +413,7 @@ pub fn targets(
     locks: Arc<FolderLocks>,
     usage: Arc<Usage>,
 ) -> Vec<Target> {
-    let mut store = MailStore::new(
-        &m.address,
-        &m.maildir,
-        None,
-        locks,
-        usage,
-        Arc::new(|_: &str| {}),
-    );
+    let mut store = store_of(m, locks, usage);
     let mut out: Vec<Target> = Vec::new();
     for a in &e.outcome.actions {
         let Action::Store {
@@ -618,30 +609,11 @@ pub fn record_seen(state_dir: &Path, mailbox: &str, e: &Evaluation) {
 /// they are: whoever put them there (a scanner in front, or the sender)
 /// only moves the message between INBOX and Junk.
 fn spam_score(message: &[u8]) -> filter::SpamScore {
-    let head_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    let head = String::from_utf8_lossy(&message[..head_end]);
-    // Unfolded fields.
-    let mut fields: Vec<String> = Vec::new();
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = fields.last_mut() {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-        } else {
-            fields.push(line.to_string());
-        }
-    }
+    let fields = filter::header_fields(message);
     let value_of = |name: &str| {
-        fields.iter().find_map(|f| {
-            let (n, v) = f.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
+        fields
+            .iter()
+            .find_map(|(n, v)| n.eq_ignore_ascii_case(name).then(|| v.clone()))
     };
     if let Some(status) = value_of("X-Spam-Status") {
         let num = |key: &str| {
@@ -666,16 +638,9 @@ fn spam_score(message: &[u8]) -> filter::SpamScore {
 
 /// Whether the header already has `Delivered-To: <address>`.
 fn delivered_to(message: &[u8], address: &str) -> bool {
-    let head_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    String::from_utf8_lossy(&message[..head_end])
-        .split("\r\n")
-        .filter_map(|l| l.split_once(':'))
-        .any(|(n, v)| {
-            n.eq_ignore_ascii_case("Delivered-To") && v.trim().eq_ignore_ascii_case(address)
-        })
+    filter::header_fields(message)
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("Delivered-To") && v.eq_ignore_ascii_case(address))
 }
 
 /// What the scripts ask of the world, answered from the mailbox's Maildir
