@@ -70,7 +70,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 const SCRIPT: &str = "require [\"fileinto\", \"imap4flags\", \"mailbox\", \"reject\", \"vacation\"];\n\
-    if header :contains \"subject\" \"[ci]\" { fileinto :create :flags \"\\\\Seen\" \"CI\"; stop; }\n\
+    if header :contains \"subject\" \"[ci]\" { fileinto :create :flags [\"\\\\Seen\", \"$ci\"] \"CI\"; stop; }\n\
     if header :contains \"subject\" \"spam\" { reject \"no spam here\"; stop; }\n\
     if header :contains \"subject\" \"away\" { vacation :subject \"Out\" \"Back soon.\"; }\n";
 

@@ -179,9 +179,18 @@ pub fn deliver(
                 headers::return_path(sender)
             );
             let evaluation = filters.evaluate(tables, m, message, sender, rcpt);
-            let mut copies: Vec<(PathBuf, String, Vec<u8>, usize)> = Vec::new();
+            let mut copies: Vec<(filtering::Target, Vec<u8>)> = Vec::new();
             match &evaluation {
-                None => copies.push((m.maildir.clone(), String::new(), message.to_vec(), 0)),
+                None => copies.push((
+                    filtering::Target {
+                        name: "INBOX".into(),
+                        folder: m.maildir.clone(),
+                        flags: String::new(),
+                        keywords: Vec::new(),
+                        message: 0,
+                    },
+                    message.to_vec(),
+                )),
                 Some(ev) => {
                     for e in &ev.outcome.errors {
                         eprintln!("mailc deliver: {address}: Sieve: {e} (kept in INBOX)");
@@ -209,12 +218,14 @@ pub fn deliver(
                                 .cloned()
                                 .unwrap_or_else(|| message.to_vec())
                         };
-                        copies.push((t.folder, t.flags, body, t.message));
+                        copies.push((t, body));
                     }
                 }
             }
             let mut ok = true;
-            for (folder, flags, body, edit) in &copies {
+            for (t, body) in &copies {
+                let (folder, flags, keywords, edit) =
+                    (&t.folder, &t.flags, &t.keywords, &t.message);
                 let size = (head.len() + body.len()) as u64;
                 let qid = if *edit == 0 {
                     id.clone()
@@ -223,9 +234,16 @@ pub fn deliver(
                 };
                 let name = maildir::file_name(now, &qid, index, &tables.hostname, size);
                 let sub = if flags.is_empty() { "new" } else { "cur" };
-                let written =
+                let written = if keywords.is_empty() {
                     maildir::deliver(folder, &name, &[head.as_bytes(), body], false, flags)
-                        .and_then(|_| fsutil::sync_dir(&folder.join(sub)));
+                        .and_then(|_| fsutil::sync_dir(&folder.join(sub)))
+                } else {
+                    // Keywords live in the folder's index.
+                    let data = [head.as_bytes(), body.as_slice()].concat();
+                    crate::store::folder::Folder::new(folder)
+                        .deliver_indexed(&locks.get(folder), &name, &data, flags, keywords)
+                        .map(|_| ())
+                };
                 if let Err(e) = written {
                     eprintln!(
                         "mailc deliver: {address}: writing to {}: {e}",

@@ -148,6 +148,9 @@ struct Job {
     check: bool,
     /// Maildir flag letters set at delivery (Sieve imap4flags).
     flags: String,
+    /// IMAP keywords set at delivery: the copy goes through the folder's
+    /// index ([`crate::store::folder::Folder::deliver_indexed`]).
+    keywords: Vec<String>,
 }
 
 /// What the Sieve scripts of one delivery decided beyond the copies to
@@ -166,11 +169,38 @@ fn deliver_batch(shared: &Shared, mut batch: Vec<Entry>) -> Vec<Accepted> {
     let tables = &snapshot.tables;
     let now = unix_now();
     let (jobs, effects) = plan_jobs(shared, &snapshot, &mut batch, now);
-    let (results, dir_ok) = if jobs.len() >= 2 {
-        deliver_staged(&jobs)
+    let (indexed, plain): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|j| !j.keywords.is_empty());
+    let (mut results, mut dir_ok) = if plain.len() >= 2 {
+        deliver_staged(&plain)
     } else {
-        deliver_each(&jobs)
+        deliver_each(&plain)
     };
+    // Copies with keywords, one by one through their folder's index.
+    let plain_folders: HashSet<PathBuf> = plain.iter().map(|j| j.folder.clone()).collect();
+    for j in &indexed {
+        let r = if j.check && maildir::already_delivered(&j.folder, &j.name) {
+            Ok(maildir::Delivered::Existing)
+        } else {
+            let data = [j.head.as_bytes(), j.message.as_slice()].concat();
+            crate::store::folder::Folder::new(&j.folder)
+                .deliver_indexed(
+                    &shared.folders.get(&j.folder),
+                    &j.name,
+                    &data,
+                    &j.flags,
+                    &j.keywords,
+                )
+                .map(maildir::Delivered::New)
+        };
+        // Durable (cur/ synced) unless plain copies of the folder failed
+        // their sync: then the delivery is retried and finds this copy.
+        if r.is_ok() && (!plain_folders.contains(&j.folder) || dir_ok.contains(&j.folder)) {
+            dir_ok.insert(j.folder.clone());
+        }
+        results.push(r);
+    }
+    let jobs: Vec<Job> = plain.into_iter().chain(indexed).collect();
     apply_results(shared, tables, &mut batch, &jobs, results, &dir_ok, now);
     let generated = carry_out(tables, &batch, effects, now);
     record_batch(shared, &batch);
@@ -250,7 +280,11 @@ fn plan_jobs(
                         snapshot
                             .filters
                             .evaluate(tables, m, &message, &env.sender, rcpt);
-                    let job = |folder: PathBuf, flags: String, msg: Arc<Vec<u8>>, edit: usize| {
+                    let job = |folder: PathBuf,
+                               flags: String,
+                               keywords: Vec<String>,
+                               msg: Arc<Vec<u8>>,
+                               edit: usize| {
                         let size = (head.len() + msg.len()) as u64;
                         let id = if edit == 0 {
                             env.id.clone()
@@ -273,6 +307,7 @@ fn plan_jobs(
                             message: msg,
                             check: retried || d.attempts > 0,
                             flags,
+                            keywords,
                         }
                     };
                     match evaluation {
@@ -285,7 +320,7 @@ fn plan_jobs(
                             } else {
                                 m.maildir.clone()
                             };
-                            jobs.push(job(folder, String::new(), message.clone(), 0));
+                            jobs.push(job(folder, String::new(), Vec::new(), message.clone(), 0));
                             None
                         }
                         Some(ev) => {
@@ -321,6 +356,7 @@ fn plan_jobs(
                                         jobs.push(job(
                                             t.folder.clone(),
                                             t.flags.clone(),
+                                            t.keywords.clone(),
                                             msg,
                                             t.message,
                                         ));
@@ -860,6 +896,31 @@ mod tests {
         assert!(!root.join(".Missing").exists());
         // The folder is a real IMAP folder (UIDVALIDITY from the store).
         assert!(root.join(".Work.Reports/maildirfolder").exists());
+    }
+
+    #[tokio::test]
+    async fn sieve_keywords_are_indexed_and_a_retry_finds_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = sieve_harness(
+            dir.path(),
+            "require [\"imap4flags\"];\naddflag [\"$label1\", \"\\\\Flagged\", \"Work\"];\n",
+        );
+        let e = queued(&h, to_alice("K1", SENDER, "")).await;
+        let mut again = e.clone();
+        deliver_batch(&h.shared, vec![e]);
+        let root = dir.path().join("mail/example.test/alice");
+        let cur = files(&root.join("cur"));
+        assert_eq!(cur.len(), 1, "{cur:?}");
+        assert!(cur[0].contains(",U=1:2,F"), "{cur:?}");
+        let (idx, _) = crate::store::folder::Folder::new(&root).sync().unwrap();
+        assert_eq!(idx.messages.len(), 1);
+        assert_eq!(idx.messages[0].keywords, ["$label1", "Work"]);
+        assert_eq!(idx.messages[0].flags, "F");
+        // Delivered again (a retry after a crash): found, not duplicated.
+        again.retried = true;
+        deliver_batch(&h.shared, vec![again]);
+        assert_eq!(files(&root.join("cur")).len(), 1);
+        assert_eq!(files(&root.join("new")).len(), 0);
     }
 
     #[tokio::test]

@@ -379,12 +379,30 @@ pub struct Target {
     pub folder: PathBuf,
     /// Maildir flag letters, sorted (`FS`).
     pub flags: String,
+    /// IMAP keywords (`$label1`, `Work`): kept in the folder's index.
+    pub keywords: Vec<String>,
     /// Which message: 0 as received, else one the scripts edited.
     pub message: usize,
 }
 
-/// IMAP system flags as Maildir letters (RFC 3501 flags; keywords are not
-/// stored at delivery yet).
+/// IMAP keywords among Sieve flags: valid atoms (RFC 9051 `flag-keyword`:
+/// no `\\`, space, controls or `(){%*"]`), at most 64 of 100 characters.
+fn keywords(flags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in flags {
+        let ok = !f.is_empty()
+            && f.len() <= 100
+            && f.chars().all(|c| {
+                c.is_ascii_graphic() && !matches!(c, '\\' | '(' | ')' | '{' | '%' | '*' | '"' | ']')
+            });
+        if ok && !out.iter().any(|k| k.eq_ignore_ascii_case(f)) && out.len() < 64 {
+            out.push(f.clone());
+        }
+    }
+    out
+}
+
+/// IMAP system flags as Maildir letters (RFC 9051 §2.3.2).
 fn flag_letters(flags: &[String]) -> String {
     let mut out: Vec<char> = flags
         .iter()
@@ -467,6 +485,7 @@ pub fn targets(
             None => ("INBOX".to_string(), m.maildir.clone()),
         };
         let letters = flag_letters(flags);
+        let kws = keywords(flags);
         match out
             .iter_mut()
             .find(|t| t.folder == folder && t.message == *message)
@@ -476,11 +495,17 @@ pub fn targets(
                 all.sort_unstable();
                 all.dedup();
                 t.flags = all.into_iter().collect();
+                for k in kws {
+                    if !t.keywords.iter().any(|x| x.eq_ignore_ascii_case(&k)) {
+                        t.keywords.push(k);
+                    }
+                }
             }
             None => out.push(Target {
                 name,
                 folder,
                 flags: letters,
+                keywords: kws,
                 message: *message,
             }),
         }
@@ -754,6 +779,11 @@ mod tests {
         assert_eq!(f(&["\\Seen", "\\Flagged", "$Work", "\\SEEN"]), "FS");
         assert_eq!(f(&[]), "");
         assert_eq!(f(&["\\Answered", "\\Draft", "\\Deleted"]), "DRT");
+        let k = |v: &[&str]| keywords(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            k(&["\\Seen", "$label1", "Work", "work", "bad word", "x(y", ""]),
+            ["$label1", "Work"]
+        );
     }
 
     #[test]

@@ -906,6 +906,65 @@ impl Folder {
         Ok(uid)
     }
 
+    /// Delivers a copy that carries IMAP keywords (Sieve imap4flags):
+    /// keywords live in the index, so the copy is added as APPEND adds one
+    /// — written to `tmp/<name>` and synced, then under the folder's lock
+    /// moved into `cur/` with the next UID, its flags and keywords indexed,
+    /// and `cur/` synced. The file name starts with `name,` so a retry
+    /// finds it ([`super::maildir::already_delivered`]). Returns its path.
+    pub fn deliver_indexed(
+        &self,
+        memo: &std::sync::Mutex<Memo>,
+        name: &str,
+        data: &[u8],
+        letters: &str,
+        keywords: &[String],
+    ) -> std::io::Result<PathBuf> {
+        self.create()?;
+        let tmp = self.path.join("tmp").join(name);
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_data()?;
+        }
+        let staged = Staged {
+            tmp,
+            unique: name.to_string(),
+            size: data.len() as u64,
+            vsize: crlf_size(data),
+            internal_date: now(),
+        };
+        let uid = {
+            let mut memo = memo
+                .lock()
+                .map_err(|_| std::io::Error::other("folder lock poisoned"))?;
+            let committed = match self.sync_memo(&mut memo) {
+                Ok((idx, _)) => self.commit(idx, staged, letters, keywords),
+                Err(e) => Err(e),
+            };
+            match &committed {
+                Ok(_) => memo.restamp(self),
+                Err(_) => memo.stale(),
+            }
+            committed?
+        };
+        self.sync_cur()?;
+        let prefix = format!("{name},");
+        let found = std::fs::read_dir(self.path.join("cur"))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.contains(&format!(",U={uid}")))
+            });
+        found.ok_or_else(|| std::io::Error::other("the delivered copy is not in cur/"))
+    }
+
     /// Makes renames into `cur/` durable.
     pub fn sync_cur(&self) -> std::io::Result<()> {
         fsutil::sync_dir(&self.path.join("cur"))

@@ -50,11 +50,13 @@ pub fn already_delivered(folder: &Path, name: &str) -> bool {
     let Ok(entries) = std::fs::read_dir(folder.join("cur")) else {
         return false;
     };
-    let prefix = format!("{name}:");
+    // A reader moved it to cur/ with flags (`NAME:2,S`), or it was
+    // delivered with keywords and a UID (`NAME,S=…,U=…:2,`).
+    let (flagged, indexed) = (format!("{name}:"), format!("{name},"));
     entries.flatten().any(|e| {
         let n = e.file_name();
         let n = n.to_string_lossy();
-        n == name || n.starts_with(&prefix)
+        n == name || n.starts_with(&flagged) || n.starts_with(&indexed)
     })
 }
 
