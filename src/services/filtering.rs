@@ -215,7 +215,7 @@ impl Filters {
             recipient,
             mailbox: &m.address,
             spam: spam_score(message),
-            virus: filter::VirusResult::Unknown,
+            virus: virus_result(message),
         };
         let mut outcome = self.engine.run(&scripts, message, &delivery, &mut host);
         outcome.errors.splice(0..0, errors);
@@ -659,6 +659,25 @@ fn spam_score(message: &[u8]) -> filter::SpamScore {
         Some(v) if v.eq_ignore_ascii_case("no") => filter::SpamScore::Score(0.0),
         _ => filter::SpamScore::Unknown,
     }
+}
+
+/// The virus scan result the message's fields give, for `virustest` (RFC
+/// 5235): clamav-milter's `X-Virus-Status: Clean` / `Infected (NAME)`,
+/// or `X-Virus-Scan: clean` / `infected`; none: unknown (virustest 0).
+fn virus_result(message: &[u8]) -> filter::VirusResult {
+    for (name, value) in filter::header_fields(message) {
+        if name.eq_ignore_ascii_case("X-Virus-Status") || name.eq_ignore_ascii_case("X-Virus-Scan")
+        {
+            let v = value.to_ascii_lowercase();
+            if v.starts_with("clean") {
+                return filter::VirusResult::Clean;
+            }
+            if v.starts_with("infected") {
+                return filter::VirusResult::Infected;
+            }
+        }
+    }
+    filter::VirusResult::Unknown
 }
 
 /// Whether the header already has `Delivered-To: <address>`.
