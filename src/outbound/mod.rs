@@ -8,6 +8,7 @@
 //! | [`arc`] | ARC sealing of forwarded mail (RFC 8617): the results of the MX's checks, sealed with the forwarding domain's DKIM key |
 //! | [`dkim`] | DKIM signing of mail that leaves (RFC 6376): keys loaded once at start, one signature per selector of the From domain |
 //! | [`srs`] | the Sender Rewriting Scheme for forwarded mail, and its reversal for bounces |
+//! | [`tlsrpt`] | what one outbound TLS attempt tells TLS-RPT (RFC 8460): policy type, result type |
 //!
 //! File access is limited to loading secrets: DKIM private keys
 //! ([`dkim::Signer::load`]) and the SRS key ([`srs::Srs::load_or_create`]).
@@ -16,3 +17,4 @@ pub mod arc;
 pub mod dkim;
 pub mod dsn;
 pub mod srs;
+pub mod tlsrpt;
