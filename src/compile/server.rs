@@ -160,6 +160,7 @@ fn timeouts(t: &crate::spec::ast::Timeouts, cx: &mut Cx<'_>) -> Timeouts {
         imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS).max(def::RFC_MIN_IMAP_SECS),
         pop3_secs: or(&t.pop3, def::POP3_SECS),
         managesieve_secs: or(&t.managesieve, def::MANAGESIEVE_SECS),
+        http_secs: or(&t.http, def::HTTP_SECS),
         shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
     }
 }
@@ -610,10 +611,12 @@ fn not_applicable(
         format!("`{option}` does not apply to a {} listener", kind.as_str()),
     )
     .label(at, "not applicable")
-    .help(if kind == ListenerKind::Lmtp {
-        lmtp_help
-    } else {
-        help
+    .help(match kind {
+        ListenerKind::Lmtp => lmtp_help,
+        ListenerKind::Http | ListenerKind::Https => {
+            "HTTP listeners take no logins and no STARTTLS: https is TLS from the first byte, http is plain"
+        }
+        _ => help,
     })
 }
 
@@ -621,8 +624,11 @@ fn not_applicable(
 /// unless turned off.
 fn tls_mode(l: &Listener, kind: ListenerKind) -> TlsMode {
     match kind {
-        ListenerKind::Submissions | ListenerKind::Imaps | ListenerKind::Pop3s => TlsMode::Implicit,
-        ListenerKind::Lmtp => TlsMode::None,
+        ListenerKind::Submissions
+        | ListenerKind::Imaps
+        | ListenerKind::Pop3s
+        | ListenerKind::Https => TlsMode::Implicit,
+        ListenerKind::Lmtp | ListenerKind::Http => TlsMode::None,
         _ => {
             if l.starttls.as_ref().is_none_or(|s| s.value) {
                 TlsMode::Starttls
@@ -638,7 +644,7 @@ fn tls_mode(l: &Listener, kind: ListenerKind) -> TlsMode {
 fn auth_mode(l: &Listener, kind: ListenerKind, tls: TlsMode, cx: &mut Cx<'_>) -> AuthMode {
     let addr = l.addr.value;
     let offers_auth = match kind {
-        ListenerKind::Lmtp => false,
+        ListenerKind::Lmtp | ListenerKind::Http | ListenerKind::Https => false,
         ListenerKind::Smtp => l.auth.as_ref().is_some_and(|a| a.value),
         _ => true,
     };

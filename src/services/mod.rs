@@ -11,6 +11,7 @@ pub mod dmarc_reports;
 pub mod dnsbl;
 pub mod filtering;
 pub mod greylist;
+pub mod http;
 pub mod imap;
 pub mod inbound;
 pub mod login;
@@ -43,6 +44,9 @@ pub struct Snapshot {
     pub tables: Arc<Tables>,
     pub secrets: Arc<Secrets>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The same certificates with HTTP's ALPN protocols, for `https`
+    /// listeners ([`http::acceptor`]).
+    pub https: Option<tokio_rustls::TlsAcceptor>,
     /// Resolver, trust anchors, route passwords and DKIM keys.
     pub outbound: Arc<outbound::OutboundRuntime>,
     /// Logins verified under this configuration (`auth-cache`); `None`
@@ -86,6 +90,10 @@ pub struct Shared {
     pub greylist: greylist::Greylist,
     /// When each DNS blocklist's refusals were last warned about.
     pub dnsbl_warnings: dnsbl::Warnings,
+    /// ACME challenge responses under validation: the ACME client writes,
+    /// the `http` listeners (HTTP-01) and the TLS resolver (TLS-ALPN-01)
+    /// read. One per server, kept across reloads.
+    pub challenges: Arc<crate::net::challenges::Challenges>,
 }
 
 impl Shared {
@@ -126,6 +134,7 @@ impl Shared {
             dmarc_rows: dmarc_reports::RowLog::default(),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
+            challenges: crate::net::challenges::Challenges::new(),
         }
     }
 

@@ -252,6 +252,7 @@ pub struct Timeouts {
     pub imap_idle: Option<Spanned<u64>>,
     pub pop3: Option<Spanned<u64>>,
     pub managesieve: Option<Spanned<u64>>,
+    pub http: Option<Spanned<u64>>,
     pub shutdown_grace: Option<Spanned<u64>>,
 }
 
@@ -518,6 +519,7 @@ fn timeouts(n: &SNode) -> Timeouts {
         imap_idle: n.setting("imap-idle", s_duration),
         pop3: n.setting("pop3", s_duration),
         managesieve: n.setting("managesieve", s_duration),
+        http: n.setting("http", s_duration),
         shutdown_grace: n.setting("shutdown-grace", s_duration),
     }
 }

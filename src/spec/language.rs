@@ -57,6 +57,8 @@ pub const LISTENER_KINDS: &[&str] = &[
     "pop3s",
     "lmtp",
     "managesieve",
+    "http",
+    "https",
 ];
 pub const ACTIONS: &[&str] = &["accept", "junk", "reject"];
 pub const DMARC_POLICIES: &[&str] = &["none", "quarantine", "reject"];
@@ -170,7 +172,9 @@ pub static LISTEN: NodeSpec = NodeSpec {
     doc: "A listening socket. Its kind decides the protocol and the TLS mode: \
           smtp/submission/imap/pop3/managesieve offer STARTTLS, submissions/imaps/pop3s \
           are implicit TLS, lmtp is plain. managesieve (RFC 5804, port 4190) lets users \
-          upload and activate their Sieve scripts.",
+          upload and activate their Sieve scripts. https serves the MTA-STS policy and mail \
+          client autoconfiguration; http answers ACME HTTP-01 challenges and redirects \
+          everything else to https.",
     args: Args {
         fixed: &[
             arg("KIND", Ty::Choice(LISTENER_KINDS), "protocol"),
@@ -842,6 +846,12 @@ value_node!(
     "A ManageSieve session without activity."
 );
 value_node!(
+    T_HTTP,
+    "http",
+    Ty::Duration,
+    "An HTTP(S) client's time to send one request, idle time between requests included."
+);
+value_node!(
     T_SHUTDOWN,
     "shutdown-grace",
     Ty::Duration,
@@ -860,6 +870,7 @@ pub static TIMEOUTS: NodeSpec = NodeSpec {
         &T_IMAP_IDLE,
         &T_POP3,
         &T_MANAGESIEVE,
+        &T_HTTP,
         &T_SHUTDOWN,
     ],
     repeat: false,
