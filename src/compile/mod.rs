@@ -121,7 +121,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         return None;
     }
     let hostname = server.hostname?;
-    let tables = Tables {
+    let mut tables = Tables {
         format_version: FORMAT_VERSION,
         content_hash: String::new(),
         hostname,
@@ -144,8 +144,20 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         resolvers,
         outbound,
         sieve,
+    };
+    // A development certificate also covers the names the `https`
+    // listener serves (mta-sts., autoconfig., autodiscover.).
+    let served = tables.certificate_names();
+    for c in &mut tables.tls {
+        if let crate::tables::CertSource::SelfSigned { subject_names, .. } = &mut c.source {
+            for n in &served {
+                if !subject_names.contains(n) {
+                    subject_names.push(n.clone());
+                }
+            }
+        }
     }
-    .seal();
+    let tables = tables.seal();
     Some(Compiled {
         tables,
         secrets: recips.secrets,

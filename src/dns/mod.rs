@@ -280,7 +280,7 @@ fn domain_zone(
     });
     dkim_records(d, keys, &apex, &mut z);
     dmarc_records(d, &apex, &mut z);
-    mta_sts_records(d, &apex, &mut z);
+    mta_sts_records(tables, host, d, &apex, &mut z);
     if !d.tls_rpt.is_empty() {
         z.records.push(Record {
             name: format!("_smtp._tls.{apex}"),
@@ -391,7 +391,7 @@ fn dmarc_records(d: &DomainTable, apex: &str, z: &mut Zone) {
     }
 }
 
-fn mta_sts_records(d: &DomainTable, apex: &str, z: &mut Zone) {
+fn mta_sts_records(tables: &Tables, host: &str, d: &DomainTable, apex: &str, z: &mut Zone) {
     let Some(p) = mta_sts_policy(d) else {
         return;
     };
@@ -401,11 +401,32 @@ fn mta_sts_records(d: &DomainTable, apex: &str, z: &mut Zone) {
         comment: "MTA-STS (RFC 8461): senders must use TLS; the id changes with the policy text."
             .into(),
     });
-    z.advice.push(format!(
-        "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required).",
-        d.name, d.name
-    ));
+    if serves_https(tables) {
+        z.records.push(Record {
+            name: format!("mta-sts.{apex}"),
+            data: Data::Cname(host.to_string()),
+            comment: "MTA-STS policy host: this server's https listener serves the policy below."
+                .into(),
+        });
+        z.advice.push(format!(
+            "MTA-STS: the https listener serves the policy below at https://mta-sts.{}/.well-known/mta-sts.txt; its certificate must be valid for mta-sts.{}.",
+            d.name, d.name
+        ));
+    } else {
+        z.advice.push(format!(
+            "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required), or add `listen \"https\" \"0.0.0.0:443\"` to have mailc serve it.",
+            d.name, d.name
+        ));
+    }
     z.mta_sts_policy = Some(p);
+}
+
+/// Whether this server answers HTTPS itself (a `listen "https"`).
+fn serves_https(tables: &Tables) -> bool {
+    tables
+        .listeners
+        .iter()
+        .any(|l| l.kind == ListenerKind::Https)
 }
 
 /// SRV records of RFC 6186/8314 (and RFC 5804's for ManageSieve) and the
@@ -459,13 +480,16 @@ fn autoconfig_records(tables: &Tables, host: &str, apex: &str, z: &mut Zone) {
             comment: "Client autoconfiguration: ManageSieve with STARTTLS (RFC 5804 §1.8).".into(),
         });
     }
+    let answered_by = if serves_https(tables) {
+        "this server's https listener answers it"
+    } else {
+        "a web server at this name answers it"
+    };
     for label in ["autoconfig", "autodiscover"] {
         z.records.push(Record {
             name: format!("{label}.{apex}"),
             data: Data::Cname(host.to_string()),
-            comment: format!(
-                "Mail client autoconfiguration ({label}); a web server at this name answers it."
-            ),
+            comment: format!("Mail client autoconfiguration ({label}); {answered_by}."),
         });
     }
 }
