@@ -262,3 +262,84 @@ fn build(r: Response, head: bool) -> hyper::Response<Full<Bytes>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::services::testing::harness_with;
+
+    /// Serves one connection of the `http` listener on a real socket and
+    /// returns what the client read.
+    async fn one_request(h: &crate::services::testing::Harness, request: &[u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shared = h.shared.clone();
+        let server = tokio::spawn(async move {
+            let (tcp, peer) = listener.accept().await.expect("accept");
+            let snapshot = shared.snapshot();
+            let row = *snapshot
+                .tables
+                .listeners
+                .iter()
+                .find(|l| l.kind == ListenerKind::Http)
+                .expect("http listener");
+            let slot = shared
+                .conns
+                .acquire(peer.ip(), &Arc::new(AtomicU32::new(0)), 10, 10, 10)
+                .expect("slot");
+            let challenges = shared.challenges.clone();
+            let conn = Conn {
+                shared,
+                snapshot,
+                listener: row,
+                peer,
+            };
+            handle(conn, tcp, slot, challenges).await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        client.write_all(request).await.expect("write");
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut out))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        server.await.expect("server task");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn http_01_answers_come_from_the_shared_challenge_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = harness_with(dir.path(), "listen \"http\" \"127.0.0.1:8080\"\n");
+        let get = b"GET /.well-known/acme-challenge/tok_EN-1 HTTP/1.1\r\nHost: mail.example.test\r\nConnection: close\r\n\r\n";
+        let before = one_request(&h, get).await;
+        assert!(before.starts_with("HTTP/1.1 404 "), "{before}");
+        h.shared
+            .challenges
+            .set_http("tok_EN-1", "tok_EN-1.thumbprint");
+        let during = one_request(&h, get).await;
+        assert!(during.starts_with("HTTP/1.1 200 "), "{during}");
+        assert!(
+            during.contains("content-type: application/octet-stream\r\n"),
+            "{during}"
+        );
+        assert!(during.ends_with("\r\n\r\ntok_EN-1.thumbprint"), "{during}");
+        h.shared.challenges.remove_http("tok_EN-1");
+        let after = one_request(&h, get).await;
+        assert!(after.starts_with("HTTP/1.1 404 "), "{after}");
+        // Another path on plain HTTP: no https listener here, so 404, not
+        // a redirect.
+        let other = one_request(
+            &h,
+            b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(other.starts_with("HTTP/1.1 404 "), "{other}");
+    }
+}
