@@ -337,3 +337,44 @@ fn form_decoding_is_strict() {
     assert_eq!(form_decode("%c3"), None);
     assert_eq!(form_decode("%C3%A9").as_deref(), Some("é"));
 }
+
+proptest::proptest! {
+    /// Whatever arrives, the router answers with one of its statuses,
+    /// and a redirect only ever points at one of our names.
+    #[test]
+    fn any_request_gets_a_bounded_answer(
+        method in 0u8..4,
+        host in proptest::option::of("[a-zA-Z0-9.:\\[\\]-]{0,40}|(mta-sts|autoconfig|autodiscover)\\.example\\.(test|org)"),
+        path in "/[ -~]{0,60}|/mail/config-v1\\.1\\.xml|/autodiscover/autodiscover\\.xml|/apple/mail\\.mobileconfig|/\\.well-known/[a-z-]{0,20}",
+        query in proptest::option::of("[ -~]{0,60}|(email|emailaddress)=[ -~%]{0,40}"),
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        secure in proptest::bool::ANY,
+    ) {
+        let method = [Method::Get, Method::Head, Method::Post, Method::Other][method as usize];
+        let req = Request {
+            method,
+            host: host.as_deref(),
+            path: &path,
+            query: query.as_deref(),
+            body: &body,
+            secure,
+        };
+        match route(&FULL, &req) {
+            Outcome::AcmeChallenge(token) => {
+                proptest::prop_assert!(path.starts_with(ACME_CHALLENGE_PREFIX));
+                proptest::prop_assert_eq!(token.as_str(), &path[ACME_CHALLENGE_PREFIX.len()..]);
+            }
+            Outcome::Respond(r) => {
+                proptest::prop_assert!([200, 301, 400, 404, 405].contains(&r.status), "{}", r.status);
+                if r.status == 301 {
+                    let location = &r.headers[0].1;
+                    let target = location
+                        .strip_prefix("https://")
+                        .and_then(|l| l.split([':', '/']).next())
+                        .unwrap_or_default();
+                    proptest::prop_assert!(site(&FULL, target).is_some(), "{location}");
+                }
+            }
+        }
+    }
+}
