@@ -450,7 +450,7 @@ fn a_kept_alive_connection_ends_after_its_request_budget() {
 #[test]
 fn connections_over_the_listener_limit_get_503() {
     let server = Server::start(
-        "listen \"http\" \"127.0.0.1:0\" max-connections=2\nlisten \"https\" \"127.0.0.1:0\"\n\
+        "listen \"http\" \"127.0.0.1:0\" max-connections=2\nlisten \"https\" \"127.0.0.1:0\" max-connections=1\n\
          timeouts {\n    http \"5s\"\n}\ndomain \"example.test\" {\n    dmarc policy=\"none\"\n}\n",
     );
     let held: Vec<TcpStream> = (0..2).map(|_| tcp(server.addr("http"))).collect();
@@ -462,6 +462,16 @@ fn connections_over_the_listener_limit_get_503() {
         got.starts_with(b"HTTP/1.1 503 "),
         "{:?}",
         String::from_utf8_lossy(&got)
+    );
+    // On https there is no TLS session to say 503 in: the connection is
+    // closed at once (the held one would wait for the 5 s handshake timeout).
+    let _held_tls = tcp(server.addr("https"));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = tcp(server.addr("https"));
+    let (took, got) = closed_after(&mut refused, Instant::now());
+    assert!(
+        got.is_empty() && took < Duration::from_secs(2),
+        "{took:?} {got:?}"
     );
     drop(held);
     // Slots are given back.
