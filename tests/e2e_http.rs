@@ -493,3 +493,36 @@ fn connections_over_the_listener_limit_get_503() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_reload_serves_the_new_policy() {
+    let (server, _) = start();
+    let fetch = || {
+        https(
+            &server,
+            "mta-sts.example.test",
+            &get("mta-sts.example.test", "/.well-known/mta-sts.txt"),
+        )
+        .text()
+    };
+    let before = fetch();
+    assert!(before.contains("mode: enforce\n"), "{before}");
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(
+        &server.config,
+        text.replace("mta-sts mode=\"enforce\"", "mta-sts mode=\"testing\""),
+    )
+    .unwrap();
+    server.signal("HUP");
+    assert!(
+        server.wait_log("reloaded", Duration::from_secs(20)),
+        "{}",
+        server.log_text()
+    );
+    let after = fetch();
+    assert!(after.contains("mode: testing\n"), "{after}");
+    let (policy, id) = dns_policy(&server);
+    assert_eq!(after, policy);
+    assert_eq!(mailc::dns::mta_sts_id(&after), id);
+    assert_ne!(mailc::dns::mta_sts_id(&before), id);
+}
