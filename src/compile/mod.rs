@@ -116,6 +116,8 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     let sieve = sieve::lower(cfg, &mut cx);
     let mut server = server;
     server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
+    let mut outbound = outbound;
+    outbound.tls_reports = server::tls_reports(cfg, &doms.tables, &mut cx);
 
     if cx.diags.has_errors() {
         return None;

@@ -278,6 +278,17 @@ pub struct Outbound {
     pub max_per_destination: Option<Spanned<u32>>,
     pub max_messages: Option<Spanned<u32>>,
     pub ca_files: Vec<Spanned<PathBuf>>,
+    pub tls_reports: Option<TlsReports>,
+}
+
+/// `outbound { tls-reports from= interval= max-size= org-name= }`.
+#[derive(Debug, Clone)]
+pub struct TlsReports {
+    pub span: Span,
+    pub from: Option<Spanned<String>>,
+    pub interval: Option<Spanned<u64>>,
+    pub max_size: Option<Spanned<u64>>,
+    pub org_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -568,6 +579,13 @@ fn outbound(n: &SNode) -> Outbound {
             .children_named("ca-file")
             .filter_map(|c| c.a(0, s_path))
             .collect(),
+        tls_reports: n.child("tls-reports").map(|r| TlsReports {
+            span: r.span,
+            from: r.p("from", s_str),
+            interval: r.p("interval", s_duration),
+            max_size: r.p("max-size", s_size),
+            org_name: r.p("org-name", s_str),
+        }),
     }
 }
 

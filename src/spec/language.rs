@@ -990,6 +990,37 @@ pub static OUTBOUND_CA_FILE: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static OUTBOUND_TLS_REPORTS: NodeSpec = NodeSpec {
+    name: "tls-reports",
+    doc: "Send TLS reports (RFC 8460) about our outbound TLS sessions to the `rua` each recipient domain publishes at `_smtp._tls.<domain>` (off unless present).",
+    args: Args::NONE,
+    props: &[
+        req(
+            "from",
+            Ty::Str,
+            "sender of the reports, an address in one of our domains (DKIM-signed with its key)",
+        ),
+        opt(
+            "interval",
+            Ty::Duration,
+            "reporting period, aligned to multiples of it since the epoch (a day: UTC midnight)",
+        ),
+        opt(
+            "max-size",
+            Ty::Size,
+            "largest report sent; larger ones are dropped and logged",
+        ),
+        opt(
+            "org-name",
+            Ty::Str,
+            "`organization-name` in the reports (default: the domain of `from`)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 pub static OUTBOUND: NodeSpec = NodeSpec {
     name: "outbound",
     doc: "Delivery of mail to other servers: retries, bounces, connection limits.",
@@ -1005,6 +1036,7 @@ pub static OUTBOUND: NodeSpec = NodeSpec {
         &OUTBOUND_MAX_PER_DESTINATION,
         &OUTBOUND_MAX_MESSAGES,
         &OUTBOUND_CA_FILE,
+        &OUTBOUND_TLS_REPORTS,
     ],
     repeat: false,
     required: false,

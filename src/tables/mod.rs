@@ -10,7 +10,7 @@ pub mod outbound;
 pub mod resolve;
 pub mod screen;
 
-pub use outbound::{OutboundTable, OutboundTls, RouteTable};
+pub use outbound::{OutboundTable, OutboundTls, RouteTable, TlsReportsTable};
 pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
 use std::collections::BTreeMap;
