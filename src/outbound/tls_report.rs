@@ -548,6 +548,7 @@ pub fn certificate_failure(error: &str) -> FailureType {
         || e.contains("badsignature")
         || e.contains("self-signed")
         || e.contains("untrusted")
+        || e.contains("no trust anchors")
     {
         FailureType::CertificateNotTrusted
     } else {

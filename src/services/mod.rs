@@ -24,6 +24,7 @@ pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
+pub mod tls_reports;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod verifier;
@@ -81,6 +82,9 @@ pub struct Shared {
     pub inbound_caches: inbound::Caches,
     /// DMARC evaluations waiting to be stored for aggregate reports.
     pub dmarc_rows: dmarc_reports::RowLog,
+    /// The SMTP client's TLS attempts, waiting to be stored for TLS
+    /// reports (RFC 8460).
+    pub tls_attempts: tls_reports::AttemptLog,
     /// Greylisting's triplets (`inbound { greylist }`), opened from the
     /// state directory at start.
     pub greylist: greylist::Greylist,
@@ -124,6 +128,7 @@ impl Shared {
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
             dmarc_rows: dmarc_reports::RowLog::default(),
+            tls_attempts: tls_reports::AttemptLog::default(),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
         }
