@@ -611,6 +611,7 @@ fn note(journal: &Path, line: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType};
+    use crate::queue::Queue;
 
     fn row(at: u64, ok: bool) -> Row {
         Row::new(
