@@ -18,8 +18,9 @@
 //! arrive are checked: a `multipart/report; report-type="tlsrpt"` mail
 //! with the §5.3 headers and file name, DKIM-signed by example.test (the
 //! signature verified against the key published on a DNS server), gzip'd
-//! JSON valid under the RFC 8460 JSON Schema in tests/data (checked with
-//! python3-jsonschema), totals matching the attempts made; the https POST
+//! JSON read by mail-auth's TLS-RPT parser and, in the `--ignored`
+//! variant, valid under the RFC 8460 JSON Schema in tests/data (checked
+//! with python3-jsonschema), totals matching the attempts made; the https POST
 //! is `application/tlsrpt+gzip` with a valid report.
 
 mod common;
@@ -207,6 +208,15 @@ fn mailbox(local: &str, domain: &str) -> String {
 /// The RFC 8460 JSON Schema check, by python3-jsonschema (an independent
 /// validator); panics when python3 or the module is missing.
 fn assert_valid_report(json: &[u8]) {
+    if let Err(e) = schema_errors(json) {
+        panic!(
+            "report does not validate against the RFC 8460 schema:\n{e}\n{}",
+            String::from_utf8_lossy(json)
+        );
+    }
+}
+
+fn schema_errors(json: &[u8]) -> Result<(), String> {
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tlsrpt-report.schema.json");
     let mut child = Command::new("python3")
         .arg("-c")
@@ -226,13 +236,15 @@ fn assert_valid_report(json: &[u8]) {
         .expect("python3 is needed for this test");
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), json).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "report does not validate against the RFC 8460 schema:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(json)
-    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -297,8 +309,23 @@ fn add_totals(totals: &mut Totals, report: &serde_json::Value) {
     }
 }
 
+/// Without Debian packages: the reports are read by mail-auth's TLS-RPT
+/// parser (an independent reader) and checked field by field.
 #[test]
 fn daily_tls_reports_reach_mailto_and_https_rua_valid_and_counted() {
+    scenario(false);
+}
+
+/// The same, and every report is validated against the RFC 8460 JSON
+/// Schema by python3-jsonschema (Debian package; `.ci/run` installs it and
+/// runs this test). Fails when the module is missing.
+#[test]
+#[ignore = "needs python3-jsonschema (installed by .ci/run)"]
+fn daily_tls_reports_validate_against_the_rfc_8460_schema() {
+    scenario(true);
+}
+
+fn scenario(schema: bool) {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(pki_dir.path());
     let p = |n: &str| pki_dir.path().join(n).display().to_string();
@@ -430,10 +457,28 @@ fn daily_tls_reports_reach_mailto_and_https_rua_valid_and_counted() {
         let parsed = mail_parser::MessageParser::default().parse(m).unwrap();
         let part = parsed.attachments().next().expect("the report attachment");
         let json = gunzip(part.contents());
-        assert_valid_report(&json);
+        if schema {
+            assert_valid_report(&json);
+        }
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["organization-name"], "Example Org");
         assert_eq!(v["contact-info"], "tls-reports@example.test");
+    }
+    if schema {
+        // The validator can fail: a report with a result type the RFC
+        // does not define, or without its summary, is refused.
+        let mut bad: serde_json::Value = serde_json::from_slice(&gunzip(&hex(
+            posts[0]["body"].as_str().unwrap(),
+        )))
+        .unwrap();
+        bad["policies"][0]["failure-details"][0]["result-type"] = "bogus".into();
+        let e = schema_errors(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        bad["policies"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("summary");
+        assert!(schema_errors(&serde_json::to_vec(&bad).unwrap()).is_err());
     }
     assert!(!posts.is_empty());
     for post in &posts {
@@ -441,7 +486,9 @@ fn daily_tls_reports_reach_mailto_and_https_rua_valid_and_counted() {
         let headers = &post["headers"];
         assert_eq!(headers["Content-Type"], "application/tlsrpt+gzip", "{post}");
         let json = gunzip(&hex(post["body"].as_str().unwrap()));
-        assert_valid_report(&json);
+        if schema {
+            assert_valid_report(&json);
+        }
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["policies"][0]["policy"]["policy-domain"], "plain.test");
     }
