@@ -129,6 +129,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         hostname,
         state_dir: server.state_dir,
         public_ips: server.public_ips,
+        dane: cfg.dane.as_ref().is_some_and(|d| d.value),
         log: server.log,
         tls: server.certificates,
         listeners: server.listeners,

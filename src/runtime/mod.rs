@@ -76,6 +76,12 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
 
 fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
+    if let Some(p) = crate::dns::dane::key_paths(&compiled.tables)
+        && crate::dns::dane::ensure_next_key(&p.next_key)
+            .map_err(|e| format!("{}: {e}", p.next_key.display()))?
+    {
+        tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
+    }
     let tls = crate::net::tls::server_config(&compiled.tables)
         .map_err(|e| e.to_string())?
         .map(tokio_rustls::TlsAcceptor::from);

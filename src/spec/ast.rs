@@ -19,6 +19,8 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub trusted_networks: Vec<Spanned<Network>>,
     pub insecure_open_relay: Option<Spanned<bool>>,
+    /// `dane #true`: TLSA records for port 25.
+    pub dane: Option<Spanned<bool>>,
     pub inbound: Inbound,
     pub submission: Submission,
     pub limits: Limits,
@@ -375,6 +377,7 @@ pub fn build(root: &[SNode]) -> Config {
             "domain" => c.domains.extend(domain(n)),
             "trusted-networks" => c.trusted_networks = n.all_args(s_network),
             "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
+            "dane" => c.dane = n.a(0, s_bool),
             "inbound" => c.inbound = inbound(n),
             "submission" => c.submission = submission(n),
             "limits" => c.limits = limits(n),

@@ -493,6 +493,15 @@ pub static TRUSTED_NETWORKS: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static DANE: NodeSpec = setting(
+    "dane",
+    &[arg("ENABLE", Ty::Bool, "#true to publish TLSA records")],
+    "DANE for mail to us (RFC 7672): `mailc dns` adds `_25._tcp.<hostname>` TLSA 3 1 1 \
+     records for the key of the certificate served on port 25 and for the next key \
+     (kept in <state>/tls/, pre-published for the rollover); `mailc plan` checks them \
+     and shows the rollover's state. Useful only in a DNSSEC-signed zone.",
+);
+
 pub static INSECURE_OPEN_RELAY: NodeSpec = setting(
     "insecure-open-relay",
     &[arg("ENABLE", Ty::Bool, "#true to accept the risk")],
@@ -1237,6 +1246,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &INCLUDE,
         &LOG,
         &TLS,
+        &DANE,
         &LISTEN,
         &DOMAIN,
         &TRUSTED_NETWORKS,
