@@ -553,7 +553,9 @@ fn plan_checks_tlsa_and_shows_the_rollover() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("~ _25._tcp.mail.example.com."), "{text}");
     assert!(
-        text.contains(&format!("1. publish-next NOW    publish TLSA 3 1 1 {DANE_NEXT}")),
+        text.contains(&format!(
+            "1. publish-next NOW    publish TLSA 3 1 1 {DANE_NEXT}"
+        )),
         "{text}"
     );
     assert!(text.contains("2. wait-ttl     later"), "{text}");

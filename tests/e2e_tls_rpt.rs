@@ -61,9 +61,10 @@ impl Pki {
             ("https", vec!["reports.plain.test"]),
         ] {
             let key = rcgen::KeyPair::generate().unwrap();
-            let params =
-                rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                    .unwrap();
+            let params = rcgen::CertificateParams::new(
+                sans.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap();
             let cert = params.signed_by(&key, &issuer).unwrap();
             std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
             std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
@@ -217,7 +218,10 @@ fn assert_valid_report(json: &[u8]) {
 }
 
 fn schema_errors(json: &[u8]) -> Result<(), String> {
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tlsrpt-report.schema.json");
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/tlsrpt-report.schema.json"
+    );
     let mut child = Command::new("python3")
         .arg("-c")
         .arg(
@@ -363,14 +367,16 @@ fn scenario(schema: bool) {
     // plain.test and badcert.test.
     submit_as_alice(&local, &["user@ok.test"], "one");
     assert_eq!(
-        ok.wait_for_mail("ok.test", "user", 1, Duration::from_secs(20)).len(),
+        ok.wait_for_mail("ok.test", "user", 1, Duration::from_secs(20))
+            .len(),
         1,
         "{}",
         local.log_text()
     );
     submit_as_alice(&local, &["user@ok.test"], "two");
     assert_eq!(
-        ok.wait_for_mail("ok.test", "user", 2, Duration::from_secs(20)).len(),
+        ok.wait_for_mail("ok.test", "user", 2, Duration::from_secs(20))
+            .len(),
         2
     );
     submit_as_alice(&local, &["user@plain.test", "user@badcert.test"], "three");
@@ -394,9 +400,15 @@ fn scenario(schema: bool) {
     // The sessions may straddle periods: sum what arrives until every
     // session is counted.
     let expected: Totals = [
-        ("badcert.test", (0, 1, vec!["certificate-not-trusted".to_string()])),
+        (
+            "badcert.test",
+            (0, 1, vec!["certificate-not-trusted".to_string()]),
+        ),
         ("ok.test", (2, 0, vec![])),
-        ("plain.test", (0, 1, vec!["starttls-not-supported".to_string()])),
+        (
+            "plain.test",
+            (0, 1, vec!["starttls-not-supported".to_string()]),
+        ),
     ]
     .into_iter()
     .map(|(d, t)| (d.to_string(), t))
@@ -417,7 +429,10 @@ fn scenario(schema: bool) {
         }
         for p in &posts {
             let body = hex(p["body"].as_str().unwrap());
-            add_totals(&mut totals, &serde_json::from_slice(&gunzip(&body)).unwrap());
+            add_totals(
+                &mut totals,
+                &serde_json::from_slice(&gunzip(&body)).unwrap(),
+            );
         }
         let counted: u64 = totals.values().map(|t| t.0 + t.1).sum();
         if counted >= 4 {
@@ -436,8 +451,14 @@ fn scenario(schema: bool) {
         let text = String::from_utf8_lossy(m);
         assert!(text.contains("report-type=\"tlsrpt\""), "{text}");
         assert!(text.contains("Content-Type: multipart/report"), "{text}");
-        assert!(text.contains("Content-Type: application/tlsrpt+gzip"), "{text}");
-        assert!(text.contains("TLS-Report-Submitter: example.test"), "{text}");
+        assert!(
+            text.contains("Content-Type: application/tlsrpt+gzip"),
+            "{text}"
+        );
+        assert!(
+            text.contains("TLS-Report-Submitter: example.test"),
+            "{text}"
+        );
         assert!(text.contains("From: <tls-reports@example.test>"), "{text}");
         let domain = text
             .lines()
@@ -446,7 +467,9 @@ fn scenario(schema: bool) {
             .trim()
             .to_string();
         assert!(
-            text.contains(&format!("Subject: Report Domain: {domain} Submitter: example.test Report-ID: <")),
+            text.contains(&format!(
+                "Subject: Report Domain: {domain} Submitter: example.test Report-ID: <"
+            )),
             "{text}"
         );
         assert!(
@@ -467,10 +490,8 @@ fn scenario(schema: bool) {
     if schema {
         // The validator can fail: a report with a result type the RFC
         // does not define, or without its summary, is refused.
-        let mut bad: serde_json::Value = serde_json::from_slice(&gunzip(&hex(
-            posts[0]["body"].as_str().unwrap(),
-        )))
-        .unwrap();
+        let mut bad: serde_json::Value =
+            serde_json::from_slice(&gunzip(&hex(posts[0]["body"].as_str().unwrap()))).unwrap();
         bad["policies"][0]["failure-details"][0]["result-type"] = "bogus".into();
         let e = schema_errors(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
         assert!(e.contains("bogus"), "{e}");

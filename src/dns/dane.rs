@@ -59,7 +59,7 @@ pub fn key_paths(tables: &Tables) -> Option<KeyPaths> {
     let chosen = tables
         .tls
         .iter()
-        .find(|c| c.names.iter().any(|n| *n == host))
+        .find(|c| c.names.contains(&host))
         .or_else(|| {
             tables
                 .tls

@@ -174,7 +174,11 @@ pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String]) -> Rollover 
         } else {
             format!(
                 "remove the stale TLSA 3 1 1 {}",
-                stale.iter().map(|s| short(s)).collect::<Vec<_>>().join(", ")
+                stale
+                    .iter()
+                    .map(|s| short(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         },
     });
@@ -449,7 +453,10 @@ fn meaning(name: &str, data: &Data) -> String {
             selector,
             matching,
             data,
-        } => format!("{usage} {selector} {matching} {}", data.to_ascii_lowercase()),
+        } => format!(
+            "{usage} {selector} {matching} {}",
+            data.to_ascii_lowercase()
+        ),
     }
 }
 

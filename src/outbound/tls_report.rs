@@ -150,13 +150,15 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn add(&mut self, row: Row) {
         if !matches!(row.policy.as_str(), "tlsa" | "sts" | "no-policy-found")
-            || row.failure.as_deref().is_some_and(|f| failure_type(f).is_none())
+            || row
+                .failure
+                .as_deref()
+                .is_some_and(|f| failure_type(f).is_none())
         {
             self.dropped += 1;
             return;
         }
-        if !self.domains.contains_key(&row.domain) && self.domains.len() >= MAX_DOMAINS_PER_PERIOD
-        {
+        if !self.domains.contains_key(&row.domain) && self.domains.len() >= MAX_DOMAINS_PER_PERIOD {
             self.dropped += 1;
             return;
         }
@@ -203,13 +205,7 @@ impl Aggregator {
     }
 
     /// The RFC 8460 §4.4 JSON report about `domain` for `[begin, end)`.
-    pub fn report(
-        &self,
-        reporter: &Reporter,
-        domain: &str,
-        begin: u64,
-        end: u64,
-    ) -> Option<Value> {
+    pub fn report(&self, reporter: &Reporter, domain: &str, begin: u64, end: u64) -> Option<Value> {
         let policies = self.domains.get(domain)?;
         let policies: Vec<Value> = policies
             .iter()
@@ -317,8 +313,8 @@ pub fn gzip_json(report: &Value) -> std::io::Result<Vec<u8>> {
 /// §5.3 file name: `submitter!policy-domain!begin!end!unique.json.gz`.
 pub fn file_name(submitter: &str, domain: &str, begin: u64, end: u64) -> String {
     let id = report_id(submitter, domain, begin, end);
-    let unique = crate::proto::sasl::base64_encode(&sha256(id.as_bytes())[..6])
-        .replace(['+', '/'], "-");
+    let unique =
+        crate::proto::sasl::base64_encode(&sha256(id.as_bytes())[..6]).replace(['+', '/'], "-");
     format!("{submitter}!{domain}!{begin}!{end}!{unique}.json.gz")
 }
 
@@ -420,8 +416,7 @@ pub fn rua_from_txt(records: &[String]) -> Vec<String> {
         .iter()
         .filter(|r| {
             let r = r.trim_start();
-            r.get(..10).is_some_and(|v| v == "v=TLSRPTv1")
-                && r[10..].trim_start().starts_with(';')
+            r.get(..10).is_some_and(|v| v == "v=TLSRPTv1") && r[10..].trim_start().starts_with(';')
         })
         .collect();
     let [record] = ours.as_slice() else {
@@ -441,7 +436,10 @@ pub fn rua_from_txt(records: &[String]) -> Vec<String> {
 }
 
 pub fn destination(uri: &str) -> Destination {
-    let lower = uri.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = uri
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     if lower.starts_with("mailto:") {
         let address = percent_decode(uri[7..].split('?').next().unwrap_or_default());
         let ok = address.rsplit_once('@').is_some_and(|(l, d)| {
@@ -601,8 +599,18 @@ mod tests {
     fn sample() -> Aggregator {
         let mut agg = Aggregator::default();
         let rows = [
-            attempt("Rcpt.Test.", Outcome::Success, "mx1.rcpt.test", "198.51.100.1"),
-            attempt("rcpt.test", Outcome::Success, "mx1.rcpt.test", "198.51.100.1"),
+            attempt(
+                "Rcpt.Test.",
+                Outcome::Success,
+                "mx1.rcpt.test",
+                "198.51.100.1",
+            ),
+            attempt(
+                "rcpt.test",
+                Outcome::Success,
+                "mx1.rcpt.test",
+                "198.51.100.1",
+            ),
             attempt(
                 "rcpt.test",
                 fail(FailureType::StarttlsNotSupported, "no STARTTLS in EHLO"),
@@ -625,7 +633,12 @@ mod tests {
         for (i, a) in rows.iter().enumerate() {
             agg.add(Row::new(DAY + i as u64, a));
         }
-        let mut sts = attempt("rcpt.test", Outcome::Success, "mx1.rcpt.test", "198.51.100.1");
+        let mut sts = attempt(
+            "rcpt.test",
+            Outcome::Success,
+            "mx1.rcpt.test",
+            "198.51.100.1",
+        );
         sts.policy = PolicyType::Sts;
         sts.policy_strings = vec!["version: STSv1".into(), "mode: enforce".into()];
         sts.mx_patterns = vec!["*.rcpt.test".into()];
@@ -661,7 +674,10 @@ mod tests {
     #[test]
     fn unknown_result_types_and_policies_are_dropped_not_reported() {
         let mut agg = Aggregator::default();
-        let mut row = Row::new(1, &attempt("d.test", Outcome::Success, "m.d.test", "192.0.2.1"));
+        let mut row = Row::new(
+            1,
+            &attempt("d.test", Outcome::Success, "m.d.test", "192.0.2.1"),
+        );
         row.failure = Some("made-up".into());
         agg.add(row.clone());
         row.failure = None;
@@ -745,18 +761,26 @@ mod tests {
             one("v=TLSRPTv1; rua=mailto:a@rcpt.test,https://r.rcpt.test/x"),
             vec!["mailto:a@rcpt.test", "https://r.rcpt.test/x"]
         );
-        assert_eq!(one("v=TLSRPTv1;rua=mailto:a@rcpt.test"), vec!["mailto:a@rcpt.test"]);
+        assert_eq!(
+            one("v=TLSRPTv1;rua=mailto:a@rcpt.test"),
+            vec!["mailto:a@rcpt.test"]
+        );
         assert!(one("v=TLSRPTv2; rua=mailto:a@rcpt.test").is_empty());
         assert!(one("v=spf1 -all").is_empty());
         // Two TLSRPT records: the domain does not do TLS-RPT (§3).
-        assert!(rua_from_txt(&[
-            "v=TLSRPTv1; rua=mailto:a@rcpt.test".into(),
-            "v=TLSRPTv1; rua=mailto:b@rcpt.test".into(),
-        ])
-        .is_empty());
+        assert!(
+            rua_from_txt(&[
+                "v=TLSRPTv1; rua=mailto:a@rcpt.test".into(),
+                "v=TLSRPTv1; rua=mailto:b@rcpt.test".into(),
+            ])
+            .is_empty()
+        );
         // Other records are discarded first.
         assert_eq!(
-            rua_from_txt(&["v=spf1 -all".into(), "v=TLSRPTv1; rua=mailto:a@rcpt.test".into()]),
+            rua_from_txt(&[
+                "v=spf1 -all".into(),
+                "v=TLSRPTv1; rua=mailto:a@rcpt.test".into()
+            ]),
             vec!["mailto:a@rcpt.test"]
         );
     }

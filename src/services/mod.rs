@@ -24,9 +24,9 @@ pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
-pub mod tls_reports;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tls_reports;
 pub mod training;
 pub mod verifier;
 

@@ -28,14 +28,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{Shared, Snapshot, unix_now};
 use crate::dns::resolver::{self, Hop, MxPolicy, RouteError};
 use crate::envelope::{Delivery, Destination, Envelope, Status};
+use crate::outbound::tls_report;
+use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType, TlsAttempt, TlsRptSink};
 use crate::queue::Queue;
 use crate::services::smtp_out::{
     ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt, RcptOutcome,
     ReplyInfo, TlsPolicy,
 };
 use crate::tables::{ListenerKind, OutboundTls, RouteTable, Tables};
-use crate::outbound::tls_report;
-use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType, TlsAttempt, TlsRptSink};
 
 /// How often the queue is scanned for retries that came due, delay
 /// warnings and entries left to settle.

@@ -443,12 +443,10 @@ async fn send_one(
                 tracing::warn!(domain = %domain, rua = %uri, size = gz.len(), limit = cfg.max_size, "TLS report not sent: larger than max-size");
                 return Sent::Skipped;
             }
-            let posted = tokio::time::timeout(
-                HTTPS_TIMEOUT,
-                post(snapshot, &host, port, &path, gz),
-            )
-            .await
-            .unwrap_or_else(|_| Err(PostError::Temporary("timed out".into())));
+            let posted =
+                tokio::time::timeout(HTTPS_TIMEOUT, post(snapshot, &host, port, &path, gz))
+                    .await
+                    .unwrap_or_else(|_| Err(PostError::Temporary("timed out".into())));
             match posted {
                 Ok(status) => {
                     tracing::info!(domain = %domain, rua = %uri, status, "TLS report posted");
