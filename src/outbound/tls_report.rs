@@ -310,11 +310,14 @@ pub fn gzip_json(report: &Value) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
-/// §5.3 file name: `submitter!policy-domain!begin!end!unique.json.gz`.
+/// §5.1 file name: `submitter!policy-domain!begin!end!unique.json.gz`;
+/// `unique` is `1*(ALPHA / DIGIT)`: hex of a hash of the report-id.
 pub fn file_name(submitter: &str, domain: &str, begin: u64, end: u64) -> String {
     let id = report_id(submitter, domain, begin, end);
-    let unique =
-        crate::proto::sasl::base64_encode(&sha256(id.as_bytes())[..6]).replace(['+', '/'], "-");
+    let unique: String = sha256(id.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("{submitter}!{domain}!{begin}!{end}!{unique}.json.gz")
 }
 
@@ -737,9 +740,15 @@ mod tests {
         insta::assert_snapshot!("tls_report_mail_head", head_and_text);
         let parsed = mail_parser::MessageParser::default().parse(&mail).unwrap();
         let attachment = parsed.attachments().next().unwrap();
-        assert_eq!(
-            attachment.attachment_name(),
-            Some(file_name("example.test", "rcpt.test", DAY, DAY + 86_400).as_str())
+        let name = file_name("example.test", "rcpt.test", DAY, DAY + 86_400);
+        assert_eq!(attachment.attachment_name(), Some(name.as_str()));
+        let unique = name
+            .strip_prefix("example.test!rcpt.test!1796256000!1796342400!")
+            .and_then(|n| n.strip_suffix(".json.gz"))
+            .unwrap();
+        assert!(
+            !unique.is_empty() && unique.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{name}"
         );
         let mut json = Vec::new();
         std::io::Read::read_to_end(
