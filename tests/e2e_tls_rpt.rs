@@ -546,3 +546,83 @@ fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// Attempts are durable before the day ends: mailc is killed (SIGKILL)
+/// after a delivery attempt to plain.test was recorded and before its
+/// period closed; the restarted server still reports that session.
+#[test]
+fn recorded_attempts_survive_a_crash() {
+    const PERIOD: u64 = 10;
+    let port = free_port();
+    let dns = DnsServer::start(&[
+        (
+            "plain.test.",
+            "@ 300 IN MX 10 mx.plain.test.\nmx 300 IN A 127.0.0.2\n\
+             _smtp._tls 300 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@rua.test\"\n"
+                .into(),
+        ),
+        (
+            "rua.test.",
+            "@ 300 IN MX 10 mx.rua.test.\nmx 300 IN A 127.0.0.2\n".into(),
+        ),
+    ]);
+    let peer = Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.2:{port}\" starttls=#false\n{}{}",
+        mailbox("user", "plain.test"),
+        mailbox("tlsrpt", "rua.test"),
+    ));
+    let mut local = Server::start(&format!(
+        "resolver \"{}\"\nlisten \"submissions\" \"127.0.0.1:0\"\noutbound {{\n    port {port}\n    tls-reports from=\"tls-reports@example.test\" interval=\"{PERIOD}s\"\n}}\n{}",
+        dns.addr,
+        standard_domain()
+    ));
+    // Start early in a period, so that the crash comes before its end.
+    if now() % PERIOD > 3 {
+        std::thread::sleep(Duration::from_secs(PERIOD - now() % PERIOD));
+    }
+    let begin = now() - now() % PERIOD;
+    submit_as_alice(&local, &["user@plain.test"], "before the crash");
+    assert_eq!(
+        peer.wait_for_mail("plain.test", "user", 1, Duration::from_secs(20))
+            .len(),
+        1,
+        "{}",
+        local.log_text()
+    );
+    let rows = local
+        .state()
+        .join(format!("tls-reports/{begin}-{}.rows", begin + PERIOD));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&rows).map_or(true, |t| !t.contains("plain.test")) {
+        assert!(Instant::now() < deadline, "no attempt stored in {rows:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    local.crash();
+    assert!(
+        now() < begin + PERIOD,
+        "the crash must come before the period ends"
+    );
+    assert!(peer.maildir_files("rua.test", "tlsrpt").is_empty());
+    local.spawn();
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let report = loop {
+        if let Some(f) = peer.maildir_files("rua.test", "tlsrpt").first() {
+            let bytes = std::fs::read(f).unwrap();
+            break mail_auth::report::tlsrpt::TlsReport::parse_rfc5322(&bytes, 1 << 20)
+                .unwrap_or_else(|e| panic!("not a TLS report: {e:?}"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no report after the restart\n{}",
+            local.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut totals = Totals::new();
+    add_totals(&mut totals, &serde_json::to_value(&report).unwrap());
+    assert_eq!(
+        totals.get("plain.test"),
+        Some(&(0, 1, vec!["starttls-not-supported".to_string()]))
+    );
+}
