@@ -20,6 +20,7 @@ pub mod managesieve;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;
+pub mod scan;
 pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;

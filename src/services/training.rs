@@ -12,7 +12,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
+
+use super::scan::{self, Endpoint};
+use crate::proto::scan::rspamd::Learned;
+use crate::proto::scan::spamd;
 
 /// What a message is, as the user's move says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,9 +214,76 @@ impl Training {
 }
 
 /// The learners a configuration declares. Placeholder until the scanner
-/// clients exist: none yet.
+/// configuration exists: none yet.
 pub fn learners(_snapshot: &super::Snapshot) -> Learners {
     Learners::default()
+}
+
+/// SpamAssassin's spamd: `TELL` with `Set: local` (its Bayes database;
+/// spamd must run with `--allow-tell`).
+pub struct Spamd {
+    pub endpoint: Endpoint,
+    /// Pass the mailbox address as spamd's user (per-user Bayes, spamd's
+    /// `--virtual-config-dir`); `false`: spamd's default user learns.
+    pub per_user: bool,
+    pub timeout: Duration,
+}
+
+impl Learner for Spamd {
+    fn name(&self) -> &str {
+        "spamd"
+    }
+
+    fn learn<'a>(
+        &'a self,
+        user: &'a str,
+        class: Class,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let class = match class {
+                Class::Spam => spamd::Class::Spam,
+                Class::Ham => spamd::Class::Ham,
+            };
+            let user = self.per_user.then_some(user);
+            match scan::spamd_learn(&self.endpoint, class, user, message, self.timeout).await {
+                Ok(true) => Ok("learned".into()),
+                Ok(false) => Ok("already learned".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// rspamd's controller worker: `/learnspam`, `/learnham`.
+pub struct Rspamd {
+    /// The controller (not the normal worker that scans).
+    pub endpoint: Endpoint,
+    pub password: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Learner for Rspamd {
+    fn name(&self) -> &str {
+        "rspamd"
+    }
+
+    fn learn<'a>(
+        &'a self,
+        _user: &'a str,
+        class: Class,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let spam = class == Class::Spam;
+            let password = self.password.as_deref();
+            match scan::rspamd_learn(&self.endpoint, spam, password, message, self.timeout).await {
+                Ok(Learned::Learned) => Ok("learned".into()),
+                Ok(Learned::AlreadyKnown) => Ok("already learned".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
 }
 
 async fn run(mut rx: mpsc::Receiver<Job>, t: Training) {

@@ -22,6 +22,7 @@ pub struct Config {
     /// `dane #true`: TLSA records for port 25.
     pub dane: Option<Spanned<bool>>,
     pub inbound: Inbound,
+    pub scan: Option<Scan>,
     pub submission: Submission,
     pub limits: Limits,
     pub auth_cache: AuthCache,
@@ -228,6 +229,22 @@ pub struct Greylist {
     pub whitelist_after: Option<Spanned<u32>>,
 }
 
+/// `scan { }`.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub span: Span,
+    pub spamd: Option<Spanned<String>>,
+    pub rspamd: Option<Spanned<String>>,
+    pub clamd: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<u64>>,
+    pub max_size: Option<Spanned<u64>>,
+    pub on_failure: Option<Spanned<&'static str>>,
+    pub submission: Option<Spanned<bool>>,
+    pub spam_junk: Option<Spanned<f64>>,
+    pub spam_reject: Option<Spanned<f64>>,
+    pub virus: Option<Spanned<&'static str>>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Submission {
     pub auth_required: Option<Spanned<bool>>,
@@ -330,6 +347,7 @@ extractors! {
     s_ip: Ip => IpAddr,
     s_socket_addr: SocketAddr => SocketAddr,
     s_network: Network => Network,
+    s_score: Score => f64,
 }
 
 fn s_int<T: TryFrom<i64>>(v: &SVal) -> Option<Spanned<T>> {
@@ -379,6 +397,7 @@ pub fn build(root: &[SNode]) -> Config {
             "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
             "dane" => c.dane = n.a(0, s_bool),
             "inbound" => c.inbound = inbound(n),
+            "scan" => c.scan = Some(scan(n)),
             "submission" => c.submission = submission(n),
             "limits" => c.limits = limits(n),
             "auth-cache" => c.auth_cache = auth_cache(n),
@@ -493,6 +512,23 @@ fn greylist(n: &SNode) -> Greylist {
         keep: n.p("keep", s_duration),
         max_entries: n.p("max-entries", s_int),
         whitelist_after: n.p("whitelist-after", s_int),
+    }
+}
+
+fn scan(n: &SNode) -> Scan {
+    let spam = n.child("spam");
+    Scan {
+        span: n.span,
+        spamd: n.setting("spamd", s_str),
+        rspamd: n.setting("rspamd", s_str),
+        clamd: n.setting("clamd", s_str),
+        timeout: n.setting("timeout", s_duration),
+        max_size: n.setting("max-size", s_size),
+        on_failure: n.setting("on-failure", s_choice),
+        submission: n.setting("submission", s_bool),
+        spam_junk: spam.and_then(|s| s.p("junk", s_score)),
+        spam_reject: spam.and_then(|s| s.p("reject", s_score)),
+        virus: n.setting("virus", s_choice),
     }
 }
 
