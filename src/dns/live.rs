@@ -954,3 +954,113 @@ pub fn render(plan: &Plan, verbose: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::dane::TlsaKeys;
+
+    fn keys(current: Option<&str>, next: Option<&str>) -> TlsaKeys {
+        TlsaKeys {
+            host: "mail.example.test".into(),
+            current: current.map(str::to_string),
+            next: next.map(str::to_string),
+        }
+    }
+
+    fn states(r: &Rollover) -> Vec<(&'static str, StepState)> {
+        r.steps.iter().map(|s| (s.step, s.state)).collect()
+    }
+
+    #[test]
+    fn dane_rollover_states_follow_what_is_live() {
+        use StepState::*;
+        let k = keys(Some("c"), Some("n"));
+        // Only the current key live: publish the next one now.
+        let r = dane_rollover(&k, &["c".into()]);
+        assert_eq!(
+            states(&r),
+            vec![
+                ("publish-next", Now),
+                ("wait-ttl", Pending),
+                ("switch", Pending),
+                ("retire", Done)
+            ]
+        );
+        assert!(r.steps[0].detail.contains("publish TLSA 3 1 1 n"));
+        // Both live: wait, then switch.
+        let r = dane_rollover(&k, &["c".into(), "n".into()]);
+        assert_eq!(r.steps[0].state, Done);
+        assert_eq!(r.steps[1].state, Now);
+        // A key that is neither: retire it.
+        let r = dane_rollover(&k, &["c".into(), "n".into(), "old".into()]);
+        assert_eq!(r.steps[3].state, Now);
+        assert!(r.steps[3].detail.contains("old"));
+        // The current key missing from DNS is said loudly.
+        let r = dane_rollover(&k, &["n".into()]);
+        assert!(r.steps[2].detail.contains("NOT published"));
+        // No next key yet.
+        let r = dane_rollover(&keys(Some("c"), None), &["c".into()]);
+        assert_eq!(r.steps[0].state, Now);
+        assert!(r.steps[0].detail.contains("no next key"));
+        assert_eq!(r.what, "DANE _25._tcp.mail.example.test");
+    }
+
+    fn change(action: Action, selector: &str) -> Change {
+        Change {
+            action,
+            name: format!("{selector}._domainkey.example.test."),
+            rtype: "TXT".into(),
+            wanted: vec![],
+            live: vec![],
+            note: None,
+        }
+    }
+
+    fn plan_with(changes: Vec<Change>) -> Plan {
+        Plan {
+            format: 1,
+            resolver: "test".into(),
+            in_sync: false,
+            summary: Summary::default(),
+            domains: vec![DomainPlan {
+                domain: "example.test".into(),
+                changes,
+                problems: vec![],
+            }],
+            rollovers: vec![],
+        }
+    }
+
+    #[test]
+    fn dkim_rollovers_only_when_one_is_under_way() {
+        use StepState::*;
+        // Nothing under way: all published, or a first publication.
+        assert!(dkim_rollovers(&plan_with(vec![change(Action::Same, "s1")])).is_empty());
+        assert!(dkim_rollovers(&plan_with(vec![change(Action::Add, "s1")])).is_empty());
+        // A new selector beside a published one: publish it now.
+        let r = dkim_rollovers(&plan_with(vec![
+            change(Action::Same, "s1"),
+            change(Action::Add, "s2"),
+        ]));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].what, "DKIM example.test");
+        assert_eq!(
+            states(&r[0]),
+            vec![
+                ("publish-next", Now),
+                ("wait-ttl", Pending),
+                ("switch", Pending),
+                ("retire", Pending)
+            ]
+        );
+        assert!(r[0].steps[0].detail.contains("s2"));
+        // A retired selector still published: retire it now.
+        let r = dkim_rollovers(&plan_with(vec![
+            change(Action::Same, "s2"),
+            change(Action::Remove, "s1"),
+        ]));
+        assert_eq!(r[0].steps[3].state, Now);
+        assert!(r[0].steps[3].detail.contains("s1"));
+    }
+}
