@@ -168,6 +168,13 @@ pub const DMARC_REPORT_INTERVAL_SECS: u64 = 86_400;
 /// is about 40 bytes compressed), well below what report mailboxes accept.
 pub const DMARC_REPORT_MAX_SIZE: u64 = 10 << 20;
 
+/// TLS reports cover one UTC day: RFC 8460 §4.1 ("the report SHOULD cover
+/// a full day, from 0000-2400 UTC").
+pub const TLS_REPORT_INTERVAL_SECS: u64 = 86_400;
+/// 10 MiB, as for DMARC reports: a TLS report holds one entry per policy
+/// and failure kind, so a day's report is small.
+pub const TLS_REPORT_MAX_SIZE: u64 = 10 << 20;
+
 // ---- screening at the MX (both off unless configured)
 
 /// A listing in one zone is enough (Postfix's `reject_rbl_client`).

@@ -118,6 +118,8 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     let scan = scan::lower(cfg.scan.as_ref(), &mut cx);
     let mut server = server;
     server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
+    let mut outbound = outbound;
+    outbound.tls_reports = server::tls_reports(cfg, &doms.tables, &mut cx);
 
     if cx.diags.has_errors() {
         return None;
@@ -129,6 +131,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         hostname,
         state_dir: server.state_dir,
         public_ips: server.public_ips,
+        dane: cfg.dane.as_ref().is_some_and(|d| d.value),
         log: server.log,
         tls: server.certificates,
         listeners: server.listeners,

@@ -5,6 +5,7 @@
 //! snippets; [`keys`] creates and reads DKIM key files; [`live`] queries
 //! live DNS and compares (`mailc plan`).
 
+pub mod dane;
 pub mod keys;
 pub mod live;
 pub mod resolver;
@@ -78,6 +79,13 @@ pub enum Data {
         target: String,
     },
     Cname(String),
+    /// RFC 6698: usage, selector, matching type, association data (hex).
+    Tlsa {
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data: String,
+    },
 }
 
 impl Data {
@@ -89,6 +97,7 @@ impl Data {
             Data::Txt(_) => "TXT",
             Data::Srv { .. } => "SRV",
             Data::Cname(_) => "CNAME",
+            Data::Tlsa { .. } => "TLSA",
         }
     }
 }
@@ -218,8 +227,19 @@ const SRV: &[(&str, ListenerKind, &str)] = &[
     ),
 ];
 
-/// Every zone's wanted records, in a stable order.
+/// Every zone's wanted records, in a stable order (no TLSA records: see
+/// [`wanted_with_tlsa`]).
 pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
+    wanted_with_tlsa(tables, keys, None)
+}
+
+/// [`wanted`] plus the DANE TLSA records of `_25._tcp.<hostname>` for the
+/// current and the next key (`dane #true`, read by [`dane::tlsa_keys`]).
+pub fn wanted_with_tlsa(
+    tables: &Tables,
+    keys: &PublicKeys,
+    tlsa: Option<&dane::TlsaKeys>,
+) -> Vec<Zone> {
     let host = fqdn(&tables.hostname);
     // The zone that holds the server's own name gets its A/AAAA records.
     let host_zone = tables
@@ -233,9 +253,26 @@ pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
         .values()
         .map(|d| {
             let holds_host = host_zone.as_deref() == Some(d.name.as_str());
-            domain_zone(tables, keys, d, &host, holds_host)
+            let mut z = domain_zone(tables, keys, d, &host, holds_host);
+            if holds_host && let Some(t) = tlsa {
+                tlsa_records(t, &host, &mut z);
+            }
+            z
         })
         .collect();
+    if host_zone.is_none()
+        && let (Some(t), Some(first)) = (tlsa, zones.first_mut())
+    {
+        let have: Vec<&String> = t.current.iter().chain(t.next.iter()).collect();
+        first.advice.push(format!(
+            "DANE: {} is in a zone mailc does not manage; publish there _25._tcp.{host} TLSA 3 1 1 for {}.",
+            tables.hostname,
+            have.iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
+    }
     if host_zone.is_none() && !tables.public_ips.is_empty() {
         // The server's name is in a zone mailc does not manage: say what it needs.
         if let Some(first) = zones.first_mut() {
@@ -249,6 +286,42 @@ pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
         }
     }
     zones
+}
+
+/// TLSA 3 1 1 of the current and next keys, in the zone holding the host.
+fn tlsa_records(t: &dane::TlsaKeys, host: &str, z: &mut Zone) {
+    let name = format!("_25._tcp.{host}");
+    let mut add = |hex: &str, comment: &str| {
+        z.records.push(Record {
+            name: name.clone(),
+            data: Data::Tlsa {
+                usage: 3,
+                selector: 1,
+                matching: 1,
+                data: hex.to_string(),
+            },
+            comment: comment.to_string(),
+        })
+    };
+    match &t.current {
+        Some(h) => add(
+            h,
+            "DANE (RFC 7672): SHA-256 of the public key of the certificate served on port 25 (current key).",
+        ),
+        None => z.advice.push(
+            "DANE: the certificate for port 25 does not exist yet (a self-signed one is made by `mailc serve`); run `mailc dns` again after.".into(),
+        ),
+    }
+    match &t.next {
+        Some(h) if t.current.as_ref() != Some(h) => add(
+            h,
+            "DANE: the next key, published before any certificate uses it (rollover: publish next, wait the TTL, switch, retire).",
+        ),
+        Some(_) => {}
+        None => z
+            .advice
+            .push("DANE: the next key does not exist yet (<state>/tls/dane-next.key).".into()),
+    }
 }
 
 /// One domain's zone, record kind by record kind (the order of the

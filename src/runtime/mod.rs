@@ -76,6 +76,12 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
 
 fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
+    if let Some(p) = crate::dns::dane::key_paths(&compiled.tables)
+        && crate::dns::dane::ensure_next_key(&p.next_key)
+            .map_err(|e| format!("{}: {e}", p.next_key.display()))?
+    {
+        tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
+    }
     let config = crate::net::tls::server_config(&compiled.tables).map_err(|e| e.to_string())?;
     let https = config.as_ref().map(crate::services::http::acceptor);
     let tls = config.map(tokio_rustls::TlsAcceptor::from);
@@ -243,6 +249,7 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
     let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
     crate::services::dmarc_reports::start(&shared);
+    crate::services::tls_reports::start(&shared);
     for entry in recovered {
         let _ = shared.delivery.send(entry);
     }

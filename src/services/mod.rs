@@ -28,6 +28,7 @@ pub mod storage;
 pub mod submit;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tls_reports;
 pub mod training;
 pub mod verifier;
 
@@ -87,6 +88,9 @@ pub struct Shared {
     pub inbound_caches: inbound::Caches,
     /// DMARC evaluations waiting to be stored for aggregate reports.
     pub dmarc_rows: dmarc_reports::RowLog,
+    /// The SMTP client's TLS attempts, waiting to be stored for TLS
+    /// reports (RFC 8460).
+    pub tls_attempts: tls_reports::AttemptLog,
     /// Greylisting's triplets (`inbound { greylist }`), opened from the
     /// state directory at start.
     pub greylist: greylist::Greylist,
@@ -139,6 +143,7 @@ impl Shared {
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
             dmarc_rows: dmarc_reports::RowLog::default(),
+            tls_attempts: tls_reports::AttemptLog::default(),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
             challenges: crate::net::challenges::Challenges::new(),

@@ -497,6 +497,15 @@ pub static TRUSTED_NETWORKS: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static DANE: NodeSpec = setting(
+    "dane",
+    &[arg("ENABLE", Ty::Bool, "#true to publish TLSA records")],
+    "DANE for mail to us (RFC 7672): `mailc dns` adds `_25._tcp.<hostname>` TLSA 3 1 1 \
+     records for the key of the certificate served on port 25 and for the next key \
+     (kept in <state>/tls/, pre-published for the rollover); `mailc plan` checks them \
+     and shows the rollover's state. Useful only in a DNSSEC-signed zone.",
+);
+
 pub static INSECURE_OPEN_RELAY: NodeSpec = setting(
     "insecure-open-relay",
     &[arg("ENABLE", Ty::Bool, "#true to accept the risk")],
@@ -1130,6 +1139,37 @@ pub static OUTBOUND_CA_FILE: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static OUTBOUND_TLS_REPORTS: NodeSpec = NodeSpec {
+    name: "tls-reports",
+    doc: "Send TLS reports (RFC 8460) about our outbound TLS sessions to the `rua` each recipient domain publishes at `_smtp._tls.<domain>` (off unless present).",
+    args: Args::NONE,
+    props: &[
+        req(
+            "from",
+            Ty::Str,
+            "sender of the reports, an address in one of our domains (DKIM-signed with its key)",
+        ),
+        opt(
+            "interval",
+            Ty::Duration,
+            "reporting period, aligned to multiples of it since the epoch (a day: UTC midnight)",
+        ),
+        opt(
+            "max-size",
+            Ty::Size,
+            "largest report sent; larger ones are dropped and logged",
+        ),
+        opt(
+            "org-name",
+            Ty::Str,
+            "`organization-name` in the reports (default: the domain of `from`)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 pub static OUTBOUND: NodeSpec = NodeSpec {
     name: "outbound",
     doc: "Delivery of mail to other servers: retries, bounces, connection limits.",
@@ -1145,6 +1185,7 @@ pub static OUTBOUND: NodeSpec = NodeSpec {
         &OUTBOUND_MAX_PER_DESTINATION,
         &OUTBOUND_MAX_MESSAGES,
         &OUTBOUND_CA_FILE,
+        &OUTBOUND_TLS_REPORTS,
     ],
     repeat: false,
     required: false,
@@ -1345,6 +1386,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &INCLUDE,
         &LOG,
         &TLS,
+        &DANE,
         &LISTEN,
         &DOMAIN,
         &TRUSTED_NETWORKS,

@@ -11,7 +11,7 @@ pub mod resolve;
 pub mod scan;
 pub mod screen;
 
-pub use outbound::{OutboundTable, OutboundTls, RouteTable};
+pub use outbound::{OutboundTable, OutboundTls, RouteTable, TlsReportsTable};
 pub use scan::{ScanEndpoint, ScanLearn, ScanTable};
 pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
@@ -48,6 +48,10 @@ pub struct Tables {
     pub public_ips: Vec<IpAddr>,
     pub log: LogTable,
     pub tls: Vec<Certificate>,
+    /// `dane #true`: TLSA records for the certificate on port 25 (see
+    /// `dns::dane`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dane: bool,
     /// Sorted by address, then kind.
     pub listeners: Vec<ListenerTable>,
     /// Keyed by the ASCII (A-label), lower-case domain name.
