@@ -28,6 +28,7 @@ fn settings() -> ClientSettings {
         source: None,
         timeouts: ClientTimeouts::uniform(Duration::from_secs(5)),
         roots: Arc::new(rustls::RootCertStore::empty()),
+        cert_check: Default::default(),
     }
 }
 
@@ -824,6 +825,7 @@ async fn require_verified_with_the_certificate_as_trust_anchor() {
     let s = ClientSettings {
         tls: TlsPolicy::RequireVerified,
         roots: Arc::new(roots),
+        cert_check: Default::default(),
         ..settings()
     };
     let mut conn = Connection::open(peer.addr, &s).await.unwrap();
@@ -845,6 +847,7 @@ async fn wrong_name_does_not_verify() {
     let peer = Peer::start_tls(starttls_script(ehlo(&["PIPELINING"]), quit()), acceptor).await;
     let s = ClientSettings {
         roots: Arc::new(roots),
+        cert_check: Default::default(),
         ..settings()
     };
     let conn = Connection::open(peer.addr, &s).await.unwrap();
@@ -936,6 +939,7 @@ async fn implicit_tls() {
         implicit_tls: true,
         tls: TlsPolicy::RequireVerified,
         roots: Arc::new(roots),
+        cert_check: Default::default(),
         ..settings()
     };
     let mut conn = Connection::open(peer.addr, &s).await.unwrap();

@@ -8,6 +8,7 @@
 pub mod keys;
 pub mod live;
 pub mod resolver;
+pub mod secure;
 pub mod zone;
 
 use std::collections::BTreeMap;

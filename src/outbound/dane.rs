@@ -168,9 +168,10 @@ pub fn classify(e: &rustls::Error) -> FailureType {
     use rustls::CertificateError as C;
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                FailureType::CertificateExpired
-            }
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => FailureType::CertificateExpired,
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 FailureType::CertificateHostMismatch
             }
@@ -257,10 +258,7 @@ mod tests {
         assert!(!rec(3, 1, 3, vec![0; 32]).is_usable(), "matching");
         assert!(!rec(3, 1, 1, vec![0; 31]).is_usable(), "digest length");
         assert!(!rec(3, 1, 2, vec![0; 32]).is_usable());
-        assert_eq!(
-            rec(3, 1, 1, vec![0xab, 0x01]).presentation(),
-            "3 1 1 AB01"
-        );
+        assert_eq!(rec(3, 1, 1, vec![0xab, 0x01]).presentation(), "3 1 1 AB01");
     }
 
     #[test]
@@ -276,7 +274,10 @@ mod tests {
             rec(3, 1, 0, spki.clone()),
         ] {
             assert!(
-                matches!(check(&[r.clone()], &c, "other.name"), Ok(DaneMatch::EndEntity(_))),
+                matches!(
+                    check(std::slice::from_ref(&r), &c, "other.name"),
+                    Ok(DaneMatch::EndEntity(_))
+                ),
                 "{}",
                 r.presentation()
             );

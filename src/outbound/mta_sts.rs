@@ -252,7 +252,10 @@ mod tests {
     #[test]
     fn txt_records() {
         let r = |v: &[&str]| txt_id(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(r(&["v=STSv1; id=20160831085700Z;"]), Some("20160831085700Z".into()));
+        assert_eq!(
+            r(&["v=STSv1; id=20160831085700Z;"]),
+            Some("20160831085700Z".into())
+        );
         assert_eq!(r(&["v=STSv1;id=abc", "v=spf1 -all"]), Some("abc".into()));
         assert_eq!(r(&["v=STSv1; id=a", "v=STSv1; id=b"]), None, "two records");
         assert_eq!(r(&["v=STSv1;"]), None, "no id");
@@ -307,7 +310,11 @@ mod tests {
             b"\xff\xfe",
             b"<html>404</html>",
         ] {
-            assert!(parse_policy(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_policy(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

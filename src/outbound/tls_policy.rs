@@ -121,15 +121,27 @@ mod tests {
     fn dane_beats_mta_sts() {
         let p = sts(Mode::Enforce);
         assert_eq!(
-            decide("mx.other.net", &DaneLookup::Records(vec![tlsa(3)]), Some(&p)),
+            decide(
+                "mx.other.net",
+                &DaneLookup::Records(vec![tlsa(3)]),
+                Some(&p)
+            ),
             HostPolicy::Dane(vec![tlsa(3)])
         );
         assert_eq!(
-            decide("mx.other.net", &DaneLookup::Records(vec![tlsa(1)]), Some(&p)),
+            decide(
+                "mx.other.net",
+                &DaneLookup::Records(vec![tlsa(1)]),
+                Some(&p)
+            ),
             HostPolicy::DaneEncryptOnly(vec![tlsa(1)])
         );
         assert_eq!(
-            decide("mx.example.org", &DaneLookup::Records(vec![tlsa(1), tlsa(2)]), None),
+            decide(
+                "mx.example.org",
+                &DaneLookup::Records(vec![tlsa(1), tlsa(2)]),
+                None
+            ),
             HostPolicy::Dane(vec![tlsa(2)])
         );
     }

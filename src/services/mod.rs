@@ -17,6 +17,7 @@ pub mod login;
 pub mod maildrop;
 pub mod mailstore;
 pub mod managesieve;
+pub mod mta_sts;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;
