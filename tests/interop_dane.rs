@@ -418,5 +418,32 @@ fn dane_outbound_with_knot_signed_zones_behind_a_validating_unbound() {
     for z in ["badee.test", "badta.test", "bogus.test"] {
         assert!(remote.maildir_files(z, "u").is_empty(), "{z} got mail");
     }
+    // What TLS-RPT is told (RFC 8460 result types).
+    let rpt = |domain: &str, result: &str| {
+        let needle = format!("tls-rpt attempt domain={domain} policy=tlsa");
+        wait_until(
+            &format!("{needle} {result}"),
+            Duration::from_secs(10),
+            || {
+                local
+                    .log_lines_containing(&needle)
+                    .iter()
+                    .any(|l| l.contains(&format!("result={result}")))
+            },
+        );
+    };
+    rpt("ee.test", "success");
+    rpt("ta.test", "success");
+    rpt("badee.test", "tlsa-invalid");
+    rpt("badta.test", "certificate-host-mismatch");
+    rpt("bogus.test", "dnssec-invalid");
+    assert!(
+        local
+            .log_lines_containing("tls-rpt attempt domain=unsigned.test policy=no-policy-found")
+            .iter()
+            .any(|l| l.contains("result=success")),
+        "{}",
+        local.log_text()
+    );
     drop(dns);
 }

@@ -256,6 +256,25 @@ fn mta_sts_enforce_testing_and_the_cache_across_a_restart() {
         "{fetch_failures:?}"
     );
 
+    // What TLS-RPT is told (RFC 8460 result types).
+    for (domain, result) in [
+        ("good.test", "success"),
+        ("badmx.test", "validation-failure"),
+        ("badcert.test", "certificate-host-mismatch"),
+        ("testing.test", "certificate-host-mismatch"),
+        ("huge.test", "sts-policy-invalid"),
+    ] {
+        let needle = format!("tls-rpt attempt domain={domain} policy=sts");
+        assert!(
+            local
+                .log_lines_containing(&needle)
+                .iter()
+                .any(|l| l.contains(&format!("result={result}"))),
+            "{needle} result={result}: {}",
+            local.log_text()
+        );
+    }
+
     // Cached in the state directory.
     let cache = local.state().join("mta-sts");
     for d in ["good.test", "badmx.test", "badcert.test", "testing.test"] {

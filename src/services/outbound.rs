@@ -382,31 +382,37 @@ async fn connect(
         };
         let attempt = |mx: Option<&Connection>, addr: &std::net::SocketAddr, outcome| {
             if let Some(d) = domain_tls {
-                rt.tlsrpt.record(d.attempt(
-                    domain,
-                    &host_policy,
-                    &hop.host,
-                    mx.and_then(|c| c.local_addr()).map(|a| a.ip()),
-                    Some(addr.ip()),
-                    outcome,
-                ));
+                record_tls(
+                    rt,
+                    d.attempt(
+                        domain,
+                        &host_policy,
+                        &hop.host,
+                        mx.and_then(|c| c.local_addr()).map(|a| a.ip()),
+                        Some(addr.ip()),
+                        outcome,
+                    ),
+                );
             }
         };
         match &host_policy {
             HostPolicy::Skip { kind, reason, .. } => {
                 tracing::info!(host = %hop.host, %reason, "outbound TLS policy: host skipped");
                 if let Some(d) = domain_tls {
-                    rt.tlsrpt.record(d.attempt(
-                        domain,
-                        &host_policy,
-                        &hop.host,
-                        None,
-                        None,
-                        Outcome::Failure {
-                            kind: *kind,
-                            reason: Some(reason.clone()),
-                        },
-                    ));
+                    record_tls(
+                        rt,
+                        d.attempt(
+                            domain,
+                            &host_policy,
+                            &hop.host,
+                            None,
+                            None,
+                            Outcome::Failure {
+                                kind: *kind,
+                                reason: Some(reason.clone()),
+                            },
+                        ),
+                    );
                 }
                 last_error = reason.clone();
                 all_permanent = false;
@@ -821,6 +827,22 @@ fn client_settings(
     })
 }
 
+/// Hands one TLS attempt to the TLS-RPT sink, and logs it (debug).
+fn record_tls(rt: &OutboundRuntime, a: TlsAttempt) {
+    let result = match &a.outcome {
+        Outcome::Success => "success",
+        Outcome::Failure { kind, .. } => kind.as_str(),
+    };
+    tracing::debug!(
+        domain = %a.domain,
+        policy = %a.policy.as_str(),
+        mx = %a.mx_host.as_deref().unwrap_or("-"),
+        result = %result,
+        "tls-rpt attempt"
+    );
+    rt.tlsrpt.record(a);
+}
+
 /// The TLS policies a recipient domain publishes, looked up once per
 /// delivery attempt: its MTA-STS policy and whether its MX RRset is
 /// DNSSEC-secure (the condition for DANE on its MX hosts).
@@ -839,27 +861,30 @@ impl DomainTls {
             crate::dns::secure::mx_secure(&rt.dnssec_servers, domain, timeout)
         );
         if let Some((kind, reason)) = &sts.failure {
-            rt.tlsrpt.record(TlsAttempt {
-                domain: domain.to_string(),
-                policy: PolicyType::Sts,
-                policy_strings: sts
-                    .policy
-                    .as_ref()
-                    .map(|p| p.policy_strings())
-                    .unwrap_or_default(),
-                mx_patterns: sts
-                    .policy
-                    .as_ref()
-                    .map(|p| p.mx.clone())
-                    .unwrap_or_default(),
-                mx_host: None,
-                sending_ip: None,
-                receiving_ip: None,
-                outcome: Outcome::Failure {
-                    kind: *kind,
-                    reason: Some(reason.clone()),
+            record_tls(
+                rt,
+                TlsAttempt {
+                    domain: domain.to_string(),
+                    policy: PolicyType::Sts,
+                    policy_strings: sts
+                        .policy
+                        .as_ref()
+                        .map(|p| p.policy_strings())
+                        .unwrap_or_default(),
+                    mx_patterns: sts
+                        .policy
+                        .as_ref()
+                        .map(|p| p.mx.clone())
+                        .unwrap_or_default(),
+                    mx_host: None,
+                    sending_ip: None,
+                    receiving_ip: None,
+                    outcome: Outcome::Failure {
+                        kind: *kind,
+                        reason: Some(reason.clone()),
+                    },
                 },
-            });
+            );
         }
         DomainTls {
             sts: sts.policy,
