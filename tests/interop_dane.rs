@@ -162,7 +162,7 @@ fn knot_conf(dir: &Path, listen: &str, signing: bool) -> String {
     c
 }
 
-fn start_knot(dir: &Path, listen: &str) -> Daemon {
+fn start_knot(dir: &Path) -> Daemon {
     let child = Command::new(tool("knotd"))
         .arg("-c")
         .arg(dir.join("knot.conf"))
@@ -226,7 +226,7 @@ fn dns(smtp_port: u16, pki: &Pki) -> Dns {
     // Phase 1: knot signs; the signed zones and their keys are taken by
     // AXFR.
     std::fs::write(kdir.join("knot.conf"), knot_conf(&kdir, &listen, true)).unwrap();
-    let knot = start_knot(&kdir, &listen);
+    let knot = start_knot(&kdir);
     let mut signed = Vec::new();
     for z in SIGNED {
         let mut axfr = String::new();
@@ -282,7 +282,7 @@ fn dns(smtp_port: u16, pki: &Pki) -> Dns {
         }
     }
     std::fs::write(kdir.join("knot.conf"), knot_conf(&kdir, &listen, false)).unwrap();
-    let knot = start_knot(&kdir, &listen);
+    let knot = start_knot(&kdir);
     wait_until(
         "knot to serve the static zones",
         Duration::from_secs(20),
