@@ -427,7 +427,10 @@ async fn connect(
                 };
             }
             HostPolicy::DaneEncryptOnly(_) => {
-                settings.tls = TlsPolicy::Require;
+                // At least encryption; a route asking for more keeps it.
+                if settings.tls == TlsPolicy::Opportunistic {
+                    settings.tls = TlsPolicy::Require;
+                }
                 settings.implicit_tls = false;
             }
             HostPolicy::StsEnforce => {
