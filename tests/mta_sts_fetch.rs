@@ -207,6 +207,11 @@ fn fetch_cache_and_hostile_policy_servers() {
             Some(&1),
             "no redirect followed"
         );
+        // A failed fetch is not repeated at once: the same failure comes
+        // back without a request.
+        let r = client.lookup("html.test").await;
+        assert_eq!(r.failure.map(|f| f.0), Some(FailureType::StsPolicyInvalid));
+        assert_eq!(hits.lock().unwrap().get("mta-sts.html.test"), Some(&1));
         assert_eq!(hits.lock().unwrap().get("mta-sts.good.test"), Some(&1));
 
         // A changed id whose fetch fails: the fresh cached policy stays.

@@ -11,10 +11,11 @@
 //! most [`MAX_RESPONSE`] bytes (headers plus a 64 KiB policy), `Content-
 //! Length` or chunked bodies are understood.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 use rustls::pki_types::ServerName;
@@ -30,6 +31,14 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Response bytes read at most: 16 KiB of headers plus the policy.
 pub const MAX_RESPONSE: usize = MAX_POLICY_BYTES + 16 * 1024;
+
+/// After a failed fetch, the domain's policy is not fetched again for this
+/// long: a queue of mail to a domain whose policy server is down must not
+/// cost one 30-second fetch per delivery attempt.
+pub const FAILURE_HOLD: Duration = Duration::from_secs(300);
+
+/// Failed fetches remembered at most (the map is cleared when full).
+const MAX_REMEMBERED_FAILURES: usize = 4096;
 
 /// What the policy lookup found for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +58,8 @@ pub struct StsClient {
     pub resolver: Resolver,
     /// 443; another port only in tests of this module.
     pub https_port: u16,
+    /// Recent failed fetches: domain → (when, why).
+    failures: Arc<std::sync::Mutex<HashMap<String, (Instant, (FailureType, String))>>>,
 }
 
 fn now() -> u64 {
@@ -64,6 +75,7 @@ impl StsClient {
             roots,
             resolver,
             https_port: 443,
+            failures: Arc::default(),
         }
     }
 
@@ -124,7 +136,7 @@ impl StsClient {
                 policy: in_force(cached.as_ref()),
                 failure: None,
             },
-            Refresh::Fetch { id } => match self.fetch(&domain).await {
+            Refresh::Fetch { id } => match self.fetch_held(&domain).await {
                 Ok(policy) => {
                     let c = Cached {
                         id,
@@ -146,6 +158,36 @@ impl StsClient {
                 }
             },
         }
+    }
+
+    /// [`StsClient::fetch`], unless it failed within [`FAILURE_HOLD`]: then
+    /// that failure again, without a fetch.
+    async fn fetch_held(&self, domain: &str) -> Result<Policy, (FailureType, String)> {
+        fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+            match m.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            }
+        }
+        if let Some((at, failure)) = lock(&self.failures).get(domain)
+            && at.elapsed() < FAILURE_HOLD
+        {
+            return Err(failure.clone());
+        }
+        let r = self.fetch(domain).await;
+        let mut failures = lock(&self.failures);
+        match &r {
+            Ok(_) => {
+                failures.remove(domain);
+            }
+            Err(f) => {
+                if failures.len() >= MAX_REMEMBERED_FAILURES {
+                    failures.clear();
+                }
+                failures.insert(domain.to_string(), (Instant::now(), f.clone()));
+            }
+        }
+        r
     }
 
     /// One fetch of the policy file, parsed.
