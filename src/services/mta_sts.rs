@@ -50,6 +50,9 @@ pub struct StsLookup {
     pub failure: Option<(FailureType, String)>,
 }
 
+/// A failed fetch: when, and why.
+type HeldFailure = (Instant, (FailureType, String));
+
 /// Fetches and caches policies.
 #[derive(Clone)]
 pub struct StsClient {
@@ -59,7 +62,7 @@ pub struct StsClient {
     /// 443; another port only in tests of this module.
     pub https_port: u16,
     /// Recent failed fetches: domain → (when, why).
-    failures: Arc<std::sync::Mutex<HashMap<String, (Instant, (FailureType, String))>>>,
+    failures: Arc<std::sync::Mutex<HashMap<String, HeldFailure>>>,
 }
 
 fn now() -> u64 {
