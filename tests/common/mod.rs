@@ -6,6 +6,7 @@ pub mod dialog;
 pub mod dns_server;
 pub mod inbound;
 pub mod postfix;
+pub mod scanners;
 pub mod scripted_peer;
 pub mod server;
 pub mod tls;
