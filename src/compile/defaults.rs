@@ -199,6 +199,11 @@ pub const SCAN_SPAM_JUNK: f64 = 5.0;
 pub const SCAN_SPAM_REJECT: f64 = 15.0;
 /// An infected message is refused: a reject is a reject, the sender learns.
 pub const SCAN_VIRUS: crate::tables::Action = crate::tables::Action::Reject;
+/// Moves into and out of Junk teach spamd / rspamd: what users of every
+/// webmail expect from the Junk button.
+pub const SCAN_LEARN: bool = true;
+/// rspamd's controller port (its default), for learning.
+pub const RSPAMD_CONTROLLER_PORT: u16 = 11334;
 
 /// Sieve: scripts uploaded with ManageSieve run.
 pub const SIEVE_USER_SCRIPTS: bool = true;

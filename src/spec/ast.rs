@@ -241,6 +241,10 @@ pub struct Scan {
     pub spam_junk: Option<Spanned<f64>>,
     pub spam_reject: Option<Spanned<f64>>,
     pub virus: Option<Spanned<&'static str>>,
+    pub learn: Option<Spanned<bool>>,
+    pub learn_controller: Option<Spanned<String>>,
+    pub learn_password_file: Option<Spanned<PathBuf>>,
+    pub learn_per_user: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -503,7 +507,12 @@ fn greylist(n: &SNode) -> Greylist {
 
 fn scan(n: &SNode) -> Scan {
     let spam = n.child("spam");
+    let learn = n.child("learn");
     Scan {
+        learn: learn.and_then(|l| l.a(0, s_bool)),
+        learn_controller: learn.and_then(|l| l.p("rspamd-controller", s_str)),
+        learn_password_file: learn.and_then(|l| l.p("password-file", s_path)),
+        learn_per_user: learn.and_then(|l| l.p("spamd-per-user", s_bool)),
         span: n.span,
         spamd: n.setting("spamd", s_str),
         rspamd: n.setting("rspamd", s_str),

@@ -797,6 +797,39 @@ value_node!(
     "A message clamd finds infected: reject (554 5.7.1; default), junk, or accept (delivered with X-Virus-Status: Infected)."
 );
 
+pub static SCAN_LEARN: NodeSpec = NodeSpec {
+    name: "learn",
+    doc: "Learning from users: a message moved into the Junk folder over IMAP (COPY, MOVE, APPEND) \
+          is sent to spamd (`TELL`, spamd needs --allow-tell) and rspamd (its controller's `/learnspam`) \
+          as spam, one moved out of Junk (except to Trash) as ham; in the background, never \
+          delaying the IMAP command (default #true when spamd or rspamd is configured).",
+    args: Args {
+        fixed: &[arg("ON", Ty::Bool, "#false turns learning off")],
+        required: 1,
+        rest: None,
+    },
+    props: &[
+        opt(
+            "rspamd-controller",
+            Ty::Str,
+            "rspamd's controller worker: \"http://IP:PORT\" or a Unix socket path (default: rspamd's address with port 11334)",
+        ),
+        opt(
+            "password-file",
+            Ty::Path,
+            "file holding the controller's password (not needed from a `secure_ip` such as 127.0.0.1)",
+        ),
+        opt(
+            "spamd-per-user",
+            Ty::Bool,
+            "tell spamd the mailbox address as its user (per-user Bayes with --virtual-config-dir; default #false)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 pub static SCAN: NodeSpec = NodeSpec {
     name: "scan",
     doc: "Spam and virus scanners asked at the end of DATA, before the 250 (off unless given): \
@@ -813,6 +846,7 @@ pub static SCAN: NodeSpec = NodeSpec {
         &SCAN_SUBMISSION,
         &SCAN_SPAM,
         &SCAN_VIRUS,
+        &SCAN_LEARN,
     ],
     repeat: false,
     required: false,

@@ -12,7 +12,7 @@ pub mod scan;
 pub mod screen;
 
 pub use outbound::{OutboundTable, OutboundTls, RouteTable};
-pub use scan::{ScanEndpoint, ScanTable};
+pub use scan::{ScanEndpoint, ScanLearn, ScanTable};
 pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
 use std::collections::BTreeMap;
