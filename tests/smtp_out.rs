@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::scripted_peer::{Peer, Step, expect, pipelined, say, tls_acceptor};
+use mailc::outbound::dane::Tlsa;
+use mailc::outbound::tlsrpt::FailureType;
 use mailc::services::smtp_out::{
-    ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt, RcptOutcome, Stage,
-    TlsPolicy,
+    CertCheck, ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt,
+    RcptOutcome, Stage, TlsPolicy,
 };
 
 const MX: &str = "mx.test.example";
@@ -28,6 +30,7 @@ fn settings() -> ClientSettings {
         source: None,
         timeouts: ClientTimeouts::uniform(Duration::from_secs(5)),
         roots: Arc::new(rustls::RootCertStore::empty()),
+        cert_check: Default::default(),
     }
 }
 
@@ -1109,4 +1112,101 @@ fn delivers_to_a_real_mailc_server() {
     let stored = std::fs::read(&files[0]).unwrap();
     let text = String::from_utf8_lossy(&stored);
     assert!(text.contains("\r\n.dot line\r\nbody\r\n"), "{text}");
+}
+
+fn dane_ee(cert: &rustls::pki_types::CertificateDer<'_>) -> Tlsa {
+    let spki = mailc::outbound::dane::spki(cert).unwrap();
+    Tlsa {
+        usage: 3,
+        selector: 1,
+        matching: 1,
+        data: ring::digest::digest(&ring::digest::SHA256, &spki)
+            .as_ref()
+            .to_vec(),
+    }
+}
+
+fn dane(records: Vec<Tlsa>) -> ClientSettings {
+    ClientSettings {
+        tls: TlsPolicy::RequireVerified,
+        cert_check: CertCheck::Dane {
+            records: Arc::new(records),
+            names: vec![MX.to_string()],
+        },
+        ..settings()
+    }
+}
+
+#[tokio::test]
+async fn a_dane_ee_record_authenticates_a_self_signed_certificate_of_any_name() {
+    let (acceptor, cert) = tls_acceptor("not-the-mx.example");
+    let peer = Peer::start_tls(starttls_script(ehlo(&["PIPELINING"]), quit()), acceptor).await;
+    let conn = Connection::open(peer.addr, &dane(vec![dane_ee(&cert)]))
+        .await
+        .unwrap();
+    let tls = conn.tls().cloned().unwrap();
+    assert!(tls.verified, "{tls:?}");
+    assert_eq!(tls.failure, None);
+    conn.quit().await;
+    peer.finish().await;
+}
+
+#[tokio::test]
+async fn a_dane_mismatch_fails_the_handshake_as_tlsa_invalid() {
+    let (acceptor, _) = tls_acceptor(MX);
+    let (_, other) = tls_acceptor(MX);
+    let peer = Peer::start_tls(
+        script(vec![
+            start(),
+            vec![
+                ehlo(&["STARTTLS"]),
+                expect("STARTTLS"),
+                say("220 go ahead"),
+                Step::Tls,
+            ],
+        ]),
+        acceptor,
+    )
+    .await;
+    let (err, failure) = Connection::open_reporting(peer.addr, &dane(vec![dane_ee(&other)]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, ConnError::Temporary(t) if t.contains("no TLSA record matches")),
+        "{err:?}"
+    );
+    assert_eq!(failure.map(|f| f.0), Some(FailureType::TlsaInvalid));
+    drop(peer);
+}
+
+#[tokio::test]
+async fn required_tls_without_starttls_is_starttls_not_supported() {
+    let peer = Peer::start(script(vec![start(), vec![ehlo(&["PIPELINING"])], quit()])).await;
+    let (err, failure) = Connection::open_reporting(peer.addr, &dane(vec![]))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ConnError::Temporary(_)), "{err:?}");
+    assert_eq!(
+        failure.map(|f| f.0),
+        Some(FailureType::StarttlsNotSupported)
+    );
+    peer.finish().await;
+}
+
+#[tokio::test]
+async fn opportunistic_tls_records_why_the_certificate_did_not_verify() {
+    let (acceptor, _) = tls_acceptor("other.example");
+    let peer = Peer::start_tls(starttls_script(ehlo(&["PIPELINING"]), quit()), acceptor).await;
+    let conn = Connection::open(peer.addr, &settings()).await.unwrap();
+    let tls = conn.tls().cloned().unwrap();
+    assert!(!tls.verified);
+    // No trust anchors: the self-signed certificate is not trusted.
+    assert_eq!(
+        tls.failure.map(|f| f.0),
+        Some(FailureType::CertificateNotTrusted)
+    );
+    conn.quit().await;
+    peer.finish().await;
 }

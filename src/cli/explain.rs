@@ -304,6 +304,20 @@ fn explain_not_local(o: &mut String, t: &Tables, domain: &str) {
         "reply        554 5.7.1 relay access denied, for anyone else"
     );
     let _ = writeln!(o, "route        {}", route_text(t, domain));
+    let _ = writeln!(o, "tls policy   {}", tls_policy_text(t, domain));
+}
+
+/// Which TLS policy decides at delivery time (the lookups happen then):
+/// a relay route's own `tls`, or DANE / MTA-STS / the route's mode for MX
+/// delivery.
+pub fn tls_policy_text(t: &Tables, domain: &str) -> String {
+    match t.outbound.route(&domain.to_ascii_lowercase()) {
+        Some(r) if r.via.is_some() => {
+            "the route's tls (a relay: DANE and MTA-STS of the recipient domain do not apply)"
+                .to_string()
+        }
+        _ => "per MX host, when the delivery is tried: DANE if the MX and TLSA records are DNSSEC-secure (AD bit of the resolver), else the domain's MTA-STS policy (enforce/testing), else the route's tls (TLS when offered without a route)".to_string(),
+    }
 }
 
 fn explain_unknown_user(

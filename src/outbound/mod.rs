@@ -9,14 +9,20 @@
 //! | [`dkim`] | DKIM signing of mail that leaves (RFC 6376): keys loaded once at start, one signature per selector of the From domain |
 //! | [`srs`] | the Sender Rewriting Scheme for forwarded mail, and its reversal for bounces |
 //! | [`tls_report`] | TLS reports (RFC 8460): stored attempts, aggregation per domain and policy, the JSON report and its mail, the `_smtp._tls` record |
+//! | [`mta_sts`] | MTA-STS (RFC 8461): the TXT record, the policy file, MX patterns, cache freshness |
+//! | [`dane`] | DANE (RFC 7672): TLSA records, usability, matching a certificate chain |
+//! | [`tls_policy`] | which of DANE, MTA-STS or the route's mode applies to one MX host |
 //! | [`tlsrpt`] | what one outbound TLS attempt tells TLS-RPT (RFC 8460): policy type, result type |
 //!
 //! File access is limited to loading secrets: DKIM private keys
 //! ([`dkim::Signer::load`]) and the SRS key ([`srs::Srs::load_or_create`]).
 
 pub mod arc;
+pub mod dane;
 pub mod dkim;
 pub mod dsn;
+pub mod mta_sts;
 pub mod srs;
+pub mod tls_policy;
 pub mod tls_report;
 pub mod tlsrpt;

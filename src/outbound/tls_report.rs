@@ -536,27 +536,6 @@ pub fn http_status(head: &[u8]) -> Option<u16> {
     (code.len() == 3).then(|| code.parse().ok()).flatten()
 }
 
-/// The result type of a TLS session that was set up but whose certificate
-/// did not verify, from the verifier's error text (rustls/webpki names).
-pub fn certificate_failure(error: &str) -> FailureType {
-    let e = error.to_ascii_lowercase();
-    if e.contains("notvalidforname") || e.contains("not valid for name") {
-        FailureType::CertificateHostMismatch
-    } else if e.contains("expired") || e.contains("notvalidyet") || e.contains("not valid yet") {
-        FailureType::CertificateExpired
-    } else if e.contains("unknownissuer")
-        || e.contains("unknown issuer")
-        || e.contains("badsignature")
-        || e.contains("self-signed")
-        || e.contains("untrusted")
-        || e.contains("no trust anchors")
-    {
-        FailureType::CertificateNotTrusted
-    } else {
-        FailureType::ValidationFailure
-    }
-}
-
 /// `PolicyType` of a stored row.
 pub fn policy_type(name: &str) -> Option<PolicyType> {
     [PolicyType::Tlsa, PolicyType::Sts, PolicyType::NoPolicyFound]
@@ -841,26 +820,6 @@ mod tests {
         assert_eq!(
             https_request_head("r.test", 443, "/x", 10),
             "POST /x HTTP/1.1\r\nHost: r.test\r\nContent-Type: application/tlsrpt+gzip\r\nContent-Length: 10\r\nUser-Agent: mailc\r\nConnection: close\r\n\r\n"
-        );
-    }
-
-    #[test]
-    fn certificate_errors_map_to_result_types() {
-        assert_eq!(
-            certificate_failure("invalid peer certificate: NotValidForName"),
-            FailureType::CertificateHostMismatch
-        );
-        assert_eq!(
-            certificate_failure("invalid peer certificate: UnknownIssuer"),
-            FailureType::CertificateNotTrusted
-        );
-        assert_eq!(
-            certificate_failure("invalid peer certificate: Expired"),
-            FailureType::CertificateExpired
-        );
-        assert_eq!(
-            certificate_failure("something else"),
-            FailureType::ValidationFailure
         );
     }
 

@@ -74,7 +74,12 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
     Ok(())
 }
 
-fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
+/// `tls_attempts`: where the SMTP client's TLS attempts go (TLS-RPT), the
+/// same log for every snapshot of the process.
+fn snapshot(
+    compiled: &Compiled,
+    tls_attempts: Arc<crate::services::tls_reports::AttemptLog>,
+) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
     if let Some(p) = crate::dns::dane::key_paths(&compiled.tables)
         && crate::dns::dane::ensure_next_key(&p.next_key)
@@ -85,8 +90,9 @@ fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
     let config = crate::net::tls::server_config(&compiled.tables).map_err(|e| e.to_string())?;
     let https = config.as_ref().map(crate::services::http::acceptor);
     let tls = config.map(tokio_rustls::TlsAcceptor::from);
-    let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
+    let mut outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
         .map_err(|e| format!("outbound delivery: {e}"))?;
+    outbound.tlsrpt = tls_attempts;
     let filters = crate::services::filtering::Filters::load(&compiled.tables)?;
     Ok(Snapshot {
         filters: Arc::new(filters),
@@ -211,7 +217,8 @@ fn lock_state_dir(state: &Path) -> Option<std::fs::File> {
 /// The first snapshot, the SRS key and the queue (what a previous run left
 /// in it goes back to delivery), then the delivery and outbound services.
 async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
-    let snap = snapshot(compiled)
+    let tls_attempts = Arc::new(crate::services::tls_reports::AttemptLog::default());
+    let snap = snapshot(compiled, tls_attempts.clone())
         .map_err(|e| tracing::error!(error = %e, "cannot start"))
         .ok()?;
     let srs = crate::outbound::srs::Srs::load_or_create(state)
@@ -228,15 +235,18 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
     let (outbound_tx, outbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(Shared::new(
-        snap,
-        spool.clone(),
-        usage,
-        delivery_tx,
-        outbound_tx,
-        srs,
-        shutdown_rx,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            snap,
+            spool.clone(),
+            usage,
+            delivery_tx,
+            outbound_tx,
+            srs,
+            shutdown_rx,
+        )
+        .with_tls_attempts(tls_attempts),
+    );
     match shared.greylist.open(state) {
         Ok(0) => {}
         Ok(n) => tracing::info!(entries = n, "greylisting state loaded"),
@@ -459,7 +469,7 @@ async fn reload(
         );
         return;
     }
-    let snap = match snapshot(&compiled) {
+    let snap = match snapshot(&compiled, shared.tls_attempts.clone()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "reload failed; still serving the previous configuration");

@@ -18,6 +18,7 @@ pub mod login;
 pub mod maildrop;
 pub mod mailstore;
 pub mod managesieve;
+pub mod mta_sts;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;
@@ -90,7 +91,7 @@ pub struct Shared {
     pub dmarc_rows: dmarc_reports::RowLog,
     /// The SMTP client's TLS attempts, waiting to be stored for TLS
     /// reports (RFC 8460).
-    pub tls_attempts: tls_reports::AttemptLog,
+    pub tls_attempts: Arc<tls_reports::AttemptLog>,
     /// Greylisting's triplets (`inbound { greylist }`), opened from the
     /// state directory at start.
     pub greylist: greylist::Greylist,
@@ -143,12 +144,19 @@ impl Shared {
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
             dmarc_rows: dmarc_reports::RowLog::default(),
-            tls_attempts: tls_reports::AttemptLog::default(),
+            tls_attempts: Arc::new(tls_reports::AttemptLog::default()),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
             challenges: crate::net::challenges::Challenges::new(),
             training,
         }
+    }
+
+    /// The TLS attempt log the snapshots' SMTP clients write to (made
+    /// before the first snapshot).
+    pub fn with_tls_attempts(mut self, log: Arc<tls_reports::AttemptLog>) -> Shared {
+        self.tls_attempts = log;
+        self
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -28,12 +28,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{Shared, Snapshot, unix_now};
 use crate::dns::resolver::{self, Hop, MxPolicy, RouteError};
 use crate::envelope::{Delivery, Destination, Envelope, Status};
-use crate::outbound::tls_report;
-use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType, TlsAttempt, TlsRptSink};
+use crate::outbound::tls_policy::{self, DaneLookup, HostPolicy};
+use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType, TlsAttempt};
 use crate::queue::Queue;
 use crate::services::smtp_out::{
-    ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt, RcptOutcome,
-    ReplyInfo, TlsPolicy,
+    CertCheck, ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt,
+    RcptOutcome, ReplyInfo, TlsPolicy,
 };
 use crate::tables::{ListenerKind, OutboundTls, RouteTable, Tables};
 
@@ -309,13 +309,24 @@ async fn worker(
             return;
         }
     };
-    // TLS-RPT: attempts of MX delivery (not of a relay host) are
-    // reported to the recipient domain.
-    let tlsrpt: Option<(&dyn TlsRptSink, &str)> = match &route {
-        Some(r) if r.via.is_some() => None,
-        _ => Some((&shared.tls_attempts, domain.as_str())),
+    // A route through a relay of its own is outside DANE and MTA-STS: its
+    // `tls` mode decides. MX delivery looks up the domain's policies.
+    let via_relay = route.as_ref().is_some_and(|r| r.via.is_some());
+    let domain_tls = if via_relay {
+        None
+    } else {
+        Some(DomainTls::lookup(rt, &domain).await)
     };
-    let conn = match connect(tables, rt, route.as_ref(), &hops, tlsrpt).await {
+    let conn = match connect(
+        tables,
+        rt,
+        route.as_ref(),
+        &hops,
+        &domain,
+        domain_tls.as_ref(),
+    )
+    .await
+    {
         Ok(c) => c,
         Err(r) => {
             settle_destination(shared, tables, board, key, first, &r);
@@ -350,13 +361,14 @@ async fn connect(
     rt: &OutboundRuntime,
     route: Option<&RouteTable>,
     hops: &[Hop],
-    tlsrpt: Option<(&dyn TlsRptSink, &str)>,
+    domain: &str,
+    domain_tls: Option<&DomainTls>,
 ) -> Result<Connection, Result3> {
     let mut last_error = String::from("no address to connect to");
     let mut all_permanent = true;
     let mut permanent: Option<ReplyInfo> = None;
     'hops: for hop in hops {
-        let settings = match client_settings(tables, rt, route, &hop.host) {
+        let mut settings = match client_settings(tables, rt, route, &hop.host) {
             Ok(s) => s,
             Err(e) => {
                 last_error = e;
@@ -364,37 +376,121 @@ async fn connect(
                 break 'hops;
             }
         };
-        for addr in &hop.addrs {
-            let opened = Connection::open(*addr, &settings).await;
-            if let Some((sink, domain)) = tlsrpt
-                && let Some(outcome) = tls_outcome(&opened)
-            {
-                sink.record(TlsAttempt {
-                    domain: domain.to_string(),
-                    policy: PolicyType::NoPolicyFound,
-                    policy_strings: Vec::new(),
-                    mx_patterns: Vec::new(),
-                    mx_host: Some(hop.host.clone()),
-                    sending_ip: opened
-                        .as_ref()
-                        .ok()
-                        .and_then(Connection::local_ip)
-                        .or(settings.source),
-                    receiving_ip: Some(addr.ip()),
-                    outcome,
-                });
+        let host_policy = match domain_tls {
+            Some(d) => d.for_host(rt, hop).await,
+            None => HostPolicy::None,
+        };
+        let attempt = |mx: Option<&Connection>, addr: &std::net::SocketAddr, outcome| {
+            if let Some(d) = domain_tls {
+                record_tls(
+                    rt,
+                    d.attempt(
+                        domain,
+                        &host_policy,
+                        &hop.host,
+                        mx.and_then(|c| c.local_addr()).map(|a| a.ip()),
+                        Some(addr.ip()),
+                        outcome,
+                    ),
+                );
             }
-            match opened {
-                Ok(c) => return Ok(c),
-                Err(ConnError::Temporary(t)) => {
-                    tracing::debug!(host = %hop.host, %addr, error = %t, "outbound connection failed");
-                    last_error = format!("{} [{}]: {t}", hop.host, addr.ip());
-                    all_permanent = false;
+        };
+        match &host_policy {
+            HostPolicy::Skip { kind, reason, .. } => {
+                tracing::info!(host = %hop.host, %reason, "outbound TLS policy: host skipped");
+                if let Some(d) = domain_tls {
+                    record_tls(
+                        rt,
+                        d.attempt(
+                            domain,
+                            &host_policy,
+                            &hop.host,
+                            None,
+                            None,
+                            Outcome::Failure {
+                                kind: *kind,
+                                reason: Some(reason.clone()),
+                            },
+                        ),
+                    );
                 }
-                Err(ConnError::Permanent(info)) => {
-                    last_error =
-                        format!("{} [{}]: {} {}", hop.host, addr.ip(), info.code, info.text);
-                    permanent = Some(info);
+                last_error = reason.clone();
+                all_permanent = false;
+                continue 'hops;
+            }
+            HostPolicy::Dane(records) => {
+                settings.tls = TlsPolicy::RequireVerified;
+                settings.implicit_tls = false;
+                settings.cert_check = CertCheck::Dane {
+                    records: Arc::new(records.clone()),
+                    names: vec![hop.host.trim_end_matches('.').to_string()],
+                };
+            }
+            HostPolicy::DaneEncryptOnly(_) => {
+                // At least encryption; a route asking for more keeps it.
+                if settings.tls == TlsPolicy::Opportunistic {
+                    settings.tls = TlsPolicy::Require;
+                }
+                settings.implicit_tls = false;
+            }
+            HostPolicy::StsEnforce => {
+                settings.tls = TlsPolicy::RequireVerified;
+                settings.implicit_tls = false;
+            }
+            HostPolicy::StsTesting | HostPolicy::None => {}
+        }
+        for addr in &hop.addrs {
+            match Connection::open_reporting(*addr, &settings).await {
+                Ok(c) => {
+                    let outcome = match (c.tls(), &host_policy) {
+                        (None, _) => Outcome::Failure {
+                            kind: FailureType::StarttlsNotSupported,
+                            reason: Some("the server does not offer STARTTLS".into()),
+                        },
+                        // Without a policy (or encrypt-only DANE) an
+                        // unverified certificate is no failure.
+                        (Some(_), HostPolicy::None | HostPolicy::DaneEncryptOnly(_)) => {
+                            Outcome::Success
+                        }
+                        (Some(t), _) => match &t.failure {
+                            None => Outcome::Success,
+                            Some((kind, why)) => Outcome::Failure {
+                                kind: *kind,
+                                reason: Some(why.clone()),
+                            },
+                        },
+                    };
+                    attempt(Some(&c), addr, outcome);
+                    return Ok(c);
+                }
+                Err((e, tls_failure)) => {
+                    if let Some((kind, why)) = tls_failure {
+                        attempt(
+                            None,
+                            addr,
+                            Outcome::Failure {
+                                kind,
+                                reason: Some(why),
+                            },
+                        );
+                    }
+                    match e {
+                        ConnError::Temporary(t) => {
+                            tracing::debug!(host = %hop.host, %addr, error = %t, "outbound connection failed");
+                            last_error = format!("{} [{}]: {t}", hop.host, addr.ip());
+                            all_permanent = false;
+                        }
+                        ConnError::Permanent(info) => {
+                            last_error = format!(
+                                "{} [{}]: {} {}",
+                                hop.host,
+                                addr.ip(),
+                                info.code,
+                                info.text
+                            );
+                            permanent = Some(info);
+                        }
+                    }
                 }
             }
         }
@@ -403,39 +499,6 @@ async fn connect(
         Some(info) if all_permanent => Result3::Failed(last_error, info.enhanced.to_string()),
         _ => Result3::Deferred(last_error, Some("4.4.1".into())),
     })
-}
-
-/// What a connection attempt tells TLS-RPT, from what the client knows
-/// (until MTA-STS and DANE give richer attempts): encrypted and verified
-/// is a success; encrypted but not verified is a certificate failure;
-/// plain text because the server offered no STARTTLS is
-/// `starttls-not-supported`; a failed handshake is a certificate failure
-/// or `validation-failure`. A connection that never got as far as TLS
-/// (refused, timed out, a 4xx greeting) is no TLS attempt.
-fn tls_outcome(opened: &Result<Connection, ConnError>) -> Option<Outcome> {
-    let fail = |kind, reason: &str| {
-        Some(Outcome::Failure {
-            kind,
-            reason: Some(reason.to_string()),
-        })
-    };
-    match opened {
-        Ok(c) => match c.tls() {
-            Some(t) if t.verified => Some(Outcome::Success),
-            Some(t) => {
-                let why = t.verify_error.as_deref().unwrap_or("not verified");
-                fail(tls_report::certificate_failure(why), why)
-            }
-            None => fail(
-                FailureType::StarttlsNotSupported,
-                "the server did not offer STARTTLS",
-            ),
-        },
-        Err(ConnError::Temporary(t)) if t.contains("TLS handshake") => {
-            fail(tls_report::certificate_failure(t), t)
-        }
-        Err(_) => None,
-    }
 }
 
 /// What the DSNs and `mailc queue show` say about the connection.
@@ -763,14 +826,136 @@ fn client_settings(
         source: route.and_then(|r| r.source),
         timeouts: rt.timeouts,
         roots: rt.roots.clone(),
+        cert_check: Default::default(),
     })
+}
+
+/// Hands one TLS attempt to the TLS-RPT sink, and logs it (debug).
+fn record_tls(rt: &OutboundRuntime, a: TlsAttempt) {
+    let result = match &a.outcome {
+        Outcome::Success => "success",
+        Outcome::Failure { kind, .. } => kind.as_str(),
+    };
+    tracing::debug!(
+        domain = %a.domain,
+        policy = %a.policy.as_str(),
+        mx = %a.mx_host.as_deref().unwrap_or("-"),
+        result = %result,
+        "tls-rpt attempt"
+    );
+    rt.tlsrpt.record(a);
+}
+
+/// The TLS policies a recipient domain publishes, looked up once per
+/// delivery attempt: its MTA-STS policy and whether its MX RRset is
+/// DNSSEC-secure (the condition for DANE on its MX hosts).
+pub struct DomainTls {
+    pub sts: Option<crate::outbound::mta_sts::Policy>,
+    pub mx_secure: bool,
+}
+
+impl DomainTls {
+    /// The MTA-STS policy (cache or fetch; a failed fetch is recorded for
+    /// TLS-RPT) and the MX RRset's DNSSEC status.
+    pub async fn lookup(rt: &OutboundRuntime, domain: &str) -> DomainTls {
+        let timeout = rt.resolver.timeout();
+        let (sts, mx_secure) = tokio::join!(
+            rt.sts.lookup(domain),
+            crate::dns::secure::mx_secure(&rt.dnssec_servers, domain, timeout)
+        );
+        if let Some((kind, reason)) = &sts.failure {
+            record_tls(
+                rt,
+                TlsAttempt {
+                    domain: domain.to_string(),
+                    policy: PolicyType::Sts,
+                    policy_strings: sts
+                        .policy
+                        .as_ref()
+                        .map(|p| p.policy_strings())
+                        .unwrap_or_default(),
+                    mx_patterns: sts
+                        .policy
+                        .as_ref()
+                        .map(|p| p.mx.clone())
+                        .unwrap_or_default(),
+                    mx_host: None,
+                    sending_ip: None,
+                    receiving_ip: None,
+                    outcome: Outcome::Failure {
+                        kind: *kind,
+                        reason: Some(reason.clone()),
+                    },
+                },
+            );
+        }
+        DomainTls {
+            sts: sts.policy,
+            mx_secure,
+        }
+    }
+
+    /// The policy for one MX host: its TLSA records when the MX RRset is
+    /// secure, then [`tls_policy::decide`].
+    pub async fn for_host(&self, rt: &OutboundRuntime, hop: &Hop) -> HostPolicy {
+        let lookup = if self.mx_secure {
+            let port = hop.addrs.first().map_or(25, |a| a.port());
+            crate::dns::secure::tlsa(&rt.dnssec_servers, &hop.host, port, rt.resolver.timeout())
+                .await
+        } else {
+            DaneLookup::NotApplicable
+        };
+        tls_policy::decide(&hop.host, &lookup, self.sts.as_ref())
+    }
+
+    /// The TLS-RPT record of one attempt under `policy`.
+    pub fn attempt(
+        &self,
+        domain: &str,
+        policy: &HostPolicy,
+        mx_host: &str,
+        sending_ip: Option<std::net::IpAddr>,
+        receiving_ip: Option<std::net::IpAddr>,
+        outcome: Outcome,
+    ) -> TlsAttempt {
+        let policy_type = policy.policy_type();
+        let (policy_strings, mx_patterns) = match (policy_type, &self.sts) {
+            (PolicyType::Sts, Some(p)) => (p.policy_strings(), p.mx.clone()),
+            (PolicyType::Tlsa, _) => match policy {
+                HostPolicy::Dane(r) | HostPolicy::DaneEncryptOnly(r) => {
+                    (r.iter().map(|t| t.presentation()).collect(), Vec::new())
+                }
+                _ => (Vec::new(), Vec::new()),
+            },
+            _ => (Vec::new(), Vec::new()),
+        };
+        TlsAttempt {
+            domain: domain.to_string(),
+            policy: policy_type,
+            policy_strings,
+            mx_patterns,
+            mx_host: Some(mx_host.trim_end_matches('.').to_string()),
+            sending_ip,
+            receiving_ip,
+            outcome,
+        }
+    }
 }
 
 /// What outbound delivery needs besides the tables, built when the
 /// configuration is loaded: the resolver, the trust anchors, the route
-/// passwords, the DKIM keys.
+/// passwords, the DKIM keys, the MTA-STS client and where TLS attempts go.
 pub struct OutboundRuntime {
     pub resolver: resolver::Resolver,
+    /// The validating resolvers DANE's lookups ask (the configured
+    /// `resolver`s, else the system's); their AD bit is trusted.
+    pub dnssec_servers: Vec<std::net::SocketAddr>,
+    /// MTA-STS policies: fetch and cache (`<state>/mta-sts/`).
+    pub sts: crate::services::mta_sts::StsClient,
+    /// Every outbound TLS attempt (and every policy failure before one)
+    /// goes here for TLS-RPT. [`crate::outbound::tlsrpt::Discard`] until
+    /// the report store is plugged in.
+    pub tlsrpt: Arc<dyn crate::outbound::tlsrpt::TlsRptSink>,
     pub roots: Arc<rustls::RootCertStore>,
     /// Route pattern → password (read from its file at load time).
     pub passwords: HashMap<String, String>,
@@ -812,9 +997,18 @@ impl OutboundRuntime {
         }
         let signer = crate::outbound::dkim::Signer::load(tables)
             .map_err(|e| OutboundSetupError::Dkim(e.to_string()))?;
+        let roots = Arc::new(roots);
+        let sts = crate::services::mta_sts::StsClient::new(
+            &tables.state_dir,
+            roots.clone(),
+            resolver.clone(),
+        );
         Ok(OutboundRuntime {
+            dnssec_servers: crate::dns::secure::servers(&tables.resolvers),
+            sts,
+            tlsrpt: Arc::new(crate::outbound::tlsrpt::Discard),
             resolver,
-            roots: Arc::new(roots),
+            roots,
             passwords,
             signer,
             timeouts: ClientTimeouts::default(),

@@ -130,7 +130,28 @@ pub struct ClientSettings {
     pub timeouts: ClientTimeouts,
     /// Trust anchors for certificate verification.
     pub roots: Arc<rustls::RootCertStore>,
+    /// How the server's certificate is judged.
+    pub cert_check: CertCheck,
 }
+
+/// How the server's certificate is judged: by WebPKI for `server_name`
+/// against `roots`, or against DANE TLSA records (RFC 7672). Whether a
+/// failed check fails the handshake is [`ClientSettings::tls`]'s
+/// business: only `RequireVerified` makes it fatal.
+#[derive(Debug, Clone, Default)]
+pub enum CertCheck {
+    #[default]
+    WebPki,
+    /// Usable TLSA records, and the reference names for DANE-TA (the MX
+    /// host name).
+    Dane {
+        records: Arc<Vec<crate::outbound::dane::Tlsa>>,
+        names: Vec<String>,
+    },
+}
+
+/// Why TLS did not meet the policy, for TLS-RPT (RFC 8460 §4.3).
+pub type TlsFailure = (crate::outbound::tlsrpt::FailureType, String);
 
 impl TlsPolicy {
     /// The policy and the implicit-TLS flag a route's `tls` asks for
@@ -206,6 +227,8 @@ pub struct TlsOutcome {
     pub verified: bool,
     /// Why it did not.
     pub verify_error: Option<String>,
+    /// The same, as an RFC 8460 failure type.
+    pub failure: Option<TlsFailure>,
 }
 
 enum Wire {
@@ -258,7 +281,7 @@ pub struct Connection {
     peer_name: String,
     peer: SocketAddr,
     /// Our end of the connection (TLS-RPT `sending-mta-ip`).
-    local: Option<IpAddr>,
+    local: Option<SocketAddr>,
     timeouts: ClientTimeouts,
     /// Set once the connection must not be used again.
     broken: Option<String>,
@@ -285,21 +308,43 @@ impl Connection {
     /// TCP connect (bounded), greeting, EHLO (HELO fallback), STARTTLS when
     /// offered, EHLO again, AUTH when the settings ask for it.
     pub async fn open(addr: SocketAddr, s: &ClientSettings) -> Result<Connection, ConnError> {
+        Self::open_reporting(addr, s).await.map_err(|(e, _)| e)
+    }
+
+    /// Like [`Connection::open`]; a failure also says, when TLS was the
+    /// reason (no STARTTLS where TLS is required, a handshake or
+    /// certificate check that failed), which RFC 8460 failure it was.
+    pub async fn open_reporting(
+        addr: SocketAddr,
+        s: &ClientSettings,
+    ) -> Result<Connection, (ConnError, Option<TlsFailure>)> {
+        let mut tls_failure = None;
+        Self::open_inner(addr, s, &mut tls_failure)
+            .await
+            .map_err(|e| (e, tls_failure))
+    }
+
+    async fn open_inner(
+        addr: SocketAddr,
+        s: &ClientSettings,
+        tls_failure: &mut Option<TlsFailure>,
+    ) -> Result<Connection, ConnError> {
+        use crate::outbound::tlsrpt::FailureType;
         let tcp = connect(addr, s.source, s.timeouts.connect).await?;
-        let local = tcp.local_addr().ok().map(|a| a.ip());
+        let local = tcp.local_addr().ok();
         let mut conn = Connection {
+            local,
             wire: Wire::Plain(tcp),
             buf: Vec::new(),
             caps: Capabilities::default(),
             tls: None,
             peer_name: s.server_name.clone(),
             peer: addr,
-            local,
             timeouts: s.timeouts,
             broken: None,
         };
         if s.implicit_tls {
-            conn.handshake(s).await?;
+            conn.handshake(s, tls_failure).await?;
         }
         let mut opening = Opening::new(OpenConfig {
             helo: s.helo.clone(),
@@ -332,7 +377,7 @@ impl Connection {
                             "the server sent data after its reply to STARTTLS".into(),
                         ));
                     }
-                    conn.handshake(s).await?;
+                    conn.handshake(s, tls_failure).await?;
                     opening.tls_started()
                 }
                 OpenStep::Ready(caps) => {
@@ -340,6 +385,9 @@ impl Connection {
                     return Ok(conn);
                 }
                 OpenStep::Fail(e) => {
+                    if opening.starttls_missing() {
+                        *tls_failure = Some((FailureType::StarttlsNotSupported, e.to_string()));
+                    }
                     // Refused by a reply: the dialogue is still in step, so
                     // end it properly (RFC 5321 §3.1); after a fault, just
                     // close.
@@ -368,9 +416,13 @@ impl Connection {
         self.peer
     }
 
-    /// Our address on this connection.
-    pub fn local_ip(&self) -> Option<IpAddr> {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local
+    }
+
+    /// Our address on this connection (TLS-RPT `sending-mta-ip`).
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.local.map(|a| a.ip())
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -516,14 +568,22 @@ impl Connection {
     }
 
     /// Implicit TLS or after STARTTLS's 220.
-    async fn handshake(&mut self, s: &ClientSettings) -> Result<(), ConnError> {
+    async fn handshake(
+        &mut self,
+        s: &ClientSettings,
+        tls_failure: &mut Option<TlsFailure>,
+    ) -> Result<(), ConnError> {
         let Wire::Plain(tcp) = std::mem::replace(&mut self.wire, Wire::Gone) else {
             return Err(ConnError::Temporary("TLS is already active".into()));
         };
         let name = ServerName::try_from(s.server_name.clone())
             .map_err(|e| ConnError::Temporary(format!("server name {:?}: {e}", s.server_name)))?;
         let strict = s.tls == TlsPolicy::RequireVerified;
-        let verifier = Arc::new(RecordingVerifier::new(&s.roots, strict));
+        let verifier = Arc::new(RecordingVerifier::new(
+            &s.roots,
+            strict,
+            s.cert_check.clone(),
+        ));
         let config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| ConnError::Temporary(format!("TLS setup: {e}")))?
@@ -535,16 +595,24 @@ impl Connection {
         let tls = match hs.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                let why = verifier
-                    .result()
-                    .and_then(Result::err)
-                    .map_or_else(|| e.to_string(), |v| format!("{e} ({v})"));
+                let failed = verifier.result().and_then(Result::err);
+                *tls_failure = Some(failed.clone().unwrap_or_else(|| {
+                    (
+                        crate::outbound::tlsrpt::FailureType::ValidationFailure,
+                        e.to_string(),
+                    )
+                }));
+                let why = failed.map_or_else(|| e.to_string(), |v| format!("{e} ({})", v.1));
                 return Err(ConnError::Temporary(format!(
                     "TLS handshake with {} failed: {why}",
                     s.server_name
                 )));
             }
             Err(_) => {
+                *tls_failure = Some((
+                    crate::outbound::tlsrpt::FailureType::ValidationFailure,
+                    "TLS handshake timed out".into(),
+                ));
                 return Err(ConnError::Temporary(format!(
                     "TLS handshake with {} timed out",
                     s.server_name
@@ -562,14 +630,16 @@ impl Connection {
             .negotiated_cipher_suite()
             .map(|c| format!("{:?}", c.suite()))
             .unwrap_or_default();
-        let verdict = verifier
-            .result()
-            .unwrap_or(Err("no certificate checked".into()));
+        let verdict = verifier.result().unwrap_or(Err((
+            crate::outbound::tlsrpt::FailureType::ValidationFailure,
+            "no certificate checked".into(),
+        )));
         self.tls = Some(TlsOutcome {
             version,
             cipher,
             verified: verdict.is_ok(),
-            verify_error: verdict.err(),
+            verify_error: verdict.as_ref().err().map(|f| f.1.clone()),
+            failure: verdict.err(),
         });
         self.wire = Wire::Tls(Box::new(tls));
         Ok(())
@@ -603,20 +673,25 @@ async fn connect(
     }
 }
 
-/// Checks the certificate with webpki and records the verdict. In strict
-/// mode a failure fails the handshake; otherwise the handshake goes on (the
-/// connection is encrypted, though not authenticated). Handshake signatures
-/// are always checked.
+/// Checks the certificate with webpki (or against DANE TLSA records) and
+/// records the verdict. In strict mode a failure fails the handshake;
+/// otherwise the handshake goes on (the connection is encrypted, though
+/// not authenticated). Handshake signatures are always checked.
 #[derive(Debug)]
 struct RecordingVerifier {
     inner: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
     strict: bool,
-    verdict: Mutex<Option<Result<(), String>>>,
+    check: CertCheck,
+    verdict: Mutex<Option<Result<(), TlsFailure>>>,
 }
 
 impl RecordingVerifier {
-    fn new(roots: &Arc<rustls::RootCertStore>, strict: bool) -> RecordingVerifier {
+    fn new(
+        roots: &Arc<rustls::RootCertStore>,
+        strict: bool,
+        check: CertCheck,
+    ) -> RecordingVerifier {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let inner = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
@@ -625,18 +700,19 @@ impl RecordingVerifier {
             inner,
             provider,
             strict,
+            check,
             verdict: Mutex::new(None),
         }
     }
 
-    fn result(&self) -> Option<Result<(), String>> {
+    fn result(&self) -> Option<Result<(), TlsFailure>> {
         match self.verdict.lock() {
             Ok(v) => v.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
 
-    fn record(&self, r: Result<(), String>) {
+    fn record(&self, r: Result<(), TlsFailure>) {
         match self.verdict.lock() {
             Ok(mut v) => *v = Some(r),
             Err(p) => *p.into_inner() = Some(r),
@@ -653,16 +729,29 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = match &self.inner {
-            Some(v) => v
+        use crate::outbound::{dane, tlsrpt::FailureType};
+        let verdict = match (&self.check, &self.inner) {
+            (CertCheck::Dane { records, names }, _) => dane::verify(
+                records,
+                end_entity,
+                intermediates,
+                names,
+                now,
+                &self.provider,
+            )
+            .map(|_| ()),
+            (CertCheck::WebPki, Some(v)) => v
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            None => Err("no trust anchors configured".to_string()),
+                .map_err(|e| (dane::classify(&e), e.to_string())),
+            (CertCheck::WebPki, None) => Err((
+                FailureType::CertificateNotTrusted,
+                "no trust anchors configured".to_string(),
+            )),
         };
         self.record(verdict.clone());
         match verdict {
-            Err(e) if self.strict => Err(rustls::Error::General(e)),
+            Err(e) if self.strict => Err(rustls::Error::General(e.1)),
             _ => Ok(ServerCertVerified::assertion()),
         }
     }

@@ -50,9 +50,19 @@ pub(crate) fn harness_with(state: &Path, extra: &str) -> Harness {
     });
     let tables = Arc::new(compiled.tables);
     let closed: std::net::SocketAddr = "127.0.0.1:9".parse().expect("address");
+    let resolver =
+        crate::dns::resolver::build(&[closed], Duration::from_secs(1)).expect("resolver");
+    let roots = Arc::new(rustls::RootCertStore::empty());
     let outbound = OutboundRuntime {
-        resolver: crate::dns::resolver::build(&[closed], Duration::from_secs(1)).expect("resolver"),
-        roots: Arc::new(rustls::RootCertStore::empty()),
+        dnssec_servers: vec![closed],
+        sts: crate::services::mta_sts::StsClient::new(
+            &tables.state_dir,
+            roots.clone(),
+            resolver.clone(),
+        ),
+        tlsrpt: Arc::new(crate::outbound::tlsrpt::Discard),
+        resolver,
+        roots,
         passwords: Default::default(),
         signer: crate::outbound::dkim::Signer::load(&tables).expect("no DKIM keys to load"),
         timeouts: Default::default(),

@@ -57,8 +57,20 @@ pub fn standard_domain() -> String {
 
 impl Server {
     pub fn start(body: &str) -> Server {
+        Server::start_with_state_files(body, &[])
+    }
+
+    /// Like [`Server::start`], with files put in the state directory
+    /// first (`tls/selfsigned.pem` and `.key`: a certificate of the test's
+    /// choosing in place of the generated development one).
+    pub fn start_with_state_files(body: &str, files: &[(&str, &[u8])]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
+        for (rel, bytes) in files {
+            let path = state.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
         let config = dir.path().join("mailc.kdl");
         std::fs::write(&config, config_text(&state, body)).unwrap();
         let mut s = Server {

@@ -52,6 +52,9 @@ pub struct Opening {
     state: State,
     tls_active: bool,
     caps: Capabilities,
+    /// Failed because TLS was required and the server did not offer
+    /// STARTTLS or refused it (RFC 8460 `starttls-not-supported`).
+    starttls_missing: bool,
 }
 
 impl Opening {
@@ -62,11 +65,18 @@ impl Opening {
             cfg,
             state: State::Greeting,
             caps: Capabilities::default(),
+            starttls_missing: false,
         }
     }
 
     pub fn tls_active(&self) -> bool {
         self.tls_active
+    }
+
+    /// The opening failed because TLS was required and STARTTLS was not
+    /// offered or was refused.
+    pub fn starttls_missing(&self) -> bool {
+        self.starttls_missing
     }
 
     /// The stage whose reply is awaited (for its timeout).
@@ -165,6 +175,7 @@ impl Opening {
                 }
                 4 | 5 => {
                     let info = ReplyInfo::from_reply(r, Stage::StartTls);
+                    self.starttls_missing = true;
                     self.fail_temp(format!("TLS is required, but STARTTLS failed: {info}"))
                 }
                 _ => self.unexpected(r),
@@ -219,6 +230,7 @@ impl Opening {
 
     fn after_tls_decision(&mut self) -> OpenStep {
         if !self.tls_active && self.cfg.tls != TlsPolicy::Opportunistic {
+            self.starttls_missing = true;
             return self
                 .fail_temp("TLS is required, but the server does not offer STARTTLS".into());
         }
