@@ -539,8 +539,7 @@ fn score(ty: Ty, value: &KdlValue, span: Span) -> Result<f64, Pending> {
             code: Code::ValueRange,
             problem: format!("{value} is out of range"),
             label: "expected a score from -10000 to 10000".into(),
-            help: "spam scores are small numbers: SpamAssassin flags at 5, rspamd rejects at 15"
-                .into(),
+            help: "SpamAssassin flags at 5 and scores GTUBE 1000; rspamd rejects at 15".into(),
             span,
         });
     }
