@@ -27,6 +27,7 @@ pub mod storage;
 pub mod submit;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod training;
 pub mod verifier;
 
 use std::sync::{Arc, RwLock};
@@ -87,6 +88,9 @@ pub struct Shared {
     pub greylist: greylist::Greylist,
     /// When each DNS blocklist's refusals were last warned about.
     pub dnsbl_warnings: dnsbl::Warnings,
+    /// Spam learning from users' moves into and out of Junk; its learners
+    /// follow the configuration.
+    pub training: training::Training,
 }
 
 impl Shared {
@@ -102,13 +106,15 @@ impl Shared {
         let folders = crate::store::folder::FolderLocks::new();
         let mail_events = tokio::sync::broadcast::channel(1024).0;
         let events = mail_events.clone();
+        let training = training::Training::spawn(training::learners(&snapshot));
         let storage = storage::Maildirs::new(
             folders.clone(),
             usage.clone(),
             Arc::new(move |user: &str| {
                 let _ = events.send(user.to_string());
             }),
-        );
+        )
+        .with_training(training.clone());
         Shared {
             current: RwLock::new(Arc::new(snapshot)),
             spool,
@@ -127,6 +133,7 @@ impl Shared {
             dmarc_rows: dmarc_reports::RowLog::default(),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
+            training,
         }
     }
 
@@ -140,6 +147,7 @@ impl Shared {
     /// Swaps in a new configuration. Logins cached under the old one are
     /// forgotten: connections still holding it check passwords again.
     pub fn replace(&self, snapshot: Snapshot) {
+        self.training.set(training::learners(&snapshot));
         let old = match self.current.write() {
             Ok(mut s) => std::mem::replace(&mut *s, Arc::new(snapshot)),
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), Arc::new(snapshot)),
