@@ -137,6 +137,26 @@ fn real_scanners_at_the_end_of_data() {
     assert_eq!(got.len(), 1, "ham delivered to INBOX");
     insta::assert_snapshot!("ham_spamd_clamd", scan_fields(&got[0]));
     assert!(files_in(&s, ".Junk").is_empty());
+    // `mailc explain --message` asks the same scanners.
+    let file = s.path().join("gtube.eml");
+    std::fs::write(&file, message("explained", &gtube())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailc"))
+        .arg("explain")
+        .arg(&s.config)
+        .arg("--message")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("scanners: spamd score=") && text.contains("clamd clean"),
+        "{text}"
+    );
+    assert!(
+        text.contains("verdict: reject at the end of DATA: 550 5.7.1"),
+        "{text}"
+    );
     drop(s);
 
     // --- spamd with GTUBE below the reject score: Junk, flagged.
