@@ -89,6 +89,28 @@ pub const POP3_SECS: u64 = 10 * 60;
 /// open while the user edits a script).
 pub const MANAGESIEVE_SECS: u64 = 10 * 60;
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+/// An HTTP client gets this long to send one request (and its body), and
+/// to start the next one on a kept-alive connection. Mail clients and ACME
+/// validators send a request at once; a slowloris client trickling a byte
+/// a second is cut off here (nginx's `client_header_timeout` is 60 s).
+pub const HTTP_SECS: u64 = 10;
+
+// ---- the HTTP(S) listeners (fixed bounds; the timeout is configurable)
+
+/// Request line plus headers. Our requests are a Host, a short path and a
+/// few headers; 8 KiB is hyper's smallest read buffer and Apache's
+/// `LimitRequestLine`. Larger heads get 431.
+pub const HTTP_MAX_HEAD_BYTES: usize = 8 << 10;
+/// Header lines per request (Apache's `LimitRequestFields` is 100).
+pub const HTTP_MAX_HEADERS: usize = 64;
+/// The only body we read is an autodiscover POX request (a few hundred
+/// bytes). Larger bodies get 413.
+pub const HTTP_MAX_BODY_BYTES: usize = 16 << 10;
+/// Requests on one kept-alive connection; the last answer says
+/// `Connection: close`.
+pub const HTTP_MAX_REQUESTS_PER_CONNECTION: u32 = 100;
+/// No HTTP connection lives longer than this, however busy.
+pub const HTTP_MAX_CONNECTION_SECS: u64 = 5 * 60;
 
 /// Scripts one user may keep on the server (Pigeonhole's default is no
 /// limit; a few dozen covers every real use and bounds a listing).
@@ -146,6 +168,13 @@ pub const DMARC_REPORT_INTERVAL_SECS: u64 = 86_400;
 /// is about 40 bytes compressed), well below what report mailboxes accept.
 pub const DMARC_REPORT_MAX_SIZE: u64 = 10 << 20;
 
+/// TLS reports cover one UTC day: RFC 8460 §4.1 ("the report SHOULD cover
+/// a full day, from 0000-2400 UTC").
+pub const TLS_REPORT_INTERVAL_SECS: u64 = 86_400;
+/// 10 MiB, as for DMARC reports: a TLS report holds one entry per policy
+/// and failure kind, so a day's report is small.
+pub const TLS_REPORT_MAX_SIZE: u64 = 10 << 20;
+
 // ---- screening at the MX (both off unless configured)
 
 /// A listing in one zone is enough (Postfix's `reject_rbl_client`).
@@ -199,6 +228,11 @@ pub const SCAN_SPAM_JUNK: f64 = 5.0;
 pub const SCAN_SPAM_REJECT: f64 = 15.0;
 /// An infected message is refused: a reject is a reject, the sender learns.
 pub const SCAN_VIRUS: crate::tables::Action = crate::tables::Action::Reject;
+/// Moves into and out of Junk teach spamd / rspamd: what users of every
+/// webmail expect from the Junk button.
+pub const SCAN_LEARN: bool = true;
+/// rspamd's controller port (its default), for learning.
+pub const RSPAMD_CONTROLLER_PORT: u16 = 11334;
 
 /// Sieve: scripts uploaded with ManageSieve run.
 pub const SIEVE_USER_SCRIPTS: bool = true;

@@ -6,7 +6,7 @@ use super::{Cx, defaults as def};
 use crate::diag::{Code, Diag};
 use crate::spec::ast::Scan;
 use crate::spec::source::Spanned;
-use crate::tables::{Action, ScanEndpoint, ScanTable};
+use crate::tables::{Action, ScanEndpoint, ScanLearn, ScanTable};
 
 /// The compiled scanning; `None` when absent or broken (diagnosed).
 pub(super) fn lower(s: Option<&Scan>, cx: &mut Cx<'_>) -> Option<ScanTable> {
@@ -61,10 +61,12 @@ pub(super) fn lower(s: Option<&Scan>, cx: &mut Cx<'_>) -> Option<ScanTable> {
             .help("junk= is the lower threshold (default 5), reject= the higher (default 15)"),
         );
     }
+    let learn = learning(s, rspamd.as_ref(), cx);
     if cx.diags.error_count() > before {
         return None;
     }
     Some(ScanTable {
+        learn,
         spamd,
         rspamd,
         clamd,
@@ -85,6 +87,59 @@ pub(super) fn lower(s: Option<&Scan>, cx: &mut Cx<'_>) -> Option<ScanTable> {
             "junk" => Action::Junk,
             _ => Action::Reject,
         }),
+    })
+}
+
+/// `scan { learn }`: on by default when spamd or rspamd can learn; rspamd's
+/// controller defaults to its address with port 11334.
+fn learning(s: &Scan, rspamd: Option<&ScanEndpoint>, cx: &mut Cx<'_>) -> Option<ScanLearn> {
+    if !s.learn.as_ref().map_or(def::SCAN_LEARN, |l| l.value) {
+        return None;
+    }
+    let controller = match &s.learn_controller {
+        Some(c) => endpoint(c, true, cx),
+        None => match rspamd {
+            Some(ScanEndpoint::Tcp(a)) => Some(ScanEndpoint::Tcp(std::net::SocketAddr::new(
+                a.ip(),
+                def::RSPAMD_CONTROLLER_PORT,
+            ))),
+            Some(ScanEndpoint::Unix(_)) => {
+                if let Some(l) = &s.learn {
+                    cx.diags.push(
+                        Diag::error(
+                            Code::ScanPolicy,
+                            "rspamd listens on a Unix socket: where does its controller listen?",
+                        )
+                        .label(l.span, "learning needs rspamd's controller worker")
+                        .help("add rspamd-controller=\"/run/rspamd/controller.sock\" (or an IP:PORT), or `learn #false`"),
+                    );
+                }
+                None
+            }
+            None => None,
+        },
+    };
+    if let Some(c) = &s.learn_controller
+        && rspamd.is_none()
+    {
+        cx.diags.push(
+            Diag::warning(Code::ScanPolicy, "rspamd-controller without rspamd")
+                .label(c.span, "nothing scans with rspamd")
+                .help("add `rspamd \"http://IP:11333\"` to `scan`, or drop rspamd-controller"),
+        );
+    }
+    if let Some(p) = &s.learn_password_file {
+        super::secrets::check_file(p, true, "rspamd controller password file", cx);
+    }
+    let spamd = s.spamd.is_some();
+    if !spamd && controller.is_none() {
+        return None;
+    }
+    Some(ScanLearn {
+        spamd,
+        spamd_per_user: s.learn_per_user.as_ref().is_some_and(|v| v.value),
+        rspamd_controller: controller,
+        password_file: s.learn_password_file.as_ref().map(|p| p.value.clone()),
     })
 }
 

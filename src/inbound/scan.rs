@@ -349,6 +349,7 @@ mod tests {
             spam_junk: 5.0,
             spam_reject: 15.0,
             virus: Action::Reject,
+            learn: None,
         }
     }
 

@@ -847,6 +847,7 @@ mod tests {
             spam_junk: 5.0,
             spam_reject: 15.0,
             virus: crate::tables::Action::Junk,
+            learn: None,
         };
         let fields = |score: f64, virus: VirusReport| {
             let r = Results {

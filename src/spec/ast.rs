@@ -19,6 +19,8 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub trusted_networks: Vec<Spanned<Network>>,
     pub insecure_open_relay: Option<Spanned<bool>>,
+    /// `dane #true`: TLSA records for port 25.
+    pub dane: Option<Spanned<bool>>,
     pub inbound: Inbound,
     pub scan: Option<Scan>,
     pub submission: Submission,
@@ -241,6 +243,10 @@ pub struct Scan {
     pub spam_junk: Option<Spanned<f64>>,
     pub spam_reject: Option<Spanned<f64>>,
     pub virus: Option<Spanned<&'static str>>,
+    pub learn: Option<Spanned<bool>>,
+    pub learn_controller: Option<Spanned<String>>,
+    pub learn_password_file: Option<Spanned<PathBuf>>,
+    pub learn_per_user: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -269,6 +275,7 @@ pub struct Timeouts {
     pub imap_idle: Option<Spanned<u64>>,
     pub pop3: Option<Spanned<u64>>,
     pub managesieve: Option<Spanned<u64>>,
+    pub http: Option<Spanned<u64>>,
     pub shutdown_grace: Option<Spanned<u64>>,
 }
 
@@ -295,6 +302,17 @@ pub struct Outbound {
     pub max_per_destination: Option<Spanned<u32>>,
     pub max_messages: Option<Spanned<u32>>,
     pub ca_files: Vec<Spanned<PathBuf>>,
+    pub tls_reports: Option<TlsReports>,
+}
+
+/// `outbound { tls-reports from= interval= max-size= org-name= }`.
+#[derive(Debug, Clone)]
+pub struct TlsReports {
+    pub span: Span,
+    pub from: Option<Spanned<String>>,
+    pub interval: Option<Spanned<u64>>,
+    pub max_size: Option<Spanned<u64>>,
+    pub org_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -382,6 +400,7 @@ pub fn build(root: &[SNode]) -> Config {
             "domain" => c.domains.extend(domain(n)),
             "trusted-networks" => c.trusted_networks = n.all_args(s_network),
             "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
+            "dane" => c.dane = n.a(0, s_bool),
             "inbound" => c.inbound = inbound(n),
             "scan" => c.scan = Some(scan(n)),
             "submission" => c.submission = submission(n),
@@ -503,7 +522,12 @@ fn greylist(n: &SNode) -> Greylist {
 
 fn scan(n: &SNode) -> Scan {
     let spam = n.child("spam");
+    let learn = n.child("learn");
     Scan {
+        learn: learn.and_then(|l| l.a(0, s_bool)),
+        learn_controller: learn.and_then(|l| l.p("rspamd-controller", s_str)),
+        learn_password_file: learn.and_then(|l| l.p("password-file", s_path)),
+        learn_per_user: learn.and_then(|l| l.p("spamd-per-user", s_bool)),
         span: n.span,
         spamd: n.setting("spamd", s_str),
         rspamd: n.setting("rspamd", s_str),
@@ -554,6 +578,7 @@ fn timeouts(n: &SNode) -> Timeouts {
         imap_idle: n.setting("imap-idle", s_duration),
         pop3: n.setting("pop3", s_duration),
         managesieve: n.setting("managesieve", s_duration),
+        http: n.setting("http", s_duration),
         shutdown_grace: n.setting("shutdown-grace", s_duration),
     }
 }
@@ -604,6 +629,13 @@ fn outbound(n: &SNode) -> Outbound {
             .children_named("ca-file")
             .filter_map(|c| c.a(0, s_path))
             .collect(),
+        tls_reports: n.child("tls-reports").map(|r| TlsReports {
+            span: r.span,
+            from: r.p("from", s_str),
+            interval: r.p("interval", s_duration),
+            max_size: r.p("max-size", s_size),
+            org_name: r.p("org-name", s_str),
+        }),
     }
 }
 

@@ -41,4 +41,23 @@ pub struct ScanTable {
     pub spam_reject: f64,
     /// What an infected message gets.
     pub virus: Action,
+    /// Learning from moves into and out of Junk; `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<ScanLearn>,
+}
+
+/// Who is taught when a user moves mail into or out of Junk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ScanLearn {
+    /// spamd (`TELL`), when spamd is configured.
+    pub spamd: bool,
+    /// Pass the mailbox address as spamd's user.
+    pub spamd_per_user: bool,
+    /// rspamd's controller (`/learnspam`, `/learnham`); `None`: rspamd is
+    /// not taught.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rspamd_controller: Option<ScanEndpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }

@@ -240,10 +240,42 @@ pub struct Rspamd {
 
 impl Rspamd {
     pub fn start() -> Rspamd {
+        Rspamd::start_with(None)
+    }
+
+    /// rspamd whose Bayes classifier keeps its statistics in the Redis at
+    /// `redis` (rspamd learns only with a Redis backend).
+    pub fn start_with_redis(redis: &Redis) -> Rspamd {
+        Rspamd::start_with(Some(&redis.addr))
+    }
+
+    /// How many messages its classifier learned (`learned` of the
+    /// controller's `/stat`).
+    pub fn learned(&self) -> u64 {
+        let reply = ask(
+            &self.controller,
+            b"GET /stat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .expect("rspamd's controller answers /stat");
+        let text = String::from_utf8_lossy(&reply);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        let json: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("rspamd /stat is JSON ({e}): {text}"));
+        json["learned"].as_u64().expect("/stat has `learned`")
+    }
+
+    fn start_with(redis: Option<&str>) -> Rspamd {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for d in ["conf/override.d", "conf/local.d", "db", "run", "log"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        if let Some(addr) = redis {
+            std::fs::write(
+                root.join("conf/local.d/redis.conf"),
+                format!("servers = \"{addr}\";\n"),
+            )
+            .unwrap();
         }
         let normal = free_port();
         let controller = free_port();
@@ -309,6 +341,45 @@ impl Rspamd {
             controller: format!("127.0.0.1:{controller}"),
         }
     }
+}
+
+/// A private Redis (no persistence) for rspamd's statistics.
+pub struct Redis {
+    pub daemon: Daemon,
+    pub addr: String,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = tool("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path());
+        let mut daemon = Daemon::spawn("redis", &mut cmd, dir);
+        let a = addr.clone();
+        daemon.wait(Duration::from_secs(30), move || {
+            ask_until(&a, b"PING\r\n", b"+PONG")
+        });
+        Redis { daemon, addr }
+    }
+}
+
+/// Whether a request on a fresh connection gets a reply starting with
+/// `expect` (for servers that keep the connection open).
+fn ask_until(addr: &str, request: &[u8], expect: &[u8]) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(request).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(expect))
 }
 
 pub struct Clamd {
