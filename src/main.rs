@@ -54,7 +54,8 @@ enum Command {
         /// A message file. Without ADDRESS: what the MX's
         /// SPF/DKIM/DMARC/ARC/iprev checks conclude and what the inbound
         /// policy does with it (live DNS), and whether the DNS blocklists
-        /// (`inbound { dnsbl }`) list the client. With ADDRESS: what local
+        /// (`inbound { dnsbl }`) list the client; with `scan { }`, what
+        /// the scanners (asked now) and their policy say. With ADDRESS: what local
         /// delivery's Sieve scripts would do with it for that recipient
         /// (folders, flags, redirects, vacation reply), delivering nothing.
         #[arg(long, value_name = "FILE")]

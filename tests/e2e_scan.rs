@@ -187,3 +187,38 @@ fn large_message_is_not_scanned() {
     );
     assert!(head.contains("over the 10485760 byte limit"), "{head}");
 }
+
+/// `mailc explain --message`: the scanners asked now; one that is down
+/// gives the fail mode, here a deferral (exit 2).
+#[test]
+fn explain_message_asks_the_scanners() {
+    let s = mx(&format!("    spamd \"{}\"", dead_port()), "");
+    let file = s.path().join("m.eml");
+    std::fs::write(&file, HAM).unwrap();
+    let t = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailc"))
+        .arg("explain")
+        .arg(&s.config)
+        .arg("--message")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("scanners: spamd failed: cannot reach"),
+        "{text}"
+    );
+    assert!(
+        text.contains("verdict: defer") && text.contains("4.3.0"),
+        "{text}"
+    );
+    // The SPF/DKIM/DMARC part waits for DNS that is not there (its own
+    // bound); the scanner part fails at once.
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+}

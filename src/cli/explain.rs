@@ -198,7 +198,36 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
         print!("{header}");
     }
     use crate::inbound::Decision;
-    let (line, code) = match &checked.decision {
+    // With the checks off the server does not act on them: only the
+    // scanners (below) decide.
+    let mut decision = if t.inbound.checks {
+        checked.decision
+    } else {
+        Decision::Deliver {
+            junk: false,
+            reason: None,
+        }
+    };
+    if let Some(st) = &t.scan {
+        // What the MX's scanners say, asked now (they must be reachable
+        // from here), with the MX's policy for them.
+        let env = crate::proto::scan::rspamd::Envelope {
+            from: &args.mail_from,
+            rcpts: &[],
+            ip: Some(args.client_ip),
+            helo: &args.helo,
+            user: None,
+            queue_id: None,
+            mta: &t.hostname,
+        };
+        let stripped = crate::inbound::scan::strip_forged(&data);
+        let results = rt.block_on(crate::services::scan::scan_message(st, &env, &stripped));
+        let v = crate::inbound::scan::decide(st, &results, &t.hostname);
+        println!("scanners: {}", v.summary);
+        print!("{}", v.header.replace("\r\n", "\n"));
+        decision = crate::inbound::scan::strongest(decision, v.decision);
+    }
+    let (line, code) = match &decision {
         Decision::Deliver { junk: false, .. } => ("deliver to INBOX".to_string(), 0),
         Decision::Deliver { junk: true, reason } => (
             format!(

@@ -829,4 +829,59 @@ mod tests {
             filter::SpamScore::Unknown
         );
     }
+
+    /// What `scan { }` writes is what spamtest/virustest read: the
+    /// score against the junk threshold (50 % there), the virus status.
+    #[test]
+    fn scan_fields_are_what_spamtest_and_virustest_read() {
+        use crate::inbound::scan::{Outcome, Results, decide};
+        use crate::proto::scan::{SpamReport, VirusReport};
+        let table = crate::tables::ScanTable {
+            spamd: None,
+            rspamd: None,
+            clamd: None,
+            timeout_ms: 1000,
+            max_size: 1 << 20,
+            fail_open: true,
+            submission: false,
+            spam_junk: 5.0,
+            spam_reject: 15.0,
+            virus: crate::tables::Action::Junk,
+            learn: None,
+        };
+        let fields = |score: f64, virus: VirusReport| {
+            let r = Results {
+                spamd: Some(Outcome::Done(SpamReport {
+                    is_spam: score >= 5.0,
+                    score,
+                    threshold: 5.0,
+                    // Enough rules that the status is folded.
+                    symbols: (0..12).map(|i| format!("SOME_RULE_{i}")).collect(),
+                    action: None,
+                })),
+                clamd: Some(Outcome::Done(virus)),
+                ..Results::default()
+            };
+            let mut m = decide(&table, &r, "mx.test").header.into_bytes();
+            m.extend_from_slice(b"Subject: x\r\n\r\nbody\r\n");
+            m
+        };
+        let m = fields(5.0, VirusReport::Clean);
+        assert_eq!(spam_score(&m), filter::SpamScore::Score(0.5));
+        assert_eq!(virus_result(&m), filter::VirusResult::Clean);
+        let m = fields(12.5, VirusReport::Infected("Eicar-Test-Signature".into()));
+        assert_eq!(spam_score(&m), filter::SpamScore::Score(1.0));
+        assert_eq!(virus_result(&m), filter::VirusResult::Infected);
+        let m = fields(-2.0, VirusReport::Clean);
+        assert_eq!(spam_score(&m), filter::SpamScore::Score(0.0));
+        // Not scanned: spamtest and virustest say unknown, not clean.
+        let skipped = Results {
+            too_large: Some(2 << 20),
+            ..Results::default()
+        };
+        let mut m = decide(&table, &skipped, "mx.test").header.into_bytes();
+        m.extend_from_slice(b"Subject: x\r\n\r\n");
+        assert_eq!(spam_score(&m), filter::SpamScore::Unknown);
+        assert_eq!(virus_result(&m), filter::VirusResult::Unknown);
+    }
 }

@@ -529,18 +529,17 @@ fn int_in_range(ty: Ty, min: i64, max: i64, value: &KdlValue, span: Span) -> Res
 /// A score: an integer or a decimal number within ±1000.
 fn score(ty: Ty, value: &KdlValue, span: Span) -> Result<f64, Pending> {
     let n = match value {
-        KdlValue::Integer(n) if n.unsigned_abs() <= 1000 => *n as f64,
+        KdlValue::Integer(n) if n.unsigned_abs() <= 10_000 => *n as f64,
         KdlValue::Float(f) => *f,
         KdlValue::Integer(_) => f64::INFINITY,
         _ => return Err(wrong_type(ty, value, span)),
     };
-    if !n.is_finite() || n.abs() > 1000.0 {
+    if !n.is_finite() || n.abs() > 10_000.0 {
         return Err(Pending {
             code: Code::ValueRange,
             problem: format!("{value} is out of range"),
-            label: "expected a score from -1000 to 1000".into(),
-            help: "spam scores are small numbers: SpamAssassin flags at 5, rspamd rejects at 15"
-                .into(),
+            label: "expected a score from -10000 to 10000".into(),
+            help: "SpamAssassin flags at 5 and scores GTUBE 1000; rspamd rejects at 15".into(),
             span,
         });
     }

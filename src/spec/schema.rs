@@ -32,7 +32,7 @@ pub enum Ty {
     /// An IPv4 or IPv6 address.
     Ip,
     /// A spam score: a number, decimals allowed (`5`, `6.5`, `-1`), within
-    /// ±1000.
+    /// ±10000 (GTUBE scores 1000 in SpamAssassin).
     Score,
 }
 
