@@ -23,6 +23,7 @@ use crate::diag::{self, Style};
 use crate::queue::Spool;
 use crate::services::conn::{self, Conn};
 use crate::services::{self, Shared, Snapshot, delivery};
+use crate::net::tls::LiveCerts;
 use crate::store::{fsutil, usage::Usage};
 use crate::tables::{ListenerKind, Tables};
 
@@ -74,9 +75,9 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
     Ok(())
 }
 
-fn snapshot(compiled: &Compiled) -> Result<Snapshot, String> {
+fn snapshot(compiled: &Compiled, certs: &LiveCerts) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
-    let tls = crate::net::tls::server_config(&compiled.tables)
+    let tls = crate::net::tls::server_config(&compiled.tables, certs)
         .map_err(|e| e.to_string())?
         .map(tokio_rustls::TlsAcceptor::from);
     let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
@@ -202,7 +203,8 @@ fn lock_state_dir(state: &Path) -> Option<std::fs::File> {
 /// The first snapshot, the SRS key and the queue (what a previous run left
 /// in it goes back to delivery), then the delivery and outbound services.
 async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
-    let snap = snapshot(compiled)
+    let certs = LiveCerts::new(crate::net::challenges::Challenges::new());
+    let snap = snapshot(compiled, &certs)
         .map_err(|e| tracing::error!(error = %e, "cannot start"))
         .ok()?;
     let srs = crate::outbound::srs::Srs::load_or_create(state)
@@ -219,7 +221,7 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
     let (outbound_tx, outbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         snap,
         spool.clone(),
         usage,
@@ -227,7 +229,10 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
         outbound_tx,
         srs,
         shutdown_rx,
-    ));
+    );
+    shared.challenges = certs.challenges.clone();
+    shared.certs = certs;
+    let shared = Arc::new(shared);
     match shared.greylist.open(state) {
         Ok(0) => {}
         Ok(n) => tracing::info!(entries = n, "greylisting state loaded"),
@@ -442,7 +447,7 @@ async fn reload(
         );
         return;
     }
-    let snap = match snapshot(&compiled) {
+    let snap = match snapshot(&compiled, &shared.certs) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "reload failed; still serving the previous configuration");

@@ -86,6 +86,13 @@ pub struct Shared {
     pub greylist: greylist::Greylist,
     /// When each DNS blocklist's refusals were last warned about.
     pub dnsbl_warnings: dnsbl::Warnings,
+    /// ACME challenge responses the listeners hand out (TLS-ALPN-01 on TLS
+    /// listeners, HTTP-01 on `http` listeners); the same store as
+    /// `certs.challenges`.
+    pub challenges: Arc<crate::net::challenges::Challenges>,
+    /// The certificates that outlive a reload (ACME), swapped in place
+    /// when renewed.
+    pub certs: Arc<crate::net::tls::LiveCerts>,
 }
 
 impl Shared {
@@ -98,6 +105,7 @@ impl Shared {
         srs: crate::outbound::srs::Srs,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Shared {
+        let certs = crate::net::tls::LiveCerts::new(crate::net::challenges::Challenges::new());
         let folders = crate::store::folder::FolderLocks::new();
         let mail_events = tokio::sync::broadcast::channel(1024).0;
         let events = mail_events.clone();
@@ -126,6 +134,8 @@ impl Shared {
             dmarc_rows: dmarc_reports::RowLog::default(),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
+            challenges: certs.challenges.clone(),
+            certs,
         }
     }
 
