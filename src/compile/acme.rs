@@ -9,7 +9,7 @@ use super::{Cx, defaults as def, secrets};
 use crate::addr;
 use crate::diag::{Code, Diag};
 use crate::spec::ast::{Acme, Config, TlsCert};
-use crate::tables::{AcmeCert, CertSource};
+use crate::tables::{AcmeCert, AcmeChallenge, CertSource};
 
 /// The names an ACME certificate covers: the hostname, `mta-sts.DOMAIN`
 /// for every domain publishing MTA-STS (its policy is served over HTTPS at
@@ -126,6 +126,11 @@ pub(super) fn acme_source(
         directory: directory.value.clone(),
         contact,
         ca_file: a.ca_file.as_ref().map(|c| c.value.clone()),
+        challenge: match a.challenge.as_ref().map(|c| c.value) {
+            Some("http-01") => AcmeChallenge::Http01,
+            Some(_) => AcmeChallenge::TlsAlpn01,
+            None => def::ACME_CHALLENGE,
+        },
         account: dir.join(format!("account-{}.json", account_stem(&directory.value))),
         cert: dir.join(format!("{stem}.pem")),
         key: dir.join(format!("{stem}.key")),

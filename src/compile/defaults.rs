@@ -116,6 +116,9 @@ pub const ACME_RENEW_BEFORE_SECS: u64 = 30 * 86_400;
 /// at most six hours (Let's Encrypt allows 5 failed validations per hour).
 pub const ACME_RETRY_MIN_SECS: u64 = 60;
 pub const ACME_RETRY_MAX_SECS: u64 = 6 * 3600;
+/// ACME: TLS-ALPN-01 needs nothing but the implicit-TLS listener on port
+/// 443 that serves the certificate anyway (https, or any `*s` listener).
+pub const ACME_CHALLENGE: crate::tables::AcmeChallenge = crate::tables::AcmeChallenge::TlsAlpn01;
 /// Subdirectory of `<state>/tls/` with ACME accounts, certificates and status.
 pub const ACME_DIR: &str = "acme";
 

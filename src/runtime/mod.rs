@@ -245,6 +245,8 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
     let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
     crate::services::dmarc_reports::start(&shared);
+    #[cfg(feature = "acme")]
+    crate::services::acme::start(&shared);
     for entry in recovered {
         let _ = shared.delivery.send(entry);
     }

@@ -5,6 +5,7 @@
 //! own effects (durable enqueueing). [`delivery`] takes queue entries to
 //! Maildirs.
 
+pub mod acme;
 pub mod conn;
 pub mod delivery;
 pub mod dmarc_reports;

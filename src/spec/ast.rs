@@ -67,6 +67,7 @@ pub struct Acme {
     pub directory: Option<Spanned<String>>,
     pub contact: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<PathBuf>>,
+    pub challenge: Option<Spanned<&'static str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -423,6 +424,7 @@ fn tls_cert(n: &SNode) -> TlsCert {
             directory: c.p("directory", s_str),
             contact: c.p("contact", s_str),
             ca_file: c.p("ca-file", s_path),
+            challenge: c.p("challenge", s_choice),
         }),
     }
 }

@@ -70,6 +70,7 @@ pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const RELAY_TLS: &[&str] = &["starttls", "implicit"];
 pub const ROUTE_TLS: &[&str] = &["opportunistic", "require", "require-verified", "implicit"];
 pub const IP_VERSIONS: &[&str] = &["both", "ipv4", "ipv6"];
+pub const ACME_CHALLENGES: &[&str] = &["tls-alpn-01", "http-01"];
 
 const COUNT: Ty = Ty::Int {
     min: 1,
@@ -195,6 +196,13 @@ pub static TLS_ACME: NodeSpec = NodeSpec {
             Ty::Path,
             "PEM root certificate the directory's HTTPS is checked against, instead of the \
              system's roots (a private or test CA)",
+        ),
+        opt(
+            "challenge",
+            Ty::Choice(ACME_CHALLENGES),
+            "how the CA checks the names: tls-alpn-01 (a TLS connection to port 443, \
+             answered by any implicit-TLS listener there) or http-01 (a request to port 80, \
+             answered by an `http` listener)",
         ),
     ],
     children: &[],

@@ -123,6 +123,16 @@ pub enum CertSource {
     Acme(AcmeCert),
 }
 
+/// How the CA validates the names of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcmeChallenge {
+    /// RFC 8737: a TLS handshake with ALPN `acme-tls/1` on port 443.
+    TlsAlpn01,
+    /// RFC 8555 §8.3: `GET /.well-known/acme-challenge/TOKEN` on port 80.
+    Http01,
+}
+
 /// One ACME certificate: where its order goes and where its files live
 /// (all in `<state>/tls/acme/`, files 0600).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -136,6 +146,7 @@ pub struct AcmeCert {
     /// Root certificate the directory's HTTPS is checked against instead
     /// of the built-in roots.
     pub ca_file: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
     /// The names the certificate covers (the first is its subject).
     pub order_names: Vec<String>,
     /// Account credentials (JSON), one per directory.
