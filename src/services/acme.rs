@@ -117,6 +117,12 @@ mod client {
     /// Longest sleep between looks at the configuration (a reload may add
     /// a certificate).
     const MAX_SLEEP: Duration = Duration::from_secs(60);
+    /// instant-acme retries a request twice when the CA answers
+    /// `badNonce` (RFC 8555 §6.5: retryable); after a third rejection in a
+    /// row the order is placed again at once, this many times in all,
+    /// before the error counts as a failure.
+    const BAD_NONCE_ATTEMPTS: u32 = 5;
+    const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
     /// How long one order may take, validation and issuance included.
     const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -180,18 +186,27 @@ mod client {
         let mut status = RenewalStatus::read(&a.status);
         let now = crate::services::unix_now();
         status.last_attempt = Some(now);
-        let outcome = match tokio::time::timeout(
-            ORDER_TIMEOUT,
-            order(a, &shared.certs.challenges),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "the order took longer than {} s",
-                ORDER_TIMEOUT.as_secs()
-            )),
-        };
+        let mut outcome = Err(String::new());
+        for attempt in 1..=BAD_NONCE_ATTEMPTS {
+            outcome = match tokio::time::timeout(
+                ORDER_TIMEOUT,
+                order(a, &shared.certs.challenges),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "the order took longer than {} s",
+                    ORDER_TIMEOUT.as_secs()
+                )),
+            };
+            match &outcome {
+                Err(e) if e.contains(BAD_NONCE) && attempt < BAD_NONCE_ATTEMPTS => {
+                    tracing::warn!(names = %names, error = %e, attempt, "ACME: the CA kept rejecting nonces; ordering again");
+                }
+                _ => break,
+            }
+        }
         let outcome = match outcome {
             Ok((chain, key)) => store_and_swap(shared, a, &chain, &key),
             Err(e) => Err(e),
