@@ -338,6 +338,8 @@ fn tls_alpn_01_issues_renews_and_swaps_without_dropping_connections() {
         pebble.pebble.log()
     );
 
+    eprintln!("{}", server.log_lines_containing("ACME").join("\n"));
+
     // `mailc tls status` shows the ACME certificate.
     let out = Command::new(env!("CARGO_BIN_EXE_mailc"))
         .args(["tls", "status"])
