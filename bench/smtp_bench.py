@@ -155,7 +155,7 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def start_postfix(work, port):
+def start_postfix(work, port, extra=""):
     etc = os.path.join(work, "pf-etc")
     spool = os.path.join(work, "pf-spool")
     data = os.path.join(work, "pf-data")
@@ -192,7 +192,7 @@ smtpd_client_connection_rate_limit = 0
 default_process_limit = 200
 message_size_limit = 26214400
 alternate_config_directories = {etc}
-""")
+{extra}""")
     with open(os.path.join(etc, "vmailbox"), "w") as f:
         f.write("bench@bench.example bench.example/bench/\n")
     # master.cf: smtpd on our port, the postlog service for maillog_file.

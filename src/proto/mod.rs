@@ -7,4 +7,5 @@ pub mod imap;
 pub mod managesieve;
 pub mod pop3;
 pub mod sasl;
+pub mod scan;
 pub mod smtp;

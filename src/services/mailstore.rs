@@ -31,6 +31,8 @@ pub struct MailStore {
     locks: Arc<FolderLocks>,
     usage: Arc<Usage>,
     notify: Notify,
+    /// Where moves into and out of Junk are reported (spam learning).
+    training: Option<super::training::Training>,
 }
 
 fn io(e: std::io::Error) -> StoreError {
@@ -131,6 +133,53 @@ impl MailStore {
             locks,
             usage,
             notify,
+            training: None,
+        }
+    }
+
+    /// Moves into and out of the Junk folder teach the spam scanners.
+    pub fn with_training(mut self, training: Option<super::training::Training>) -> MailStore {
+        self.training = training;
+        self
+    }
+
+    /// APPEND without the training hook (COPY teaches with its source).
+    fn store(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        flags: &[String],
+        date: Option<i64>,
+    ) -> Result<(u32, u32), StoreError> {
+        if let Some(q) = self.quota
+            && self.usage.get(&self.user, &self.root) + data.len() as u64 > q
+        {
+            return Err(StoreError::OverQuota);
+        }
+        // The slow parts (writing and syncing the file, syncing the
+        // directory) happen outside the folder lock, so other sessions of
+        // the folder do not wait for the disk.
+        let folder = self.existing(name)?;
+        let staged = folder.stage(data, date).map_err(io)?;
+        let r = self.with_index(name, move |f, idx| {
+            let (letters, keywords) = split_flags(flags);
+            let uid = f.commit(idx, staged, &letters, &keywords).map_err(io)?;
+            Ok((idx.uidvalidity, uid))
+        })?;
+        folder.sync_cur().map_err(io)?;
+        self.usage.add(&self.user, &self.root, data.len() as u64);
+        self.changed();
+        Ok(r)
+    }
+
+    /// Offers a message that arrived in folder `to` (from folder `from`, or
+    /// APPENDed) to the spam scanners' training, when the move teaches
+    /// something. Never waits.
+    fn teach(&self, from: Option<&str>, to: &str, data: &[u8]) {
+        if let Some(t) = &self.training
+            && let Some(class) = super::training::lesson(from, to)
+        {
+            t.offer(&self.user, class, data);
         }
     }
 
@@ -591,24 +640,8 @@ impl Store for MailStore {
         flags: &[String],
         date: Option<i64>,
     ) -> Result<(u32, u32), StoreError> {
-        if let Some(q) = self.quota
-            && self.usage.get(&self.user, &self.root) + data.len() as u64 > q
-        {
-            return Err(StoreError::OverQuota);
-        }
-        // The slow parts (writing and syncing the file, syncing the
-        // directory) happen outside the folder lock, so other sessions of
-        // the folder do not wait for the disk.
-        let folder = self.existing(name)?;
-        let staged = folder.stage(data, date).map_err(io)?;
-        let r = self.with_index(name, move |f, idx| {
-            let (letters, keywords) = split_flags(flags);
-            let uid = f.commit(idx, staged, &letters, &keywords).map_err(io)?;
-            Ok((idx.uidvalidity, uid))
-        })?;
-        folder.sync_cur().map_err(io)?;
-        self.usage.add(&self.user, &self.root, data.len() as u64);
-        self.changed();
+        let r = self.store(name, data, flags, date)?;
+        self.teach(None, name, data);
         Ok(r)
     }
 
@@ -634,7 +667,8 @@ impl Store for MailStore {
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e),
             };
-            let (v, new) = self.append(to, &data, &flags, Some(internal_date))?;
+            let (v, new) = self.store(to, &data, &flags, Some(internal_date))?;
+            self.teach(Some(from), to, &data);
             validity = v;
             pairs.push((uid, new));
         }

@@ -21,12 +21,14 @@ pub mod managesieve;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;
+pub mod scan;
 pub mod smtp_in;
 pub mod smtp_out;
 pub mod storage;
 pub mod submit;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod training;
 pub mod verifier;
 
 use std::sync::{Arc, RwLock};
@@ -94,6 +96,9 @@ pub struct Shared {
     /// The certificates that outlive a reload (ACME), swapped in place
     /// when renewed.
     pub certs: Arc<crate::net::tls::LiveCerts>,
+    /// Spam learning from users' moves into and out of Junk; its learners
+    /// follow the configuration.
+    pub training: training::Training,
 }
 
 impl Shared {
@@ -110,13 +115,15 @@ impl Shared {
         let folders = crate::store::folder::FolderLocks::new();
         let mail_events = tokio::sync::broadcast::channel(1024).0;
         let events = mail_events.clone();
+        let training = training::Training::spawn(training::learners(&snapshot));
         let storage = storage::Maildirs::new(
             folders.clone(),
             usage.clone(),
             Arc::new(move |user: &str| {
                 let _ = events.send(user.to_string());
             }),
-        );
+        )
+        .with_training(training.clone());
         Shared {
             current: RwLock::new(Arc::new(snapshot)),
             spool,
@@ -137,6 +144,7 @@ impl Shared {
             dnsbl_warnings: dnsbl::Warnings::default(),
             challenges: certs.challenges.clone(),
             certs,
+            training,
         }
     }
 
@@ -150,6 +158,7 @@ impl Shared {
     /// Swaps in a new configuration. Logins cached under the old one are
     /// forgotten: connections still holding it check passwords again.
     pub fn replace(&self, snapshot: Snapshot) {
+        self.training.set(training::learners(&snapshot));
         let old = match self.current.write() {
             Ok(mut s) => std::mem::replace(&mut *s, Arc::new(snapshot)),
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), Arc::new(snapshot)),

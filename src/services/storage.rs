@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use super::maildrop::{FolderMaildrop, PopLocks};
 use super::mailstore::{MailStore, Notify};
+use super::training::Training;
 use crate::session::imap::{Store, StoreError};
 use crate::session::pop3::{Maildrop, OpenError};
 use crate::store::folder::FolderLocks;
@@ -44,6 +45,8 @@ pub struct Maildirs {
     pop_locks: Arc<PopLocks>,
     usage: Arc<Usage>,
     notify: Notify,
+    /// Spam learning from moves into and out of Junk.
+    training: Option<Training>,
 }
 
 impl Maildirs {
@@ -53,7 +56,13 @@ impl Maildirs {
             pop_locks: PopLocks::new(),
             usage,
             notify,
+            training: None,
         }
+    }
+
+    pub fn with_training(mut self, training: Training) -> Maildirs {
+        self.training = Some(training);
+        self
     }
 }
 
@@ -66,7 +75,8 @@ impl MailStorage for Maildirs {
             self.folders.clone(),
             self.usage.clone(),
             self.notify.clone(),
-        );
+        )
+        .with_training(self.training.clone());
         store.prepare()?;
         Ok(Box::new(store))
     }
