@@ -105,11 +105,17 @@ impl LiveCerts {
         if let Some(slot) = slots.get(&a.cert) {
             return Ok(slot.clone());
         }
-        let key = if a.cert.exists() && a.key.exists() {
-            load(&a.cert, &a.key)?
-        } else {
-            tracing::warn!(names = %a.order_names.join(","), "no ACME certificate yet: serving a temporary self-signed one until the CA issues it");
-            placeholder(&a.order_names)?
+        let key = match load(&a.cert, &a.key) {
+            Ok(key) => key,
+            Err(e) => {
+                // Missing, or a crash between writing the key and the
+                // chain: the renewal task orders a new one at once.
+                if a.cert.exists() || a.key.exists() {
+                    tracing::warn!(error = %e, "the ACME certificate on disk is unusable");
+                }
+                tracing::warn!(names = %a.order_names.join(","), "no ACME certificate yet: serving a temporary self-signed one until the CA issues it");
+                placeholder(&a.order_names)?
+            }
         };
         let slot = CertSlot::new(Arc::new(key));
         slots.insert(a.cert.clone(), slot.clone());
@@ -316,4 +322,206 @@ fn generate_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(),
         .map_err(write_error(cert))?;
     tracing::warn!(cert = %cert.display(), "generated a self-signed development certificate");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{AcmeChallenge, Certificate};
+    use rustls::pki_types::ServerName;
+
+    /// Accepts any server certificate: these tests look at which one the
+    /// resolver chose, not at trust.
+    #[derive(Debug)]
+    struct AnyCert;
+
+    impl rustls::client::danger::ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            provider::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    /// An in-memory handshake; the leaf certificate the server sent, or
+    /// the error.
+    fn handshake(
+        server: Arc<rustls::ServerConfig>,
+        sni: &str,
+        alpn: &[&[u8]],
+    ) -> Result<CertificateDer<'static>, rustls::Error> {
+        let mut client =
+            rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert))
+                .with_no_client_auth();
+        client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let mut c = rustls::ClientConnection::new(
+            Arc::new(client),
+            ServerName::try_from(sni.to_string()).unwrap(),
+        )
+        .unwrap();
+        let mut s = rustls::ServerConnection::new(server)?;
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut buf).unwrap();
+            }
+            s.read_tls(&mut &buf[..]).unwrap();
+            s.process_new_packets()?;
+            let mut buf = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut buf).unwrap();
+            }
+            c.read_tls(&mut &buf[..]).unwrap();
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(c.peer_certificates().unwrap()[0].clone().into_owned());
+            }
+        }
+        panic!("handshake did not finish");
+    }
+
+    fn acme_tables(dir: &Path) -> Tables {
+        let mut t: Tables = serde_json::from_str(
+            &crate::compile::compile_str(
+                "t.kdl",
+                dir,
+                &format!(
+                    "hostname \"mail.example.test\"\nstate \"{}\"\nlisten \"imaps\" \"127.0.0.1:993\"\n\
+                     tls {{\n    acme directory=\"https://acme.test/dir\"\n}}\n",
+                    dir.display()
+                ),
+                crate::compile::Options { offline: true },
+            )
+            .compiled
+            .expect("compiles")
+            .tables
+            .to_json(),
+        )
+        .unwrap();
+        // A second, file-less certificate is not needed: the ACME one is
+        // the default too.
+        t.tls.retain(|c| matches!(c.source, CertSource::Acme(_)));
+        t
+    }
+
+    fn acme_of(t: &Tables) -> AcmeCert {
+        match &t.tls[0] {
+            Certificate {
+                source: CertSource::Acme(a),
+                ..
+            } => a.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_new_certificate_reaches_new_handshakes_of_every_config_sharing_the_resolver() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = acme_tables(dir.path());
+        let a = acme_of(&tables);
+        assert_eq!(a.challenge, AcmeChallenge::TlsAlpn01);
+        let live = LiveCerts::new(Challenges::new());
+        let config = server_config(&tables, &live).unwrap().unwrap();
+        // What the https listener does: the same resolver, other ALPN ids.
+        let mut https = (*config).clone();
+        https.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+        let https = Arc::new(https);
+
+        let before = handshake(config.clone(), "mail.example.test", &[]).unwrap();
+        assert_eq!(
+            handshake(https.clone(), "mail.example.test", &[b"http/1.1"]).unwrap(),
+            before
+        );
+        let renewed = placeholder(&a.order_names).unwrap();
+        let renewed_leaf = renewed.cert[0].clone();
+        live.install(&a.cert, Arc::new(renewed));
+        let after = handshake(config.clone(), "mail.example.test", &[]).unwrap();
+        assert_ne!(after, before);
+        assert_eq!(after, renewed_leaf);
+        assert_eq!(handshake(https, "mail.example.test", &[b"http/1.1"]).unwrap(), after);
+        // A reload builds a new configuration from the same live slot.
+        let reloaded = server_config(&tables, &live).unwrap().unwrap();
+        assert_eq!(handshake(reloaded, "mail.example.test", &[]).unwrap(), after);
+    }
+
+    #[test]
+    fn acme_tls_alpn_gets_the_challenge_certificate_or_no_handshake() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = acme_tables(dir.path());
+        let live = LiveCerts::new(Challenges::new());
+        let config = server_config(&tables, &live).unwrap().unwrap();
+        let acme = challenge_config(&config);
+        // No challenge pending: the validation handshake fails.
+        assert!(handshake(acme.clone(), "mail.example.test", &[ACME_TLS_ALPN]).is_err());
+
+        let digest = [7u8; 32];
+        let cert = challenge_cert("mail.example.test", &digest).unwrap();
+        live.challenges
+            .set_alpn("mail.example.test", Arc::new(cert));
+        let leaf = handshake(acme.clone(), "mail.example.test", &[ACME_TLS_ALPN]).unwrap();
+        let (_, x509) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        // RFC 8737 §3: the name, and the critical acmeIdentifier extension
+        // (1.3.6.1.5.5.7.1.31) holding the digest as an OCTET STRING.
+        let ext = x509
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.31")
+            .expect("acmeIdentifier extension");
+        assert!(ext.critical);
+        assert_eq!(ext.value, [&[0x04, 32][..], &digest[..]].concat());
+        let san = x509.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(san.value.general_names.len(), 1);
+        // Another name has no challenge: no handshake.
+        assert!(handshake(acme.clone(), "autoconfig.example.test", &[ACME_TLS_ALPN]).is_err());
+        // Ordinary clients still get the ordinary certificate.
+        assert_ne!(handshake(config.clone(), "mail.example.test", &[]).unwrap(), leaf);
+        live.challenges.remove_alpn("mail.example.test");
+        assert!(handshake(acme, "mail.example.test", &[ACME_TLS_ALPN]).is_err());
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_match_its_key_is_replaced_by_a_temporary_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = acme_tables(dir.path());
+        let a = acme_of(&tables);
+        std::fs::create_dir_all(a.cert.parent().unwrap()).unwrap();
+        let one = rcgen::generate_simple_self_signed(vec!["mail.example.test".into()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["mail.example.test".into()]).unwrap();
+        std::fs::write(&a.cert, one.cert.pem()).unwrap();
+        std::fs::write(&a.key, two.signing_key.serialize_pem()).unwrap();
+        let live = LiveCerts::new(Challenges::new());
+        let config = server_config(&tables, &live).unwrap().unwrap();
+        let leaf = handshake(config, "mail.example.test", &[]).unwrap();
+        assert_ne!(leaf, *one.cert.der());
+    }
 }
