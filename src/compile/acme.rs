@@ -13,9 +13,10 @@ use crate::tables::{AcmeCert, AcmeChallenge, CertSource};
 
 /// The names an ACME certificate covers: the hostname, `mta-sts.DOMAIN`
 /// for every domain publishing MTA-STS (its policy is served over HTTPS at
-/// that name), `autoconfig.DOMAIN` for every domain (`mailc dns` publishes
-/// that name as a CNAME to the hostname), then the `tls` node's own SNI
-/// names. Sorted after the hostname, without duplicates.
+/// that name), `autoconfig.DOMAIN` and `autodiscover.DOMAIN` for every
+/// domain (`mailc dns` publishes them as CNAMEs to the hostname; mail
+/// clients fetch them over HTTPS), then the `tls` node's own SNI names.
+/// Sorted after the hostname, without duplicates.
 pub(super) fn acme_names(cfg: &Config, hostname: Option<&str>, sni: &[String]) -> Vec<String> {
     let mut extra = Vec::new();
     for d in &cfg.domains {
@@ -26,6 +27,7 @@ pub(super) fn acme_names(cfg: &Config, hostname: Option<&str>, sni: &[String]) -
             extra.push(format!("mta-sts.{}", n.ascii));
         }
         extra.push(format!("autoconfig.{}", n.ascii));
+        extra.push(format!("autodiscover.{}", n.ascii));
     }
     extra.extend(sni.iter().filter(|n| !n.starts_with("*.")).cloned());
     extra.sort();

@@ -170,7 +170,7 @@ pub static TLS_ACME: NodeSpec = NodeSpec {
     name: "acme",
     doc: "Get this certificate from an ACME CA (RFC 8555) and renew it: it covers the \
           hostname, `mta-sts.DOMAIN` for every domain with `mta-sts`, `autoconfig.DOMAIN` \
-          for every domain, and the SNI names of the `tls` node. The CA validates by \
+          and `autodiscover.DOMAIN` for every domain, and the SNI names of the `tls` node. The CA validates by \
           TLS-ALPN-01 (an implicit-TLS listener on port 443) or HTTP-01 (an `http` \
           listener on port 80). Let's Encrypt: \
           https://acme-v02.api.letsencrypt.org/directory (production), \

@@ -128,8 +128,10 @@ pub enum CertSource {
 #[serde(rename_all = "kebab-case")]
 pub enum AcmeChallenge {
     /// RFC 8737: a TLS handshake with ALPN `acme-tls/1` on port 443.
+    #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
     /// RFC 8555 §8.3: `GET /.well-known/acme-challenge/TOKEN` on port 80.
+    #[serde(rename = "http-01")]
     Http01,
 }
 
