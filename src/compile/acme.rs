@@ -221,6 +221,58 @@ mod tests {
     }
 
     #[test]
+    fn acme_needs_the_cargo_feature() {
+        let out = crate::compile::compile_str(
+            "t.kdl",
+            Path::new("/"),
+            "hostname \"mail.example.test\"\nstate \"/var/lib/mailc\"\n\
+             listen \"imaps\" \"0.0.0.0:993\"\n\
+             tls {\n    acme directory=\"https://acme.test/dir\"\n}\n",
+            crate::compile::Options { offline: true },
+        );
+        let codes: Vec<String> = out.diags.iter().map(|d| d.code.to_string()).collect();
+        if cfg!(feature = "acme") {
+            assert!(out.compiled.is_some(), "{codes:?}");
+        } else {
+            assert!(out.compiled.is_none());
+            assert!(codes.contains(&"mailc::tls::acme".to_string()), "{codes:?}");
+        }
+    }
+
+    #[test]
+    fn names_cover_the_hostname_then_the_domains_web_names() {
+        let out = crate::compile::compile_str(
+            "t.kdl",
+            Path::new("/"),
+            "hostname \"mail.example.test\"\nstate \"/var/lib/mailc\"\n\
+             listen \"imaps\" \"0.0.0.0:993\"\n\
+             tls \"imap.example.test\" {\n    acme directory=\"https://acme.test/dir\"\n}\n\
+             domain \"example.test\" {\n    mta-sts mode=\"testing\"\n}\n\
+             domain \"example.org\"\n",
+            crate::compile::Options { offline: true },
+        );
+        let tables = out.compiled.expect("compiles").tables;
+        let CertSource::Acme(a) = &tables.tls[0].source else {
+            panic!("not ACME");
+        };
+        assert_eq!(
+            a.order_names,
+            [
+                "mail.example.test",
+                "autoconfig.example.org",
+                "autoconfig.example.test",
+                "autodiscover.example.org",
+                "autodiscover.example.test",
+                "imap.example.test",
+                "mta-sts.example.test",
+            ]
+        );
+        assert_eq!(tables.tls[0].names, a.order_names);
+        // The only certificate also serves clients whose SNI matches nothing.
+        assert!(tables.tls[0].default);
+    }
+
+    #[test]
     fn accounts_differ_per_directory() {
         let a = account_stem("https://acme-v02.api.letsencrypt.org/directory");
         let b = account_stem("https://acme-staging-v02.api.letsencrypt.org/directory");
