@@ -351,3 +351,54 @@ fn tls_alpn_01_issues_renews_and_swaps_without_dropping_connections() {
     assert!(text.contains("Pebble Intermediate"), "{text}");
     assert!(text.contains("last error: none"), "{text}");
 }
+
+/// A 90-day certificate: issued once; a restart serves the same one from
+/// the state directory, with the same account, and orders nothing.
+#[test]
+#[ignore]
+fn a_restart_reuses_the_account_and_the_certificate() {
+    let imaps_port = free_port();
+    let pebble = start_pebble(imaps_port, free_port(), 90 * 86_400, None);
+    let mut server = Server::start(&acme_body(imaps_port, &pebble, "tls-alpn-01", ""));
+    let root = pebble.issuing_root();
+    let addr = server.addr("imaps");
+    let first = leaf_serial(&wait_for_issued(
+        &server,
+        addr,
+        "mail.example.test",
+        &pebble,
+        &root,
+    ));
+    let acme_dir = server.state().join("tls/acme");
+    let files = |dir: &Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".status.json"))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&acme_dir);
+    assert_eq!(before.len(), 3, "account, key, chain: {before:?}");
+    let orders = server.count_log("ACME: ordering a certificate");
+    assert!(orders >= 1);
+
+    server.stop();
+    server.spawn();
+    let addr = server.addr("imaps");
+    let again = tls_connect(addr, "mail.example.test", &root)
+        .expect("the stored certificate verifies at once after the restart");
+    assert_eq!(leaf_serial(&again), first);
+    // Give the renewal task time to look, then check it did nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(server.count_log("ACME: ordering a certificate"), orders);
+    assert_eq!(files(&acme_dir), before);
+    assert_eq!(server.count_log("no ACME certificate yet"), 1);
+}
