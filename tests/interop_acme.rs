@@ -75,7 +75,12 @@ struct Pebble {
 /// Starts pebble-challtestsrv (DNS only) and pebble, validating TLS-ALPN-01
 /// on `tls_port` and HTTP-01 on `http_port`, issuing certificates valid
 /// for `validity_secs`.
-fn start_pebble(tls_port: u16, http_port: u16, validity_secs: u64, nonce_reject: Option<u32>) -> Pebble {
+fn start_pebble(
+    tls_port: u16,
+    http_port: u16,
+    validity_secs: u64,
+    nonce_reject: Option<u32>,
+) -> Pebble {
     common::tool("pebble");
     common::tool("pebble-challtestsrv");
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +114,10 @@ fn start_pebble(tls_port: u16, http_port: u16, validity_secs: u64, nonce_reject:
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&dns_log).unwrap())
             .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&dns_log).unwrap(),
+                std::fs::File::options()
+                    .append(true)
+                    .open(&dns_log)
+                    .unwrap(),
             ))
             .spawn()
             .expect("pebble-challtestsrv starts"),
@@ -181,7 +189,11 @@ type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 /// A verified TLS connection: the handshake fails unless the server's
 /// chain leads to `root` and names `name`.
-fn tls_connect(addr: SocketAddr, name: &str, root: &CertificateDer<'static>) -> Result<Tls, String> {
+fn tls_connect(
+    addr: SocketAddr,
+    name: &str,
+    root: &CertificateDer<'static>,
+) -> Result<Tls, String> {
     let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let conn = ClientConnection::new(
@@ -345,9 +357,16 @@ fn tls_alpn_01_issues_renews_and_swaps_without_dropping_connections() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("source: acme"), "{text}");
-    assert!(text.contains("mail.example.test, autoconfig.example.test"), "{text}");
+    assert!(
+        text.contains("mail.example.test, autoconfig.example.test"),
+        "{text}"
+    );
     assert!(text.contains("Pebble Intermediate"), "{text}");
     assert!(text.contains("last error: none"), "{text}");
 }

@@ -74,10 +74,14 @@ pub fn render(tables: &Tables, now: i64) -> String {
             CertSource::Files { cert, .. } => ("files".to_string(), cert, None),
             CertSource::SelfSigned { cert, .. } => ("self-signed".to_string(), cert, None),
             CertSource::Acme(a) => (
-                format!("acme ({}, {})", a.directory, match a.challenge {
-                    crate::tables::AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
-                    crate::tables::AcmeChallenge::Http01 => "http-01",
-                }),
+                format!(
+                    "acme ({}, {})",
+                    a.directory,
+                    match a.challenge {
+                        crate::tables::AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+                        crate::tables::AcmeChallenge::Http01 => "http-01",
+                    }
+                ),
                 &a.cert,
                 Some(RenewalStatus::read(&a.status)),
             ),
@@ -98,7 +102,11 @@ pub fn render(tables: &Tables, now: i64) -> String {
                 let _ = writeln!(s, "  issuer: {}", info.issuer);
                 let _ = writeln!(s, "  serial: {}", info.serial);
                 let _ = writeln!(s, "  not before: {}", when(info.not_before, now));
-                let expired = if info.not_after < now { "  EXPIRED" } else { "" };
+                let expired = if info.not_after < now {
+                    "  EXPIRED"
+                } else {
+                    ""
+                };
                 let _ = writeln!(s, "  not after: {}{expired}", when(info.not_after, now));
             }
             Err(e) => {
@@ -106,8 +114,12 @@ pub fn render(tables: &Tables, now: i64) -> String {
             }
         }
         if let Some(st) = status {
-            let attempt = st.last_attempt.map_or("never".to_string(), |t| when(t as i64, now));
-            let success = st.last_success.map_or("never".to_string(), |t| when(t as i64, now));
+            let attempt = st
+                .last_attempt
+                .map_or("never".to_string(), |t| when(t as i64, now));
+            let success = st
+                .last_success
+                .map_or("never".to_string(), |t| when(t as i64, now));
             let _ = writeln!(s, "  last renewal attempt: {attempt}");
             let _ = writeln!(s, "  last issued: {success}");
             match &st.last_error {
@@ -135,7 +147,10 @@ mod tests {
         assert_eq!(unix_to_utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(unix_to_utc(1_775_088_000), "2026-04-02 00:00:00 UTC");
         assert_eq!(unix_to_utc(951_782_400 + 3661), "2000-02-29 01:01:01 UTC");
-        assert_eq!(when(100 + 3 * 86_400 + 7200, 100), "1970-01-04 02:01:40 UTC (in 3d 2h)");
+        assert_eq!(
+            when(100 + 3 * 86_400 + 7200, 100),
+            "1970-01-04 02:01:40 UTC (in 3d 2h)"
+        );
         assert_eq!(when(40, 100), "1970-01-01 00:00:40 UTC (1m ago)");
     }
 }

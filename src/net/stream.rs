@@ -81,11 +81,9 @@ impl Stream {
             return Err(std::io::Error::other("TLS is already active"));
         };
         let handshake = async {
-            let start = tokio_rustls::LazyConfigAcceptor::new(
-                rustls::server::Acceptor::default(),
-                tcp,
-            )
-            .await?;
+            let start =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+                    .await?;
             let acme = start
                 .client_hello()
                 .alpn()

@@ -265,8 +265,8 @@ fn placeholder(names: &[String]) -> Result<CertifiedKey, TlsError> {
 fn certified_self_signed(params: rcgen::CertificateParams) -> Result<CertifiedKey, TlsError> {
     let key = rcgen::KeyPair::generate().map_err(TlsError::Generate)?;
     let cert = params.self_signed(&key).map_err(TlsError::Generate)?;
-    let der = PrivateKeyDer::try_from(key.serialize_der())
-        .map_err(|e| TlsError::Other(e.to_string()))?;
+    let der =
+        PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::Other(e.to_string()))?;
     let signing = provider::sign::any_supported_type(&der).map_err(TlsError::Setup)?;
     Ok(CertifiedKey::new(vec![cert.der().clone()], signing))
 }
@@ -468,10 +468,16 @@ mod tests {
         let after = handshake(config.clone(), "mail.example.test", &[]).unwrap();
         assert_ne!(after, before);
         assert_eq!(after, renewed_leaf);
-        assert_eq!(handshake(https, "mail.example.test", &[b"http/1.1"]).unwrap(), after);
+        assert_eq!(
+            handshake(https, "mail.example.test", &[b"http/1.1"]).unwrap(),
+            after
+        );
         // A reload builds a new configuration from the same live slot.
         let reloaded = server_config(&tables, &live).unwrap().unwrap();
-        assert_eq!(handshake(reloaded, "mail.example.test", &[]).unwrap(), after);
+        assert_eq!(
+            handshake(reloaded, "mail.example.test", &[]).unwrap(),
+            after
+        );
     }
 
     #[test]
@@ -504,7 +510,10 @@ mod tests {
         // Another name has no challenge: no handshake.
         assert!(handshake(acme.clone(), "autoconfig.example.test", &[ACME_TLS_ALPN]).is_err());
         // Ordinary clients still get the ordinary certificate.
-        assert_ne!(handshake(config.clone(), "mail.example.test", &[]).unwrap(), leaf);
+        assert_ne!(
+            handshake(config.clone(), "mail.example.test", &[]).unwrap(),
+            leaf
+        );
         live.challenges.remove_alpn("mail.example.test");
         assert!(handshake(acme, "mail.example.test", &[ACME_TLS_ALPN]).is_err());
     }

@@ -20,10 +20,10 @@ use tokio::task::JoinHandle;
 
 use crate::compile::{self, Compiled, Options};
 use crate::diag::{self, Style};
+use crate::net::tls::LiveCerts;
 use crate::queue::Spool;
 use crate::services::conn::{self, Conn};
 use crate::services::{self, Shared, Snapshot, delivery};
-use crate::net::tls::LiveCerts;
 use crate::store::{fsutil, usage::Usage};
 use crate::tables::{ListenerKind, Tables};
 

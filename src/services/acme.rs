@@ -188,11 +188,8 @@ mod client {
         status.last_attempt = Some(now);
         let mut outcome = Err(String::new());
         for attempt in 1..=BAD_NONCE_ATTEMPTS {
-            outcome = match tokio::time::timeout(
-                ORDER_TIMEOUT,
-                order(a, &shared.certs.challenges),
-            )
-            .await
+            outcome = match tokio::time::timeout(ORDER_TIMEOUT, order(a, &shared.certs.challenges))
+                .await
             {
                 Ok(r) => r,
                 Err(_) => Err(format!(
@@ -241,8 +238,7 @@ mod client {
         key: &str,
     ) -> Result<String, String> {
         if let Some(dir) = a.cert.parent() {
-            fsutil::create_private_dir(dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         fsutil::write_atomic_durable(&a.key, key.as_bytes())
             .map_err(|e| format!("{}: {e}", a.key.display()))?;
@@ -343,10 +339,7 @@ mod client {
                     AuthorizationStatus::Pending => {}
                     AuthorizationStatus::Valid => continue,
                     s => {
-                        return Err(format!(
-                            "authorization for {} is {s:?}",
-                            authz.identifier()
-                        ));
+                        return Err(format!("authorization for {} is {s:?}", authz.identifier()));
                     }
                 }
                 let name = authz.identifier().to_string();

@@ -181,11 +181,7 @@ pub static TLS_ACME: NodeSpec = NodeSpec {
         rest: None,
     },
     props: &[
-        req(
-            "directory",
-            Ty::Str,
-            "https URL of the CA's ACME directory",
-        ),
+        req("directory", Ty::Str, "https URL of the CA's ACME directory"),
         opt(
             "contact",
             Ty::Str,
