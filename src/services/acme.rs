@@ -133,8 +133,10 @@ mod client {
 
     async fn run(shared: Arc<Shared>) {
         let mut shutdown = shared.shutdown.clone();
-        // Certificate path → (next attempt, the jitter drawn for it).
-        let mut plans: HashMap<PathBuf, i64> = HashMap::new();
+        // Certificate path → the names it was planned for and the next
+        // attempt (unix seconds). A reload that changes the names plans
+        // again (the certificate on disk no longer covers them).
+        let mut plans: HashMap<PathBuf, (Vec<String>, i64)> = HashMap::new();
         loop {
             let snapshot = shared.snapshot();
             let wanted: Vec<AcmeCert> = snapshot
@@ -151,15 +153,24 @@ mod client {
             let now = crate::services::unix_now() as i64;
             let mut wake = now + MAX_SLEEP.as_secs() as i64;
             for a in &wanted {
-                let due = *plans
-                    .entry(a.cert.clone())
-                    .or_insert_with(|| next_attempt(a, now, jitter()));
-                if due <= now {
+                let due = match plans.get(&a.cert) {
+                    Some((names, due)) if *names == a.order_names => *due,
+                    _ => {
+                        let due = next_attempt(a, now, jitter());
+                        plans.insert(a.cert.clone(), (a.order_names.clone(), due));
+                        due
+                    }
+                };
+                let due = if due <= now {
                     renew(&shared, a).await;
                     let now = crate::services::unix_now() as i64;
-                    plans.insert(a.cert.clone(), next_attempt(a, now, jitter()));
-                }
-                wake = wake.min(plans.get(&a.cert).copied().unwrap_or(now));
+                    let due = next_attempt(a, now, jitter());
+                    plans.insert(a.cert.clone(), (a.order_names.clone(), due));
+                    due
+                } else {
+                    due
+                };
+                wake = wake.min(due);
             }
             let now = crate::services::unix_now() as i64;
             let sleep = Duration::from_secs(wake.saturating_sub(now).max(1) as u64);
