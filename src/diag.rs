@@ -126,6 +126,8 @@ codes! {
     DnsblZone = "mailc::dnsbl::zone", "A DNS blocklist zone or its answer list that is not valid, or no zone at all.";
     DnsblThreshold = "mailc::dnsbl::threshold", "The blocklists' weights can never reach the threshold.";
     GreylistTimes = "mailc::greylist::times", "Greylisting times that let no retry pass, or shut out compliant senders.";
+    ScanAddress = "mailc::scan::address", "A scanner address that is neither IP:PORT nor an absolute socket path.";
+    ScanPolicy = "mailc::scan::policy", "Scanning settings that contradict each other or scan nothing.";
     SieveSyntax = "mailc::sieve::syntax", "A Sieve script that does not compile (RFC 5228 syntax or arguments).";
     SieveExtension = "mailc::sieve::extension", "A Sieve script uses an extension it does not `require`, or one mailc does not support.";
     SieveLimit = "mailc::sieve::limit", "A Sieve script exceeds a limit (size, nesting, string length).";

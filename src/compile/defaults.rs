@@ -190,6 +190,35 @@ pub const GREYLIST_WHITELIST_AFTER: u32 = 5;
 /// shorter than the delay plus this may shut out a compliant sender.
 pub const GREYLIST_MIN_WINDOW_SECS: u64 = 30 * 60;
 
+/// `scan { timeout }`: every scanner of one message together. spamd takes
+/// 0.1-0.3 s and rspamd a few ms for ordinary mail on a quiet machine;
+/// network tests (DNS blocklists, Razor) push spamd to seconds. The client
+/// waits up to 10 minutes for the DATA reply (RFC 5321 §4.5.3.2.6).
+pub const SCAN_TIMEOUT_SECS: u64 = 30;
+/// Longest `scan { timeout }` accepted: past it an SMTP client may give up.
+pub const SCAN_TIMEOUT_MAX_SECS: u64 = 300;
+/// `scan { max-size }`: larger messages are not scanned (spam is small;
+/// spamc's own default is 500 KB, clamd's StreamMaxLength 25 MB).
+pub const SCAN_MAX_SIZE: u64 = 10 << 20;
+/// `scan { on-failure }`: a scanner that is down defers mail (451, the
+/// sender retries) instead of letting it in unscanned. Fail-closed is the
+/// safe default; `on-failure "accept"` chooses availability.
+pub const SCAN_FAIL_OPEN: bool = false;
+/// Submissions are the users' own mail: not scanned unless asked for.
+pub const SCAN_SUBMISSION: bool = false;
+/// SpamAssassin's `required_score`: from 5 a message is spam.
+pub const SCAN_SPAM_JUNK: f64 = 5.0;
+/// A score this high is not a false positive worth delivering (rspamd's
+/// `reject` action is at 15 too).
+pub const SCAN_SPAM_REJECT: f64 = 15.0;
+/// An infected message is refused: a reject is a reject, the sender learns.
+pub const SCAN_VIRUS: crate::tables::Action = crate::tables::Action::Reject;
+/// Moves into and out of Junk teach spamd / rspamd: what users of every
+/// webmail expect from the Junk button.
+pub const SCAN_LEARN: bool = true;
+/// rspamd's controller port (its default), for learning.
+pub const RSPAMD_CONTROLLER_PORT: u16 = 11334;
+
 /// Sieve: scripts uploaded with ManageSieve run.
 pub const SIEVE_USER_SCRIPTS: bool = true;
 /// Instructions one script may run per message: far above what real

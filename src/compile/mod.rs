@@ -11,6 +11,7 @@ mod domains;
 mod error;
 mod outbound;
 mod recipients;
+mod scan;
 mod screen;
 mod secrets;
 mod server;
@@ -115,6 +116,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     server::check_relay_safety(cfg, &mut cx);
     let (outbound, resolvers) = outbound::lower(cfg, server.relay_host.as_ref(), &mut cx);
     let sieve = sieve::lower(cfg, &mut cx);
+    let scan = scan::lower(cfg.scan.as_ref(), &mut cx);
     let mut server = server;
     server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
 
@@ -136,6 +138,7 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         addresses: recips.addresses,
         trusted_networks: server.trusted_networks,
         inbound: server.inbound,
+        scan,
         submission: server.submission,
         limits: server.limits,
         auth_cache: server.auth_cache,

@@ -9,6 +9,7 @@ pub mod dmarc;
 pub mod dnsbl;
 pub mod greylist;
 pub mod report;
+pub mod scan;
 pub mod spf;
 
 use mail_auth::{DkimResult, SpfResult};

@@ -237,6 +237,73 @@ pub async fn clamd_scan(
     clamd::outcome(&line).map_err(|e| ScanError::Protocol(ep.to_string(), e))
 }
 
+impl From<&crate::tables::ScanEndpoint> for Endpoint {
+    fn from(e: &crate::tables::ScanEndpoint) -> Endpoint {
+        match e {
+            crate::tables::ScanEndpoint::Tcp(a) => Endpoint::Tcp(a.to_string()),
+            crate::tables::ScanEndpoint::Unix(p) => Endpoint::Unix(p.clone()),
+        }
+    }
+}
+
+/// Asks every scanner of `table` about `message` at once, each within the
+/// table's timeout (so all of them within it too). A message over
+/// `max-size` is not sent to any.
+pub async fn scan_message(
+    table: &crate::tables::ScanTable,
+    env: &Envelope<'_>,
+    message: &[u8],
+) -> crate::inbound::scan::Results {
+    use crate::inbound::scan::{Outcome as O, Results};
+    if message.len() as u64 > table.max_size {
+        return Results {
+            too_large: Some(message.len() as u64),
+            ..Results::default()
+        };
+    }
+    let timeout = Duration::from_millis(table.timeout_ms);
+    fn failed<T>(e: ScanError) -> crate::inbound::scan::Outcome<T> {
+        crate::inbound::scan::Outcome::Failed(e.to_string())
+    }
+    let spamd = async {
+        match &table.spamd {
+            Some(ep) => Some(
+                spamd_scan(&ep.into(), env.user, message, timeout)
+                    .await
+                    .map_or_else(failed, O::Done),
+            ),
+            None => None,
+        }
+    };
+    let rspamd = async {
+        match &table.rspamd {
+            Some(ep) => Some(
+                rspamd_scan(&ep.into(), env, message, timeout)
+                    .await
+                    .map_or_else(failed, O::Done),
+            ),
+            None => None,
+        }
+    };
+    let clamd = async {
+        match &table.clamd {
+            Some(ep) => Some(match clamd_scan(&ep.into(), message, timeout).await {
+                Ok(Outcome::Scanned(v)) => O::Done(v),
+                Ok(Outcome::TooLong) => O::Skipped("over its StreamMaxLength".into()),
+                Err(e) => failed(e),
+            }),
+            None => None,
+        }
+    };
+    let (spamd, rspamd, clamd) = tokio::join!(spamd, rspamd, clamd);
+    Results {
+        spamd,
+        rspamd,
+        clamd,
+        too_large: None,
+    }
+}
+
 /// clamd's version line (`ClamAV 1.4.3/...`): a readiness probe.
 pub async fn clamd_version(ep: &Endpoint, timeout: Duration) -> Result<String, ScanError> {
     exchange(ep, &[clamd::VERSION], false, timeout, clamd::parse_line).await

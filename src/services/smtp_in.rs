@@ -86,6 +86,12 @@ impl Extras<Driven<LiveEnv>> for Spooler {
             }
             super::outbound::seal_forwards(&self.snapshot, &mut accepted);
         }
+        if session.session.scans() {
+            match self.scan(&mut accepted).await {
+                Ok(()) => {}
+                Err(reply) => return session.refused(reply),
+            }
+        }
         if let Some(reply) = self.sieve_rejection(&accepted).await {
             return session.refused(reply);
         }
@@ -152,6 +158,51 @@ impl Spooler {
             crate::proto::smtp::reply::Enhanced(5, 7, 1),
             format!("rejected by the recipient's filter: {reason}"),
         ))
+    }
+
+    /// The content scanners' verdict (`scan { }`), after the inbound
+    /// checks: their fields on top (incoming copies removed first), Junk
+    /// marked, or the reply that refuses the message.
+    async fn scan(&self, accepted: &mut Accepted) -> Result<(), crate::proto::smtp::reply::Reply> {
+        let tables = &self.snapshot.tables;
+        let Some(table) = &tables.scan else {
+            return Ok(());
+        };
+        let env = &accepted.envelope;
+        let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
+        let scan_env = crate::proto::scan::rspamd::Envelope {
+            from: &env.sender,
+            rcpts: &rcpts,
+            ip: Some(self.peer.ip()),
+            helo: &env.client.helo,
+            user: env.client.auth.as_deref(),
+            queue_id: Some(&env.id),
+            mta: &tables.hostname,
+        };
+        let stripped = crate::inbound::scan::strip_forged(&accepted.message).into_owned();
+        let started = std::time::Instant::now();
+        let results = super::scan::scan_message(table, &scan_env, &stripped).await;
+        let verdict = crate::inbound::scan::decide(table, &results, &tables.hostname);
+        tracing::info!(
+            client = %self.peer.ip(),
+            from = %env.sender,
+            ms = started.elapsed().as_millis() as u64,
+            scanners = %verdict.summary,
+            "content scan"
+        );
+        match verdict.decision {
+            Decision::Reject(reply) | Decision::Defer(reply) => Err(reply),
+            Decision::Deliver { junk, .. } => {
+                let mut message = Vec::with_capacity(verdict.header.len() + stripped.len());
+                message.extend_from_slice(verdict.header.as_bytes());
+                message.extend_from_slice(&stripped);
+                drop(stripped);
+                accepted.message = message;
+                accepted.envelope.size = accepted.message.len() as u64;
+                accepted.envelope.junk |= junk;
+                Ok(())
+            }
+        }
     }
 
     /// The inbound checks of a message from another server: our

@@ -213,10 +213,52 @@ impl Training {
     }
 }
 
-/// The learners a configuration declares. Placeholder until the scanner
-/// configuration exists: none yet.
-pub fn learners(_snapshot: &super::Snapshot) -> Learners {
-    Learners::default()
+/// How long one lesson may take a scanner (Bayes learning writes its
+/// database; rspamd may wait for Redis).
+const LESSON_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The learners a configuration declares (`scan { learn }`). The rspamd
+/// controller's password is read from its file here, at start and reload;
+/// an unreadable file leaves rspamd untaught (logged).
+pub fn learners(snapshot: &super::Snapshot) -> Learners {
+    let Some(scan) = &snapshot.tables.scan else {
+        return Learners::default();
+    };
+    let Some(learn) = &scan.learn else {
+        return Learners::default();
+    };
+    let mut learners: Vec<Arc<dyn Learner>> = Vec::new();
+    if learn.spamd
+        && let Some(ep) = &scan.spamd
+    {
+        learners.push(Arc::new(Spamd {
+            endpoint: ep.into(),
+            per_user: learn.spamd_per_user,
+            timeout: LESSON_TIMEOUT,
+        }));
+    }
+    if let Some(ep) = &learn.rspamd_controller {
+        let password = match &learn.password_file {
+            None => Ok(None),
+            Some(p) => std::fs::read_to_string(p)
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(|e| format!("{}: {e}", p.display())),
+        };
+        match password {
+            Ok(password) => learners.push(Arc::new(Rspamd {
+                endpoint: ep.into(),
+                password,
+                timeout: LESSON_TIMEOUT,
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the rspamd controller password; rspamd is not taught")
+            }
+        }
+    }
+    Learners {
+        learners,
+        max_size: scan.max_size,
+    }
 }
 
 /// SpamAssassin's spamd: `TELL` with `Set: local` (its Bayes database;

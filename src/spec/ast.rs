@@ -20,6 +20,7 @@ pub struct Config {
     pub trusted_networks: Vec<Spanned<Network>>,
     pub insecure_open_relay: Option<Spanned<bool>>,
     pub inbound: Inbound,
+    pub scan: Option<Scan>,
     pub submission: Submission,
     pub limits: Limits,
     pub auth_cache: AuthCache,
@@ -237,6 +238,26 @@ pub struct Greylist {
     pub whitelist_after: Option<Spanned<u32>>,
 }
 
+/// `scan { }`.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub span: Span,
+    pub spamd: Option<Spanned<String>>,
+    pub rspamd: Option<Spanned<String>>,
+    pub clamd: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<u64>>,
+    pub max_size: Option<Spanned<u64>>,
+    pub on_failure: Option<Spanned<&'static str>>,
+    pub submission: Option<Spanned<bool>>,
+    pub spam_junk: Option<Spanned<f64>>,
+    pub spam_reject: Option<Spanned<f64>>,
+    pub virus: Option<Spanned<&'static str>>,
+    pub learn: Option<Spanned<bool>>,
+    pub learn_controller: Option<Spanned<String>>,
+    pub learn_password_file: Option<Spanned<PathBuf>>,
+    pub learn_per_user: Option<Spanned<bool>>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Submission {
     pub auth_required: Option<Spanned<bool>>,
@@ -328,6 +349,7 @@ extractors! {
     s_ip: Ip => IpAddr,
     s_socket_addr: SocketAddr => SocketAddr,
     s_network: Network => Network,
+    s_score: Score => f64,
 }
 
 fn s_int<T: TryFrom<i64>>(v: &SVal) -> Option<Spanned<T>> {
@@ -376,6 +398,7 @@ pub fn build(root: &[SNode]) -> Config {
             "trusted-networks" => c.trusted_networks = n.all_args(s_network),
             "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
             "inbound" => c.inbound = inbound(n),
+            "scan" => c.scan = Some(scan(n)),
             "submission" => c.submission = submission(n),
             "limits" => c.limits = limits(n),
             "auth-cache" => c.auth_cache = auth_cache(n),
@@ -497,6 +520,28 @@ fn greylist(n: &SNode) -> Greylist {
         keep: n.p("keep", s_duration),
         max_entries: n.p("max-entries", s_int),
         whitelist_after: n.p("whitelist-after", s_int),
+    }
+}
+
+fn scan(n: &SNode) -> Scan {
+    let spam = n.child("spam");
+    let learn = n.child("learn");
+    Scan {
+        learn: learn.and_then(|l| l.a(0, s_bool)),
+        learn_controller: learn.and_then(|l| l.p("rspamd-controller", s_str)),
+        learn_password_file: learn.and_then(|l| l.p("password-file", s_path)),
+        learn_per_user: learn.and_then(|l| l.p("spamd-per-user", s_bool)),
+        span: n.span,
+        spamd: n.setting("spamd", s_str),
+        rspamd: n.setting("rspamd", s_str),
+        clamd: n.setting("clamd", s_str),
+        timeout: n.setting("timeout", s_duration),
+        max_size: n.setting("max-size", s_size),
+        on_failure: n.setting("on-failure", s_choice),
+        submission: n.setting("submission", s_bool),
+        spam_junk: spam.and_then(|s| s.p("junk", s_score)),
+        spam_reject: spam.and_then(|s| s.p("reject", s_score)),
+        virus: n.setting("virus", s_choice),
     }
 }
 

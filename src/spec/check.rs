@@ -494,6 +494,7 @@ fn convert(
         Ty::SocketAddr => Value::SocketAddr(socket_addr(text()?, span)?),
         Ty::Network => Value::Network(network(text()?, span)?),
         Ty::Ip => Value::Ip(ip(text()?, span)?),
+        Ty::Score => Value::Score(score(ty, value, span)?),
     };
     Ok(SVal { value: v, span })
 }
@@ -523,6 +524,27 @@ fn int_in_range(ty: Ty, min: i64, max: i64, value: &KdlValue, span: Span) -> Res
         });
     }
     Ok(n as i64)
+}
+
+/// A score: an integer or a decimal number within ±1000.
+fn score(ty: Ty, value: &KdlValue, span: Span) -> Result<f64, Pending> {
+    let n = match value {
+        KdlValue::Integer(n) if n.unsigned_abs() <= 1000 => *n as f64,
+        KdlValue::Float(f) => *f,
+        KdlValue::Integer(_) => f64::INFINITY,
+        _ => return Err(wrong_type(ty, value, span)),
+    };
+    if !n.is_finite() || n.abs() > 1000.0 {
+        return Err(Pending {
+            code: Code::ValueRange,
+            problem: format!("{value} is out of range"),
+            label: "expected a score from -1000 to 1000".into(),
+            help: "spam scores are small numbers: SpamAssassin flags at 5, rspamd rejects at 15"
+                .into(),
+            span,
+        });
+    }
+    Ok(n)
 }
 
 /// A size: a byte count, or a string with a unit.
@@ -673,6 +695,9 @@ fn type_help(ty: Ty, v: &KdlValue) -> String {
         }
         (Ty::Str | Ty::Path | Ty::Choice(_), KdlValue::Integer(n)) => {
             format!("quote it: \"{n}\"")
+        }
+        (Ty::Score, KdlValue::String(s)) if s.parse::<f64>().is_ok() => {
+            format!("remove the quotes: {s}")
         }
         (Ty::Int { .. }, KdlValue::String(s)) if s.parse::<i64>().is_ok() => {
             format!("remove the quotes: {s}")

@@ -36,6 +36,7 @@ fn ty_schema(ty: Ty, nullable: bool) -> Value {
         Ty::SocketAddr => json!({"type": "string", "description": "IP:PORT"}),
         Ty::Network => json!({"type": "string", "description": "IP or IP/PREFIX"}),
         Ty::Ip => json!({"type": "string", "description": "IPv4 or IPv6 address"}),
+        Ty::Score => json!({"type": "number", "minimum": -1000, "maximum": 1000}),
     };
     if nullable && let Value::Object(m) = &mut v {
         let t = m.remove("type").unwrap_or(json!("string"));

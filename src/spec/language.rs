@@ -764,6 +764,135 @@ pub static INBOUND: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub const SCAN_FAILURE: &[&str] = &["tempfail", "accept"];
+
+value_node!(
+    SCAN_SPAMD,
+    "spamd",
+    Ty::Str,
+    "SpamAssassin's spamd: \"IP:PORT\" or the path of its Unix socket."
+);
+value_node!(
+    SCAN_RSPAMD,
+    "rspamd",
+    Ty::Str,
+    "rspamd's normal worker: \"http://IP:PORT\" (or \"IP:PORT\") or the path of its Unix socket."
+);
+value_node!(
+    SCAN_CLAMD,
+    "clamd",
+    Ty::Str,
+    "ClamAV's clamd: \"IP:PORT\" or the path of its Unix socket (LocalSocket, e.g. /run/clamav/clamd.ctl)."
+);
+value_node!(
+    SCAN_TIMEOUT,
+    "timeout",
+    Ty::Duration,
+    "Bound on scanning one message, all scanners together (default 30s); then `on-failure` applies."
+);
+value_node!(
+    SCAN_MAX_SIZE,
+    "max-size",
+    Ty::Size,
+    "Larger messages are not scanned; they get `X-Spam-Scanned: skipped` (default 10MiB)."
+);
+value_node!(
+    SCAN_ON_FAILURE,
+    "on-failure",
+    Ty::Choice(SCAN_FAILURE),
+    "A scanner that is down, slow or answers garbage: tempfail (451, the sender retries; default) or accept (delivered, marked unscanned)."
+);
+value_node!(
+    SCAN_SUBMISSION,
+    "submission",
+    Ty::Bool,
+    "Scan mail from logged-in users and trusted networks too (outbound spam from a stolen account; default #false)."
+);
+
+pub static SCAN_SPAM: NodeSpec = NodeSpec {
+    name: "spam",
+    doc: "What spamd's score means (rspamd's own action is used for rspamd: reject → 550, \
+          soft reject and greylist → 451, add header and rewrite subject → Junk).",
+    args: Args::NONE,
+    props: &[
+        opt(
+            "junk",
+            Ty::Score,
+            "from this score on, the message goes to the Junk folder and is flagged X-Spam-Flag: YES (default 5)",
+        ),
+        opt(
+            "reject",
+            Ty::Score,
+            "from this score on, 550 5.7.1 at the end of DATA (default 15)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+value_node!(
+    SCAN_VIRUS,
+    "virus",
+    Ty::Choice(ACTIONS),
+    "A message clamd finds infected: reject (554 5.7.1; default), junk, or accept (delivered with X-Virus-Status: Infected)."
+);
+
+pub static SCAN_LEARN: NodeSpec = NodeSpec {
+    name: "learn",
+    doc: "Learning from users: a message moved into the Junk folder over IMAP (COPY, MOVE, APPEND) \
+          is sent to spamd (`TELL`, spamd needs --allow-tell) and rspamd (its controller's `/learnspam`) \
+          as spam, one moved out of Junk (except to Trash) as ham; in the background, never \
+          delaying the IMAP command (default #true when spamd or rspamd is configured).",
+    args: Args {
+        fixed: &[arg("ON", Ty::Bool, "#false turns learning off")],
+        required: 1,
+        rest: None,
+    },
+    props: &[
+        opt(
+            "rspamd-controller",
+            Ty::Str,
+            "rspamd's controller worker: \"http://IP:PORT\" or a Unix socket path (default: rspamd's address with port 11334)",
+        ),
+        opt(
+            "password-file",
+            Ty::Path,
+            "file holding the controller's password (not needed from a `secure_ip` such as 127.0.0.1)",
+        ),
+        opt(
+            "spamd-per-user",
+            Ty::Bool,
+            "tell spamd the mailbox address as its user (per-user Bayes with --virtual-config-dir; default #false)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
+pub static SCAN: NodeSpec = NodeSpec {
+    name: "scan",
+    doc: "Spam and virus scanners asked at the end of DATA, before the 250 (off unless given): \
+          mail from other servers, and submissions with `submission #true`.",
+    args: Args::NONE,
+    props: &[],
+    children: &[
+        &SCAN_SPAMD,
+        &SCAN_RSPAMD,
+        &SCAN_CLAMD,
+        &SCAN_TIMEOUT,
+        &SCAN_MAX_SIZE,
+        &SCAN_ON_FAILURE,
+        &SCAN_SUBMISSION,
+        &SCAN_SPAM,
+        &SCAN_VIRUS,
+        &SCAN_LEARN,
+    ],
+    repeat: false,
+    required: false,
+};
+
 value_node!(
     AUTH_REQUIRED,
     "auth-required",
@@ -1251,6 +1380,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &TRUSTED_NETWORKS,
         &INSECURE_OPEN_RELAY,
         &INBOUND,
+        &SCAN,
         &SUBMISSION,
         &LIMITS,
         &AUTH_CACHE,

@@ -31,6 +31,9 @@ pub enum Ty {
     Network,
     /// An IPv4 or IPv6 address.
     Ip,
+    /// A spam score: a number, decimals allowed (`5`, `6.5`, `-1`), within
+    /// ±1000.
+    Score,
 }
 
 impl Ty {
@@ -48,6 +51,7 @@ impl Ty {
             Ty::SocketAddr => "an address such as \"127.0.0.1:25\"".into(),
             Ty::Network => "a network such as \"192.0.2.0/24\"".into(),
             Ty::Ip => "an IP address".into(),
+            Ty::Score => "a score such as 5 or 6.5".into(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub enum Value {
     SocketAddr(SocketAddr),
     Network(Network),
     Ip(IpAddr),
+    Score(f64),
     Null,
 }
 

@@ -8,9 +8,11 @@
 
 pub mod outbound;
 pub mod resolve;
+pub mod scan;
 pub mod screen;
 
 pub use outbound::{OutboundTable, OutboundTls, RouteTable};
+pub use scan::{ScanEndpoint, ScanLearn, ScanTable};
 pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
 use std::collections::BTreeMap;
@@ -59,6 +61,9 @@ pub struct Tables {
     /// Clients that may relay without authentication.
     pub trusted_networks: Vec<Network>,
     pub inbound: InboundPolicy,
+    /// Spam and virus scanners at the end of DATA (`scan { }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanTable>,
     pub submission: SubmissionPolicy,
     pub limits: Limits,
     pub auth_cache: AuthCacheTable,

@@ -4,8 +4,10 @@
 pub mod crash_client;
 pub mod dialog;
 pub mod dns_server;
+pub mod imap_client;
 pub mod inbound;
 pub mod postfix;
+pub mod scanners;
 pub mod scripted_peer;
 pub mod server;
 pub mod tls;

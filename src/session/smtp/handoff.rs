@@ -113,6 +113,17 @@ impl<E: Env> Session<E> {
         self.tables.inbound.checks && self.from_stranger()
     }
 
+    /// The message handed off goes to the content scanners (`scan { }`):
+    /// mail from other servers at an MX listener, and with `submission
+    /// #true` mail from our users and trusted networks too (never LMTP: the
+    /// MTA in front has scanned it).
+    pub fn scans(&self) -> bool {
+        match &self.tables.scan {
+            None => false,
+            Some(t) => self.from_stranger() || (t.submission && self.role != Role::Lmtp),
+        }
+    }
+
     /// Mail from another server at an MX listener: not logged in, not from
     /// `trusted-networks`, not LMTP or submission. The inbound checks,
     /// blocklists and greylisting apply only to it.
