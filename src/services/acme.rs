@@ -52,6 +52,9 @@ impl RenewalStatus {
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
         fsutil::write_atomic_durable(path, &json)
     }
 }
@@ -449,7 +452,9 @@ mod tests {
     #[test]
     fn status_round_trips_and_a_missing_file_is_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.json");
+        // The directory is made when missing (a first order that failed
+        // before anything else was written).
+        let p = dir.path().join("tls/acme/s.json");
         assert_eq!(RenewalStatus::read(&p), RenewalStatus::default());
         let s = RenewalStatus {
             last_attempt: Some(5),
