@@ -178,6 +178,8 @@ in
                 "pop3s"
                 "lmtp"
                 "managesieve"
+                "http"
+                "https"
               ];
             };
             address = mkOption {

@@ -108,6 +108,7 @@ codes! {
     DmarcReport = "mailc::dmarc::report-address", "A DMARC report address is not a valid `mailto:` URI or address.";
     DmarcReportsFrom = "mailc::dmarc::reports-from", "The sender of the DMARC aggregate reports we send is not an address in one of our domains.";
     SpfMechanism = "mailc::spf::mechanism", "An SPF term that is not valid SPF syntax.";
+    TlsReportsFrom = "mailc::tls-reports::from", "The sender of the TLS reports we send is not an address in one of our domains.";
     TlsRptUri = "mailc::tls-rpt::uri", "A TLS-RPT report URI that is not `mailto:` or `https:`.";
     MxInvalid = "mailc::mx::invalid", "An MX host that is not a valid host name.";
     PostmasterMissing = "mailc::domain::no-postmaster", "A domain has no `postmaster` address (RFC 5321 §4.5.1 requires one).";

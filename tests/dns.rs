@@ -441,3 +441,145 @@ fn dns_for_one_domain() {
     let out = mailc(&["dns", "--domain", "nope.example", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+// ---- DANE (`dane #true`): TLSA 3 1 1 for the current and the next key
+
+/// SHA-256 of the SubjectPublicKeyInfo of tests/data/dane/current.pem and
+/// next.key, computed once with openssl (`openssl x509 -pubkey | openssl
+/// pkey -pubin -outform DER | sha256sum`): an independent check of ours.
+const DANE_CURRENT: &str = "d2cce5290e6836474a599f2843842efb7c559807867bfe9ace2f6e772fdabf5f";
+const DANE_NEXT: &str = "1b0e9fdd6194b7a06f5c0ecd7dd16cf9c25eef0bd02f03783cf6ec047f929a90";
+
+/// The site with `dane #true` and a fixed certificate for the host name;
+/// `with_next`: the fixed next key is in the state directory already.
+fn dane_site(with_next: bool) -> Site {
+    use std::os::unix::fs::PermissionsExt;
+    let s = site();
+    let data = root().join("tests/data/dane");
+    let dir = s.state.parent().unwrap().to_path_buf();
+    for f in ["current.pem", "current.key"] {
+        std::fs::copy(data.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::set_permissions(
+        dir.join("current.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    if with_next {
+        std::fs::create_dir_all(s.state.join("tls")).unwrap();
+        std::fs::copy(data.join("next.key"), s.state.join("tls/dane-next.key")).unwrap();
+    }
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "tls self-signed=#true\n",
+        &format!(
+            "tls \"mail.example.com\" cert=\"{}\" key=\"{}\"\ndane #true\n",
+            dir.join("current.pem").display(),
+            dir.join("current.key").display()
+        ),
+    );
+    std::fs::write(&s.config, text).unwrap();
+    s
+}
+
+fn tlsa_lines(zone: &str) -> Vec<String> {
+    zone.lines()
+        .filter(|l| l.contains(" TLSA "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn dns_with_dane_publishes_the_current_and_the_next_key() {
+    let s = dane_site(true);
+    let zone = snippet(&s);
+    assert_eq!(
+        tlsa_lines(&zone),
+        vec![
+            format!("_25._tcp.mail IN TLSA 3 1 1 {DANE_CURRENT}"),
+            format!("_25._tcp.mail IN TLSA 3 1 1 {DANE_NEXT}"),
+        ],
+        "{zone}"
+    );
+    let lines: Vec<&str> = zone.lines().collect();
+    let first = lines.iter().position(|l| l.contains("DANE")).unwrap();
+    let last = lines.iter().rposition(|l| l.contains(" TLSA ")).unwrap();
+    let tlsa_part = lines[first..=last].join("\n");
+    insta::assert_snapshot!("dns_dane_tlsa", tlsa_part);
+}
+
+#[test]
+fn the_next_dane_key_is_made_once_when_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = dane_site(false);
+    let key = s.state.join("tls/dane-next.key");
+    let out = mailc(&["dns", &s.config]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("created the next DANE key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let first = std::fs::read(&key).unwrap();
+    let lines = tlsa_lines(&stdout(&out));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with(DANE_CURRENT));
+    assert!(!lines[1].ends_with(DANE_CURRENT) && !lines[1].ends_with(DANE_NEXT));
+    // Printed again: the same key, the same records.
+    let again = mailc(&["dns", &s.config]);
+    assert!(String::from_utf8_lossy(&again.stderr).is_empty());
+    assert_eq!(std::fs::read(&key).unwrap(), first);
+    assert_eq!(tlsa_lines(&stdout(&again)), lines);
+}
+
+/// `mailc plan` against a real DNS server: the next key not yet published
+/// (publish now), published (wait the TTL), and a stale key left (retire).
+#[test]
+fn plan_checks_tlsa_and_shows_the_rollover() {
+    let s = dane_site(true);
+    let zone = snippet(&s);
+    let next_line = zone
+        .lines()
+        .find(|l| l.contains(DANE_NEXT))
+        .unwrap()
+        .to_string();
+
+    let without_next = zone.replace(&next_line, "");
+    let server = DnsServer::start(&[("example.com.", without_next)]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("~ _25._tcp.mail.example.com."), "{text}");
+    assert!(
+        text.contains(&format!(
+            "1. publish-next NOW    publish TLSA 3 1 1 {DANE_NEXT}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("2. wait-ttl     later"), "{text}");
+
+    let server = DnsServer::start(&[("example.com.", zone.clone())]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1. publish-next done"), "{text}");
+    assert!(text.contains("2. wait-ttl     NOW"), "{text}");
+    assert!(text.contains("4. retire       done"), "{text}");
+
+    let stale = "aa".repeat(32);
+    let with_stale = format!("{zone}\n_25._tcp.mail IN TLSA 3 1 1 {stale}\n");
+    let server = DnsServer::start(&[("example.com.", with_stale)]);
+    let (code, text) = plan(&s, &server, false);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("4. retire       NOW    remove the stale TLSA 3 1 1 aaaaaaaaaaaa…"),
+        "{text}"
+    );
+    insta::assert_snapshot!("plan_dane_stale", text);
+    let (_, json) = plan(&s, &server, true);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let dane = &v["rollovers"][0];
+    assert_eq!(dane["what"], "DANE _25._tcp.mail.example.com");
+    assert_eq!(dane["steps"][3]["state"], "now");
+}

@@ -39,6 +39,8 @@ const KINDS: &[&str] = &[
     "pop3s",
     "lmtp",
     "managesieve",
+    "http",
+    "https",
     "smtps",
 ];
 const ADDRS: &[&str] = &[

@@ -25,8 +25,32 @@ fn wanted_zones(config: &Path, command: &str) -> Result<(Compiled, Vec<Zone>), i
         eprintln!("mailc {command}: {e}");
         1
     })?;
-    let wanted = dns::wanted(&c.tables, &keys);
+    let tlsa = dane_keys(&c, command)?;
+    let wanted = dns::wanted_with_tlsa(&c.tables, &keys, tlsa.as_ref());
     Ok((c, wanted))
+}
+
+/// With `dane #true`: the next key is made if missing (a state directory
+/// that cannot be written is reported, the records are still printed
+/// without it), then both keys' TLSA data.
+fn dane_keys(c: &Compiled, command: &str) -> Result<Option<dns::dane::TlsaKeys>, i32> {
+    if let Some(p) = dns::dane::key_paths(&c.tables) {
+        match dns::dane::ensure_next_key(&p.next_key) {
+            Ok(true) => eprintln!(
+                "mailc {command}: created the next DANE key {}",
+                p.next_key.display()
+            ),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "mailc {command}: cannot create the next DANE key {}: {e}",
+                p.next_key.display()
+            ),
+        }
+    }
+    dns::dane::tlsa_keys(&c.tables).map_err(|e| {
+        eprintln!("mailc {command}: {e}");
+        1
+    })
 }
 
 /// `mailc dns CONFIG [--domain D]`: zone snippets on stdout.
@@ -117,9 +141,22 @@ pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bo
         }
     };
     let name = resolver.map_or_else(|| "system".to_string(), |a| a.to_string());
+    let tlsa = match dns::dane::tlsa_keys(&c.tables) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mailc plan: {e}");
+            return 1;
+        }
+    };
     let result = runtime.block_on(async {
         let r = live::resolver(resolver)?;
-        live::plan(&wanted, &retired, &r, &name).await
+        let mut plan = live::plan(&wanted, &retired, &r, &name).await?;
+        if let Some(t) = &tlsa {
+            let live_tlsa = live::live_tlsa(&r, &t.host).await?;
+            plan.rollovers.push(live::dane_rollover(t, &live_tlsa));
+        }
+        plan.rollovers.extend(live::dkim_rollovers(&plan));
+        Ok::<_, dns::DnsError>(plan)
     });
     let plan = match result {
         Ok(p) => p,

@@ -89,6 +89,28 @@ pub const POP3_SECS: u64 = 10 * 60;
 /// open while the user edits a script).
 pub const MANAGESIEVE_SECS: u64 = 10 * 60;
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+/// An HTTP client gets this long to send one request (and its body), and
+/// to start the next one on a kept-alive connection. Mail clients and ACME
+/// validators send a request at once; a slowloris client trickling a byte
+/// a second is cut off here (nginx's `client_header_timeout` is 60 s).
+pub const HTTP_SECS: u64 = 10;
+
+// ---- the HTTP(S) listeners (fixed bounds; the timeout is configurable)
+
+/// Request line plus headers. Our requests are a Host, a short path and a
+/// few headers; 8 KiB is hyper's smallest read buffer and Apache's
+/// `LimitRequestLine`. Larger heads get 431.
+pub const HTTP_MAX_HEAD_BYTES: usize = 8 << 10;
+/// Header lines per request (Apache's `LimitRequestFields` is 100).
+pub const HTTP_MAX_HEADERS: usize = 64;
+/// The only body we read is an autodiscover POX request (a few hundred
+/// bytes). Larger bodies get 413.
+pub const HTTP_MAX_BODY_BYTES: usize = 16 << 10;
+/// Requests on one kept-alive connection; the last answer says
+/// `Connection: close`.
+pub const HTTP_MAX_REQUESTS_PER_CONNECTION: u32 = 100;
+/// No HTTP connection lives longer than this, however busy.
+pub const HTTP_MAX_CONNECTION_SECS: u64 = 5 * 60;
 
 /// Scripts one user may keep on the server (Pigeonhole's default is no
 /// limit; a few dozen covers every real use and bounds a listing).
@@ -159,6 +181,13 @@ pub const DMARC_REPORT_INTERVAL_SECS: u64 = 86_400;
 /// 10 MiB: well above a day's report of a busy MX once gzip'd (a record
 /// is about 40 bytes compressed), well below what report mailboxes accept.
 pub const DMARC_REPORT_MAX_SIZE: u64 = 10 << 20;
+
+/// TLS reports cover one UTC day: RFC 8460 §4.1 ("the report SHOULD cover
+/// a full day, from 0000-2400 UTC").
+pub const TLS_REPORT_INTERVAL_SECS: u64 = 86_400;
+/// 10 MiB, as for DMARC reports: a TLS report holds one entry per policy
+/// and failure kind, so a day's report is small.
+pub const TLS_REPORT_MAX_SIZE: u64 = 10 << 20;
 
 // ---- screening at the MX (both off unless configured)
 

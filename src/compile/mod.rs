@@ -119,17 +119,20 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     let scan = scan::lower(cfg.scan.as_ref(), &mut cx);
     let mut server = server;
     server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
+    let mut outbound = outbound;
+    outbound.tls_reports = server::tls_reports(cfg, &doms.tables, &mut cx);
 
     if cx.diags.has_errors() {
         return None;
     }
     let hostname = server.hostname?;
-    let tables = Tables {
+    let mut tables = Tables {
         format_version: FORMAT_VERSION,
         content_hash: String::new(),
         hostname,
         state_dir: server.state_dir,
         public_ips: server.public_ips,
+        dane: cfg.dane.as_ref().is_some_and(|d| d.value),
         log: server.log,
         tls: server.certificates,
         listeners: server.listeners,
@@ -148,8 +151,20 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
         resolvers,
         outbound,
         sieve,
+    };
+    // A development certificate also covers the names the `https`
+    // listener serves (mta-sts., autoconfig., autodiscover.).
+    let served = tables.certificate_names();
+    for c in &mut tables.tls {
+        if let crate::tables::CertSource::SelfSigned { subject_names, .. } = &mut c.source {
+            for n in &served {
+                if !subject_names.contains(n) {
+                    subject_names.push(n.clone());
+                }
+            }
+        }
     }
-    .seal();
+    let tables = tables.seal();
     Some(Compiled {
         tables,
         secrets: recips.secrets,

@@ -53,6 +53,8 @@ pub(super) fn lower(
         max_addresses: def::OUTBOUND_MAX_ADDRESSES,
         ca_files: o.ca_files.iter().map(|f| f.value.clone()).collect(),
         routes,
+        // Needs our domains: set by `server::tls_reports` once they are known.
+        tls_reports: None,
     };
     (table, resolvers)
 }

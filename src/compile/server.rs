@@ -160,6 +160,7 @@ fn timeouts(t: &crate::spec::ast::Timeouts, cx: &mut Cx<'_>) -> Timeouts {
         imap_idle_secs: or(&t.imap_idle, def::IMAP_IDLE_SECS).max(def::RFC_MIN_IMAP_SECS),
         pop3_secs: or(&t.pop3, def::POP3_SECS),
         managesieve_secs: or(&t.managesieve, def::MANAGESIEVE_SECS),
+        http_secs: or(&t.http, def::HTTP_SECS),
         shutdown_grace_secs: or(&t.shutdown_grace, def::SHUTDOWN_GRACE_SECS),
     }
 }
@@ -211,6 +212,45 @@ fn inbound_policy(i: &crate::spec::ast::Inbound) -> InboundPolicy {
 /// `inbound { dmarc { reports } }`: the sender must be an address in one
 /// of our domains (the reports are DKIM-signed with its key, and bounces
 /// of them come back to it).
+/// An address in one of our domains, lower-cased domain: `(address,
+/// domain)`; else a diagnostic.
+fn own_sender(
+    from: &Spanned<String>,
+    domains: &std::collections::BTreeMap<String, crate::tables::DomainTable>,
+    what: &str,
+    code: Code,
+    local: &str,
+    cx: &mut Cx<'_>,
+) -> Option<(String, String)> {
+    let parsed = addr::split(&from.value).and_then(|(l, domain)| {
+        let d = addr::normalize_domain(domain).ok()?;
+        (!l.is_empty() && domains.contains_key(&d.ascii))
+            .then(|| (format!("{l}@{}", d.ascii), d.ascii))
+    });
+    if parsed.is_none() {
+        let mut ours: Vec<&str> = domains.keys().map(String::as_str).collect();
+        ours.truncate(3);
+        cx.diags.push(
+            Diag::error(
+                code,
+                format!(
+                    "{what} would be sent from `{}`, which is not an address in one of our domains",
+                    from.value
+                ),
+            )
+            .label(from.span, "not one of our addresses")
+            .help(format!(
+                "reports are DKIM-signed with the sender's domain key: use an address such as `{local}@{}`",
+                ours.first().copied().unwrap_or("example.org")
+            )),
+        );
+    }
+    parsed
+}
+
+/// `inbound { dmarc { reports } }`: the sender must be an address in one
+/// of our domains (the reports are DKIM-signed with its key, and bounces
+/// of them come back to it).
 pub(crate) fn dmarc_reports(
     cfg: &Config,
     domains: &std::collections::BTreeMap<String, crate::tables::DomainTable>,
@@ -218,35 +258,45 @@ pub(crate) fn dmarc_reports(
 ) -> Option<crate::tables::DmarcReportsTable> {
     let r = cfg.inbound.dmarc_reports.as_ref()?;
     let from = r.from.as_ref()?;
-    let parsed = addr::split(&from.value).and_then(|(local, domain)| {
-        let d = addr::normalize_domain(domain).ok()?;
-        (!local.is_empty() && domains.contains_key(&d.ascii))
-            .then(|| (format!("{local}@{}", d.ascii), d.ascii))
-    });
-    let Some((address, domain)) = parsed else {
-        let mut ours: Vec<&str> = domains.keys().map(String::as_str).collect();
-        ours.truncate(3);
-        cx.diags.push(
-            Diag::error(
-                Code::DmarcReportsFrom,
-                format!(
-                    "DMARC reports would be sent from `{}`, which is not an address in one of our domains",
-                    from.value
-                ),
-            )
-            .label(from.span, "not one of our addresses")
-            .help(format!(
-                "reports are DKIM-signed with the sender's domain key: use an address such as `dmarc-reports@{}`",
-                ours.first().copied().unwrap_or("example.org")
-            )),
-        );
-        return None;
-    };
+    let (address, domain) = own_sender(
+        from,
+        domains,
+        "DMARC reports",
+        Code::DmarcReportsFrom,
+        "dmarc-reports",
+        cx,
+    )?;
     Some(crate::tables::DmarcReportsTable {
         from: address,
         org_name: r.org_name.as_ref().map_or(domain, |o| o.value.clone()),
         interval_secs: or(&r.interval, def::DMARC_REPORT_INTERVAL_SECS).max(1),
         max_size: or(&r.max_size, def::DMARC_REPORT_MAX_SIZE),
+    })
+}
+
+/// `outbound { tls-reports }`: as for DMARC reports, the sender is one of
+/// our addresses (RFC 8460 §5.3 asks for a DKIM signature of the
+/// submitter's domain).
+pub(crate) fn tls_reports(
+    cfg: &Config,
+    domains: &std::collections::BTreeMap<String, crate::tables::DomainTable>,
+    cx: &mut Cx<'_>,
+) -> Option<crate::tables::TlsReportsTable> {
+    let r = cfg.outbound.tls_reports.as_ref()?;
+    let from = r.from.as_ref()?;
+    let (address, domain) = own_sender(
+        from,
+        domains,
+        "TLS reports",
+        Code::TlsReportsFrom,
+        "tls-reports",
+        cx,
+    )?;
+    Some(crate::tables::TlsReportsTable {
+        from: address,
+        org_name: r.org_name.as_ref().map_or(domain, |o| o.value.clone()),
+        interval_secs: or(&r.interval, def::TLS_REPORT_INTERVAL_SECS).max(1),
+        max_size: or(&r.max_size, def::TLS_REPORT_MAX_SIZE),
     })
 }
 
@@ -617,10 +667,12 @@ fn not_applicable(
         format!("`{option}` does not apply to a {} listener", kind.as_str()),
     )
     .label(at, "not applicable")
-    .help(if kind == ListenerKind::Lmtp {
-        lmtp_help
-    } else {
-        help
+    .help(match kind {
+        ListenerKind::Lmtp => lmtp_help,
+        ListenerKind::Http | ListenerKind::Https => {
+            "HTTP listeners take no logins and no STARTTLS: https is TLS from the first byte, http is plain"
+        }
+        _ => help,
     })
 }
 
@@ -628,8 +680,11 @@ fn not_applicable(
 /// unless turned off.
 fn tls_mode(l: &Listener, kind: ListenerKind) -> TlsMode {
     match kind {
-        ListenerKind::Submissions | ListenerKind::Imaps | ListenerKind::Pop3s => TlsMode::Implicit,
-        ListenerKind::Lmtp => TlsMode::None,
+        ListenerKind::Submissions
+        | ListenerKind::Imaps
+        | ListenerKind::Pop3s
+        | ListenerKind::Https => TlsMode::Implicit,
+        ListenerKind::Lmtp | ListenerKind::Http => TlsMode::None,
         _ => {
             if l.starttls.as_ref().is_none_or(|s| s.value) {
                 TlsMode::Starttls
@@ -645,7 +700,7 @@ fn tls_mode(l: &Listener, kind: ListenerKind) -> TlsMode {
 fn auth_mode(l: &Listener, kind: ListenerKind, tls: TlsMode, cx: &mut Cx<'_>) -> AuthMode {
     let addr = l.addr.value;
     let offers_auth = match kind {
-        ListenerKind::Lmtp => false,
+        ListenerKind::Lmtp | ListenerKind::Http | ListenerKind::Https => false,
         ListenerKind::Smtp => l.auth.as_ref().is_some_and(|a| a.value),
         _ => true,
     };

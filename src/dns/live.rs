@@ -72,6 +72,227 @@ pub struct Plan {
     pub in_sync: bool,
     pub summary: Summary,
     pub domains: Vec<DomainPlan>,
+    /// Key rollovers in progress or ready (DANE TLSA, DKIM selectors).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollovers: Vec<Rollover>,
+}
+
+/// A key rollover as a plan (RFC 7671 §8.1 for TLSA, the same shape for
+/// DKIM selectors): publish next → wait TTL → switch → retire.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rollover {
+    /// `DANE _25._tcp.mail.example.org`, `DKIM example.org`.
+    pub what: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Step {
+    /// `publish-next`, `wait-ttl`, `switch`, `retire`.
+    pub step: &'static str,
+    pub state: StepState,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    Done,
+    /// What to do now.
+    Now,
+    /// After an earlier step.
+    Pending,
+}
+
+impl StepState {
+    fn word(self) -> &'static str {
+        match self {
+            StepState::Done => "done",
+            StepState::Now => "NOW",
+            StepState::Pending => "later",
+        }
+    }
+}
+
+fn short(hex: &str) -> String {
+    format!("{}…", &hex[..hex.len().min(12)])
+}
+
+/// The DANE rollover's state from the TLSA data live at `_25._tcp.<host>`
+/// (`live`: lower-case hex of the `3 1 1` records).
+pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String]) -> Rollover {
+    let has = |h: &Option<String>| h.as_ref().is_some_and(|h| live.contains(h));
+    let next_live = has(&keys.next);
+    let stale: Vec<&String> = live
+        .iter()
+        .filter(|l| Some(*l) != keys.current.as_ref() && Some(*l) != keys.next.as_ref())
+        .collect();
+    let mut steps = Vec::new();
+    steps.push(Step {
+        step: "publish-next",
+        state: if next_live {
+            StepState::Done
+        } else {
+            StepState::Now
+        },
+        detail: match &keys.next {
+            Some(h) if next_live => format!("next key {} is published", short(h)),
+            Some(h) => format!("publish TLSA 3 1 1 {h} (see `mailc dns`)"),
+            None => "no next key yet: `mailc dns` or `mailc serve` makes one".into(),
+        },
+    });
+    steps.push(Step {
+        step: "wait-ttl",
+        state: if next_live {
+            StepState::Now
+        } else {
+            StepState::Pending
+        },
+        detail: format!(
+            "after publishing, wait at least the TTL ({}s) plus the longest cache time of the senders' resolvers before switching",
+            super::TTL
+        ),
+    });
+    steps.push(Step {
+        step: "switch",
+        state: StepState::Pending,
+        detail: if has(&keys.current) {
+            "serve a certificate for the next key (renew on <state>/tls/dane-next.key); a new next key is then made".into()
+        } else {
+            "the current key is NOT published: DANE senders cannot deliver until it is".into()
+        },
+    });
+    steps.push(Step {
+        step: "retire",
+        state: if stale.is_empty() {
+            StepState::Done
+        } else {
+            StepState::Now
+        },
+        detail: if stale.is_empty() {
+            "no stale TLSA record".into()
+        } else {
+            format!(
+                "remove the stale TLSA 3 1 1 {}",
+                stale
+                    .iter()
+                    .map(|s| short(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    });
+    Rollover {
+        what: format!("DANE _25._tcp.{}", keys.host),
+        steps,
+    }
+}
+
+/// The live `3 1 1` TLSA data at `_25._tcp.<host>`.
+pub async fn live_tlsa(r: &TokioResolver, host: &str) -> Result<Vec<String>, DnsError> {
+    let name = format!("_25._tcp.{}", lower_fqdn(host));
+    Ok(query(r, &name, RecordType::TLSA)
+        .await?
+        .iter()
+        .filter_map(live_data)
+        .filter_map(|d| match d {
+            Data::Tlsa {
+                usage: 3,
+                selector: 1,
+                matching: 1,
+                data,
+            } => Some(data),
+            _ => None,
+        })
+        .collect())
+}
+
+/// DKIM selector rollovers seen in a plan, per domain: a configured
+/// selector not yet published while another is (publish next), a selector
+/// whose key the configuration no longer names still published (retire).
+/// Domains with nothing in progress have none.
+pub fn dkim_rollovers(plan: &Plan) -> Vec<Rollover> {
+    let mut out = Vec::new();
+    for d in &plan.domains {
+        let dkim: Vec<&Change> = d
+            .changes
+            .iter()
+            .filter(|c| c.name.contains("._domainkey.") && c.rtype == "TXT")
+            .collect();
+        let selector = |c: &Change| c.name.split('.').next().unwrap_or_default().to_string();
+        let new: Vec<String> = dkim
+            .iter()
+            .filter(|c| matches!(c.action, Action::Add | Action::Change))
+            .map(|c| selector(c))
+            .collect();
+        let live: Vec<String> = dkim
+            .iter()
+            .filter(|c| c.action == Action::Same)
+            .map(|c| selector(c))
+            .collect();
+        let old: Vec<String> = dkim
+            .iter()
+            .filter(|c| c.action == Action::Remove)
+            .map(|c| selector(c))
+            .collect();
+        if (new.is_empty() || live.is_empty()) && old.is_empty() {
+            continue;
+        }
+        let steps = vec![
+            Step {
+                step: "publish-next",
+                state: if new.is_empty() {
+                    StepState::Done
+                } else {
+                    StepState::Now
+                },
+                detail: if new.is_empty() {
+                    format!("selectors published: {}", live.join(", "))
+                } else {
+                    format!("publish selector {} (see `mailc dns`)", new.join(", "))
+                },
+            },
+            Step {
+                step: "wait-ttl",
+                state: if new.is_empty() {
+                    StepState::Done
+                } else {
+                    StepState::Pending
+                },
+                detail: format!(
+                    "wait at least the TTL ({}s) after publishing before signing with it alone",
+                    super::TTL
+                ),
+            },
+            Step {
+                step: "switch",
+                state: if new.is_empty() {
+                    StepState::Done
+                } else {
+                    StepState::Pending
+                },
+                detail: "remove the old selector from the domain's `dkim` list: mail is then signed with the new one only".into(),
+            },
+            Step {
+                step: "retire",
+                state: if old.is_empty() {
+                    StepState::Pending
+                } else {
+                    StepState::Now
+                },
+                detail: if old.is_empty() {
+                    "after the switch, remove the old selector's record once mail signed with it has been delivered (days)".into()
+                } else {
+                    format!("remove the record of retired selector {}", old.join(", "))
+                },
+            },
+        ];
+        out.push(Rollover {
+            what: format!("DKIM {}", d.domain),
+            steps,
+        });
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -227,6 +448,15 @@ fn meaning(name: &str, data: &Data) -> String {
             target,
         } => format!("{priority} {weight} {port} {}", lower_fqdn(target)),
         Data::Txt(t) => txt_meaning(name, t),
+        Data::Tlsa {
+            usage,
+            selector,
+            matching,
+            data,
+        } => format!(
+            "{usage} {selector} {matching} {}",
+            data.to_ascii_lowercase()
+        ),
     }
 }
 
@@ -263,6 +493,12 @@ fn live_data(data: &RData) -> Option<Data> {
             target: s.target.to_ascii(),
         },
         RData::TXT(_) => Data::Txt(txt_of(data)?),
+        RData::TLSA(t) => Data::Tlsa {
+            usage: u8::from(t.cert_usage),
+            selector: u8::from(t.selector),
+            matching: u8::from(t.matching),
+            data: t.cert_data.iter().map(|b| format!("{b:02x}")).collect(),
+        },
         _ => return None,
     })
 }
@@ -275,6 +511,7 @@ fn rtype_of(d: &Data) -> RecordType {
         Data::Txt(_) => RecordType::TXT,
         Data::Srv { .. } => RecordType::SRV,
         Data::Cname(_) => RecordType::CNAME,
+        Data::Tlsa { .. } => RecordType::TLSA,
     }
 }
 
@@ -318,6 +555,7 @@ pub async fn plan(
         in_sync: summary.add + summary.change + summary.remove == 0,
         summary,
         domains,
+        rollovers: Vec::new(),
     })
 }
 
@@ -698,8 +936,131 @@ pub fn render(plan: &Plan, verbose: bool) -> String {
             let _ = writeln!(out, "  ! {}: {}", p.name, p.message);
         }
     }
+    for r in &plan.rollovers {
+        let _ = writeln!(out, "\nrollover {}", r.what);
+        for (i, s) in r.steps.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {}. {:<12} {:<5}  {}",
+                i + 1,
+                s.step,
+                s.state.word(),
+                s.detail
+            );
+        }
+    }
     if plan.in_sync {
         let _ = writeln!(out, "\nDNS is in sync with the configuration.");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::dane::TlsaKeys;
+
+    fn keys(current: Option<&str>, next: Option<&str>) -> TlsaKeys {
+        TlsaKeys {
+            host: "mail.example.test".into(),
+            current: current.map(str::to_string),
+            next: next.map(str::to_string),
+        }
+    }
+
+    fn states(r: &Rollover) -> Vec<(&'static str, StepState)> {
+        r.steps.iter().map(|s| (s.step, s.state)).collect()
+    }
+
+    #[test]
+    fn dane_rollover_states_follow_what_is_live() {
+        use StepState::*;
+        let k = keys(Some("c"), Some("n"));
+        // Only the current key live: publish the next one now.
+        let r = dane_rollover(&k, &["c".into()]);
+        assert_eq!(
+            states(&r),
+            vec![
+                ("publish-next", Now),
+                ("wait-ttl", Pending),
+                ("switch", Pending),
+                ("retire", Done)
+            ]
+        );
+        assert!(r.steps[0].detail.contains("publish TLSA 3 1 1 n"));
+        // Both live: wait, then switch.
+        let r = dane_rollover(&k, &["c".into(), "n".into()]);
+        assert_eq!(r.steps[0].state, Done);
+        assert_eq!(r.steps[1].state, Now);
+        // A key that is neither: retire it.
+        let r = dane_rollover(&k, &["c".into(), "n".into(), "old".into()]);
+        assert_eq!(r.steps[3].state, Now);
+        assert!(r.steps[3].detail.contains("old"));
+        // The current key missing from DNS is said loudly.
+        let r = dane_rollover(&k, &["n".into()]);
+        assert!(r.steps[2].detail.contains("NOT published"));
+        // No next key yet.
+        let r = dane_rollover(&keys(Some("c"), None), &["c".into()]);
+        assert_eq!(r.steps[0].state, Now);
+        assert!(r.steps[0].detail.contains("no next key"));
+        assert_eq!(r.what, "DANE _25._tcp.mail.example.test");
+    }
+
+    fn change(action: Action, selector: &str) -> Change {
+        Change {
+            action,
+            name: format!("{selector}._domainkey.example.test."),
+            rtype: "TXT".into(),
+            wanted: vec![],
+            live: vec![],
+            note: None,
+        }
+    }
+
+    fn plan_with(changes: Vec<Change>) -> Plan {
+        Plan {
+            format: 1,
+            resolver: "test".into(),
+            in_sync: false,
+            summary: Summary::default(),
+            domains: vec![DomainPlan {
+                domain: "example.test".into(),
+                changes,
+                problems: vec![],
+            }],
+            rollovers: vec![],
+        }
+    }
+
+    #[test]
+    fn dkim_rollovers_only_when_one_is_under_way() {
+        use StepState::*;
+        // Nothing under way: all published, or a first publication.
+        assert!(dkim_rollovers(&plan_with(vec![change(Action::Same, "s1")])).is_empty());
+        assert!(dkim_rollovers(&plan_with(vec![change(Action::Add, "s1")])).is_empty());
+        // A new selector beside a published one: publish it now.
+        let r = dkim_rollovers(&plan_with(vec![
+            change(Action::Same, "s1"),
+            change(Action::Add, "s2"),
+        ]));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].what, "DKIM example.test");
+        assert_eq!(
+            states(&r[0]),
+            vec![
+                ("publish-next", Now),
+                ("wait-ttl", Pending),
+                ("switch", Pending),
+                ("retire", Pending)
+            ]
+        );
+        assert!(r[0].steps[0].detail.contains("s2"));
+        // A retired selector still published: retire it now.
+        let r = dkim_rollovers(&plan_with(vec![
+            change(Action::Same, "s2"),
+            change(Action::Remove, "s1"),
+        ]));
+        assert_eq!(r[0].steps[3].state, Now);
+        assert!(r[0].steps[3].detail.contains("s1"));
+    }
 }

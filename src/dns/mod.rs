@@ -5,6 +5,7 @@
 //! snippets; [`keys`] creates and reads DKIM key files; [`live`] queries
 //! live DNS and compares (`mailc plan`).
 
+pub mod dane;
 pub mod keys;
 pub mod live;
 pub mod resolver;
@@ -78,6 +79,13 @@ pub enum Data {
         target: String,
     },
     Cname(String),
+    /// RFC 6698: usage, selector, matching type, association data (hex).
+    Tlsa {
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data: String,
+    },
 }
 
 impl Data {
@@ -89,6 +97,7 @@ impl Data {
             Data::Txt(_) => "TXT",
             Data::Srv { .. } => "SRV",
             Data::Cname(_) => "CNAME",
+            Data::Tlsa { .. } => "TLSA",
         }
     }
 }
@@ -218,8 +227,19 @@ const SRV: &[(&str, ListenerKind, &str)] = &[
     ),
 ];
 
-/// Every zone's wanted records, in a stable order.
+/// Every zone's wanted records, in a stable order (no TLSA records: see
+/// [`wanted_with_tlsa`]).
 pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
+    wanted_with_tlsa(tables, keys, None)
+}
+
+/// [`wanted`] plus the DANE TLSA records of `_25._tcp.<hostname>` for the
+/// current and the next key (`dane #true`, read by [`dane::tlsa_keys`]).
+pub fn wanted_with_tlsa(
+    tables: &Tables,
+    keys: &PublicKeys,
+    tlsa: Option<&dane::TlsaKeys>,
+) -> Vec<Zone> {
     let host = fqdn(&tables.hostname);
     // The zone that holds the server's own name gets its A/AAAA records.
     let host_zone = tables
@@ -233,9 +253,26 @@ pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
         .values()
         .map(|d| {
             let holds_host = host_zone.as_deref() == Some(d.name.as_str());
-            domain_zone(tables, keys, d, &host, holds_host)
+            let mut z = domain_zone(tables, keys, d, &host, holds_host);
+            if holds_host && let Some(t) = tlsa {
+                tlsa_records(t, &host, &mut z);
+            }
+            z
         })
         .collect();
+    if host_zone.is_none()
+        && let (Some(t), Some(first)) = (tlsa, zones.first_mut())
+    {
+        let have: Vec<&String> = t.current.iter().chain(t.next.iter()).collect();
+        first.advice.push(format!(
+            "DANE: {} is in a zone mailc does not manage; publish there _25._tcp.{host} TLSA 3 1 1 for {}.",
+            tables.hostname,
+            have.iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
+    }
     if host_zone.is_none() && !tables.public_ips.is_empty() {
         // The server's name is in a zone mailc does not manage: say what it needs.
         if let Some(first) = zones.first_mut() {
@@ -249,6 +286,42 @@ pub fn wanted(tables: &Tables, keys: &PublicKeys) -> Vec<Zone> {
         }
     }
     zones
+}
+
+/// TLSA 3 1 1 of the current and next keys, in the zone holding the host.
+fn tlsa_records(t: &dane::TlsaKeys, host: &str, z: &mut Zone) {
+    let name = format!("_25._tcp.{host}");
+    let mut add = |hex: &str, comment: &str| {
+        z.records.push(Record {
+            name: name.clone(),
+            data: Data::Tlsa {
+                usage: 3,
+                selector: 1,
+                matching: 1,
+                data: hex.to_string(),
+            },
+            comment: comment.to_string(),
+        })
+    };
+    match &t.current {
+        Some(h) => add(
+            h,
+            "DANE (RFC 7672): SHA-256 of the public key of the certificate served on port 25 (current key).",
+        ),
+        None => z.advice.push(
+            "DANE: the certificate for port 25 does not exist yet (a self-signed one is made by `mailc serve`); run `mailc dns` again after.".into(),
+        ),
+    }
+    match &t.next {
+        Some(h) if t.current.as_ref() != Some(h) => add(
+            h,
+            "DANE: the next key, published before any certificate uses it (rollover: publish next, wait the TTL, switch, retire).",
+        ),
+        Some(_) => {}
+        None => z
+            .advice
+            .push("DANE: the next key does not exist yet (<state>/tls/dane-next.key).".into()),
+    }
 }
 
 /// One domain's zone, record kind by record kind (the order of the
@@ -280,7 +353,7 @@ fn domain_zone(
     });
     dkim_records(d, keys, &apex, &mut z);
     dmarc_records(d, &apex, &mut z);
-    mta_sts_records(d, &apex, &mut z);
+    mta_sts_records(tables, host, d, &apex, &mut z);
     if !d.tls_rpt.is_empty() {
         z.records.push(Record {
             name: format!("_smtp._tls.{apex}"),
@@ -391,7 +464,7 @@ fn dmarc_records(d: &DomainTable, apex: &str, z: &mut Zone) {
     }
 }
 
-fn mta_sts_records(d: &DomainTable, apex: &str, z: &mut Zone) {
+fn mta_sts_records(tables: &Tables, host: &str, d: &DomainTable, apex: &str, z: &mut Zone) {
     let Some(p) = mta_sts_policy(d) else {
         return;
     };
@@ -401,11 +474,32 @@ fn mta_sts_records(d: &DomainTable, apex: &str, z: &mut Zone) {
         comment: "MTA-STS (RFC 8461): senders must use TLS; the id changes with the policy text."
             .into(),
     });
-    z.advice.push(format!(
-        "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required).",
-        d.name, d.name
-    ));
+    if serves_https(tables) {
+        z.records.push(Record {
+            name: format!("mta-sts.{apex}"),
+            data: Data::Cname(host.to_string()),
+            comment: "MTA-STS policy host: this server's https listener serves the policy below."
+                .into(),
+        });
+        z.advice.push(format!(
+            "MTA-STS: the https listener serves the policy below at https://mta-sts.{}/.well-known/mta-sts.txt; its certificate must be valid for mta-sts.{}.",
+            d.name, d.name
+        ));
+    } else {
+        z.advice.push(format!(
+            "MTA-STS: serve the policy below over HTTPS at https://mta-sts.{}/.well-known/mta-sts.txt (a valid certificate for mta-sts.{} is required), or add `listen \"https\" \"0.0.0.0:443\"` to have mailc serve it.",
+            d.name, d.name
+        ));
+    }
     z.mta_sts_policy = Some(p);
+}
+
+/// Whether this server answers HTTPS itself (a `listen "https"`).
+fn serves_https(tables: &Tables) -> bool {
+    tables
+        .listeners
+        .iter()
+        .any(|l| l.kind == ListenerKind::Https)
 }
 
 /// SRV records of RFC 6186/8314 (and RFC 5804's for ManageSieve) and the
@@ -459,13 +553,16 @@ fn autoconfig_records(tables: &Tables, host: &str, apex: &str, z: &mut Zone) {
             comment: "Client autoconfiguration: ManageSieve with STARTTLS (RFC 5804 §1.8).".into(),
         });
     }
+    let answered_by = if serves_https(tables) {
+        "this server's https listener answers it"
+    } else {
+        "a web server at this name answers it"
+    };
     for label in ["autoconfig", "autodiscover"] {
         z.records.push(Record {
             name: format!("{label}.{apex}"),
             data: Data::Cname(host.to_string()),
-            comment: format!(
-                "Mail client autoconfiguration ({label}); a web server at this name answers it."
-            ),
+            comment: format!("Mail client autoconfiguration ({label}); {answered_by}."),
         });
     }
 }

@@ -56,6 +56,12 @@ pub fn data_text(data: &Data) -> String {
             target,
         } => format!("{priority} {weight} {port} {target}"),
         Data::Cname(t) => t.clone(),
+        Data::Tlsa {
+            usage,
+            selector,
+            matching,
+            data,
+        } => format!("{usage} {selector} {matching} {data}"),
     }
 }
 

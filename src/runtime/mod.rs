@@ -77,9 +77,15 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
 
 fn snapshot(compiled: &Compiled, certs: &LiveCerts) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
-    let tls = crate::net::tls::server_config(&compiled.tables, certs)
-        .map_err(|e| e.to_string())?
-        .map(tokio_rustls::TlsAcceptor::from);
+    if let Some(p) = crate::dns::dane::key_paths(&compiled.tables)
+        && crate::dns::dane::ensure_next_key(&p.next_key)
+            .map_err(|e| format!("{}: {e}", p.next_key.display()))?
+    {
+        tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
+    }
+    let config = crate::net::tls::server_config(&compiled.tables, certs).map_err(|e| e.to_string())?;
+    let https = config.as_ref().map(crate::services::http::acceptor);
+    let tls = config.map(tokio_rustls::TlsAcceptor::from);
     let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
         .map_err(|e| format!("outbound delivery: {e}"))?;
     let filters = crate::services::filtering::Filters::load(&compiled.tables)?;
@@ -88,6 +94,7 @@ fn snapshot(compiled: &Compiled, certs: &LiveCerts) -> Result<Snapshot, String> 
         tables: Arc::new(compiled.tables.clone()),
         secrets: Arc::new(compiled.secrets.clone()),
         tls,
+        https,
         outbound: Arc::new(outbound),
         login_cache: crate::auth::cache::CredentialCache::from_table(&compiled.tables.auth_cache),
     })
@@ -106,6 +113,8 @@ fn served(kind: ListenerKind) -> bool {
             | ListenerKind::Pop3
             | ListenerKind::Pop3s
             | ListenerKind::Managesieve
+            | ListenerKind::Http
+            | ListenerKind::Https
     )
 }
 
@@ -247,6 +256,7 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     crate::services::dmarc_reports::start(&shared);
     #[cfg(feature = "acme")]
     crate::services::acme::start(&shared);
+    crate::services::tls_reports::start(&shared);
     for entry in recovered {
         let _ = shared.delivery.send(entry);
     }
@@ -396,6 +406,10 @@ async fn accept_loop(
                     ListenerKind::Managesieve => {
                         tokio::spawn(services::managesieve::handle(conn, tcp, slot));
                     }
+                    ListenerKind::Http | ListenerKind::Https => {
+                        let challenges = shared.challenges.clone();
+                        tokio::spawn(services::http::handle(conn, tcp, slot, challenges));
+                    }
                     ListenerKind::Smtp
                     | ListenerKind::Submission
                     | ListenerKind::Submissions
@@ -409,7 +423,10 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let mut tcp = tcp;
-                    let _ = tcp.write_all(&conn::refusal(kind)).await;
+                    let refusal = conn::refusal(kind);
+                    if !refusal.is_empty() {
+                        let _ = tcp.write_all(&refusal).await;
+                    }
                     let _ = tcp.shutdown().await;
                 });
             }

@@ -76,6 +76,7 @@ pub fn refusal(kind: ListenerKind) -> Vec<u8> {
         ListenerKind::Managesieve => {
             crate::proto::managesieve::r::too_many_connections().to_bytes()
         }
+        ListenerKind::Http | ListenerKind::Https => super::http::refusal(kind),
     }
 }
 

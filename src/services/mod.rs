@@ -12,6 +12,7 @@ pub mod dmarc_reports;
 pub mod dnsbl;
 pub mod filtering;
 pub mod greylist;
+pub mod http;
 pub mod imap;
 pub mod inbound;
 pub mod login;
@@ -28,6 +29,7 @@ pub mod storage;
 pub mod submit;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tls_reports;
 pub mod training;
 pub mod verifier;
 
@@ -46,6 +48,9 @@ pub struct Snapshot {
     pub tables: Arc<Tables>,
     pub secrets: Arc<Secrets>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The same certificates with HTTP's ALPN protocols, for `https`
+    /// listeners ([`http::acceptor`]).
+    pub https: Option<tokio_rustls::TlsAcceptor>,
     /// Resolver, trust anchors, route passwords and DKIM keys.
     pub outbound: Arc<outbound::OutboundRuntime>,
     /// Logins verified under this configuration (`auth-cache`); `None`
@@ -84,6 +89,9 @@ pub struct Shared {
     pub inbound_caches: inbound::Caches,
     /// DMARC evaluations waiting to be stored for aggregate reports.
     pub dmarc_rows: dmarc_reports::RowLog,
+    /// The SMTP client's TLS attempts, waiting to be stored for TLS
+    /// reports (RFC 8460).
+    pub tls_attempts: tls_reports::AttemptLog,
     /// Greylisting's triplets (`inbound { greylist }`), opened from the
     /// state directory at start.
     pub greylist: greylist::Greylist,
@@ -140,6 +148,7 @@ impl Shared {
             verifier: verifier::Verifier::per_core(),
             inbound_caches: inbound::Caches::default(),
             dmarc_rows: dmarc_reports::RowLog::default(),
+            tls_attempts: tls_reports::AttemptLog::default(),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
             challenges: certs.challenges.clone(),

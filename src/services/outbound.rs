@@ -28,6 +28,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{Shared, Snapshot, unix_now};
 use crate::dns::resolver::{self, Hop, MxPolicy, RouteError};
 use crate::envelope::{Delivery, Destination, Envelope, Status};
+use crate::outbound::tls_report;
+use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType, TlsAttempt, TlsRptSink};
 use crate::queue::Queue;
 use crate::services::smtp_out::{
     ClientSettings, ClientTimeouts, ConnError, Connection, OutMessage, OutRcpt, RcptOutcome,
@@ -307,7 +309,13 @@ async fn worker(
             return;
         }
     };
-    let conn = match connect(tables, rt, route.as_ref(), &hops).await {
+    // TLS-RPT: attempts of MX delivery (not of a relay host) are
+    // reported to the recipient domain.
+    let tlsrpt: Option<(&dyn TlsRptSink, &str)> = match &route {
+        Some(r) if r.via.is_some() => None,
+        _ => Some((&shared.tls_attempts, domain.as_str())),
+    };
+    let conn = match connect(tables, rt, route.as_ref(), &hops, tlsrpt).await {
         Ok(c) => c,
         Err(r) => {
             settle_destination(shared, tables, board, key, first, &r);
@@ -342,6 +350,7 @@ async fn connect(
     rt: &OutboundRuntime,
     route: Option<&RouteTable>,
     hops: &[Hop],
+    tlsrpt: Option<(&dyn TlsRptSink, &str)>,
 ) -> Result<Connection, Result3> {
     let mut last_error = String::from("no address to connect to");
     let mut all_permanent = true;
@@ -356,7 +365,26 @@ async fn connect(
             }
         };
         for addr in &hop.addrs {
-            match Connection::open(*addr, &settings).await {
+            let opened = Connection::open(*addr, &settings).await;
+            if let Some((sink, domain)) = tlsrpt
+                && let Some(outcome) = tls_outcome(&opened)
+            {
+                sink.record(TlsAttempt {
+                    domain: domain.to_string(),
+                    policy: PolicyType::NoPolicyFound,
+                    policy_strings: Vec::new(),
+                    mx_patterns: Vec::new(),
+                    mx_host: Some(hop.host.clone()),
+                    sending_ip: opened
+                        .as_ref()
+                        .ok()
+                        .and_then(Connection::local_ip)
+                        .or(settings.source),
+                    receiving_ip: Some(addr.ip()),
+                    outcome,
+                });
+            }
+            match opened {
                 Ok(c) => return Ok(c),
                 Err(ConnError::Temporary(t)) => {
                     tracing::debug!(host = %hop.host, %addr, error = %t, "outbound connection failed");
@@ -375,6 +403,39 @@ async fn connect(
         Some(info) if all_permanent => Result3::Failed(last_error, info.enhanced.to_string()),
         _ => Result3::Deferred(last_error, Some("4.4.1".into())),
     })
+}
+
+/// What a connection attempt tells TLS-RPT, from what the client knows
+/// (until MTA-STS and DANE give richer attempts): encrypted and verified
+/// is a success; encrypted but not verified is a certificate failure;
+/// plain text because the server offered no STARTTLS is
+/// `starttls-not-supported`; a failed handshake is a certificate failure
+/// or `validation-failure`. A connection that never got as far as TLS
+/// (refused, timed out, a 4xx greeting) is no TLS attempt.
+fn tls_outcome(opened: &Result<Connection, ConnError>) -> Option<Outcome> {
+    let fail = |kind, reason: &str| {
+        Some(Outcome::Failure {
+            kind,
+            reason: Some(reason.to_string()),
+        })
+    };
+    match opened {
+        Ok(c) => match c.tls() {
+            Some(t) if t.verified => Some(Outcome::Success),
+            Some(t) => {
+                let why = t.verify_error.as_deref().unwrap_or("not verified");
+                fail(tls_report::certificate_failure(why), why)
+            }
+            None => fail(
+                FailureType::StarttlsNotSupported,
+                "the server did not offer STARTTLS",
+            ),
+        },
+        Err(ConnError::Temporary(t)) if t.contains("TLS handshake") => {
+            fail(tls_report::certificate_failure(t), t)
+        }
+        Err(_) => None,
+    }
 }
 
 /// What the DSNs and `mailc queue show` say about the connection.

@@ -257,6 +257,8 @@ pub struct Connection {
     tls: Option<TlsOutcome>,
     peer_name: String,
     peer: SocketAddr,
+    /// Our end of the connection (TLS-RPT `sending-mta-ip`).
+    local: Option<IpAddr>,
     timeouts: ClientTimeouts,
     /// Set once the connection must not be used again.
     broken: Option<String>,
@@ -284,6 +286,7 @@ impl Connection {
     /// offered, EHLO again, AUTH when the settings ask for it.
     pub async fn open(addr: SocketAddr, s: &ClientSettings) -> Result<Connection, ConnError> {
         let tcp = connect(addr, s.source, s.timeouts.connect).await?;
+        let local = tcp.local_addr().ok().map(|a| a.ip());
         let mut conn = Connection {
             wire: Wire::Plain(tcp),
             buf: Vec::new(),
@@ -291,6 +294,7 @@ impl Connection {
             tls: None,
             peer_name: s.server_name.clone(),
             peer: addr,
+            local,
             timeouts: s.timeouts,
             broken: None,
         };
@@ -362,6 +366,11 @@ impl Connection {
 
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Our address on this connection.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.local
     }
 
     pub fn capabilities(&self) -> &Capabilities {

@@ -64,6 +64,7 @@ pub(crate) fn harness_with(state: &Path, extra: &str) -> Harness {
         tables,
         secrets: Arc::new(compiled.secrets),
         tls: None,
+        https: None,
         outbound: Arc::new(outbound),
         login_cache: None,
     };

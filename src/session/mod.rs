@@ -5,6 +5,7 @@
 //! driver (`services::conn`) runs, and receives the row of the listener it
 //! was accepted on once, at construction.
 
+pub mod http;
 pub mod imap;
 pub mod managesieve;
 pub mod pop3;

@@ -19,6 +19,8 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub trusted_networks: Vec<Spanned<Network>>,
     pub insecure_open_relay: Option<Spanned<bool>>,
+    /// `dane #true`: TLSA records for port 25.
+    pub dane: Option<Spanned<bool>>,
     pub inbound: Inbound,
     pub scan: Option<Scan>,
     pub submission: Submission,
@@ -284,6 +286,7 @@ pub struct Timeouts {
     pub imap_idle: Option<Spanned<u64>>,
     pub pop3: Option<Spanned<u64>>,
     pub managesieve: Option<Spanned<u64>>,
+    pub http: Option<Spanned<u64>>,
     pub shutdown_grace: Option<Spanned<u64>>,
 }
 
@@ -310,6 +313,17 @@ pub struct Outbound {
     pub max_per_destination: Option<Spanned<u32>>,
     pub max_messages: Option<Spanned<u32>>,
     pub ca_files: Vec<Spanned<PathBuf>>,
+    pub tls_reports: Option<TlsReports>,
+}
+
+/// `outbound { tls-reports from= interval= max-size= org-name= }`.
+#[derive(Debug, Clone)]
+pub struct TlsReports {
+    pub span: Span,
+    pub from: Option<Spanned<String>>,
+    pub interval: Option<Spanned<u64>>,
+    pub max_size: Option<Spanned<u64>>,
+    pub org_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -397,6 +411,7 @@ pub fn build(root: &[SNode]) -> Config {
             "domain" => c.domains.extend(domain(n)),
             "trusted-networks" => c.trusted_networks = n.all_args(s_network),
             "insecure-open-relay" => c.insecure_open_relay = n.a(0, s_bool),
+            "dane" => c.dane = n.a(0, s_bool),
             "inbound" => c.inbound = inbound(n),
             "scan" => c.scan = Some(scan(n)),
             "submission" => c.submission = submission(n),
@@ -581,6 +596,7 @@ fn timeouts(n: &SNode) -> Timeouts {
         imap_idle: n.setting("imap-idle", s_duration),
         pop3: n.setting("pop3", s_duration),
         managesieve: n.setting("managesieve", s_duration),
+        http: n.setting("http", s_duration),
         shutdown_grace: n.setting("shutdown-grace", s_duration),
     }
 }
@@ -631,6 +647,13 @@ fn outbound(n: &SNode) -> Outbound {
             .children_named("ca-file")
             .filter_map(|c| c.a(0, s_path))
             .collect(),
+        tls_reports: n.child("tls-reports").map(|r| TlsReports {
+            span: r.span,
+            from: r.p("from", s_str),
+            interval: r.p("interval", s_duration),
+            max_size: r.p("max-size", s_size),
+            org_name: r.p("org-name", s_str),
+        }),
     }
 }
 

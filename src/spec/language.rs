@@ -57,6 +57,8 @@ pub const LISTENER_KINDS: &[&str] = &[
     "pop3s",
     "lmtp",
     "managesieve",
+    "http",
+    "https",
 ];
 pub const ACTIONS: &[&str] = &["accept", "junk", "reject"];
 pub const DMARC_POLICIES: &[&str] = &["none", "quarantine", "reject"];
@@ -211,7 +213,9 @@ pub static LISTEN: NodeSpec = NodeSpec {
     doc: "A listening socket. Its kind decides the protocol and the TLS mode: \
           smtp/submission/imap/pop3/managesieve offer STARTTLS, submissions/imaps/pop3s \
           are implicit TLS, lmtp is plain. managesieve (RFC 5804, port 4190) lets users \
-          upload and activate their Sieve scripts.",
+          upload and activate their Sieve scripts. https serves the MTA-STS policy and mail \
+          client autoconfiguration; http answers ACME HTTP-01 challenges and redirects \
+          everything else to https.",
     args: Args {
         fixed: &[
             arg("KIND", Ty::Choice(LISTENER_KINDS), "protocol"),
@@ -533,6 +537,15 @@ pub static TRUSTED_NETWORKS: NodeSpec = NodeSpec {
     repeat: false,
     required: false,
 };
+
+pub static DANE: NodeSpec = setting(
+    "dane",
+    &[arg("ENABLE", Ty::Bool, "#true to publish TLSA records")],
+    "DANE for mail to us (RFC 7672): `mailc dns` adds `_25._tcp.<hostname>` TLSA 3 1 1 \
+     records for the key of the certificate served on port 25 and for the next key \
+     (kept in <state>/tls/, pre-published for the rollover); `mailc plan` checks them \
+     and shows the rollover's state. Useful only in a DNSSEC-signed zone.",
+);
 
 pub static INSECURE_OPEN_RELAY: NodeSpec = setting(
     "insecure-open-relay",
@@ -1012,6 +1025,12 @@ value_node!(
     "A ManageSieve session without activity."
 );
 value_node!(
+    T_HTTP,
+    "http",
+    Ty::Duration,
+    "An HTTP(S) client's time to send one request, idle time between requests included."
+);
+value_node!(
     T_SHUTDOWN,
     "shutdown-grace",
     Ty::Duration,
@@ -1030,6 +1049,7 @@ pub static TIMEOUTS: NodeSpec = NodeSpec {
         &T_IMAP_IDLE,
         &T_POP3,
         &T_MANAGESIEVE,
+        &T_HTTP,
         &T_SHUTDOWN,
     ],
     repeat: false,
@@ -1160,6 +1180,37 @@ pub static OUTBOUND_CA_FILE: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub static OUTBOUND_TLS_REPORTS: NodeSpec = NodeSpec {
+    name: "tls-reports",
+    doc: "Send TLS reports (RFC 8460) about our outbound TLS sessions to the `rua` each recipient domain publishes at `_smtp._tls.<domain>` (off unless present).",
+    args: Args::NONE,
+    props: &[
+        req(
+            "from",
+            Ty::Str,
+            "sender of the reports, an address in one of our domains (DKIM-signed with its key)",
+        ),
+        opt(
+            "interval",
+            Ty::Duration,
+            "reporting period, aligned to multiples of it since the epoch (a day: UTC midnight)",
+        ),
+        opt(
+            "max-size",
+            Ty::Size,
+            "largest report sent; larger ones are dropped and logged",
+        ),
+        opt(
+            "org-name",
+            Ty::Str,
+            "`organization-name` in the reports (default: the domain of `from`)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
+    required: false,
+};
+
 pub static OUTBOUND: NodeSpec = NodeSpec {
     name: "outbound",
     doc: "Delivery of mail to other servers: retries, bounces, connection limits.",
@@ -1175,6 +1226,7 @@ pub static OUTBOUND: NodeSpec = NodeSpec {
         &OUTBOUND_MAX_PER_DESTINATION,
         &OUTBOUND_MAX_MESSAGES,
         &OUTBOUND_CA_FILE,
+        &OUTBOUND_TLS_REPORTS,
     ],
     repeat: false,
     required: false,
@@ -1375,6 +1427,7 @@ pub static ROOT: NodeSpec = NodeSpec {
         &INCLUDE,
         &LOG,
         &TLS,
+        &DANE,
         &LISTEN,
         &DOMAIN,
         &TRUSTED_NETWORKS,

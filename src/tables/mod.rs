@@ -11,7 +11,7 @@ pub mod resolve;
 pub mod scan;
 pub mod screen;
 
-pub use outbound::{OutboundTable, OutboundTls, RouteTable};
+pub use outbound::{OutboundTable, OutboundTls, RouteTable, TlsReportsTable};
 pub use scan::{ScanEndpoint, ScanLearn, ScanTable};
 pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
@@ -48,6 +48,10 @@ pub struct Tables {
     pub public_ips: Vec<IpAddr>,
     pub log: LogTable,
     pub tls: Vec<Certificate>,
+    /// `dane #true`: TLSA records for the certificate on port 25 (see
+    /// `dns::dane`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dane: bool,
     /// Sorted by address, then kind.
     pub listeners: Vec<ListenerTable>,
     /// Keyed by the ASCII (A-label), lower-case domain name.
@@ -185,6 +189,10 @@ pub enum ListenerKind {
     Pop3s,
     Lmtp,
     Managesieve,
+    /// Plain HTTP: ACME HTTP-01 answers and a redirect to `https`.
+    Http,
+    /// HTTPS: the MTA-STS policy and client autoconfiguration.
+    Https,
 }
 
 impl ListenerKind {
@@ -199,6 +207,8 @@ impl ListenerKind {
             ListenerKind::Pop3s => "pop3s",
             ListenerKind::Lmtp => "lmtp",
             ListenerKind::Managesieve => "managesieve",
+            ListenerKind::Http => "http",
+            ListenerKind::Https => "https",
         }
     }
 
@@ -213,6 +223,8 @@ impl ListenerKind {
             ListenerKind::Pop3s,
             ListenerKind::Lmtp,
             ListenerKind::Managesieve,
+            ListenerKind::Http,
+            ListenerKind::Https,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -231,6 +243,8 @@ impl ListenerKind {
             ListenerKind::Lmtp => 24,
             // RFC 5804 §1.8.
             ListenerKind::Managesieve => 4190,
+            ListenerKind::Http => 80,
+            ListenerKind::Https => 443,
         }
     }
 }
@@ -540,6 +554,9 @@ pub struct Timeouts {
     pub imap_idle_secs: u64,
     pub pop3_secs: u64,
     pub managesieve_secs: u64,
+    /// An HTTP client's time to send one request's head (and body), idle
+    /// keep-alive time included: the slowloris bound.
+    pub http_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 
@@ -573,6 +590,27 @@ impl Tables {
         self.listeners
             .iter()
             .find(|l| l.kind == kind && l.address == address)
+    }
+
+    /// The names the server's certificate must cover: the hostname, and
+    /// when an `https` listener serves them, `mta-sts.DOMAIN` for each
+    /// domain with an MTA-STS policy and `autoconfig.DOMAIN` /
+    /// `autodiscover.DOMAIN` for every domain. Sorted, without duplicates
+    /// (what an ACME order asks for).
+    pub fn certificate_names(&self) -> Vec<String> {
+        let mut names = vec![self.hostname.clone()];
+        if self.listeners.iter().any(|l| l.kind == ListenerKind::Https) {
+            for d in self.domains.values() {
+                if d.mta_sts.is_some() {
+                    names.push(format!("mta-sts.{}", d.name));
+                }
+                names.push(format!("autoconfig.{}", d.name));
+                names.push(format!("autodiscover.{}", d.name));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The hash the tables should carry (for verifying a loaded file).

@@ -85,6 +85,25 @@ pub struct OutboundTable {
     pub ca_files: Vec<PathBuf>,
     /// Most specific first (see [`RouteTable::specificity`]).
     pub routes: Vec<RouteTable>,
+    /// TLS reports (RFC 8460) we send about our outbound sessions
+    /// (`outbound { tls-reports }`); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_reports: Option<TlsReportsTable>,
+}
+
+/// Sending TLS reports (RFC 8460) to the recipient domains that ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsReportsTable {
+    /// From: and envelope sender of the reports, in one of our domains.
+    pub from: String,
+    /// `organization-name` of the reports.
+    pub org_name: String,
+    /// Length of a reporting period; periods start at multiples of it
+    /// since the epoch (a day: UTC midnight).
+    pub interval_secs: u64,
+    /// Largest report sent (the mail, or the gzip'd body of an https POST).
+    pub max_size: u64,
 }
 
 impl OutboundTable {
@@ -163,6 +182,7 @@ mod tests {
             max_addresses: 10,
             ca_files: vec![],
             routes: vec![],
+            tls_reports: None,
         };
         assert_eq!(t.retry_after(1), 300);
         assert_eq!(t.retry_after(2), 900);

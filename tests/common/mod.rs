@@ -4,6 +4,7 @@
 pub mod crash_client;
 pub mod dialog;
 pub mod dns_server;
+pub mod http;
 pub mod imap_client;
 pub mod inbound;
 pub mod postfix;

@@ -97,6 +97,8 @@ impl Server {
                     "\"pop3\"",
                     "\"pop3s\"",
                     "\"managesieve\"",
+                    "\"http\"",
+                    "\"https\"",
                 ]
                 .iter()
                 .any(|k| l.contains(k))

@@ -74,6 +74,19 @@ pub fn upgrade(tcp: TcpStream, sni: &str) -> Tls {
     tls
 }
 
+/// TLS over an existing TCP stream, offering these ALPN protocols.
+pub fn upgrade_alpn(tcp: TcpStream, sni: &str, alpn: &[&[u8]]) -> Tls {
+    let mut c = (*config()).clone();
+    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = ServerName::try_from(sni.to_string()).expect("server name");
+    let conn = ClientConnection::new(Arc::new(c), name).expect("client connection");
+    let mut tls = StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+    }
+    tls
+}
+
 /// Implicit TLS.
 pub fn connect(addr: SocketAddr) -> Tls {
     let tcp = TcpStream::connect(addr).expect("connect");
