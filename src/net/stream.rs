@@ -71,7 +71,7 @@ impl Stream {
     /// TLS or STARTTLS). A ClientHello offering the ALPN protocol
     /// `acme-tls/1` is a CA validating TLS-ALPN-01 (RFC 8737): it gets a
     /// configuration that negotiates that protocol, whose resolver answers
-    /// with the challenge certificate (or fails the handshake).
+    /// with the challenge certificate of a pending validation.
     pub async fn upgrade(
         &mut self,
         acceptor: &tokio_rustls::TlsAcceptor,

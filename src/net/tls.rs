@@ -8,7 +8,8 @@
 //! configuration cloned from it, like the https listener's): new handshakes
 //! get the new certificate, established connections keep theirs. ACME slots
 //! live in [`LiveCerts`], one per server, and outlive reloads. A ClientHello
-//! offering `acme-tls/1` is answered from the challenge store only.
+//! offering `acme-tls/1` is answered from the challenge store while a
+//! validation for its name is pending.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -152,10 +153,15 @@ impl ResolvesServerCert for SniResolver {
         let acme = hello
             .alpn()
             .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
-        if acme {
-            // RFC 8737 §3: only the challenge certificate answers
-            // `acme-tls/1`; without a pending challenge the handshake fails.
-            return self.challenges.alpn(hello.server_name()?);
+        if acme
+            && let Some(name) = hello.server_name()
+            && let Some(cert) = self.challenges.alpn(name)
+        {
+            // RFC 8737 §3: the challenge certificate answers `acme-tls/1`.
+            // Without a pending challenge the ordinary certificate does
+            // (the validation then fails for want of the acmeIdentifier);
+            // either way no application data follows on such a connection.
+            return Some(cert);
         }
         let Some(name) = hello.server_name() else {
             return Some(self.default.get());
@@ -481,14 +487,18 @@ mod tests {
     }
 
     #[test]
-    fn acme_tls_alpn_gets_the_challenge_certificate_or_no_handshake() {
+    fn acme_tls_alpn_gets_the_challenge_certificate_while_one_is_pending() {
         let dir = tempfile::tempdir().unwrap();
         let tables = acme_tables(dir.path());
         let live = LiveCerts::new(Challenges::new());
         let config = server_config(&tables, &live).unwrap().unwrap();
         let acme = challenge_config(&config);
-        // No challenge pending: the validation handshake fails.
-        assert!(handshake(acme.clone(), "mail.example.test", &[ACME_TLS_ALPN]).is_err());
+        // No challenge pending: the ordinary certificate, no acmeIdentifier.
+        let ordinary = handshake(config.clone(), "mail.example.test", &[]).unwrap();
+        assert_eq!(
+            handshake(acme.clone(), "mail.example.test", &[ACME_TLS_ALPN]).unwrap(),
+            ordinary
+        );
 
         let digest = [7u8; 32];
         let cert = challenge_cert("mail.example.test", &digest).unwrap();
@@ -507,15 +517,21 @@ mod tests {
         assert_eq!(ext.value, [&[0x04, 32][..], &digest[..]].concat());
         let san = x509.subject_alternative_name().unwrap().unwrap();
         assert_eq!(san.value.general_names.len(), 1);
-        // Another name has no challenge: no handshake.
-        assert!(handshake(acme.clone(), "autoconfig.example.test", &[ACME_TLS_ALPN]).is_err());
+        // Another name has no challenge: the ordinary certificate.
+        assert_ne!(
+            handshake(acme.clone(), "autoconfig.example.test", &[ACME_TLS_ALPN]).unwrap(),
+            leaf
+        );
         // Ordinary clients still get the ordinary certificate.
         assert_ne!(
             handshake(config.clone(), "mail.example.test", &[]).unwrap(),
             leaf
         );
         live.challenges.remove_alpn("mail.example.test");
-        assert!(handshake(acme, "mail.example.test", &[ACME_TLS_ALPN]).is_err());
+        assert_eq!(
+            handshake(acme, "mail.example.test", &[ACME_TLS_ALPN]).unwrap(),
+            ordinary
+        );
     }
 
     #[test]

@@ -83,7 +83,8 @@ fn snapshot(compiled: &Compiled, certs: &LiveCerts) -> Result<Snapshot, String> 
     {
         tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
     }
-    let config = crate::net::tls::server_config(&compiled.tables, certs).map_err(|e| e.to_string())?;
+    let config =
+        crate::net::tls::server_config(&compiled.tables, certs).map_err(|e| e.to_string())?;
     let https = config.as_ref().map(crate::services::http::acceptor);
     let tls = config.map(tokio_rustls::TlsAcceptor::from);
     let outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
