@@ -145,6 +145,18 @@ enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// TLS certificates.
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsAction {
+    /// Every certificate of the config: names, issuer, expiry, source, and
+    /// for ACME the last renewal attempt and error.
+    Status { config: PathBuf },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -279,6 +291,9 @@ fn main() -> ExitCode {
             json,
             since.as_deref(),
         ),
+        Command::Tls {
+            action: TlsAction::Status { config },
+        } => cli::tls::status(&config),
         Command::Queue { action } => {
             use cli::queue::{Action, run};
             match action {

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod queue;
 pub mod reports;
 pub mod sendmail;
+pub mod tls;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

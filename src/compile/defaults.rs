@@ -130,6 +130,20 @@ pub const RELAY_PORT_IMPLICIT: u16 = 465;
 /// Names a self-signed development certificate covers besides the hostname.
 pub const SELF_SIGNED_EXTRA_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
 
+/// ACME: renew a certificate when less than 30 days remain (Let's Encrypt's
+/// advice for 90-day certificates); a shorter-lived one at a third of its
+/// lifetime.
+pub const ACME_RENEW_BEFORE_SECS: u64 = 30 * 86_400;
+/// ACME: after a failed order wait a minute, then twice as long each time,
+/// at most six hours (Let's Encrypt allows 5 failed validations per hour).
+pub const ACME_RETRY_MIN_SECS: u64 = 60;
+pub const ACME_RETRY_MAX_SECS: u64 = 6 * 3600;
+/// ACME: TLS-ALPN-01 needs nothing but the implicit-TLS listener on port
+/// 443 that serves the certificate anyway (https, or any `*s` listener).
+pub const ACME_CHALLENGE: crate::tables::AcmeChallenge = crate::tables::AcmeChallenge::TlsAlpn01;
+/// Subdirectory of `<state>/tls/` with ACME accounts, certificates and status.
+pub const ACME_DIR: &str = "acme";
+
 // ---- outbound delivery
 
 /// Waits between delivery attempts: quick at first (greylisting answers

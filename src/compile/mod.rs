@@ -5,6 +5,7 @@
 //! Defaults come from [`defaults`] only. Every problem is reported; tables are
 //! produced only when there is no error.
 
+mod acme;
 pub mod defaults;
 mod domains;
 mod error;

@@ -362,13 +362,20 @@ fn certificates(
     let mut default_seen = false;
     for t in &cfg.tls {
         let names = sni_names(t, &mut names_seen, cx);
-        let source = if t.self_signed.as_ref().is_some_and(|s| s.value) {
+        let source = if let Some(a) = &t.acme {
+            super::acme::acme_source(cfg, t, a, &names, hostname, state_dir, cx)
+        } else if t.self_signed.as_ref().is_some_and(|s| s.value) {
             self_signed_source(t, &names, hostname, state_dir, &mut self_signed_seen, cx)
         } else {
             file_source(t, cx)
         };
         let Some(source) = source else { continue };
         let is_default = names.is_empty() && !default_seen;
+        // An ACME certificate is selected by every name it covers.
+        let names = match &source {
+            CertSource::Acme(a) => a.order_names.clone(),
+            _ => names,
+        };
         default_seen |= is_default;
         out.push(Certificate {
             names,

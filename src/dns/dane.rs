@@ -72,6 +72,9 @@ pub fn key_paths(tables: &Tables) -> Option<KeyPaths> {
         CertSource::Files { cert, key } | CertSource::SelfSigned { cert, key, .. } => {
             (cert.clone(), key.clone())
         }
+        // The key of the current ACME certificate. Each ACME order makes a
+        // new key today (the DANE next key is not used for the CSR yet).
+        CertSource::Acme(a) => (a.cert.clone(), a.key.clone()),
     };
     Some(KeyPaths {
         host,

@@ -67,7 +67,11 @@ impl Stream {
         }
     }
 
-    /// Runs the server side of a TLS handshake on a plain stream (STARTTLS).
+    /// Runs the server side of a TLS handshake on a plain stream (implicit
+    /// TLS or STARTTLS). A ClientHello offering the ALPN protocol
+    /// `acme-tls/1` is a CA validating TLS-ALPN-01 (RFC 8737): it gets a
+    /// configuration that negotiates that protocol, whose resolver answers
+    /// with the challenge certificate of a pending validation.
     pub async fn upgrade(
         &mut self,
         acceptor: &tokio_rustls::TlsAcceptor,
@@ -76,7 +80,22 @@ impl Stream {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Detached) else {
             return Err(std::io::Error::other("TLS is already active"));
         };
-        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        let handshake = async {
+            let start =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+                    .await?;
+            let acme = start
+                .client_hello()
+                .alpn()
+                .is_some_and(|mut offered| offered.any(|p| p == super::challenges::ACME_TLS_ALPN));
+            let config = if acme {
+                super::tls::challenge_config(acceptor.config())
+            } else {
+                acceptor.config().clone()
+            };
+            start.into_stream(config).await
+        };
+        match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok(tls)) => {
                 *self = Stream::Tls(Box::new(tls));
                 Ok(())

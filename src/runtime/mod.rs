@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::compile::{self, Compiled, Options};
 use crate::diag::{self, Style};
+use crate::net::tls::LiveCerts;
 use crate::queue::Spool;
 use crate::services::conn::{self, Conn};
 use crate::services::{self, Shared, Snapshot, delivery};
@@ -75,9 +76,11 @@ fn generate_dkim_keys(tables: &Tables) -> Result<(), String> {
 }
 
 /// `tls_attempts`: where the SMTP client's TLS attempts go (TLS-RPT), the
-/// same log for every snapshot of the process.
+/// same log for every snapshot of the process; `certs`: the live ACME
+/// certificates, kept across reloads.
 fn snapshot(
     compiled: &Compiled,
+    certs: &LiveCerts,
     tls_attempts: Arc<crate::services::tls_reports::AttemptLog>,
 ) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
@@ -87,7 +90,8 @@ fn snapshot(
     {
         tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
     }
-    let config = crate::net::tls::server_config(&compiled.tables).map_err(|e| e.to_string())?;
+    let config =
+        crate::net::tls::server_config(&compiled.tables, certs).map_err(|e| e.to_string())?;
     let https = config.as_ref().map(crate::services::http::acceptor);
     let tls = config.map(tokio_rustls::TlsAcceptor::from);
     let mut outbound = crate::services::outbound::OutboundRuntime::load(&compiled.tables)
@@ -217,8 +221,9 @@ fn lock_state_dir(state: &Path) -> Option<std::fs::File> {
 /// The first snapshot, the SRS key and the queue (what a previous run left
 /// in it goes back to delivery), then the delivery and outbound services.
 async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
+    let certs = LiveCerts::new(crate::net::challenges::Challenges::new());
     let tls_attempts = Arc::new(crate::services::tls_reports::AttemptLog::default());
-    let snap = snapshot(compiled, tls_attempts.clone())
+    let snap = snapshot(compiled, &certs, tls_attempts.clone())
         .map_err(|e| tracing::error!(error = %e, "cannot start"))
         .ok()?;
     let srs = crate::outbound::srs::Srs::load_or_create(state)
@@ -235,18 +240,19 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     let (delivery_tx, delivery_rx) = tokio::sync::mpsc::unbounded_channel();
     let (outbound_tx, outbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(
-        Shared::new(
-            snap,
-            spool.clone(),
-            usage,
-            delivery_tx,
-            outbound_tx,
-            srs,
-            shutdown_rx,
-        )
-        .with_tls_attempts(tls_attempts),
-    );
+    let mut shared = Shared::new(
+        snap,
+        spool.clone(),
+        usage,
+        delivery_tx,
+        outbound_tx,
+        srs,
+        shutdown_rx,
+    )
+    .with_tls_attempts(tls_attempts);
+    shared.challenges = certs.challenges.clone();
+    shared.certs = certs;
+    let shared = Arc::new(shared);
     match shared.greylist.open(state) {
         Ok(0) => {}
         Ok(n) => tracing::info!(entries = n, "greylisting state loaded"),
@@ -259,6 +265,8 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     let delivery_task = tokio::spawn(delivery::run(shared.clone(), delivery_rx));
     let outbound_task = tokio::spawn(crate::services::outbound::run(shared.clone(), outbound_rx));
     crate::services::dmarc_reports::start(&shared);
+    #[cfg(feature = "acme")]
+    crate::services::acme::start(&shared);
     crate::services::tls_reports::start(&shared);
     for entry in recovered {
         let _ = shared.delivery.send(entry);
@@ -469,7 +477,7 @@ async fn reload(
         );
         return;
     }
-    let snap = match snapshot(&compiled, shared.tls_attempts.clone()) {
+    let snap = match snapshot(&compiled, &shared.certs, shared.tls_attempts.clone()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "reload failed; still serving the previous configuration");

@@ -5,6 +5,7 @@
 //! own effects (durable enqueueing). [`delivery`] takes queue entries to
 //! Maildirs.
 
+pub mod acme;
 pub mod conn;
 pub mod delivery;
 pub mod dmarc_reports;
@@ -97,10 +98,13 @@ pub struct Shared {
     pub greylist: greylist::Greylist,
     /// When each DNS blocklist's refusals were last warned about.
     pub dnsbl_warnings: dnsbl::Warnings,
-    /// ACME challenge responses under validation: the ACME client writes,
-    /// the `http` listeners (HTTP-01) and the TLS resolver (TLS-ALPN-01)
-    /// read. One per server, kept across reloads.
+    /// ACME challenge responses the listeners hand out (TLS-ALPN-01 on TLS
+    /// listeners, HTTP-01 on `http` listeners); the same store as
+    /// `certs.challenges`.
     pub challenges: Arc<crate::net::challenges::Challenges>,
+    /// The certificates that outlive a reload (ACME), swapped in place
+    /// when renewed.
+    pub certs: Arc<crate::net::tls::LiveCerts>,
     /// Spam learning from users' moves into and out of Junk; its learners
     /// follow the configuration.
     pub training: training::Training,
@@ -116,6 +120,7 @@ impl Shared {
         srs: crate::outbound::srs::Srs,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Shared {
+        let certs = crate::net::tls::LiveCerts::new(crate::net::challenges::Challenges::new());
         let folders = crate::store::folder::FolderLocks::new();
         let mail_events = tokio::sync::broadcast::channel(1024).0;
         let events = mail_events.clone();
@@ -147,7 +152,8 @@ impl Shared {
             tls_attempts: Arc::new(tls_reports::AttemptLog::default()),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
-            challenges: crate::net::challenges::Challenges::new(),
+            challenges: certs.challenges.clone(),
+            certs,
             training,
         }
     }

@@ -60,6 +60,17 @@ pub struct TlsCert {
     pub cert: Option<Spanned<PathBuf>>,
     pub key: Option<Spanned<PathBuf>>,
     pub self_signed: Option<Spanned<bool>>,
+    pub acme: Option<Acme>,
+}
+
+/// `tls { acme directory="…" contact="mailto:…" ca-file="…" }`.
+#[derive(Debug, Clone)]
+pub struct Acme {
+    pub span: Span,
+    pub directory: Option<Spanned<String>>,
+    pub contact: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<PathBuf>>,
+    pub challenge: Option<Spanned<&'static str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -446,6 +457,13 @@ fn tls_cert(n: &SNode) -> TlsCert {
         cert: n.p("cert", s_path),
         key: n.p("key", s_path),
         self_signed: n.p("self-signed", s_bool),
+        acme: n.children_named("acme").next().map(|c| Acme {
+            span: c.span,
+            directory: c.p("directory", s_str),
+            contact: c.p("contact", s_str),
+            ca_file: c.p("ca-file", s_path),
+            challenge: c.p("challenge", s_choice),
+        }),
     }
 }
 

@@ -72,6 +72,7 @@ pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const RELAY_TLS: &[&str] = &["starttls", "implicit"];
 pub const ROUTE_TLS: &[&str] = &["opportunistic", "require", "require-verified", "implicit"];
 pub const IP_VERSIONS: &[&str] = &["both", "ipv4", "ipv6"];
+pub const ACME_CHALLENGES: &[&str] = &["tls-alpn-01", "http-01"];
 
 const COUNT: Ty = Ty::Int {
     min: 1,
@@ -162,8 +163,48 @@ pub static TLS: NodeSpec = NodeSpec {
             "generate a development certificate into <state>/tls/",
         ),
     ],
-    children: &[],
+    children: &[&TLS_ACME],
     repeat: true,
+    required: false,
+};
+
+pub static TLS_ACME: NodeSpec = NodeSpec {
+    name: "acme",
+    doc: "Get this certificate from an ACME CA (RFC 8555) and renew it: it covers the \
+          hostname, `mta-sts.DOMAIN` for every domain with `mta-sts`, `autoconfig.DOMAIN` \
+          and `autodiscover.DOMAIN` for every domain, and the SNI names of the `tls` node. The CA validates by \
+          TLS-ALPN-01 (an implicit-TLS listener on port 443) or HTTP-01 (an `http` \
+          listener on port 80). Let's Encrypt: \
+          https://acme-v02.api.letsencrypt.org/directory (production), \
+          https://acme-staging-v02.api.letsencrypt.org/directory (staging).",
+    args: Args {
+        fixed: &[],
+        required: 0,
+        rest: None,
+    },
+    props: &[
+        req("directory", Ty::Str, "https URL of the CA's ACME directory"),
+        opt(
+            "contact",
+            Ty::Str,
+            "`mailto:` address the CA writes to about expiring certificates",
+        ),
+        opt(
+            "ca-file",
+            Ty::Path,
+            "PEM root certificate the directory's HTTPS is checked against, instead of the \
+             system's roots (a private or test CA)",
+        ),
+        opt(
+            "challenge",
+            Ty::Choice(ACME_CHALLENGES),
+            "how the CA checks the names: tls-alpn-01 (a TLS connection to port 443, \
+             answered by any implicit-TLS listener there) or http-01 (a request to port 80, \
+             answered by an `http` listener)",
+        ),
+    ],
+    children: &[],
+    repeat: false,
     required: false,
 };
 

@@ -128,6 +128,51 @@ pub enum CertSource {
         key: PathBuf,
         subject_names: Vec<String>,
     },
+    /// Ordered from an ACME CA (RFC 8555) and renewed by the server.
+    Acme(AcmeCert),
+}
+
+/// How the CA validates the names of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcmeChallenge {
+    /// RFC 8737: a TLS handshake with ALPN `acme-tls/1` on port 443.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// RFC 8555 §8.3: `GET /.well-known/acme-challenge/TOKEN` on port 80.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// One ACME certificate: where its order goes and where its files live
+/// (all in `<state>/tls/acme/`, files 0600).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// No `deny_unknown_fields`: serde hands the enum's `kind` tag to it.
+#[serde(rename_all = "kebab-case")]
+pub struct AcmeCert {
+    /// The ACME directory URL.
+    pub directory: String,
+    /// `mailto:` contacts of the account; may be empty.
+    pub contact: Vec<String>,
+    /// Root certificate the directory's HTTPS is checked against instead
+    /// of the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    /// The names the certificate covers (the first is its subject).
+    pub order_names: Vec<String>,
+    /// Account credentials (JSON), one per directory.
+    pub account: PathBuf,
+    /// PEM chain and PEM private key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Last renewal attempt and its error (JSON), for `mailc tls status`.
+    pub status: PathBuf,
+    /// Renew when less than this remains (or a third of the lifetime, if
+    /// shorter).
+    pub renew_before_secs: u64,
+    /// First wait after a failed attempt; doubled each time up to `retry_max_secs`.
+    pub retry_min_secs: u64,
+    pub retry_max_secs: u64,
 }
 
 #[derive(
