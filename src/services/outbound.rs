@@ -447,11 +447,11 @@ async fn connect(
                             kind: FailureType::StarttlsNotSupported,
                             reason: Some("the server does not offer STARTTLS".into()),
                         },
-                        // Without a policy (or encrypt-only DANE) an
-                        // unverified certificate is no failure.
-                        (Some(_), HostPolicy::None | HostPolicy::DaneEncryptOnly(_)) => {
-                            Outcome::Success
-                        }
+                        // Encrypt-only DANE asks for no certificate check.
+                        // Without a policy the mail went (opportunistic
+                        // TLS), but the domain's operator still learns
+                        // why the certificate did not verify.
+                        (Some(_), HostPolicy::DaneEncryptOnly(_)) => Outcome::Success,
                         (Some(t), _) => match &t.failure {
                             None => Outcome::Success,
                             Some((kind, why)) => Outcome::Failure {
