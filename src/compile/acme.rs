@@ -141,6 +141,9 @@ pub(super) fn acme_source(
         renew_before_secs: def::ACME_RENEW_BEFORE_SECS,
         retry_min_secs: def::ACME_RETRY_MIN_SECS,
         retry_max_secs: def::ACME_RETRY_MAX_SECS,
+        // `dane #true` publishes TLSA 3 1 1 of this key: renewals must
+        // not change it (the key changes only by the rollover).
+        keep_key: cfg.dane.as_ref().is_some_and(|d| d.value),
     }))
 }
 

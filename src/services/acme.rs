@@ -323,6 +323,22 @@ mod client {
         }
     }
 
+    /// The current private key when renewals keep it (`keep_key`) and it
+    /// can be read; else `None` (a new key is made).
+    pub(super) fn reused_key(a: &AcmeCert) -> Option<rcgen::KeyPair> {
+        if !a.keep_key {
+            return None;
+        }
+        let pem = std::fs::read_to_string(&a.key).ok()?;
+        match rcgen::KeyPair::from_pem(&pem) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(key = %a.key.display(), error = %e, "ACME: cannot reuse the key; making a new one (the TLSA records must follow)");
+                None
+            }
+        }
+    }
+
     /// Places an order for the names of `a`, answers its challenges, and
     /// returns the PEM chain and the PEM key.
     async fn order(a: &AcmeCert, challenges: &Challenges) -> Result<(String, String), String> {
@@ -390,7 +406,10 @@ mod client {
             return Err(format!("the order is {status:?} after validation"));
         }
         drop(published);
-        let key = rcgen::KeyPair::generate().map_err(|e| format!("key: {e}"))?;
+        let key = match reused_key(a) {
+            Some(k) => k,
+            None => rcgen::KeyPair::generate().map_err(|e| format!("key: {e}"))?,
+        };
         let mut params = rcgen::CertificateParams::new(a.order_names.clone())
             .map_err(|e| format!("CSR: {e}"))?;
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -412,6 +431,38 @@ mod client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "acme")]
+    #[test]
+    fn renewals_keep_the_key_only_when_dane_pins_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.key");
+        let original = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&key, original.serialize_pem()).unwrap();
+        let mut a = AcmeCert {
+            directory: "https://acme.test/dir".into(),
+            contact: Vec::new(),
+            ca_file: None,
+            challenge: crate::tables::AcmeChallenge::TlsAlpn01,
+            order_names: vec!["mail.example.test".into()],
+            account: dir.path().join("account.json"),
+            cert: dir.path().join("k.pem"),
+            key: key.clone(),
+            status: dir.path().join("status.json"),
+            renew_before_secs: 30 * 86_400,
+            retry_min_secs: 60,
+            retry_max_secs: 6 * 3600,
+            keep_key: false,
+        };
+        assert!(client::reused_key(&a).is_none(), "a new key without DANE");
+        a.keep_key = true;
+        let reused = client::reused_key(&a).expect("the key is kept");
+        assert_eq!(reused.serialize_pem(), original.serialize_pem());
+        std::fs::write(&key, "not a key").unwrap();
+        assert!(client::reused_key(&a).is_none(), "garbage: a new key");
+        std::fs::remove_file(&key).unwrap();
+        assert!(client::reused_key(&a).is_none(), "missing: a new key");
+    }
 
     fn info(not_before: i64, not_after: i64) -> CertInfo {
         CertInfo {

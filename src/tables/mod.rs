@@ -173,6 +173,10 @@ pub struct AcmeCert {
     /// First wait after a failed attempt; doubled each time up to `retry_max_secs`.
     pub retry_min_secs: u64,
     pub retry_max_secs: u64,
+    /// Renewals reuse the current private key (`dane #true`: the TLSA
+    /// records pin it); otherwise every certificate gets a new key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_key: bool,
 }
 
 #[derive(
