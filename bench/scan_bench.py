@@ -146,15 +146,16 @@ def ham(path, size):
         lines.append(line)
         n += len(line) + 2
         i += 7
-    head = ("From: Alice Example <alice@remote.example>\r\n"
-            "To: Bench <bench@bench.example>\r\n"
-            "Subject: Notes from the Tuesday meeting\r\n"
-            "Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n"
-            "Message-ID: <notes-1@remote.example>\r\n"
-            "MIME-Version: 1.0\r\n"
-            "Content-Type: text/plain; charset=us-ascii\r\n\r\n")
+    # LF line ends: smtp-source sends each line with CRLF.
+    head = ("From: Alice Example <alice@remote.example>\n"
+            "To: Bench <bench@bench.example>\n"
+            "Subject: Notes from the Tuesday meeting\n"
+            "Date: Thu, 03 Dec 2026 10:00:00 +0000\n"
+            "Message-ID: <notes-1@remote.example>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=us-ascii\n\n")
     with open(path, "w", newline="") as f:
-        f.write(head + "\r\n".join(lines) + "\r\n")
+        f.write(head + "\n".join(lines) + "\n")
 
 
 def scan_verdict(path):
