@@ -250,7 +250,6 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
         shutdown_rx,
     )
     .with_tls_attempts(tls_attempts);
-    shared.challenges = certs.challenges.clone();
     shared.certs = certs;
     let shared = Arc::new(shared);
     match shared.greylist.open(state) {
@@ -418,7 +417,7 @@ async fn accept_loop(
                         tokio::spawn(services::managesieve::handle(conn, tcp, slot));
                     }
                     ListenerKind::Http | ListenerKind::Https => {
-                        let challenges = shared.challenges.clone();
+                        let challenges = shared.certs.challenges.clone();
                         tokio::spawn(services::http::handle(conn, tcp, slot, challenges));
                     }
                     ListenerKind::Smtp

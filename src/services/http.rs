@@ -293,7 +293,7 @@ mod tests {
                 .conns
                 .acquire(peer.ip(), &Arc::new(AtomicU32::new(0)), 10, 10, 10)
                 .expect("slot");
-            let challenges = shared.challenges.clone();
+            let challenges = shared.certs.challenges.clone();
             let conn = Conn {
                 shared,
                 snapshot,
@@ -321,6 +321,7 @@ mod tests {
         let before = one_request(&h, get).await;
         assert!(before.starts_with("HTTP/1.1 404 "), "{before}");
         h.shared
+            .certs
             .challenges
             .set_http("tok_EN-1", "tok_EN-1.thumbprint");
         let during = one_request(&h, get).await;
@@ -330,7 +331,7 @@ mod tests {
             "{during}"
         );
         assert!(during.ends_with("\r\n\r\ntok_EN-1.thumbprint"), "{during}");
-        h.shared.challenges.remove_http("tok_EN-1");
+        h.shared.certs.challenges.remove_http("tok_EN-1");
         let after = one_request(&h, get).await;
         assert!(after.starts_with("HTTP/1.1 404 "), "{after}");
         // Another path on plain HTTP: no https listener here, so 404, not

@@ -98,12 +98,10 @@ pub struct Shared {
     pub greylist: greylist::Greylist,
     /// When each DNS blocklist's refusals were last warned about.
     pub dnsbl_warnings: dnsbl::Warnings,
-    /// ACME challenge responses the listeners hand out (TLS-ALPN-01 on TLS
-    /// listeners, HTTP-01 on `http` listeners); the same store as
-    /// `certs.challenges`.
-    pub challenges: Arc<crate::net::challenges::Challenges>,
     /// The certificates that outlive a reload (ACME), swapped in place
-    /// when renewed.
+    /// when renewed, and the ACME challenge responses the listeners hand
+    /// out (`certs.challenges`: TLS-ALPN-01 on TLS listeners, HTTP-01 on
+    /// `http` listeners).
     pub certs: Arc<crate::net::tls::LiveCerts>,
     /// Spam learning from users' moves into and out of Junk; its learners
     /// follow the configuration.
@@ -152,7 +150,6 @@ impl Shared {
             tls_attempts: Arc::new(tls_reports::AttemptLog::default()),
             greylist: greylist::Greylist::default(),
             dnsbl_warnings: dnsbl::Warnings::default(),
-            challenges: certs.challenges.clone(),
             certs,
             training,
         }
