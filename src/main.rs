@@ -157,6 +157,25 @@ enum TlsAction {
     /// Every certificate of the config: names, issuer, expiry, source, and
     /// for ACME the last renewal attempt and error.
     Status { config: PathBuf },
+    /// DANE key rollover, the switch step: once the next key's TLSA record
+    /// has been published for the TTL, serve a certificate on it (ACME:
+    /// the running server renews on it; certificate files: a CSR and what
+    /// to do). Exit 0 done, 1 refused or failed, 3 still pending.
+    Rollover {
+        config: PathBuf,
+        /// Switch although the next key's record has been seen published
+        /// for less than the TTL (it must still be published).
+        #[arg(long)]
+        force: bool,
+        /// Ask this DNS server (IP:PORT) instead of the configuration's
+        /// resolver.
+        #[arg(long, value_name = "ADDR")]
+        resolver: Option<std::net::SocketAddr>,
+        /// How long to wait for the running server to carry out an ACME
+        /// switch.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        wait: u64,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -294,6 +313,15 @@ fn main() -> ExitCode {
         Command::Tls {
             action: TlsAction::Status { config },
         } => cli::tls::status(&config),
+        Command::Tls {
+            action:
+                TlsAction::Rollover {
+                    config,
+                    force,
+                    resolver,
+                    wait,
+                },
+        } => cli::rollover::run(&config, resolver, force, wait),
         Command::Queue { action } => {
             use cli::queue::{Action, run};
             match action {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::compile::{self, Compiled, Options};
-use crate::dns::{self, Zone, keys, live};
+use crate::dns::{self, Zone, keys, live, rollover};
 
 fn load(config: &Path, offline: bool) -> Result<Compiled, i32> {
     let out = compile::compile_file(config, Options { offline });
@@ -30,27 +30,43 @@ fn wanted_zones(config: &Path, command: &str) -> Result<(Compiled, Vec<Zone>), i
     Ok((c, wanted))
 }
 
-/// With `dane #true`: the next key is made if missing (a state directory
-/// that cannot be written is reported, the records are still printed
-/// without it), then both keys' TLSA data.
+/// With `dane #true`: the next key is put in order ([`rollover::settle`]:
+/// made if missing, replaced after a switch; a state directory that cannot
+/// be written is reported, the records are still printed without it),
+/// then both keys' TLSA data.
 fn dane_keys(c: &Compiled, command: &str) -> Result<Option<dns::dane::TlsaKeys>, i32> {
     if let Some(p) = dns::dane::key_paths(&c.tables) {
-        match dns::dane::ensure_next_key(&p.next_key) {
-            Ok(true) => eprintln!(
-                "mailc {command}: created the next DANE key {}",
-                p.next_key.display()
-            ),
-            Ok(false) => {}
-            Err(e) => eprintln!(
-                "mailc {command}: cannot create the next DANE key {}: {e}",
-                p.next_key.display()
-            ),
-        }
+        report_settled(
+            command,
+            &p,
+            rollover::settle(&p, crate::services::unix_now()),
+        );
     }
     dns::dane::tlsa_keys(&c.tables).map_err(|e| {
         eprintln!("mailc {command}: {e}");
         1
     })
+}
+
+/// Tells the admin what [`rollover::settle`] did.
+pub(super) fn report_settled(
+    command: &str,
+    p: &dns::dane::KeyPaths,
+    settled: Result<rollover::Settled, String>,
+) {
+    match settled {
+        Ok(rollover::Settled::Created) => eprintln!(
+            "mailc {command}: created the next DANE key {}",
+            p.next_key.display()
+        ),
+        Ok(rollover::Settled::Switched(s)) => eprintln!(
+            "mailc {command}: the certificate served is on the former next DANE key ({}): made a fresh next key {}; publish its TLSA record",
+            s.to,
+            p.next_key.display()
+        ),
+        Ok(rollover::Settled::Unchanged) => {}
+        Err(e) => eprintln!("mailc {command}: cannot put the next DANE key in order: {e}"),
+    }
 }
 
 /// `mailc dns CONFIG [--domain D]`: zone snippets on stdout.
@@ -153,7 +169,11 @@ pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bo
         let mut plan = live::plan(&wanted, &retired, &r, &name).await?;
         if let Some(t) = &tlsa {
             let live_tlsa = live::live_tlsa(&r, &t.host).await?;
-            plan.rollovers.push(live::dane_rollover(t, &live_tlsa));
+            plan.rollovers.push(live::dane_rollover(
+                t,
+                &live_tlsa,
+                &dane_state(&c, t, &live_tlsa),
+            ));
         }
         plan.rollovers.extend(live::dkim_rollovers(&plan));
         Ok::<_, dns::DnsError>(plan)
@@ -178,4 +198,31 @@ pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bo
         print!("{}", live::render(&plan, verbose));
     }
     if plan.in_sync { 0 } else { 2 }
+}
+
+/// What the state directory knows of the DANE rollover, after recording
+/// whether the next key is seen published now.
+pub(super) fn dane_state(
+    c: &Compiled,
+    keys: &dns::dane::TlsaKeys,
+    live_tlsa: &[String],
+) -> live::DaneState {
+    let now = crate::services::unix_now();
+    let Some(p) = dns::dane::key_paths(&c.tables) else {
+        return live::DaneState {
+            now,
+            ..live::DaneState::default()
+        };
+    };
+    let first_seen = keys.next.as_ref().and_then(|n| {
+        rollover::observe(&p, n, live_tlsa.contains(n), now).unwrap_or_else(|e| {
+            eprintln!("mailc: cannot record when the next DANE key was seen: {e}");
+            rollover::first_seen(&p, n).filter(|_| live_tlsa.contains(n))
+        })
+    });
+    live::DaneState {
+        first_seen,
+        switch: rollover::read_switch(&p),
+        now,
+    }
 }

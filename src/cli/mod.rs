@@ -6,6 +6,7 @@ pub mod dns;
 pub mod explain;
 pub mod queue;
 pub mod reports;
+pub mod rollover;
 pub mod sendmail;
 pub mod tls;
 

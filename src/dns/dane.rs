@@ -32,6 +32,8 @@ pub struct KeyPaths {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub next_key: PathBuf,
+    /// The state directory (files made under it get its owner).
+    pub state: PathBuf,
 }
 
 /// The TLSA data of the current and next keys (lower-case hex SHA-256 of
@@ -72,8 +74,9 @@ pub fn key_paths(tables: &Tables) -> Option<KeyPaths> {
         CertSource::Files { cert, key } | CertSource::SelfSigned { cert, key, .. } => {
             (cert.clone(), key.clone())
         }
-        // The key of the current ACME certificate. Each ACME order makes a
-        // new key today (the DANE next key is not used for the CSR yet).
+        // The key of the current ACME certificate: renewals keep it
+        // (`keep_key`) until `mailc tls rollover` has one made on the
+        // next key.
         CertSource::Acme(a) => (a.cert.clone(), a.key.clone()),
     };
     Some(KeyPaths {
@@ -81,6 +84,7 @@ pub fn key_paths(tables: &Tables) -> Option<KeyPaths> {
         cert,
         key,
         next_key: next_key_path(tables),
+        state: tables.state_dir.clone(),
     })
 }
 

@@ -82,6 +82,9 @@ pub fn keygen(tables: &Tables) -> Result<Vec<KeyResult>, String> {
                 }
             };
             write_key(&k.key, &text).map_err(|e| format!("{}: {e}", k.key.display()))?;
+            // Run as root by an admin: the server's user must read it.
+            crate::store::fsutil::adopt_state_owner(&tables.state_dir, &k.key)
+                .map_err(|e| format!("{}: {e}", k.key.display()))?;
             result.created = true;
             out.push(result);
         }

@@ -118,11 +118,36 @@ fn short(hex: &str) -> String {
     format!("{}…", &hex[..hex.len().min(12)])
 }
 
+/// What the state directory knows of the DANE rollover
+/// ([`super::rollover`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaneState {
+    /// When the next key was first seen published (unix seconds).
+    pub first_seen: Option<u64>,
+    /// The last switch done.
+    pub switch: Option<super::rollover::Switch>,
+    pub now: u64,
+}
+
 /// The DANE rollover's state from the TLSA data live at `_25._tcp.<host>`
-/// (`live`: lower-case hex of the `3 1 1` records).
-pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String]) -> Rollover {
+/// (`live`: lower-case hex of the `3 1 1` records) and what the state
+/// directory recorded. Right after a switch (the current key is the one
+/// switched to, and the fresh next key has not yet been live for the
+/// TTL) the switch shows done and the old record is to be retired; then
+/// the next cycle starts.
+pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String], state: &DaneState) -> Rollover {
+    use super::rollover::{Readiness, readiness};
     let has = |h: &Option<String>| h.as_ref().is_some_and(|h| live.contains(h));
     let next_live = has(&keys.next);
+    let ttl = u64::from(super::TTL);
+    let ready = match readiness(state.first_seen.filter(|_| next_live), state.now, ttl) {
+        Readiness::Ready { .. } => true,
+        Readiness::NotPublished | Readiness::Waiting { .. } => false,
+    };
+    let switched = state
+        .switch
+        .as_ref()
+        .filter(|s| Some(&s.to) == keys.current.as_ref() && !ready);
     let stale: Vec<&String> = live
         .iter()
         .filter(|l| Some(*l) != keys.current.as_ref() && Some(*l) != keys.next.as_ref())
@@ -141,25 +166,62 @@ pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String]) -> Rollover 
             None => "no next key yet: `mailc dns` or `mailc serve` makes one".into(),
         },
     });
+    let wait = match (next_live, state.first_seen) {
+        (false, _) => (
+            StepState::Pending,
+            format!(
+                "after publishing, wait at least the TTL ({ttl}s) plus the longest cache time of the senders' resolvers before switching"
+            ),
+        ),
+        (true, Some(since)) if ready => (
+            StepState::Done,
+            format!(
+                "published for {}s (TTL {ttl}s)",
+                state.now.saturating_sub(since)
+            ),
+        ),
+        (true, Some(since)) => (
+            StepState::Now,
+            format!(
+                "first seen published {}s ago; wait {}s more (TTL {ttl}s)",
+                state.now.saturating_sub(since),
+                (since + ttl).saturating_sub(state.now)
+            ),
+        ),
+        (true, None) => (
+            StepState::Now,
+            format!("wait at least the TTL ({ttl}s) from now before switching"),
+        ),
+    };
     steps.push(Step {
         step: "wait-ttl",
-        state: if next_live {
-            StepState::Now
-        } else {
-            StepState::Pending
-        },
-        detail: format!(
-            "after publishing, wait at least the TTL ({}s) plus the longest cache time of the senders' resolvers before switching",
-            super::TTL
-        ),
+        state: wait.0,
+        detail: wait.1,
     });
-    steps.push(Step {
-        step: "switch",
-        state: StepState::Pending,
-        detail: if has(&keys.current) {
-            "serve a certificate for the next key (renew on <state>/tls/dane-next.key); a new next key is then made".into()
-        } else {
-            "the current key is NOT published: DANE senders cannot deliver until it is".into()
+    steps.push(match switched {
+        Some(s) => Step {
+            step: "switch",
+            state: StepState::Done,
+            detail: format!(
+                "serving a certificate on key {} since {}s ago",
+                short(&s.to),
+                state.now.saturating_sub(s.at)
+            ),
+        },
+        None => Step {
+            step: "switch",
+            state: if ready && has(&keys.current) {
+                StepState::Now
+            } else {
+                StepState::Pending
+            },
+            detail: if !has(&keys.current) {
+                "the current key is NOT published: DANE senders cannot deliver until it is".into()
+            } else if ready {
+                "`mailc tls rollover CONFIG`: serve a certificate on the next key; a new next key is then made".into()
+            } else {
+                "`mailc tls rollover CONFIG` once the wait is over: serve a certificate on the next key; a new next key is then made".into()
+            },
         },
     });
     steps.push(Step {
@@ -976,8 +1038,12 @@ mod tests {
     fn dane_rollover_states_follow_what_is_live() {
         use StepState::*;
         let k = keys(Some("c"), Some("n"));
+        let fresh = DaneState {
+            now: 10_000,
+            ..DaneState::default()
+        };
         // Only the current key live: publish the next one now.
-        let r = dane_rollover(&k, &["c".into()]);
+        let r = dane_rollover(&k, &["c".into()], &fresh);
         assert_eq!(
             states(&r),
             vec![
@@ -988,22 +1054,83 @@ mod tests {
             ]
         );
         assert!(r.steps[0].detail.contains("publish TLSA 3 1 1 n"));
-        // Both live: wait, then switch.
-        let r = dane_rollover(&k, &["c".into(), "n".into()]);
+        // Both live, seen 100 s ago: wait, then switch.
+        let seen = DaneState {
+            first_seen: Some(9_900),
+            ..fresh.clone()
+        };
+        let r = dane_rollover(&k, &["c".into(), "n".into()], &seen);
         assert_eq!(r.steps[0].state, Done);
         assert_eq!(r.steps[1].state, Now);
+        assert!(r.steps[1].detail.contains("wait 3500s more"), "{r:?}");
+        assert_eq!(r.steps[2].state, Pending);
+        // Live for the TTL: switch now.
+        let waited = DaneState {
+            first_seen: Some(10_000 - 3600),
+            ..fresh.clone()
+        };
+        let r = dane_rollover(&k, &["c".into(), "n".into()], &waited);
+        assert_eq!(r.steps[1].state, Done);
+        assert_eq!(r.steps[2].state, Now);
+        assert!(r.steps[2].detail.contains("mailc tls rollover"));
         // A key that is neither: retire it.
-        let r = dane_rollover(&k, &["c".into(), "n".into(), "old".into()]);
+        let r = dane_rollover(&k, &["c".into(), "n".into(), "old".into()], &seen);
         assert_eq!(r.steps[3].state, Now);
         assert!(r.steps[3].detail.contains("old"));
         // The current key missing from DNS is said loudly.
-        let r = dane_rollover(&k, &["n".into()]);
+        let r = dane_rollover(&k, &["n".into()], &waited);
         assert!(r.steps[2].detail.contains("NOT published"));
+        assert_eq!(r.steps[2].state, Pending);
         // No next key yet.
-        let r = dane_rollover(&keys(Some("c"), None), &["c".into()]);
+        let r = dane_rollover(&keys(Some("c"), None), &["c".into()], &fresh);
         assert_eq!(r.steps[0].state, Now);
         assert!(r.steps[0].detail.contains("no next key"));
         assert_eq!(r.what, "DANE _25._tcp.mail.example.test");
+    }
+
+    /// After `mailc tls rollover`: "n" is served, "n2" is the new next
+    /// key; the switch shows done and the old record "c" is to go.
+    #[test]
+    fn after_a_switch_it_is_done_and_the_old_record_retires() {
+        use StepState::*;
+        let after = keys(Some("n"), Some("n2"));
+        let state = DaneState {
+            first_seen: None,
+            switch: Some(crate::dns::rollover::Switch {
+                from: Some("c".into()),
+                to: "n".into(),
+                at: 9_000,
+            }),
+            now: 10_000,
+        };
+        let r = dane_rollover(&after, &["c".into(), "n".into()], &state);
+        assert_eq!(
+            states(&r),
+            vec![
+                ("publish-next", Now),
+                ("wait-ttl", Pending),
+                ("switch", Done),
+                ("retire", Now)
+            ]
+        );
+        assert!(r.steps[3].detail.contains("c…"), "{r:?}");
+        // Old record gone, new next published and waited for: the next
+        // cycle's switch is due.
+        let later = DaneState {
+            first_seen: Some(10_000),
+            now: 20_000,
+            ..state
+        };
+        let r = dane_rollover(&after, &["n".into(), "n2".into()], &later);
+        assert_eq!(
+            states(&r),
+            vec![
+                ("publish-next", Done),
+                ("wait-ttl", Done),
+                ("switch", Now),
+                ("retire", Done)
+            ]
+        );
     }
 
     fn change(action: Action, selector: &str) -> Change {

@@ -9,6 +9,7 @@ pub mod dane;
 pub mod keys;
 pub mod live;
 pub mod resolver;
+pub mod rollover;
 pub mod secure;
 pub mod zone;
 

@@ -84,11 +84,17 @@ fn snapshot(
     tls_attempts: Arc<crate::services::tls_reports::AttemptLog>,
 ) -> Result<Snapshot, String> {
     generate_dkim_keys(&compiled.tables)?;
-    if let Some(p) = crate::dns::dane::key_paths(&compiled.tables)
-        && crate::dns::dane::ensure_next_key(&p.next_key)
-            .map_err(|e| format!("{}: {e}", p.next_key.display()))?
-    {
-        tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
+    if let Some(p) = crate::dns::dane::key_paths(&compiled.tables) {
+        use crate::dns::rollover::{Settled, settle};
+        match settle(&p, crate::services::unix_now())? {
+            Settled::Created => {
+                tracing::warn!(path = %p.next_key.display(), "created the next DANE key: publish its TLSA record (`mailc dns`)");
+            }
+            Settled::Switched(s) => {
+                tracing::warn!(key = %s.to, path = %p.next_key.display(), "DANE rollover: the certificate is on the former next key; made a fresh next key: publish its TLSA record, retire the old one (`mailc plan`)");
+            }
+            Settled::Unchanged => {}
+        }
     }
     let config =
         crate::net::tls::server_config(&compiled.tables, certs).map_err(|e| e.to_string())?;

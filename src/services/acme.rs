@@ -111,6 +111,7 @@ mod client {
     };
 
     use super::{RenewalStatus, backoff_secs, next_attempt};
+    use crate::dns::rollover;
     use crate::net::challenges::Challenges;
     use crate::net::tls;
     use crate::services::Shared;
@@ -128,6 +129,9 @@ mod client {
     const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
     /// How long one order may take, validation and issuance included.
     const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+    /// How often a DANE-pinned certificate's directory is looked at for a
+    /// rollover request of `mailc tls rollover` (one `stat`).
+    const REQUEST_POLL: Duration = Duration::from_secs(2);
 
     /// Starts the renewal task.
     pub fn start(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
@@ -151,10 +155,22 @@ mod client {
                     _ => None,
                 })
                 .collect();
+            // The certificate whose key `dane #true` publishes, if ACME's.
+            let dane = crate::dns::dane::key_paths(&snapshot.tables)
+                .filter(|p| wanted.iter().any(|a| a.cert == p.cert));
             drop(snapshot);
             plans.retain(|k, _| wanted.iter().any(|a| &a.cert == k));
             let now = crate::services::unix_now() as i64;
             let mut wake = now + MAX_SLEEP.as_secs() as i64;
+            if let Some(p) = &dane {
+                wake = wake.min(now + REQUEST_POLL.as_secs() as i64);
+                if let Some(req) = rollover::read_request(p).filter(|r| r.error.is_none())
+                    && let Some(a) = wanted.iter().find(|a| a.cert == p.cert)
+                {
+                    switch_to_next_key(&shared, a, p, req).await;
+                    plans.remove(&a.cert);
+                }
+            }
             for a in &wanted {
                 let due = match plans.get(&a.cert) {
                     Some((names, due)) if *names == a.order_names => *due,
@@ -165,7 +181,7 @@ mod client {
                     }
                 };
                 let due = if due <= now {
-                    renew(&shared, a).await;
+                    let _ = renew(&shared, a, None).await;
                     let now = crate::services::unix_now() as i64;
                     let due = next_attempt(a, now, jitter());
                     plans.insert(a.cert.clone(), (a.order_names.clone(), due));
@@ -192,9 +208,74 @@ mod client {
         f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
     }
 
-    /// One attempt: order, store, swap in; the outcome goes to the log and
-    /// the status file.
-    async fn renew(shared: &Arc<Shared>, a: &AcmeCert) {
+    /// The switch step of the DANE rollover, asked for by
+    /// `mailc tls rollover`: a certificate on the next key, then a fresh
+    /// next key ([`rollover::settle`]). The current key and certificate
+    /// stay until the new ones are stored; a failure is written into the
+    /// request for the command to report.
+    async fn switch_to_next_key(
+        shared: &Arc<Shared>,
+        a: &AcmeCert,
+        p: &crate::dns::dane::KeyPaths,
+        mut req: rollover::Request,
+    ) {
+        use crate::dns::dane;
+        let fail = |req: &mut rollover::Request, e: String| {
+            tracing::error!(error = %e, "DANE rollover failed; the current certificate stays");
+            req.error = Some(e);
+            if let Err(e) = rollover::write_request(p, req) {
+                tracing::warn!(error = %e, "DANE rollover: cannot write the request file");
+            }
+        };
+        // Served already (a crash came before the request was removed).
+        if dane::cert_spki_sha256(&a.cert).ok().as_deref() == Some(req.next.as_str()) {
+            settled(p);
+            return;
+        }
+        let next_pem = match std::fs::read_to_string(&p.next_key) {
+            Ok(pem) => pem,
+            Err(e) => return fail(&mut req, format!("{}: {e}", p.next_key.display())),
+        };
+        match dane::key_spki_sha256(&p.next_key) {
+            Ok(h) if h == req.next => {}
+            Ok(h) => {
+                let e = format!(
+                    "the next key is now {h}, not {} as asked: run `mailc tls rollover` again",
+                    req.next
+                );
+                return fail(&mut req, e);
+            }
+            Err(e) => return fail(&mut req, e),
+        }
+        tracing::info!(next = %req.next, "DANE rollover: ordering a certificate on the next key");
+        match renew(shared, a, Some(next_pem)).await {
+            Ok(()) => settled(p),
+            Err(e) => fail(&mut req, e),
+        }
+    }
+
+    /// Completes the switch once the certificate on the next key is served.
+    fn settled(p: &crate::dns::dane::KeyPaths) {
+        match rollover::settle(p, crate::services::unix_now()) {
+            Ok(rollover::Settled::Switched(s)) => {
+                tracing::info!(key = %s.to, next_key = %p.next_key.display(), "DANE rollover: switched to the next key; made a fresh next key: publish its TLSA record, retire the old one (`mailc plan`)");
+            }
+            Ok(other) => {
+                tracing::warn!(outcome = ?other, "DANE rollover: the certificate served is not on the next key");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "DANE rollover: cannot make a fresh next key");
+            }
+        }
+    }
+
+    /// One attempt: order (on `key_pem` when given), store, swap in; the
+    /// outcome goes to the log and the status file.
+    async fn renew(
+        shared: &Arc<Shared>,
+        a: &AcmeCert,
+        key_pem: Option<String>,
+    ) -> Result<(), String> {
         let names = a.order_names.join(",");
         tracing::info!(names = %names, directory = %a.directory, "ACME: ordering a certificate");
         let mut status = RenewalStatus::read(&a.status);
@@ -202,8 +283,11 @@ mod client {
         status.last_attempt = Some(now);
         let mut outcome = Err(String::new());
         for attempt in 1..=BAD_NONCE_ATTEMPTS {
-            outcome = match tokio::time::timeout(ORDER_TIMEOUT, order(a, &shared.certs.challenges))
-                .await
+            outcome = match tokio::time::timeout(
+                ORDER_TIMEOUT,
+                order(a, &shared.certs.challenges, key_pem.as_deref()),
+            )
+            .await
             {
                 Ok(r) => r,
                 Err(_) => Err(format!(
@@ -222,6 +306,7 @@ mod client {
             Ok((chain, key)) => store_and_swap(shared, a, &chain, &key),
             Err(e) => Err(e),
         };
+        let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
         match outcome {
             Ok(serial) => {
                 tracing::info!(names = %names, serial = %serial, "ACME: new certificate in service");
@@ -241,6 +326,7 @@ mod client {
         if let Err(e) = status.write(&a.status) {
             tracing::warn!(path = %a.status.display(), error = %e, "ACME: cannot write the status file");
         }
+        result
     }
 
     /// Writes the key, then the chain, durably; loads them back (which
@@ -341,7 +427,11 @@ mod client {
 
     /// Places an order for the names of `a`, answers its challenges, and
     /// returns the PEM chain and the PEM key.
-    async fn order(a: &AcmeCert, challenges: &Challenges) -> Result<(String, String), String> {
+    async fn order(
+        a: &AcmeCert,
+        challenges: &Challenges,
+        key_pem: Option<&str>,
+    ) -> Result<(String, String), String> {
         let account = account(a).await?;
         let identifiers: Vec<Identifier> = a
             .order_names
@@ -406,9 +496,12 @@ mod client {
             return Err(format!("the order is {status:?} after validation"));
         }
         drop(published);
-        let key = match reused_key(a) {
-            Some(k) => k,
-            None => rcgen::KeyPair::generate().map_err(|e| format!("key: {e}"))?,
+        let key = match (key_pem, reused_key(a)) {
+            (Some(pem), _) => {
+                rcgen::KeyPair::from_pem(pem).map_err(|e| format!("the next key: {e}"))?
+            }
+            (None, Some(k)) => k,
+            (None, None) => rcgen::KeyPair::generate().map_err(|e| format!("key: {e}"))?,
         };
         let mut params = rcgen::CertificateParams::new(a.order_names.clone())
             .map_err(|e| format!("CSR: {e}"))?;

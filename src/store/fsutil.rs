@@ -102,6 +102,46 @@ pub fn sync_filesystem(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Gives `path`, and every directory between it and `state_dir`, the owner
+/// and group of `state_dir` when this process runs as root and they
+/// differ. `mailc dns`, `mailc plan`, `mailc tls rollover` and
+/// `mailc dkim keygen` are often run as root by an admin while the server
+/// runs as its own user, who must still read what they create (keys are
+/// 0600). A process that is not root changes nothing: the files are
+/// already its own, and it could not give them away anyway.
+pub fn adopt_state_owner(state_dir: &Path, path: &Path) -> std::io::Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    give_to_owner_of(state_dir, path)
+}
+
+/// The work of [`adopt_state_owner`], whoever runs it (tests run it
+/// unprivileged on files they own, where a chown to oneself is allowed).
+/// Paths outside `state_dir` are left alone.
+pub(crate) fn give_to_owner_of(state_dir: &Path, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rel) = path.strip_prefix(state_dir) else {
+        return Ok(());
+    };
+    let owner = std::fs::metadata(state_dir)?;
+    let (uid, gid) = (owner.uid(), owner.gid());
+    // Every component below the state directory, outermost first.
+    let mut at = state_dir.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        let m = std::fs::symlink_metadata(&at)?;
+        if m.file_type().is_symlink() {
+            // Never follow a link out of the state directory.
+            continue;
+        }
+        if m.uid() != uid || m.gid() != gid {
+            std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +180,40 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("subscriptions")]);
+    }
+
+    /// Unprivileged, a chown to one's own uid/gid is allowed: the walk
+    /// from the state directory to the file runs, touches only what is
+    /// under the state directory, and never follows a link out of it.
+    #[test]
+    fn files_under_the_state_dir_get_its_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        let file = state.join("tls/dane-next.key");
+        create_private_dir(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"k").unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, b"o").unwrap();
+        std::os::unix::fs::symlink(&outside, state.join("tls/link")).unwrap();
+        give_to_owner_of(&state, &file).unwrap();
+        give_to_owner_of(&state, &state.join("tls/link")).unwrap();
+        give_to_owner_of(&state, &outside).unwrap();
+        let want = std::fs::metadata(&state).unwrap();
+        for p in [state.join("tls"), file.clone()] {
+            let m = std::fs::metadata(&p).unwrap();
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (want.uid(), want.gid()),
+                "{}",
+                p.display()
+            );
+        }
+        // A missing file is an error, not a silent success.
+        assert!(give_to_owner_of(&state, &state.join("tls/missing")).is_err());
+        // Not root here: nothing to do, and no error.
+        if !rustix::process::geteuid().is_root() {
+            adopt_state_owner(&state, &file).unwrap();
+        }
     }
 }
