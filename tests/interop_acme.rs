@@ -494,3 +494,155 @@ fn tls_alpn_01_through_the_https_listener() {
     tls_connect(server.addr("imaps"), "autoconfig.example.test", &root)
         .expect("IMAPS has the ACME certificate too");
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// TLSA `3 1 1` data of the certificate a connection was served.
+fn served_spki(tls: &Tls) -> String {
+    let chain = tls.conn.peer_certificates().expect("a certificate");
+    let (_, cert) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    sha256_hex(cert.tbs_certificate.subject_pki.raw)
+}
+
+/// TLSA `3 1 1` data of a PEM private key file.
+fn key_spki(path: &Path) -> String {
+    use rcgen::PublicKeyData;
+    let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap();
+    sha256_hex(&key.subject_public_key_info())
+}
+
+fn mailc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mailc"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `dane #true` with ACME: renewals keep the key; `mailc tls rollover`
+/// (against a real DNS server on loopback serving both TLSA records) is
+/// refused while the next record is new, and with `--force` makes the
+/// running server get a certificate on the next key from pebble and swap
+/// it in: the certificate served afterwards has the SPKI hash of the old
+/// next TLSA record, a fresh next key is made, a connection opened before
+/// keeps working, and `mailc plan` shows the switch done and the old record
+/// to retire.
+#[test]
+#[ignore]
+fn dane_rollover_renews_on_the_next_key_and_swaps_it_in() {
+    let imaps_port = free_port();
+    let pebble = start_pebble(imaps_port, free_port(), 90 * 86_400, None);
+    let server = Server::start(&acme_body(
+        imaps_port,
+        &pebble,
+        "tls-alpn-01",
+        "dane #true\n",
+    ));
+    let root = pebble.issuing_root();
+    let addr = server.addr("imaps");
+    let first = wait_for_issued(&server, addr, "mail.example.test", &pebble, &root);
+    let first_serial = leaf_serial(&first);
+    let current = served_spki(&first);
+    let mut old = Lines::new(first);
+    assert!(old.line().unwrap().starts_with("* OK"), "IMAP greeting");
+    let state = server.state();
+    let next_key = state.join("tls/dane-next.key");
+    let next = key_spki(&next_key);
+    assert_eq!(
+        key_spki(&state.join("tls/acme/mail.example.test.key")),
+        current
+    );
+    assert_ne!(current, next);
+
+    let config = server.config.display().to_string();
+    let zone = format!(
+        "_25._tcp.mail 3600 IN TLSA 3 1 1 {current}\n_25._tcp.mail 3600 IN TLSA 3 1 1 {next}\n"
+    );
+    let dns = common::dns_server::DnsServer::start(&[("example.test.", zone)]);
+    let resolver = dns.addr.to_string();
+    let rollover = |force: bool| {
+        let mut args = vec![
+            "tls",
+            "rollover",
+            "--resolver",
+            &resolver,
+            "--wait",
+            "150",
+            &config,
+        ];
+        if force {
+            args.push("--force");
+        }
+        mailc(&args)
+    };
+
+    // Just published: the TTL has not passed.
+    let out = rollover(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("wait") && err.contains("--force"), "{err}");
+    assert_eq!(key_spki(&next_key), next, "nothing changed");
+
+    // Forced: the server switches.
+    let start = Instant::now();
+    let out = rollover(true);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}\n--- mailc serve ---\n{}\n--- pebble ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text(),
+        pebble.pebble.log()
+    );
+    eprintln!("switch took {:?}", start.elapsed());
+    assert!(text.contains("switched"), "{text}");
+
+    let t = tls_connect(addr, "mail.example.test", &root).expect("verified after the switch");
+    assert_eq!(
+        served_spki(&t),
+        next,
+        "the certificate is on the old next key"
+    );
+    assert_ne!(leaf_serial(&t), first_serial);
+    assert_eq!(
+        key_spki(&state.join("tls/acme/mail.example.test.key")),
+        next
+    );
+    let fresh = key_spki(&next_key);
+    assert!(fresh != next && fresh != current, "a fresh next key");
+    assert!(text.contains(&format!("TLSA 3 1 1 {fresh}")), "{text}");
+    assert_eq!(mode(&next_key), 0o600);
+    assert!(!state.join("tls/dane-rollover.request").exists());
+    assert!(server.count_log("DANE rollover: switched to the next key") == 1);
+
+    // The connection made before the switch still works.
+    let reply = old.cmd("a1 NOOP").unwrap();
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+
+    // `mailc plan`: switch done, the old record to retire, the fresh one
+    // to publish.
+    let out = mailc(&["plan", "--resolver", &resolver, &config]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("1. publish-next NOW"), "{plan}");
+    assert!(plan.contains("3. switch       done"), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "4. retire       NOW    remove the stale TLSA 3 1 1 {}…",
+            &current[..12]
+        )),
+        "{plan}"
+    );
+
+    // `mailc dns` publishes the key served and the fresh next one only.
+    drop(t);
+    let out = mailc(&["dns", &config]);
+    let zone = String::from_utf8_lossy(&out.stdout);
+    assert!(zone.contains(&next) && zone.contains(&fresh), "{zone}");
+    assert!(!zone.contains(&current), "{zone}");
+}
