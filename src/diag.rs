@@ -90,6 +90,7 @@ codes! {
     TlsDuplicateName = "mailc::tls::duplicate-name", "Two certificates are selected by the same SNI name.";
     TlsSelfSigned = "mailc::tls::self-signed", "A self-signed certificate is in use: clients will not trust it.";
     TlsAcme = "mailc::tls::acme", "An `acme` block with a bad directory URL or contact, or in a build without ACME.";
+    TlsAcmeChallengePort = "mailc::tls::acme-challenge-port", "The ACME challenge needs a listener on the port the CA connects to (443 for TLS-ALPN-01, 80 for HTTP-01).";
     AuthPlaintext = "mailc::auth::plaintext", "A listener would accept passwords over an unencrypted connection.";
     RelayOpen = "mailc::relay::open", "The configuration would let strangers relay mail through this server.";
     RelayHostInvalid = "mailc::relay-host::invalid", "A relay host that is not `HOST:PORT`.";

@@ -208,3 +208,46 @@ fn explain_retry_timeline_and_routes() {
         .code(2);
     insta::assert_snapshot!("explain_smarthost", normalize(&all));
 }
+
+/// `mailc check` warns (exit 0) when the ACME challenge has no listener on
+/// the port the CA connects to, pointing at the `challenge=` of the line.
+#[cfg(feature = "acme")]
+#[test]
+fn check_warns_about_an_acme_challenge_without_its_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("site.kdl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "hostname \"mail.example.test\"\nstate \"{}\"\nlisten \"imaps\" \"0.0.0.0:993\"\nlisten \"https\" \"0.0.0.0:443\"\ntls {{\n    acme directory=\"https://acme.test/dir\" challenge=\"http-01\"\n}}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = mailc().arg("check").arg(&cfg).assert().code(0);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("mailc::tls::acme-challenge-port"), "{err}");
+    assert!(
+        err.contains("ACME http-01: no `http` listener on port 80"),
+        "{err}"
+    );
+    assert!(
+        err.contains("site.kdl:6:"),
+        "points at the challenge line: {err}"
+    );
+    assert!(err.contains("http-01 is validated on port 80"), "{err}");
+    assert!(
+        err.contains("listen \"http\" \"0.0.0.0:80\""),
+        "help: {err}"
+    );
+
+    // With the listener: no warning.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "listen \"https\"",
+        "listen \"http\" \"0.0.0.0:80\"\nlisten \"https\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = mailc().arg("check").arg(&cfg).assert().code(0);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!err.contains("acme-challenge-port"), "{err}");
+}

@@ -114,6 +114,7 @@ pub(super) fn acme_source(
     if let Some(ca) = &a.ca_file {
         ok &= secrets::check_file(ca, false, "ACME CA file", cx);
     }
+    challenge_port_warning(cfg, a, cx);
     let names = acme_names(cfg, hostname, sni);
     if names.is_empty() {
         // No hostname: that error is reported where the hostname is read.
@@ -145,6 +146,52 @@ pub(super) fn acme_source(
         // not change it (the key changes only by the rollover).
         keep_key: cfg.dane.as_ref().is_some_and(|d| d.value),
     }))
+}
+
+/// ACME CAs validate on fixed ports: TLS-ALPN-01 connects to 443 (RFC
+/// 8737 §3), HTTP-01 to 80 (RFC 8555 §8.3). Without a listener of the
+/// kind that answers there, validation can only succeed through a port
+/// forward the compiler cannot see: a warning, not an error.
+fn challenge_port_warning(cfg: &Config, a: &Acme, cx: &mut Cx<'_>) {
+    let challenge = match a.challenge.as_ref().map(|c| c.value) {
+        Some("http-01") => AcmeChallenge::Http01,
+        Some(_) => AcmeChallenge::TlsAlpn01,
+        None => def::ACME_CHALLENGE,
+    };
+    // Any implicit-TLS listener answers `acme-tls/1` (the `https` one is
+    // what port 443 is for); only the `http` listener serves HTTP-01.
+    let (kind, port, answering): (_, _, &[&str]) = match challenge {
+        AcmeChallenge::TlsAlpn01 => ("https", 443, &["https", "imaps", "pop3s", "submissions"]),
+        AcmeChallenge::Http01 => ("http", 80, &["http"]),
+    };
+    if cfg
+        .listeners
+        .iter()
+        .any(|l| answering.contains(&l.kind.value) && l.addr.value.port() == port)
+    {
+        return;
+    }
+    let (span, label) = match &a.challenge {
+        Some(c) => (c.span, format!("{} is validated on port {port}", c.value)),
+        None => (
+            a.span,
+            format!("the default challenge, tls-alpn-01, is validated on port {port}"),
+        ),
+    };
+    let name = match challenge {
+        AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        AcmeChallenge::Http01 => "http-01",
+    };
+    cx.diags.push(
+        Diag::warning(
+            Code::TlsAcmeChallengePort,
+            format!("ACME {name}: no `{kind}` listener on port {port}, where the CA connects"),
+        )
+        .label(span, label)
+        .help(format!(
+            "add `listen \"{kind}\" \"0.0.0.0:{port}\"` (and [::]:{port}), or forward port {port} to a `{kind}` listener; otherwise every order fails validation"
+        )),
+    );
 }
 
 /// `https://HOST[:PORT]/PATH` with a host and no spaces or userinfo.
@@ -282,6 +329,54 @@ mod tests {
         assert_eq!(tables.tls[0].names, a.order_names);
         // The only certificate also serves clients whose SNI matches nothing.
         assert!(tables.tls[0].default);
+    }
+
+    #[cfg(feature = "acme")]
+    fn challenge_warnings(listeners: &str, challenge: &str) -> Vec<String> {
+        let out = crate::compile::compile_str(
+            "t.kdl",
+            Path::new("/"),
+            &format!(
+                "hostname \"mail.example.test\"\nstate \"/var/lib/mailc\"\n\
+                 listen \"imaps\" \"0.0.0.0:993\"\n{listeners}\
+                 tls {{\n    acme directory=\"https://acme.test/dir\" {challenge}\n}}\n"
+            ),
+            crate::compile::Options { offline: true },
+        );
+        assert!(out.compiled.is_some(), "a warning, not an error");
+        out.diags
+            .iter()
+            .filter(|d| d.code == Code::TlsAcmeChallengePort)
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
+    #[cfg(feature = "acme")]
+    #[test]
+    fn challenges_want_a_listener_on_the_port_the_ca_connects_to() {
+        let https = "listen \"https\" \"0.0.0.0:443\"\n";
+        let http = "listen \"http\" \"[::]:80\"\n";
+        // TLS-ALPN-01 (also by default) needs https on 443.
+        assert_eq!(
+            challenge_warnings("", ""),
+            ["ACME tls-alpn-01: no `https` listener on port 443, where the CA connects"]
+        );
+        assert_eq!(challenge_warnings("", "challenge=\"tls-alpn-01\"").len(), 1);
+        assert!(challenge_warnings(https, "").is_empty());
+        // Any implicit-TLS listener on 443 answers `acme-tls/1`.
+        assert!(challenge_warnings("listen \"imaps\" \"0.0.0.0:443\"\n", "").is_empty());
+        assert_eq!(
+            challenge_warnings("listen \"https\" \"0.0.0.0:8443\"\n", "").len(),
+            1,
+            "another port"
+        );
+        assert_eq!(challenge_warnings(http, "").len(), 1, "http does not help");
+        // HTTP-01 needs http on 80.
+        assert_eq!(
+            challenge_warnings(https, "challenge=\"http-01\""),
+            ["ACME http-01: no `http` listener on port 80, where the CA connects"]
+        );
+        assert!(challenge_warnings(http, "challenge=\"http-01\"").is_empty());
     }
 
     #[test]
