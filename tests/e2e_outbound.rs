@@ -364,3 +364,60 @@ fn forwarded_mail_gets_an_srs_sender_and_bounces_come_back() {
     let forged = srs.replacen("SRS0=", "SRS0=AAAA", 1);
     assert_eq!(c.cmd(&format!("RCPT TO:<{forged}>")).unwrap().0, 550);
 }
+
+/// `outbound { dane #false; mta-sts #false }` turn the lookups off, each on
+/// its own. The sender's resolver is a forwarder that records every query
+/// and sets the AD bit (a validating resolver's "secure"), so that with
+/// DANE on, the MX RRset counts as signed and the TLSA query is made.
+#[test]
+fn outbound_dane_and_mta_sts_switches_stop_their_lookups() {
+    use common::dns_server::CountingProxy;
+    use hickory_resolver::proto::rr::RecordType;
+    // remote.test publishes an MTA-STS TXT record: with MTA-STS on, the
+    // policy host is looked up for the fetch (it has no address: the
+    // fetch fails and delivery goes on without a policy).
+    let dns = DnsServer::start(&[(
+        "remote.test.",
+        "@ 300 IN MX 10 mx.remote.test.\nmx 300 IN A 127.0.0.2\n_mta-sts 300 IN TXT \"v=STSv1; id=20261203\"\n"
+            .to_string(),
+    )]);
+    let port = free_port();
+    let remote = remote_mx(port);
+    let run = |switches: &str, n: usize| {
+        let proxy = CountingProxy::start(dns.addr, true);
+        let local = Server::start(&format!(
+            "listen \"submissions\" \"127.0.0.1:0\"\nresolver \"{}\"\noutbound {{\n    port {port}\n{switches}}}\n{}",
+            proxy.addr,
+            standard_domain()
+        ));
+        submit_as_alice(&local, &["carol@remote.test"], "policy switches");
+        let got = remote.wait_for_mail("remote.test", "carol", n, Duration::from_secs(20));
+        assert_eq!(got.len(), n, "{}", local.log_text());
+        assert!(
+            proxy.asked("remote.test", RecordType::MX),
+            "the MX is looked up"
+        );
+        (
+            // The TLSA name carries the port delivery uses (`outbound { port }`).
+            proxy.asked(&format!("_{port}._tcp.mx.remote.test"), RecordType::TLSA),
+            proxy.asked("_mta-sts.remote.test", RecordType::TXT),
+            proxy.queries().iter().any(|q| q.dnssec_ok),
+            proxy.asked("mta-sts.remote.test", RecordType::A),
+        )
+    };
+    // Defaults: both policies are looked for.
+    let (tlsa, sts, dnssec, fetch) = run("", 1);
+    assert!(tlsa, "DANE on: TLSA query");
+    assert!(sts, "MTA-STS on: the policy's TXT record is asked for");
+    assert!(fetch, "MTA-STS on: the policy host is looked up to fetch");
+    assert!(dnssec);
+    // DANE off: no DNSSEC query at all, no TLSA; MTA-STS still asked.
+    let (tlsa, sts, dnssec, _) = run("    dane #false\n", 2);
+    assert!(!tlsa && !dnssec, "DANE off: no TLSA, no DNSSEC query");
+    assert!(sts);
+    // MTA-STS off: no TXT lookup, no fetch (no address of mta-sts.); DANE
+    // still looked up.
+    let (tlsa, sts, _, fetch) = run("    mta-sts #false\n", 3);
+    assert!(!sts && !fetch, "MTA-STS off: no policy lookup or fetch");
+    assert!(tlsa);
+}

@@ -168,6 +168,14 @@ pub const OUTBOUND_MAX_MESSAGES_PER_CONNECTION: u32 = 100;
 /// bound; Postfix uses 5 and 10).
 pub const OUTBOUND_MAX_MX_HOSTS: u32 = 5;
 pub const OUTBOUND_MAX_ADDRESSES: u32 = 10;
+/// Outbound DANE on: recipients who publish TLSA records in a signed zone
+/// get the TLS they ask for (RFC 7672), as Postfix does with
+/// `smtp_tls_security_level = dane`. Off is for hosts without a validating
+/// resolver, where every lookup would come back insecure anyway.
+pub const OUTBOUND_DANE: bool = true;
+/// Outbound MTA-STS on: recipients who publish a policy get verified TLS
+/// (RFC 8461).
+pub const OUTBOUND_MTA_STS: bool = true;
 /// A route through a relay host with a login: the password must not go to a
 /// host whose certificate does not verify.
 pub const ROUTE_TLS_WITH_LOGIN: crate::tables::OutboundTls =

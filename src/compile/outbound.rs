@@ -55,6 +55,11 @@ pub(super) fn lower(
         routes,
         // Needs our domains: set by `server::tls_reports` once they are known.
         tls_reports: None,
+        dane: o.dane.as_ref().map_or(def::OUTBOUND_DANE, |v| v.value),
+        mta_sts: o
+            .mta_sts
+            .as_ref()
+            .map_or(def::OUTBOUND_MTA_STS, |v| v.value),
     };
     (table, resolvers)
 }

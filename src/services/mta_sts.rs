@@ -41,7 +41,7 @@ pub const FAILURE_HOLD: Duration = Duration::from_secs(300);
 const MAX_REMEMBERED_FAILURES: usize = 4096;
 
 /// What the policy lookup found for a domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StsLookup {
     /// The policy in force (never a `mode: none` one).
     pub policy: Option<Policy>,

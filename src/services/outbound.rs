@@ -859,9 +859,19 @@ impl DomainTls {
     /// TLS-RPT) and the MX RRset's DNSSEC status.
     pub async fn lookup(rt: &OutboundRuntime, domain: &str) -> DomainTls {
         let timeout = rt.resolver.timeout();
+        // `outbound { mta-sts #false }` / `{ dane #false }`: not asked at
+        // all (no TXT lookup or fetch; no DNSSEC MX or TLSA query).
         let (sts, mx_secure) = tokio::join!(
-            rt.sts.lookup(domain),
-            crate::dns::secure::mx_secure(&rt.dnssec_servers, domain, timeout)
+            async {
+                if rt.mta_sts {
+                    rt.sts.lookup(domain).await
+                } else {
+                    crate::services::mta_sts::StsLookup::default()
+                }
+            },
+            async {
+                rt.dane && crate::dns::secure::mx_secure(&rt.dnssec_servers, domain, timeout).await
+            }
         );
         if let Some((kind, reason)) = &sts.failure {
             record_tls(
@@ -961,6 +971,10 @@ pub struct OutboundRuntime {
     pub passwords: HashMap<String, String>,
     pub signer: crate::outbound::dkim::Signer,
     pub timeouts: ClientTimeouts,
+    /// `outbound { dane }`: TLSA lookups for recipients' MX hosts.
+    pub dane: bool,
+    /// `outbound { mta-sts }`: MTA-STS policies fetched and honoured.
+    pub mta_sts: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1012,6 +1026,8 @@ impl OutboundRuntime {
             passwords,
             signer,
             timeouts: ClientTimeouts::default(),
+            dane: tables.outbound.dane,
+            mta_sts: tables.outbound.mta_sts,
         })
     }
 }

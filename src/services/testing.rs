@@ -66,6 +66,8 @@ pub(crate) fn harness_with(state: &Path, extra: &str) -> Harness {
         passwords: Default::default(),
         signer: crate::outbound::dkim::Signer::load(&tables).expect("no DKIM keys to load"),
         timeouts: Default::default(),
+        dane: tables.outbound.dane,
+        mta_sts: tables.outbound.mta_sts,
     };
     let snapshot = Snapshot {
         filters: Arc::new(

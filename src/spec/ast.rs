@@ -314,6 +314,10 @@ pub struct Outbound {
     pub max_messages: Option<Spanned<u32>>,
     pub ca_files: Vec<Spanned<PathBuf>>,
     pub tls_reports: Option<TlsReports>,
+    /// `dane #false`: no TLSA lookups for outbound mail.
+    pub dane: Option<Spanned<bool>>,
+    /// `mta-sts #false`: no MTA-STS policy fetches.
+    pub mta_sts: Option<Spanned<bool>>,
 }
 
 /// `outbound { tls-reports from= interval= max-size= org-name= }`.
@@ -643,6 +647,8 @@ fn outbound(n: &SNode) -> Outbound {
         max_connections: n.setting("max-connections", s_int),
         max_per_destination: n.setting("max-connections-per-destination", s_int),
         max_messages: n.setting("max-messages-per-connection", s_int),
+        dane: n.setting("dane", s_bool),
+        mta_sts: n.setting("mta-sts", s_bool),
         ca_files: n
             .children_named("ca-file")
             .filter_map(|c| c.a(0, s_path))

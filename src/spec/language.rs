@@ -1166,6 +1166,19 @@ value_node!(
     "Most messages sent over one outgoing connection before it is closed."
 );
 
+value_node!(
+    OUTBOUND_DANE,
+    "dane",
+    Ty::Bool,
+    "Look up TLSA records of recipients' MX hosts and require the TLS they pin (RFC 7672; default #true). Turn off only on a host without a local validating resolver, where the lookups would only add latency."
+);
+value_node!(
+    OUTBOUND_MTA_STS,
+    "mta-sts",
+    Ty::Bool,
+    "Fetch and honour recipients' MTA-STS policies (RFC 8461; default #true)."
+);
+
 pub static OUTBOUND_CA_FILE: NodeSpec = NodeSpec {
     name: "ca-file",
     doc: "Extra trust anchors (PEM) for verifying remote servers, besides the system's.",
@@ -1227,6 +1240,8 @@ pub static OUTBOUND: NodeSpec = NodeSpec {
         &OUTBOUND_MAX_MESSAGES,
         &OUTBOUND_CA_FILE,
         &OUTBOUND_TLS_REPORTS,
+        &OUTBOUND_DANE,
+        &OUTBOUND_MTA_STS,
     ],
     repeat: false,
     required: false,

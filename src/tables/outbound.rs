@@ -89,6 +89,11 @@ pub struct OutboundTable {
     /// (`outbound { tls-reports }`); `None`: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_reports: Option<TlsReportsTable>,
+    /// DANE for outbound mail (RFC 7672): TLSA lookups of the MX hosts
+    /// of recipient domains whose MX RRset is DNSSEC-secure.
+    pub dane: bool,
+    /// MTA-STS for outbound mail (RFC 8461): fetch and honour policies.
+    pub mta_sts: bool,
 }
 
 /// Sending TLS reports (RFC 8460) to the recipient domains that ask.
@@ -183,6 +188,8 @@ mod tests {
             ca_files: vec![],
             routes: vec![],
             tls_reports: None,
+            dane: true,
+            mta_sts: true,
         };
         assert_eq!(t.retry_after(1), 300);
         assert_eq!(t.retry_after(2), 900);

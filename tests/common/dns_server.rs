@@ -89,3 +89,106 @@ impl Drop for DnsServer {
         }
     }
 }
+
+/// One query a [`CountingProxy`] forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenQuery {
+    /// Lower case, with the trailing dot.
+    pub name: String,
+    pub rtype: hickory_server::proto::rr::RecordType,
+    /// The EDNS DO bit: a DNSSEC-aware query (mailc's DANE lookups).
+    pub dnssec_ok: bool,
+}
+
+/// A UDP forwarder in front of a real DNS server that records every query
+/// (name, type, DO bit), so that a test can tell which lookups a server
+/// made and which it did not. With `claim_secure`, it sets the AD bit on
+/// every answer, as a validating resolver does for a signed zone (the
+/// upstream is not signed: this is a stand-in for the validator, not for
+/// the zone). UDP only: the answers in these tests are small.
+pub struct CountingProxy {
+    pub addr: SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<SeenQuery>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: SocketAddr, claim_secure: bool) -> CountingProxy {
+        use hickory_server::proto::op::Message;
+        use std::sync::atomic::Ordering;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let socket = Arc::new(socket);
+                let mut buf = vec![0u8; 65_535];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let query = buf[..n].to_vec();
+                    if let Ok(m) = Message::from_vec(&query)
+                        && let Some(q) = m.queries.first()
+                    {
+                        seen.lock().unwrap().push(SeenQuery {
+                            name: q.name().to_ascii().to_ascii_lowercase(),
+                            rtype: q.query_type(),
+                            dnssec_ok: m.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+                        });
+                    }
+                    let socket = socket.clone();
+                    std::thread::spawn(move || {
+                        let up = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                        up.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                        up.connect(upstream).unwrap();
+                        up.send(&query).unwrap();
+                        let mut answer = vec![0u8; 65_535];
+                        let Ok(n) = up.recv(&mut answer) else {
+                            return;
+                        };
+                        answer.truncate(n);
+                        if claim_secure && let Ok(mut m) = Message::from_vec(&answer) {
+                            m.metadata.authentic_data = true;
+                            answer = m.to_vec().unwrap_or(answer);
+                        }
+                        let _ = socket.send_to(&answer, from);
+                    });
+                }
+            })
+        };
+        CountingProxy {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn queries(&self) -> Vec<SeenQuery> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Whether a query for `name` (trailing dot optional) of `rtype` came.
+    pub fn asked(&self, name: &str, rtype: hickory_server::proto::rr::RecordType) -> bool {
+        let name = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        self.queries()
+            .iter()
+            .any(|q| q.name == name && q.rtype == rtype)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
