@@ -7,7 +7,8 @@
 //!
 //! Fields written, at the top of the message:
 //! - `X-Spam-Flag: YES` when the message is spam by the policy;
-//! - `X-Spam-Score: 6.3` and `X-Spam-Status: Yes, score=6.3 required=5.0
+//! - `X-Spam-Score: 6.3`, `X-Spam-Level: ******` (a star per whole point,
+//!   at most 50, none under 1) and `X-Spam-Status: Yes, score=6.3 required=5.0
 //!   tests=A,B scanner=spamd` (rspamd: also `action=`); `required` is the
 //!   junk threshold, so `spamtest :percent` is 50 there;
 //! - `X-Virus-Scanned: ClamAV at HOST` and `X-Virus-Status: Clean` or
@@ -434,8 +435,18 @@ fn spam_fields(t: &ScanTable, name: &str, rep: &SpamReport, is_spam: bool) -> St
         fmt_score(rep.score),
         fmt_score(t.policy.spam_junk),
     );
+    // SpamAssassin's stars, one per whole point (at most 50), which
+    // procmail and Sieve rules match with `X-Spam-Level: \*\*\*\*\*`.
+    let stars = if rep.score >= 1.0 {
+        format!(
+            "X-Spam-Level: {}\r\n",
+            "*".repeat((rep.score.min(50.0)) as usize)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "X-Spam-Score: {}\r\n{}\r\n",
+        "X-Spam-Score: {}\r\n{stars}{}\r\n",
         fmt_score(rep.score),
         fold(&status)
     )
@@ -552,7 +563,7 @@ mod tests {
         );
         assert_eq!(
             ham.header.replace("\r\n\t", " "),
-            "X-Spam-Score: 1.2\r\nX-Spam-Status: No, score=1.2 required=5.0 tests=MISSING_DATE,NO_RELAYS scanner=spamd\r\n"
+            "X-Spam-Score: 1.2\r\nX-Spam-Level: *\r\nX-Spam-Status: No, score=1.2 required=5.0 tests=MISSING_DATE,NO_RELAYS scanner=spamd\r\n"
         );
         let junk = decide(
             &t,
@@ -565,7 +576,7 @@ mod tests {
         assert!(matches!(junk.fate, Fate::Deliver { junk: true, .. }));
         assert!(
             junk.header.starts_with(
-                "X-Spam-Flag: YES\r\nX-Spam-Score: 6.0\r\nX-Spam-Status: Yes, score=6.0"
+                "X-Spam-Flag: YES\r\nX-Spam-Score: 6.0\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.0"
             )
         );
         let reject = decide(
