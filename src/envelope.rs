@@ -97,6 +97,10 @@ pub struct Delivery {
     /// The final DSN (failure, or success when asked) was queued.
     #[serde(default, skip_serializing_if = "is_false")]
     pub dsn_sent: bool,
+    /// This copy goes to the Junk folder (the content scan under its
+    /// recipient's domain policy); `Envelope::junk` marks every copy.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub junk: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -117,6 +121,7 @@ impl Delivery {
             remote_dsn: false,
             delay_warned: false,
             dsn_sent: false,
+            junk: false,
         }
     }
 }

@@ -4,9 +4,9 @@
 //! 75 over quota, 77 rejected with the reason on stderr), an mbox `From `
 //! line dropped, and a vacation reply handed to the server's spool.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 struct Site {
     dir: tempfile::TempDir,
@@ -31,27 +31,7 @@ fn site(sieve: &str) -> Site {
 }
 
 fn deliver(site: &Site, args: &[&str], message: &str) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailc"))
-        .arg("deliver")
-        .arg("-C")
-        .arg(&site.config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::mailc_deliver(&site.config, args, message)
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

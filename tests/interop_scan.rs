@@ -203,6 +203,25 @@ fn real_scanners_at_the_end_of_data() {
     assert!(fields.contains("X-Virus-Status: Clean"), "{fields}");
     drop(s);
 
+    // --- rspamd with `reject-spam #false`: its `reject` goes to Junk.
+    let s = mx(&format!(
+        "    rspamd \"http://{}\"\n    reject-spam #false",
+        rspamd.addr
+    ));
+    let (code, text) = send(&s, "s@sender.test", &message("gtube", &gtube()));
+    assert_eq!(code, 250, "GTUBE via rspamd, reject-spam #false: {text}");
+    let junk = wait_for(&s, ".Junk", 1);
+    assert_eq!(junk.len(), 1, "GTUBE in Junk");
+    let fields = scan_fields(&junk[0]);
+    assert!(
+        fields.starts_with("X-Spam-Flag: YES") && fields.contains("action=\"reject\""),
+        "{fields}"
+    );
+    drop(s);
+
+    per_domain_policies(&spamd, &clamd_sock);
+    mailc_deliver_scans(&spamd, &clamd_sock);
+
     // --- learning, as the IMAP side will call it: the scanners count it.
     let rt = rt();
     let spam = message(
@@ -259,4 +278,185 @@ fn real_scanners_at_the_end_of_data() {
     drop(s);
     eprintln!("interop_scan took {:?}", t0.elapsed());
     drop(clamd);
+}
+
+/// A server with the scanners, example.test under the server's policy
+/// (default: spam and viruses refused) and lenient.test with its own
+/// (`reject-spam #false`, `virus "discard"`).
+fn two_domains(spamd: &Spamd, clamd_sock: &str) -> Server {
+    Server::start(&format!(
+        "listen \"smtp\" \"127.0.0.1:0\"\nscan {{\n    spamd \"{}\"\n    clamd \"{clamd_sock}\"\n}}\n{}\
+         domain \"lenient.test\" {{\n    scan {{\n        reject-spam #false\n        virus \"discard\"\n    }}\n    mailbox \"carol\" password=\"{}\"\n}}\n",
+        spamd.addr,
+        standard_domain(),
+        common::server::ALICE_HASH
+    ))
+}
+
+/// One transaction to several recipients; the final reply's code.
+fn send_to(s: &Server, rcpts: &[&str], body: &str) -> u16 {
+    let mut c = common::server::Raw::connect(s.addr("smtp"));
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
+    c.reply().unwrap();
+    assert_eq!(c.cmd("EHLO mx.sender.test").unwrap().0, 250);
+    let code = c.send_mail("s@sender.test", rcpts, body).unwrap();
+    let _ = c.cmd("QUIT");
+    code
+}
+
+fn files(s: &Server, mailbox: &str, folder: &str) -> Vec<String> {
+    let dir = s
+        .state()
+        .join("mail")
+        .join(mailbox)
+        .join(folder)
+        .join("new");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_files(s: &Server, mailbox: &str, folder: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let f = files(s, mailbox, folder);
+        if f.len() >= n || Instant::now() > deadline {
+            return f;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Per-domain policies on one message: refused only when no recipient's
+/// policy takes it; otherwise each copy as its domain says.
+fn per_domain_policies(spamd: &Spamd, clamd_sock: &str) {
+    let s = two_domains(spamd, clamd_sock);
+    let alice = "example.test/alice";
+    let carol = "lenient.test/carol";
+    // GTUBE to alice alone: her domain refuses.
+    assert_eq!(
+        send_to(&s, &["alice@example.test"], &message("g1", &gtube())),
+        550
+    );
+    // GTUBE to carol alone: her domain takes spam into Junk.
+    assert_eq!(
+        send_to(&s, &["carol@lenient.test"], &message("g2", &gtube())),
+        250
+    );
+    assert_eq!(wait_files(&s, carol, ".Junk", 1).len(), 1, "carol's Junk");
+    // GTUBE to both: taken for carol, so alice's copy goes to Junk too.
+    assert_eq!(
+        send_to(
+            &s,
+            &["alice@example.test", "carol@lenient.test"],
+            &message("g3", &gtube())
+        ),
+        250
+    );
+    assert_eq!(wait_files(&s, carol, ".Junk", 2).len(), 2, "carol's Junk");
+    let a = wait_files(&s, alice, ".Junk", 1);
+    assert_eq!(a.len(), 1, "alice's copy in Junk, not refused");
+    assert!(
+        scan_fields(&a[0]).starts_with("X-Spam-Flag: YES"),
+        "{}",
+        a[0]
+    );
+    assert!(files(&s, alice, "").is_empty() && files(&s, carol, "").is_empty());
+    assert!(
+        s.wait_log("its policy refuses", Duration::from_secs(5)),
+        "the log says why alice's copy is in Junk"
+    );
+    // EICAR to carol alone: taken and discarded, logged.
+    assert_eq!(
+        send_to(&s, &["carol@lenient.test"], &message("v1", &eicar())),
+        250
+    );
+    assert!(
+        s.wait_log(
+            "discarded by the content scan policy",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        s.log_text()
+    );
+    // EICAR to alice and carol: alice's policy refuses and carol's would
+    // only discard: nobody gets it, the sender is told.
+    assert_eq!(
+        send_to(
+            &s,
+            &["alice@example.test", "carol@lenient.test"],
+            &message("v2", &eicar())
+        ),
+        554
+    );
+    // Ham to both: delivered to both inboxes with the scanners' fields.
+    let ham = message("hi", "Hi both, lunch tomorrow at noon? Bob");
+    assert_eq!(
+        send_to(&s, &["alice@example.test", "carol@lenient.test"], &ham),
+        250
+    );
+    let a = wait_files(&s, alice, "", 1);
+    let c = wait_files(&s, carol, "", 1);
+    assert_eq!((a.len(), c.len()), (1, 1), "ham in both inboxes");
+    assert!(
+        scan_fields(&c[0]).contains("X-Virus-Status: Clean"),
+        "{}",
+        c[0]
+    );
+    // Nothing of the discarded virus anywhere, nothing left in the queue.
+    assert_eq!(files(&s, carol, ".Junk").len(), 2);
+    assert_eq!(files(&s, alice, ".Junk").len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.queue_entries().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(s.queue_entries().is_empty(), "{:?}", s.queue_entries());
+}
+
+/// `mailc deliver` scans as the MX does (`scan { deliver }` default on):
+/// refused with exit 77 and the reason, Junk and inbox per policy.
+fn mailc_deliver_scans(spamd: &Spamd, clamd_sock: &str) {
+    let s = two_domains(spamd, clamd_sock);
+    let deliver = |rcpt: &str, body: &str| {
+        let (code, err) =
+            common::mailc_deliver(&s.config, &["-f", "s@sender.test", "-d", rcpt], body);
+        (Some(code), err)
+    };
+    let (code, err) = deliver("alice@example.test", &message("d1", &gtube()));
+    assert_eq!(code, Some(77), "GTUBE refused: {err}");
+    assert!(
+        err.contains("spam") && err.contains("spamd score="),
+        "{err}"
+    );
+    let (code, err) = deliver("alice@example.test", &message("d2", &eicar()));
+    assert_eq!(code, Some(77), "EICAR refused: {err}");
+    assert!(err.contains("Eicar-Test-Signature"), "{err}");
+    let (code, err) = deliver("carol@lenient.test", &message("d3", &gtube()));
+    assert_eq!(code, Some(0), "{err}");
+    let c = files(&s, "lenient.test/carol", ".Junk");
+    assert_eq!(c.len(), 1, "GTUBE in carol's Junk");
+    assert!(
+        scan_fields(&c[0]).starts_with("X-Spam-Flag: YES"),
+        "{}",
+        c[0]
+    );
+    let (code, err) = deliver("carol@lenient.test", &message("d4", &eicar()));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("discarded"), "{err}");
+    let (code, err) = deliver(
+        "alice@example.test",
+        &message("d5", "Hi Alice, lunch tomorrow at noon? Bob"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let a = files(&s, "example.test/alice", "");
+    assert_eq!(a.len(), 1);
+    assert!(scan_fields(&a[0]).contains("X-Spam-Status: No"), "{}", a[0]);
+    assert_eq!(files(&s, "lenient.test/carol", "").len(), 0);
+    assert_eq!(files(&s, "lenient.test/carol", ".Junk").len(), 1);
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::envelope::Destination;
 use crate::filter::Action;
+use crate::inbound::scan::{self, RcptFate};
 use crate::proto::smtp::headers;
 use crate::services::filtering::{self, Filters};
 use crate::services::submit::{self, Submission, exit};
@@ -145,8 +146,21 @@ pub fn deliver(
     let usage = Arc::new(Usage::new());
     let mut worst = 0u8;
     let mut outgoing: Vec<(String, Vec<String>, Vec<u8>)> = Vec::new();
+    let scanned = match content_scan(tables, sender, recipients, message, &id) {
+        Ok(s) => s,
+        Err((code, why)) => return fail(code, &why),
+    };
+    let message: &[u8] = scanned.as_ref().map_or(message, |(m, _)| m.as_slice());
     for (index, rcpt) in recipients.iter().enumerate() {
         let rcpt = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
+        let junk = match scanned.as_ref().and_then(|(_, f)| f.get(index)) {
+            Some(RcptFate::Discard(why)) => {
+                eprintln!("mailc deliver: {rcpt}: discarded by the content scan ({why})");
+                continue;
+            }
+            Some(RcptFate::Junk(_)) => true,
+            Some(RcptFate::Deliver) | None => false,
+        };
         let dests = match submit::route(tables, rcpt) {
             Ok(d) => d,
             Err(r) => {
@@ -183,8 +197,12 @@ pub fn deliver(
             match &evaluation {
                 None => copies.push((
                     filtering::Target {
-                        name: "INBOX".into(),
-                        folder: m.maildir.clone(),
+                        name: if junk { "Junk" } else { "INBOX" }.into(),
+                        folder: if junk {
+                            crate::services::delivery::junk_folder(&m.maildir)
+                        } else {
+                            m.maildir.clone()
+                        },
                         flags: String::new(),
                         keywords: Vec::new(),
                         message: 0,
@@ -208,7 +226,7 @@ pub fn deliver(
                         worst = worse(worst, exit::NOPERM);
                         continue;
                     }
-                    for t in filtering::targets(m, ev, false, locks.clone(), usage.clone()) {
+                    for t in filtering::targets(m, ev, junk, locks.clone(), usage.clone()) {
                         let body = if t.message == 0 {
                             message.to_vec()
                         } else {
@@ -292,6 +310,71 @@ pub fn deliver(
         }
     }
     i32::from(worst)
+}
+
+/// A scanned message (the scanners' fields on top) and each recipient's
+/// fate.
+type Scanned = (Vec<u8>, Vec<RcptFate>);
+
+/// The content scan (`scan { deliver }`): the message with the scanners'
+/// fields on top and each recipient's fate under its domain's policy;
+/// `None` when not scanning; the exit code and reason when the message is
+/// refused (77, which the MTA turns into a bounce with the reason) or
+/// deferred (75).
+fn content_scan(
+    tables: &Tables,
+    sender: &str,
+    recipients: &[String],
+    message: &[u8],
+    id: &str,
+) -> Result<Option<Scanned>, (u8, String)> {
+    let Some(table) = tables.scan.as_ref().filter(|t| t.deliver) else {
+        return Ok(None);
+    };
+    let rcpts: Vec<String> = recipients
+        .iter()
+        .map(|r| {
+            r.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+        .collect();
+    let env = crate::proto::scan::rspamd::Envelope {
+        from: sender,
+        rcpts: &rcpts,
+        ip: None,
+        helo: "",
+        user: None,
+        queue_id: Some(id),
+        mta: &tables.hostname,
+    };
+    let stripped = scan::strip_forged(message);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (exit::TEMPFAIL, format!("async runtime: {e}")))?;
+    let results = rt.block_on(crate::services::scan::scan_message(table, &env, &stripped));
+    let verdict = scan::decide(table, &results, &tables.hostname);
+    let fates: Vec<scan::Fate> = rcpts
+        .iter()
+        .map(|r| scan::fate(table, scan::policy_for(tables, table, r), &results))
+        .collect();
+    let fates = scan::combine(&fates).map_err(|reply| {
+        let code = if reply.code >= 500 {
+            exit::NOPERM
+        } else {
+            exit::TEMPFAIL
+        };
+        (
+            code,
+            format!("{} (scanners: {})", reply.lines.join(" "), verdict.summary),
+        )
+    })?;
+    let mut out = Vec::with_capacity(verdict.header.len() + stripped.len());
+    out.extend_from_slice(verdict.header.as_bytes());
+    out.extend_from_slice(&stripped);
+    Ok(Some((out, fates)))
 }
 
 /// The exit code that matters more: temporary failures first (the MTA

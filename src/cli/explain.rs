@@ -198,16 +198,22 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
         print!("{header}");
     }
     use crate::inbound::Decision;
+    use crate::inbound::scan::Fate;
     // With the checks off the server does not act on them: only the
     // scanners (below) decide.
-    let mut decision = if t.inbound.checks {
-        checked.decision
+    let checks = if t.inbound.checks {
+        match checked.decision {
+            Decision::Deliver { junk, reason } => Fate::Deliver { junk, reason },
+            Decision::Reject(r) => Fate::Reject(r),
+            Decision::Defer(r) => Fate::Defer(r),
+        }
     } else {
-        Decision::Deliver {
+        Fate::Deliver {
             junk: false,
             reason: None,
         }
     };
+    let mut fate = checks.clone();
     if let Some(st) = &t.scan {
         // What the MX's scanners say, asked now (they must be reachable
         // from here), with the MX's policy for them.
@@ -225,34 +231,49 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
         let v = crate::inbound::scan::decide(st, &results, &t.hostname);
         println!("scanners: {}", v.summary);
         print!("{}", v.header.replace("\r\n", "\n"));
-        decision = crate::inbound::scan::strongest(decision, v.decision);
+        for d in t.domains.values() {
+            if let Some(p) = &d.scan {
+                let f = checks
+                    .clone()
+                    .strongest(crate::inbound::scan::fate(st, p, &results));
+                println!("for {} (its own scan policy): {}", d.name, fate_line(&f).0);
+            }
+        }
+        fate = fate.strongest(v.fate);
     }
-    let (line, code) = match &decision {
-        Decision::Deliver { junk: false, .. } => ("deliver to INBOX".to_string(), 0),
-        Decision::Deliver { junk: true, reason } => (
+    let (line, code) = fate_line(&fate);
+    println!("verdict: {line}");
+    if listed { 2 } else { code }
+}
+
+/// What a fate means, in words, and the exit code of `explain --message`.
+fn fate_line(fate: &crate::inbound::scan::Fate) -> (String, i32) {
+    use crate::inbound::scan::Fate;
+    match fate {
+        Fate::Deliver { junk: false, .. } => ("deliver to INBOX".to_string(), 0),
+        Fate::Deliver { junk: true, reason } => (
             format!(
                 "deliver into Junk ({})",
                 reason.as_deref().unwrap_or("policy")
             ),
             0,
         ),
-        Decision::Reject(reply) => (
+        Fate::Discard(why) => (format!("accept and discard ({why})"), 0),
+        Fate::Reject(reply) => (
             format!(
                 "reject at the end of DATA: {}",
                 String::from_utf8_lossy(&reply.to_bytes()).trim_end()
             ),
             2,
         ),
-        Decision::Defer(reply) => (
+        Fate::Defer(reply) => (
             format!(
                 "defer (the sender retries): {}",
                 String::from_utf8_lossy(&reply.to_bytes()).trim_end()
             ),
             2,
         ),
-    };
-    println!("verdict: {line}");
-    if listed { 2 } else { code }
+    }
 }
 
 /// `inbound { dnsbl }`: what the blocklists say about the client, printed;

@@ -249,7 +249,15 @@ pub const SCAN_SPAM_JUNK: f64 = 5.0;
 /// `reject` action is at 15 too).
 pub const SCAN_SPAM_REJECT: f64 = 15.0;
 /// An infected message is refused: a reject is a reject, the sender learns.
-pub const SCAN_VIRUS: crate::tables::Action = crate::tables::Action::Reject;
+pub const SCAN_VIRUS: crate::tables::VirusAction = crate::tables::VirusAction::Reject;
+/// Spam over the reject threshold is refused, not delivered to Junk: the
+/// sender learns, and nobody wades through certain spam.
+pub const SCAN_REJECT_SPAM: bool = true;
+/// With `scan { }`, messages entering through `mailc deliver` (the MDA
+/// behind another MTA or fetchmail) are scanned too: mail is scanned
+/// wherever it enters mailc. `deliver #false` when the MTA in front already
+/// scans.
+pub const SCAN_DELIVER: bool = true;
 /// Moves into and out of Junk teach spamd / rspamd: what users of every
 /// webmail expect from the Junk button.
 pub const SCAN_LEARN: bool = true;

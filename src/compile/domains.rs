@@ -111,6 +111,8 @@ fn domain(d: &Domain, name: &addr::DomainName, server: &Server, cx: &mut Cx<'_>)
         tls_rpt,
         sieve_before: d.sieve_before.iter().map(|p| p.value.clone()).collect(),
         sieve_after: d.sieve_after.iter().map(|p| p.value.clone()).collect(),
+        // Lowered with the server's `scan { }` (compile::scan::lower_domain).
+        scan: None,
     }
 }
 

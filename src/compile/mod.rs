@@ -116,7 +116,17 @@ pub fn compile(parsed: &Parsed, options: Options, diags: &mut Diags) -> Option<C
     server::check_relay_safety(cfg, &mut cx);
     let (outbound, resolvers) = outbound::lower(cfg, server.relay_host.as_ref(), &mut cx);
     let sieve = sieve::lower(cfg, &mut cx);
+    let scan_errors = cx.diags.error_count();
     let scan = scan::lower(cfg.scan.as_ref(), &mut cx);
+    let scan_broken = cfg.scan.is_some() && cx.diags.error_count() > scan_errors;
+    for (d, name) in cfg.domains.iter().zip(&doms.names) {
+        if let (Some(p), Some(name)) = (&d.scan, name) {
+            let policy = scan::lower_domain(p, scan.as_ref(), scan_broken, &mut cx);
+            if let Some(t) = doms.tables.get_mut(name) {
+                t.scan = policy;
+            }
+        }
+    }
     let mut server = server;
     server.inbound.dmarc_reports = server::dmarc_reports(cfg, &doms.tables, &mut cx);
     let mut outbound = outbound;

@@ -4,9 +4,9 @@
 
 use super::{Cx, defaults as def};
 use crate::diag::{Code, Diag};
-use crate::spec::ast::Scan;
+use crate::spec::ast::{self, Scan};
 use crate::spec::source::Spanned;
-use crate::tables::{Action, ScanEndpoint, ScanLearn, ScanTable};
+use crate::tables::{ScanEndpoint, ScanLearn, ScanPolicy, ScanTable, VirusAction};
 
 /// The compiled scanning; `None` when absent or broken (diagnosed).
 pub(super) fn lower(s: Option<&Scan>, cx: &mut Cx<'_>) -> Option<ScanTable> {
@@ -38,29 +38,7 @@ pub(super) fn lower(s: Option<&Scan>, cx: &mut Cx<'_>) -> Option<ScanTable> {
                 )),
         );
     }
-    let junk = s
-        .spam_junk
-        .as_ref()
-        .map_or(def::SCAN_SPAM_JUNK, |v| v.value);
-    let reject = s
-        .spam_reject
-        .as_ref()
-        .map_or(def::SCAN_SPAM_REJECT, |v| v.value);
-    if junk > reject {
-        let span = s
-            .spam_junk
-            .as_ref()
-            .or(s.spam_reject.as_ref())
-            .map_or(s.span, |v| v.span);
-        cx.diags.push(
-            Diag::error(
-                Code::ScanPolicy,
-                format!("the junk score ({junk}) is above the reject score ({reject})"),
-            )
-            .label(span, "no message would be junk")
-            .help("junk= is the lower threshold (default 5), reject= the higher (default 15)"),
-        );
-    }
+    let policy = policy(&s.policy, &defaults(), "default", cx);
     let learn = learning(s, rspamd.as_ref(), cx);
     if cx.diags.error_count() > before {
         return None;
@@ -80,14 +58,83 @@ pub(super) fn lower(s: Option<&Scan>, cx: &mut Cx<'_>) -> Option<ScanTable> {
             .submission
             .as_ref()
             .map_or(def::SCAN_SUBMISSION, |v| v.value),
+        deliver: s.deliver.as_ref().map_or(def::SCAN_DELIVER, |v| v.value),
+        policy: policy?,
+    })
+}
+
+/// The policy when `scan { }` says nothing.
+fn defaults() -> ScanPolicy {
+    ScanPolicy {
+        spam_junk: def::SCAN_SPAM_JUNK,
+        spam_reject: def::SCAN_SPAM_REJECT,
+        reject_spam: def::SCAN_REJECT_SPAM,
+        virus: def::SCAN_VIRUS,
+    }
+}
+
+/// A policy block over `base`: what it does not say is `base`'s.
+fn policy(
+    p: &ast::ScanPolicy,
+    base: &ScanPolicy,
+    base_name: &str,
+    cx: &mut Cx<'_>,
+) -> Option<ScanPolicy> {
+    let junk = p.spam_junk.as_ref().map_or(base.spam_junk, |v| v.value);
+    let reject = p.spam_reject.as_ref().map_or(base.spam_reject, |v| v.value);
+    if junk > reject {
+        let span = p
+            .spam_junk
+            .as_ref()
+            .or(p.spam_reject.as_ref())
+            .map_or(p.span, |v| v.span);
+        cx.diags.push(
+            Diag::error(
+                Code::ScanPolicy,
+                format!("the junk score ({junk}) is above the reject score ({reject})"),
+            )
+            .label(span, "no message would be junk")
+            .help(format!(
+                "junk= is the lower threshold ({base_name} {}), reject= the higher ({base_name} {})",
+                base.spam_junk, base.spam_reject
+            )),
+        );
+        return None;
+    }
+    Some(ScanPolicy {
         spam_junk: junk,
         spam_reject: reject,
-        virus: s.virus.as_ref().map_or(def::SCAN_VIRUS, |v| match v.value {
-            "accept" => Action::Accept,
-            "junk" => Action::Junk,
-            _ => Action::Reject,
+        reject_spam: p.reject_spam.as_ref().map_or(base.reject_spam, |v| v.value),
+        virus: p.virus.as_ref().map_or(base.virus, |v| match v.value {
+            "accept" => VirusAction::Accept,
+            "junk" => VirusAction::Junk,
+            "discard" => VirusAction::Discard,
+            _ => VirusAction::Reject,
         }),
     })
+}
+
+/// A domain's `scan { }`: its policy over the server's. Without the
+/// server's `scan { }` nothing would be scanned: an error.
+pub(super) fn lower_domain(
+    p: &ast::ScanPolicy,
+    server: Option<&ScanTable>,
+    server_broken: bool,
+    cx: &mut Cx<'_>,
+) -> Option<ScanPolicy> {
+    match server {
+        Some(t) => policy(p, &t.policy, "the server's", cx),
+        None => {
+            if !server_broken {
+                cx.diags.push(
+                    Diag::error(Code::ScanPolicy, "a domain's scan policy, but no scanner")
+                        .label(p.span, "nothing scans this domain's mail")
+                        .help("name the scanners in the server's `scan { }` block (spamd, rspamd, clamd)"),
+                );
+            }
+            None
+        }
+    }
 }
 
 /// `scan { learn }`: on by default when spamd or rspamd can learn; rspamd's

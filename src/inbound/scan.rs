@@ -7,7 +7,8 @@
 //!
 //! Fields written, at the top of the message:
 //! - `X-Spam-Flag: YES` when the message is spam by the policy;
-//! - `X-Spam-Score: 6.3` and `X-Spam-Status: Yes, score=6.3 required=5.0
+//! - `X-Spam-Score: 6.3`, `X-Spam-Level: ******` (a star per whole point,
+//!   at most 50, none under 1) and `X-Spam-Status: Yes, score=6.3 required=5.0
 //!   tests=A,B scanner=spamd` (rspamd: also `action=`); `required` is the
 //!   junk threshold, so `spamtest :percent` is 50 there;
 //! - `X-Virus-Scanned: ClamAV at HOST` and `X-Virus-Status: Clean` or
@@ -15,10 +16,10 @@
 //! - `X-Spam-Scanned: skipped (...)` or `unscanned (...)` when a message was
 //!   not scanned (too large; a scanner failed and `on-failure "accept"`).
 
-use super::Decision;
+use crate::envelope::Envelope;
 use crate::proto::scan::{RspamdAction, SpamReport, VirusReport};
 use crate::proto::smtp::reply::{Enhanced, Reply};
-use crate::tables::{Action, ScanTable};
+use crate::tables::{ScanPolicy, ScanTable, VirusAction};
 
 /// The fields this module writes; incoming copies are removed.
 pub const FIELDS: &[&str] = &[
@@ -53,10 +54,50 @@ pub struct Results {
     pub too_large: Option<u64>,
 }
 
-/// What the scanners concluded.
+/// What a message gets under one recipient's policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fate {
+    /// Delivered; `junk` puts it into the Junk folder.
+    Deliver { junk: bool, reason: Option<String> },
+    /// Accepted and dropped (`virus "discard"`): the reason, for the log.
+    Discard(String),
+    /// Refused at the end of DATA (5xx).
+    Reject(Reply),
+    /// Refused for now (4xx).
+    Defer(Reply),
+}
+
+impl Fate {
+    const DELIVER: Fate = Fate::Deliver {
+        junk: false,
+        reason: None,
+    };
+
+    fn rank(&self) -> u8 {
+        match self {
+            Fate::Reject(_) => 4,
+            Fate::Discard(_) => 3,
+            Fate::Defer(_) => 2,
+            Fate::Deliver { junk: true, .. } => 1,
+            Fate::Deliver { junk: false, .. } => 0,
+        }
+    }
+
+    /// The stronger of two fates: reject, discard (both final: a virus
+    /// found stays found when another scanner failed), defer, junk.
+    pub fn strongest(self, other: Fate) -> Fate {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// What the scanners concluded, under the server's policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    pub decision: Decision,
+    pub fate: Fate,
     /// The fields to put on top of the message, CRLF-terminated.
     pub header: String,
     /// For the log: one line naming what each scanner said.
@@ -75,25 +116,74 @@ fn fmt_score(s: f64) -> String {
     format!("{s:.1}")
 }
 
-/// The policy applied to the scanners' results.
+/// The server's policy applied to the scanners' results, with the header
+/// fields that record them.
 pub fn decide(t: &ScanTable, r: &Results, hostname: &str) -> Verdict {
+    let (header, summary) = fields(t, r, hostname);
+    Verdict {
+        fate: fate(t, &t.policy, r),
+        header,
+        summary,
+    }
+}
+
+/// What the message gets under `policy` (the server's, or a recipient's
+/// domain's).
+pub fn fate(t: &ScanTable, policy: &ScanPolicy, r: &Results) -> Fate {
+    if r.too_large.is_some() {
+        return Fate::DELIVER;
+    }
+    let mut fate = Fate::DELIVER;
+    let mut failed = false;
+    for (name, outcome) in [("spamd", &r.spamd), ("rspamd", &r.rspamd)] {
+        match outcome {
+            Some(Outcome::Done(rep)) => fate = fate.strongest(spam_fate(policy, name, rep)),
+            Some(Outcome::Failed(_)) => failed = true,
+            Some(Outcome::Skipped(_)) | None => {}
+        }
+    }
+    match &r.clamd {
+        Some(Outcome::Done(VirusReport::Infected(name))) => {
+            let f = match policy.virus {
+                VirusAction::Reject => Fate::Reject(Reply::new(
+                    554,
+                    Enhanced(5, 7, 1),
+                    format!("message contains a virus ({name})"),
+                )),
+                VirusAction::Discard => Fate::Discard(format!("virus {name}")),
+                VirusAction::Junk => Fate::Deliver {
+                    junk: true,
+                    reason: Some(format!("virus {name}")),
+                },
+                VirusAction::Accept => Fate::DELIVER,
+            };
+            fate = fate.strongest(f);
+        }
+        Some(Outcome::Failed(_)) => failed = true,
+        _ => {}
+    }
+    if failed && !t.fail_open {
+        fate = fate.strongest(Fate::Defer(Reply::new(
+            451,
+            Enhanced(4, 3, 0),
+            "content scanner unavailable, try again later",
+        )));
+    }
+    fate
+}
+
+/// The header fields and the log line for the results; `required=` and
+/// the spam flag follow the server's policy.
+fn fields(t: &ScanTable, r: &Results, hostname: &str) -> (String, String) {
     let mut header = String::new();
     let mut summary = Vec::new();
-    let mut decision = Decision::Deliver {
-        junk: false,
-        reason: None,
-    };
     if let Some(size) = r.too_large {
         header.push_str(&format!(
             "X-Spam-Scanned: skipped (message of {size} bytes, over the {} byte limit) by {hostname}\r\n",
             t.max_size
         ));
         summary.push(format!("skipped ({size} bytes)"));
-        return Verdict {
-            decision,
-            header,
-            summary: summary.join("; "),
-        };
+        return (header, summary.join("; "));
     }
     let mut failures = Vec::new();
     let mut spam_fields_written = false;
@@ -102,14 +192,13 @@ pub fn decide(t: &ScanTable, r: &Results, hostname: &str) -> Verdict {
         let Some(outcome) = outcome else { continue };
         match outcome {
             Outcome::Done(rep) => {
-                let (d, is_spam) = spam_decision(t, name, rep);
+                let is_spam = is_spam(&t.policy, rep);
                 summary.push(format!(
                     "{name} score={} action={}",
                     fmt_score(rep.score),
                     rep.action.map_or("-", RspamdAction::as_str)
                 ));
                 flag |= is_spam;
-                decision = strongest(decision, d);
                 if !spam_fields_written {
                     spam_fields_written = true;
                     header.push_str(&spam_fields(t, name, rep, is_spam));
@@ -139,22 +228,6 @@ pub fn decide(t: &ScanTable, r: &Results, hostname: &str) -> Verdict {
                 "X-Virus-Scanned: ClamAV at {hostname}\r\nX-Virus-Status: Infected ({name})\r\n"
             ));
             summary.push(format!("clamd infected: {name}"));
-            let d = match t.virus {
-                Action::Reject => Decision::Reject(Reply::new(
-                    554,
-                    Enhanced(5, 7, 1),
-                    format!("message contains a virus ({name})"),
-                )),
-                Action::Junk => Decision::Deliver {
-                    junk: true,
-                    reason: Some(format!("virus {name}")),
-                },
-                Action::Accept => Decision::Deliver {
-                    junk: false,
-                    reason: None,
-                },
-            };
-            decision = strongest(decision, d);
         }
         Some(Outcome::Skipped(why)) => {
             header.push_str(&format!(
@@ -167,28 +240,122 @@ pub fn decide(t: &ScanTable, r: &Results, hostname: &str) -> Verdict {
             failures.push(format!("clamd: {why}"));
         }
     }
-    if !failures.is_empty() {
-        if t.fail_open {
-            header.push_str(&format!(
-                "X-Spam-Scanned: unscanned ({}) at {hostname}\r\n",
-                one_line(&failures.join("; "))
-            ));
-        } else {
-            decision = strongest(
-                decision,
-                Decision::Defer(Reply::new(
-                    451,
-                    Enhanced(4, 3, 0),
-                    "content scanner unavailable, try again later",
-                )),
-            );
+    if !failures.is_empty() && t.fail_open {
+        header.push_str(&format!(
+            "X-Spam-Scanned: unscanned ({}) at {hostname}\r\n",
+            one_line(&failures.join("; "))
+        ));
+    }
+    (header, summary.join("; "))
+}
+
+/// What one recipient's copy gets when the message is taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptFate {
+    Deliver,
+    Junk(String),
+    Discard(String),
+}
+
+/// One SMTP reply for recipients whose policies may disagree (domains
+/// with their own `scan { }`): deferred when any fate defers; refused
+/// when no recipient's copy would be delivered and one policy refuses;
+/// else taken, a refusing policy's copy going to Junk (the message is
+/// not lost and other recipients get theirs; nothing bounces).
+pub fn combine(fates: &[Fate]) -> Result<Vec<RcptFate>, Reply> {
+    if let Some(Fate::Defer(r)) = fates.iter().find(|f| matches!(f, Fate::Defer(_))) {
+        return Err(r.clone());
+    }
+    let delivered = fates.iter().any(|f| matches!(f, Fate::Deliver { .. }));
+    if !delivered && let Some(Fate::Reject(r)) = fates.iter().find(|f| matches!(f, Fate::Reject(_)))
+    {
+        return Err(r.clone());
+    }
+    Ok(fates
+        .iter()
+        .map(|f| match f {
+            Fate::Deliver { junk: false, .. } => RcptFate::Deliver,
+            Fate::Deliver { junk: true, reason } => {
+                RcptFate::Junk(reason.clone().unwrap_or_else(|| "scan".into()))
+            }
+            Fate::Reject(r) => RcptFate::Junk(format!(
+                "its policy refuses ({}), other recipients take it",
+                r.lines.first().map_or("", String::as_str)
+            )),
+            Fate::Discard(why) => RcptFate::Discard(why.clone()),
+            Fate::Defer(_) => RcptFate::Deliver,
+        })
+        .collect())
+}
+
+/// Marks the envelope after [`combine`] (`fates` per recipient, in
+/// order): a copy goes to Junk when any of its recipients' fates says so;
+/// a recipient whose copy is discarded is removed with the deliveries
+/// that serve only discarded recipients. Returns the discarded
+/// recipients' addresses; when every recipient is discarded nothing is
+/// left to queue.
+pub fn apply(env: &mut Envelope, fates: &[RcptFate]) -> Vec<String> {
+    let n = env.deliveries.len();
+    let mut junk = vec![false; n];
+    let mut kept = vec![false; n];
+    for (r, f) in env.recipients.iter().zip(fates) {
+        for &d in &r.deliveries {
+            if d < n {
+                junk[d] |= matches!(f, RcptFate::Junk(_));
+                kept[d] |= !matches!(f, RcptFate::Discard(_));
+            }
         }
     }
-    Verdict {
-        decision,
-        header,
-        summary: summary.join("; "),
+    let discarded: Vec<String> = env
+        .recipients
+        .iter()
+        .zip(fates)
+        .filter(|(_, f)| matches!(f, RcptFate::Discard(_)))
+        .map(|(r, _)| r.address.clone())
+        .collect();
+    for (d, j) in env.deliveries.iter_mut().zip(&junk) {
+        d.junk |= *j;
     }
+    if discarded.is_empty() {
+        return discarded;
+    }
+    // New indexes for the deliveries kept.
+    let mut map = vec![None; n];
+    let mut next = 0;
+    for (i, k) in kept.iter().enumerate() {
+        if *k {
+            map[i] = Some(next);
+            next += 1;
+        }
+    }
+    let mut i = 0;
+    env.deliveries.retain(|_| {
+        i += 1;
+        kept[i - 1]
+    });
+    let mut fates = fates.iter();
+    env.recipients
+        .retain(|_| !matches!(fates.next(), Some(RcptFate::Discard(_))));
+    for r in &mut env.recipients {
+        r.deliveries = r
+            .deliveries
+            .iter()
+            .filter_map(|&d| map.get(d).copied().flatten())
+            .collect();
+    }
+    discarded
+}
+
+/// The policy for a recipient: its domain's own, else the server's.
+pub fn policy_for<'a>(
+    tables: &'a crate::tables::Tables,
+    t: &'a ScanTable,
+    rcpt: &str,
+) -> &'a ScanPolicy {
+    rcpt.rsplit_once('@')
+        .and_then(|(_, d)| tables.domains.get(&d.to_ascii_lowercase()))
+        .and_then(|d| d.scan.as_ref())
+        .unwrap_or(&t.policy)
 }
 
 /// A reason in a header field: one line, printable, bounded.
@@ -199,52 +366,54 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// What one spam scanner's report means, and whether it is spam.
-fn spam_decision(t: &ScanTable, name: &str, rep: &SpamReport) -> (Decision, bool) {
+/// Whether a report is spam (the header's flag): spamd's score from the
+/// junk threshold, rspamd's actions from `add header`.
+fn is_spam(policy: &ScanPolicy, rep: &SpamReport) -> bool {
+    match rep.action {
+        Some(a) => !matches!(a, RspamdAction::NoAction | RspamdAction::Greylist),
+        None => rep.score >= policy.spam_junk,
+    }
+}
+
+/// What one spam scanner's report means under `policy`.
+fn spam_fate(policy: &ScanPolicy, name: &str, rep: &SpamReport) -> Fate {
     let score = fmt_score(rep.score);
-    let junk = |reason: String| Decision::Deliver {
+    let junk = |reason: String| Fate::Deliver {
         junk: true,
         reason: Some(reason),
     };
-    let deliver = Decision::Deliver {
-        junk: false,
-        reason: None,
+    let refuse = |reply: Reply, reason: String| {
+        if policy.reject_spam {
+            Fate::Reject(reply)
+        } else {
+            junk(reason)
+        }
     };
     match rep.action {
         // rspamd decides with its own actions (its thresholds are its own
         // config; `scan { spam }` is spamd's scale).
         Some(action) => match action {
-            RspamdAction::NoAction => (deliver, false),
-            RspamdAction::Greylist => (
-                Decision::Defer(try_later(
-                    "greylisted by the spam filter, try again later".into(),
-                )),
-                false,
-            ),
-            RspamdAction::SoftReject => (
-                Decision::Defer(try_later(format!(
-                    "message deferred by the spam filter (score {score}), try again later"
-                ))),
-                true,
-            ),
-            RspamdAction::AddHeader | RspamdAction::RewriteSubject => {
-                (junk(format!("{name} {}", action.as_str())), true)
+            RspamdAction::NoAction => Fate::DELIVER,
+            RspamdAction::Greylist => Fate::Defer(try_later(
+                "greylisted by the spam filter, try again later".into(),
+            )),
+            RspamdAction::SoftReject if policy.reject_spam => Fate::Defer(try_later(format!(
+                "message deferred by the spam filter (score {score}), try again later"
+            ))),
+            RspamdAction::AddHeader | RspamdAction::RewriteSubject | RspamdAction::SoftReject => {
+                junk(format!("{name} {}", action.as_str()))
             }
-            RspamdAction::Reject => (
-                Decision::Reject(spam_reply(format!(
-                    "message looks like spam (score {score})"
-                ))),
-                true,
+            RspamdAction::Reject => refuse(
+                spam_reply(format!("message looks like spam (score {score})")),
+                format!("{name} reject"),
             ),
         },
-        None if rep.score >= t.spam_reject => (
-            Decision::Reject(spam_reply(format!(
-                "message looks like spam (score {score})"
-            ))),
-            true,
+        None if rep.score >= policy.spam_reject => refuse(
+            spam_reply(format!("message looks like spam (score {score})")),
+            format!("{name} score {score}"),
         ),
-        None if rep.score >= t.spam_junk => (junk(format!("{name} score {score}")), true),
-        None => (deliver, false),
+        None if rep.score >= policy.spam_junk => junk(format!("{name} score {score}")),
+        None => Fate::DELIVER,
     }
 }
 
@@ -264,10 +433,20 @@ fn spam_fields(t: &ScanTable, name: &str, rep: &SpamReport, is_spam: bool) -> St
         "X-Spam-Status: {}, score={} required={} tests={tests} scanner={name}{action}",
         if is_spam { "Yes" } else { "No" },
         fmt_score(rep.score),
-        fmt_score(t.spam_junk),
+        fmt_score(t.policy.spam_junk),
     );
+    // SpamAssassin's stars, one per whole point (at most 50), which
+    // procmail and Sieve rules match with `X-Spam-Level: \*\*\*\*\*`.
+    let stars = if rep.score >= 1.0 {
+        format!(
+            "X-Spam-Level: {}\r\n",
+            "*".repeat((rep.score.min(50.0)) as usize)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "X-Spam-Score: {}\r\n{}\r\n",
+        "X-Spam-Score: {}\r\n{stars}{}\r\n",
         fmt_score(rep.score),
         fold(&status)
     )
@@ -291,19 +470,6 @@ fn fold(field: &str) -> String {
         line_len += word.len();
     }
     out
-}
-
-/// The stronger of two decisions: reject, then defer, then junk.
-pub fn strongest(a: Decision, b: Decision) -> Decision {
-    fn rank(d: &Decision) -> u8 {
-        match d {
-            Decision::Reject(_) => 3,
-            Decision::Defer(_) => 2,
-            Decision::Deliver { junk: true, .. } => 1,
-            Decision::Deliver { junk: false, .. } => 0,
-        }
-    }
-    if rank(&b) > rank(&a) { b } else { a }
 }
 
 /// The message without incoming copies of the fields in [`FIELDS`] (in
@@ -346,9 +512,13 @@ mod tests {
             max_size: 10 << 20,
             fail_open: false,
             submission: false,
-            spam_junk: 5.0,
-            spam_reject: 15.0,
-            virus: Action::Reject,
+            deliver: true,
+            policy: ScanPolicy {
+                spam_junk: 5.0,
+                spam_reject: 15.0,
+                reject_spam: true,
+                virus: VirusAction::Reject,
+            },
             learn: None,
         }
     }
@@ -385,15 +555,15 @@ mod tests {
             "mx.test",
         );
         assert_eq!(
-            ham.decision,
-            Decision::Deliver {
+            ham.fate,
+            Fate::Deliver {
                 junk: false,
                 reason: None
             }
         );
         assert_eq!(
             ham.header.replace("\r\n\t", " "),
-            "X-Spam-Score: 1.2\r\nX-Spam-Status: No, score=1.2 required=5.0 tests=MISSING_DATE,NO_RELAYS scanner=spamd\r\n"
+            "X-Spam-Score: 1.2\r\nX-Spam-Level: *\r\nX-Spam-Status: No, score=1.2 required=5.0 tests=MISSING_DATE,NO_RELAYS scanner=spamd\r\n"
         );
         let junk = decide(
             &t,
@@ -403,13 +573,10 @@ mod tests {
             },
             "mx.test",
         );
-        assert!(matches!(
-            junk.decision,
-            Decision::Deliver { junk: true, .. }
-        ));
+        assert!(matches!(junk.fate, Fate::Deliver { junk: true, .. }));
         assert!(
             junk.header.starts_with(
-                "X-Spam-Flag: YES\r\nX-Spam-Score: 6.0\r\nX-Spam-Status: Yes, score=6.0"
+                "X-Spam-Flag: YES\r\nX-Spam-Score: 6.0\r\nX-Spam-Level: ******\r\nX-Spam-Status: Yes, score=6.0"
             )
         );
         let reject = decide(
@@ -420,7 +587,7 @@ mod tests {
             },
             "mx.test",
         );
-        let Decision::Reject(reply) = reject.decision else {
+        let Fate::Reject(reply) = reject.fate else {
             panic!()
         };
         assert_eq!(reply.code, 550);
@@ -439,22 +606,22 @@ mod tests {
                 },
                 "h",
             )
-            .decision
+            .fate
         };
-        assert!(matches!(d(RspamdAction::Reject), Decision::Reject(r) if r.code == 550));
-        assert!(matches!(d(RspamdAction::SoftReject), Decision::Defer(r) if r.code == 451));
-        assert!(matches!(d(RspamdAction::Greylist), Decision::Defer(r) if r.code == 451));
+        assert!(matches!(d(RspamdAction::Reject), Fate::Reject(r) if r.code == 550));
+        assert!(matches!(d(RspamdAction::SoftReject), Fate::Defer(r) if r.code == 451));
+        assert!(matches!(d(RspamdAction::Greylist), Fate::Defer(r) if r.code == 451));
         assert!(matches!(
             d(RspamdAction::AddHeader),
-            Decision::Deliver { junk: true, .. }
+            Fate::Deliver { junk: true, .. }
         ));
         assert!(matches!(
             d(RspamdAction::RewriteSubject),
-            Decision::Deliver { junk: true, .. }
+            Fate::Deliver { junk: true, .. }
         ));
         assert!(matches!(
             d(RspamdAction::NoAction),
-            Decision::Deliver { junk: false, .. }
+            Fate::Deliver { junk: false, .. }
         ));
         let v = decide(
             &t,
@@ -484,14 +651,14 @@ mod tests {
             ..Default::default()
         };
         let v = decide(&t, &r, "mx.test");
-        let Decision::Reject(reply) = &v.decision else {
+        let Fate::Reject(reply) = &v.fate else {
             panic!()
         };
         assert_eq!(reply.code, 554);
         assert!(reply.lines[0].contains("Eicar-Test-Signature"));
-        t.virus = Action::Junk;
+        t.policy.virus = VirusAction::Junk;
         let v = decide(&t, &r, "mx.test");
-        assert!(matches!(v.decision, Decision::Deliver { junk: true, .. }));
+        assert!(matches!(v.fate, Fate::Deliver { junk: true, .. }));
         assert!(v.header.ends_with("X-Virus-Scanned: ClamAV at mx.test\r\nX-Virus-Status: Infected (Eicar-Test-Signature)\r\n"), "{}", v.header);
         let clean = Results {
             clamd: Some(Outcome::Done(VirusReport::Clean)),
@@ -512,12 +679,12 @@ mod tests {
             ..Default::default()
         };
         let v = decide(&t, &r, "mx.test");
-        assert!(matches!(&v.decision, Decision::Defer(r) if r.code == 451));
+        assert!(matches!(&v.fate, Fate::Defer(r) if r.code == 451));
         t.fail_open = true;
         let v = decide(&t, &r, "mx.test");
         assert_eq!(
-            v.decision,
-            Decision::Deliver {
+            v.fate,
+            Fate::Deliver {
                 junk: false,
                 reason: None
             }
@@ -532,17 +699,17 @@ mod tests {
             clamd: Some(Outcome::Done(VirusReport::Infected("X".into()))),
             ..Default::default()
         };
-        assert!(matches!(decide(&t, &r, "h").decision, Decision::Reject(_)));
+        assert!(matches!(decide(&t, &r, "h").fate, Fate::Reject(_)));
         t.fail_open = false;
-        assert!(matches!(decide(&t, &r, "h").decision, Decision::Reject(_)));
+        assert!(matches!(decide(&t, &r, "h").fate, Fate::Reject(_)));
         let big = Results {
             too_large: Some(60 << 20),
             ..Default::default()
         };
         let v = decide(&t, &big, "mx.test");
         assert_eq!(
-            v.decision,
-            Decision::Deliver {
+            v.fate,
+            Fate::Deliver {
                 junk: false,
                 reason: None
             }
@@ -583,5 +750,168 @@ mod tests {
         );
         let clean = b"Subject: hi\r\n\r\nbody";
         assert!(matches!(strip_forged(clean), std::borrow::Cow::Borrowed(_)));
+    }
+
+    fn rcpt(address: &str, deliveries: Vec<usize>) -> crate::envelope::Recipient {
+        crate::envelope::Recipient {
+            address: address.into(),
+            orcpt: None,
+            notify: Default::default(),
+            deliveries,
+        }
+    }
+
+    #[test]
+    fn domain_policies_replace_the_servers() {
+        let mut t = table();
+        let lenient = ScanPolicy {
+            spam_junk: 3.0,
+            spam_reject: 10.0,
+            reject_spam: false,
+            virus: VirusAction::Discard,
+        };
+        let spam = Results {
+            spamd: spamd(12.0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            fate(&t, &t.policy, &spam),
+            Fate::Deliver { junk: true, .. }
+        ));
+        assert!(matches!(
+            fate(&t, &lenient, &spam),
+            Fate::Deliver { junk: true, .. }
+        ));
+        let spammier = Results {
+            spamd: spamd(20.0),
+            ..Default::default()
+        };
+        assert!(matches!(fate(&t, &t.policy, &spammier), Fate::Reject(_)));
+        // reject-spam #false: Junk instead, for spamd's score and for
+        // rspamd's reject and soft reject.
+        assert!(matches!(
+            fate(&t, &lenient, &spammier),
+            Fate::Deliver { junk: true, .. }
+        ));
+        for a in [RspamdAction::Reject, RspamdAction::SoftReject] {
+            let r = Results {
+                rspamd: rspamd(a),
+                ..Default::default()
+            };
+            assert!(
+                matches!(fate(&t, &lenient, &r), Fate::Deliver { junk: true, .. }),
+                "{a:?}"
+            );
+        }
+        let ham = Results {
+            spamd: spamd(4.0),
+            ..Default::default()
+        };
+        assert!(
+            matches!(fate(&t, &lenient, &ham), Fate::Deliver { junk: true, .. }),
+            "junk from 3"
+        );
+        assert!(matches!(
+            fate(&t, &t.policy, &ham),
+            Fate::Deliver { junk: false, .. }
+        ));
+        let virus = Results {
+            clamd: Some(Outcome::Done(VirusReport::Infected("EICAR".into()))),
+            spamd: Some(Outcome::Failed("down".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            fate(&t, &lenient, &virus),
+            Fate::Discard("virus EICAR".into())
+        );
+        assert!(matches!(fate(&t, &t.policy, &virus), Fate::Reject(r) if r.code == 554));
+        // The header follows the server's policy whatever the domains say.
+        t.policy.spam_junk = 6.0;
+        assert!(decide(&t, &ham, "h").header.contains("required=6.0"));
+    }
+
+    #[test]
+    fn recipients_that_disagree() {
+        let reject = Fate::Reject(spam_reply("spam".into()));
+        let defer = Fate::Defer(try_later("later".into()));
+        let junk = Fate::Deliver {
+            junk: true,
+            reason: Some("score".into()),
+        };
+        let discard = Fate::Discard("virus X".into());
+        // All refuse: refused.
+        assert!(matches!(combine(&[reject.clone(), reject.clone()]), Err(r) if r.code == 550));
+        // Refused and discarded: nobody would get it, the sender is told.
+        assert!(matches!(combine(&[discard.clone(), reject.clone()]), Err(r) if r.code == 550));
+        // Any deferral defers the message.
+        assert!(matches!(combine(&[Fate::DELIVER, defer.clone()]), Err(r) if r.code == 451));
+        // One takes it: the refusing policy's copy goes to Junk.
+        let f = combine(&[reject.clone(), Fate::DELIVER, junk.clone(), discard.clone()]).unwrap();
+        assert!(matches!(&f[0], RcptFate::Junk(why) if why.contains("its policy refuses")));
+        assert_eq!(f[1], RcptFate::Deliver);
+        assert_eq!(f[2], RcptFate::Junk("score".into()));
+        assert_eq!(f[3], RcptFate::Discard("virus X".into()));
+        // All discarded: taken.
+        assert_eq!(
+            combine(std::slice::from_ref(&discard)).unwrap(),
+            [RcptFate::Discard("virus X".into())]
+        );
+    }
+
+    #[test]
+    fn fates_marked_on_the_envelope() {
+        use crate::envelope::{Destination, Envelope};
+        let mut env: Envelope = serde_json::from_str(
+            r#"{"id":"q1","sender":"s@x","recipients":[],"deliveries":[],"ret":null,"envid":null,
+            "body-8bit":false,"smtputf8":false,"client":{"ip":"127.0.0.1","helo":"h","tls":null,
+            "auth":null,"listener":"smtp"},"received-at":0,"size":1}"#,
+        )
+        .unwrap();
+        for a in ["a@x", "b@y", "c@y"] {
+            env.add_destination(Destination::Mailbox { address: a.into() }, 0);
+        }
+        // a → 0; b → 1 and 2 (an alias); c → 2.
+        env.recipients = vec![
+            rcpt("a@x", vec![0]),
+            rcpt("b@y", vec![1, 2]),
+            rcpt("c@y", vec![2]),
+        ];
+        let mut e = env.clone();
+        assert!(
+            apply(
+                &mut e,
+                &[
+                    RcptFate::Deliver,
+                    RcptFate::Junk("j".into()),
+                    RcptFate::Deliver
+                ]
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            e.deliveries.iter().map(|d| d.junk).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        // b discarded: delivery 1 goes, 2 stays for c; indexes renumbered.
+        let mut e = env.clone();
+        let gone = apply(
+            &mut e,
+            &[
+                RcptFate::Junk("j".into()),
+                RcptFate::Discard("v".into()),
+                RcptFate::Deliver,
+            ],
+        );
+        assert_eq!(gone, ["b@y"]);
+        assert_eq!(e.recipients.len(), 2);
+        assert_eq!(e.deliveries.len(), 2);
+        assert_eq!(e.deliveries[1].destination.address(), "c@y");
+        assert_eq!(e.recipients[1].deliveries, [1]);
+        assert!(e.deliveries[0].junk && !e.deliveries[1].junk);
+        // All discarded: nothing left to queue.
+        let mut e = env.clone();
+        let all = vec![RcptFate::Discard("v".into()); 3];
+        assert_eq!(apply(&mut e, &all).len(), 3);
+        assert!(e.recipients.is_empty() && e.deliveries.is_empty());
     }
 }

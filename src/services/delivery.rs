@@ -266,6 +266,7 @@ fn plan_jobs(
                 continue;
             }
             let address = address.clone();
+            let junk = env.junk || d.junk;
             let permanent: Option<(&str, String)> = match tables.mailboxes.get(&address) {
                 None => Some(("5.1.1", "mailbox no longer exists".into())),
                 Some(m) if m.disabled => Some(("5.2.1", "mailbox is disabled".into())),
@@ -315,7 +316,7 @@ fn plan_jobs(
                             // Junk (the inbound checks): the Maildir++ Junk
                             // folder, made on first use as IMAP would (RFC
                             // 6154 \Junk).
-                            let folder = if env.junk {
+                            let folder = if junk {
                                 junk_folder(&m.maildir)
                             } else {
                                 m.maildir.clone()
@@ -340,7 +341,7 @@ fn plan_jobs(
                                     let targets = filtering::targets(
                                         m,
                                         &ev,
-                                        env.junk,
+                                        junk,
                                         shared.folders.clone(),
                                         shared.usage.clone(),
                                     );
@@ -655,7 +656,7 @@ fn deliver_each(
 /// The Junk folder of a mailbox's Maildir (`.Junk`, as the IMAP store
 /// names it), created when missing. If it cannot be made, the message goes
 /// to INBOX rather than nowhere.
-fn junk_folder(maildir: &std::path::Path) -> PathBuf {
+pub(crate) fn junk_folder(maildir: &std::path::Path) -> PathBuf {
     let junk = maildir.join(".Junk");
     if junk.join("cur").is_dir() {
         return junk;

@@ -844,9 +844,13 @@ mod tests {
             max_size: 1 << 20,
             fail_open: true,
             submission: false,
-            spam_junk: 5.0,
-            spam_reject: 15.0,
-            virus: crate::tables::Action::Junk,
+            deliver: true,
+            policy: crate::tables::ScanPolicy {
+                spam_junk: 5.0,
+                spam_reject: 15.0,
+                reject_spam: true,
+                virus: crate::tables::VirusAction::Junk,
+            },
             learn: None,
         };
         let fields = |score: f64, virus: VirusReport| {

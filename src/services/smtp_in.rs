@@ -91,6 +91,11 @@ impl Extras<Driven<LiveEnv>> for Spooler {
                 Ok(()) => {}
                 Err(reply) => return session.refused(reply),
             }
+            if accepted.envelope.recipients.is_empty() {
+                // Every copy discarded (`virus "discard"`): taken, and
+                // nothing to queue.
+                return session.enqueued(Ok::<_, std::io::Error>(accepted.envelope.id.clone()));
+            }
         }
         if let Some(reply) = self.sieve_rejection(&accepted).await {
             return session.refused(reply);
@@ -182,27 +187,51 @@ impl Spooler {
         let stripped = crate::inbound::scan::strip_forged(&accepted.message).into_owned();
         let started = std::time::Instant::now();
         let results = super::scan::scan_message(table, &scan_env, &stripped).await;
+        use crate::inbound::scan::Fate;
         let verdict = crate::inbound::scan::decide(table, &results, &tables.hostname);
+        // Each recipient under its domain's policy (or the server's).
+        let fates: Vec<Fate> = env
+            .recipients
+            .iter()
+            .map(|r| {
+                let policy = crate::inbound::scan::policy_for(tables, table, &r.address);
+                if std::ptr::eq(policy, &table.policy) {
+                    verdict.fate.clone()
+                } else {
+                    crate::inbound::scan::fate(table, policy, &results)
+                }
+            })
+            .collect();
+        let combined = crate::inbound::scan::combine(&fates);
         tracing::info!(
             client = %self.peer.ip(),
             from = %env.sender,
             ms = started.elapsed().as_millis() as u64,
             scanners = %verdict.summary,
+            verdict = %match &combined {
+                Ok(f) => summarize(f),
+                Err(r) => String::from_utf8_lossy(&r.to_bytes()).trim_end().to_string(),
+            },
             "content scan"
         );
-        match verdict.decision {
-            Decision::Reject(reply) | Decision::Defer(reply) => Err(reply),
-            Decision::Deliver { junk, .. } => {
-                let mut message = Vec::with_capacity(verdict.header.len() + stripped.len());
-                message.extend_from_slice(verdict.header.as_bytes());
-                message.extend_from_slice(&stripped);
-                drop(stripped);
-                accepted.message = message;
-                accepted.envelope.size = accepted.message.len() as u64;
-                accepted.envelope.junk |= junk;
-                Ok(())
-            }
+        let fates = combined?;
+        let mut message = Vec::with_capacity(verdict.header.len() + stripped.len());
+        message.extend_from_slice(verdict.header.as_bytes());
+        message.extend_from_slice(&stripped);
+        drop(stripped);
+        accepted.message = message;
+        accepted.envelope.size = accepted.message.len() as u64;
+        let discarded = crate::inbound::scan::apply(&mut accepted.envelope, &fates);
+        if !discarded.is_empty() {
+            tracing::warn!(
+                id = %accepted.envelope.id,
+                from = %accepted.envelope.sender,
+                rcpts = %discarded.join(" "),
+                scanners = %verdict.summary,
+                "discarded by the content scan policy"
+            );
         }
+        Ok(())
     }
 
     /// The inbound checks of a message from another server: our
@@ -268,6 +297,24 @@ impl Spooler {
             }
         }
     }
+}
+
+/// The recipients' fates for the log: `deliver` when all are delivered to
+/// their inboxes, else each distinct fate with its count.
+fn summarize(fates: &[crate::inbound::scan::RcptFate]) -> String {
+    use crate::inbound::scan::RcptFate;
+    let mut parts: Vec<String> = Vec::new();
+    for f in fates {
+        let p = match f {
+            RcptFate::Deliver => "deliver".to_string(),
+            RcptFate::Junk(why) => format!("junk ({why})"),
+            RcptFate::Discard(why) => format!("discard ({why})"),
+        };
+        if !parts.contains(&p) {
+            parts.push(p);
+        }
+    }
+    parts.join(", ")
 }
 
 /// The client's DNS blocklist listing, for a client of an MX listener

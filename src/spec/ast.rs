@@ -103,6 +103,7 @@ pub struct Domain {
     pub aliases: Vec<Alias>,
     pub sieve_before: Vec<Spanned<PathBuf>>,
     pub sieve_after: Vec<Spanned<PathBuf>>,
+    pub scan: Option<ScanPolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +241,16 @@ pub struct Greylist {
     pub whitelist_after: Option<Spanned<u32>>,
 }
 
+/// The policy part of `scan { }`, also `domain { scan { } }`.
+#[derive(Debug, Clone)]
+pub struct ScanPolicy {
+    pub span: Span,
+    pub spam_junk: Option<Spanned<f64>>,
+    pub spam_reject: Option<Spanned<f64>>,
+    pub reject_spam: Option<Spanned<bool>>,
+    pub virus: Option<Spanned<&'static str>>,
+}
+
 /// `scan { }`.
 #[derive(Debug, Clone)]
 pub struct Scan {
@@ -251,9 +262,8 @@ pub struct Scan {
     pub max_size: Option<Spanned<u64>>,
     pub on_failure: Option<Spanned<&'static str>>,
     pub submission: Option<Spanned<bool>>,
-    pub spam_junk: Option<Spanned<f64>>,
-    pub spam_reject: Option<Spanned<f64>>,
-    pub virus: Option<Spanned<&'static str>>,
+    pub deliver: Option<Spanned<bool>>,
+    pub policy: ScanPolicy,
     pub learn: Option<Spanned<bool>>,
     pub learn_controller: Option<Spanned<String>>,
     pub learn_password_file: Option<Spanned<PathBuf>>,
@@ -543,7 +553,6 @@ fn greylist(n: &SNode) -> Greylist {
 }
 
 fn scan(n: &SNode) -> Scan {
-    let spam = n.child("spam");
     let learn = n.child("learn");
     Scan {
         learn: learn.and_then(|l| l.a(0, s_bool)),
@@ -558,8 +567,18 @@ fn scan(n: &SNode) -> Scan {
         max_size: n.setting("max-size", s_size),
         on_failure: n.setting("on-failure", s_choice),
         submission: n.setting("submission", s_bool),
+        deliver: n.setting("deliver", s_bool),
+        policy: scan_policy(n),
+    }
+}
+
+fn scan_policy(n: &SNode) -> ScanPolicy {
+    let spam = n.child("spam");
+    ScanPolicy {
+        span: n.span,
         spam_junk: spam.and_then(|s| s.p("junk", s_score)),
         spam_reject: spam.and_then(|s| s.p("reject", s_score)),
+        reject_spam: n.setting("reject-spam", s_bool),
         virus: n.setting("virus", s_choice),
     }
 }
@@ -680,6 +699,7 @@ fn domain(n: &SNode) -> Option<Domain> {
         aliases: Vec::new(),
         sieve_before: Vec::new(),
         sieve_after: Vec::new(),
+        scan: None,
     };
     for c in &n.children {
         match c.spec.name {
@@ -721,6 +741,7 @@ fn domain(n: &SNode) -> Option<Domain> {
             "mailbox" => d.mailboxes.extend(mailbox(c)),
             "alias" => d.aliases.extend(alias(c)),
             "sieve" => (d.sieve_before, d.sieve_after) = sieve_scripts(c),
+            "scan" => d.scan = Some(scan_policy(c)),
             _ => {}
         }
     }

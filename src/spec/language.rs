@@ -518,6 +518,7 @@ pub static DOMAIN: NodeSpec = NodeSpec {
         &MAILBOX,
         &ALIAS,
         &DOMAIN_SIEVE,
+        &DOMAIN_SCAN,
     ],
     repeat: true,
     required: false,
@@ -822,6 +823,14 @@ value_node!(
     "Scan mail from logged-in users and trusted networks too (outbound spam from a stolen account; default #false)."
 );
 
+value_node!(
+    SCAN_DELIVER,
+    "deliver",
+    Ty::Bool,
+    "Scan messages that enter through `mailc deliver` (the MDA behind another MTA or fetchmail; default #true): \
+     a refusal is exit code 77 with the reason for the MTA's bounce, a failure under on-failure \"tempfail\" exit 75."
+);
+
 pub static SCAN_SPAM: NodeSpec = NodeSpec {
     name: "spam",
     doc: "What spamd's score means (rspamd's own action is used for rspamd: reject → 550, \
@@ -844,12 +853,34 @@ pub static SCAN_SPAM: NodeSpec = NodeSpec {
     required: false,
 };
 
+pub const VIRUS_ACTIONS: &[&str] = &["reject", "discard", "junk", "accept"];
+
 value_node!(
     SCAN_VIRUS,
     "virus",
-    Ty::Choice(ACTIONS),
-    "A message clamd finds infected: reject (554 5.7.1; default), junk, or accept (delivered with X-Virus-Status: Infected)."
+    Ty::Choice(VIRUS_ACTIONS),
+    "A message clamd finds infected: reject (554 5.7.1; default), discard (accepted and dropped, logged), junk (quarantined in the Junk folder), or accept (delivered with X-Virus-Status: Infected)."
 );
+
+value_node!(
+    SCAN_REJECT_SPAM,
+    "reject-spam",
+    Ty::Bool,
+    "Spam at the reject level (spamd's score over reject=, rspamd's reject and soft reject actions) is refused with 550 5.7.1 (#true, default) or delivered to the Junk folder (#false)."
+);
+
+pub static DOMAIN_SCAN: NodeSpec = NodeSpec {
+    name: "scan",
+    doc: "This domain's own scanning policy, replacing the server's `scan` policy for its \
+          recipients (the scanners are the server's). When one message has recipients whose \
+          policies disagree, it is refused only if every recipient's policy refuses it; \
+          the others' copies go to Junk.",
+    args: Args::NONE,
+    props: &[],
+    children: &[&SCAN_SPAM, &SCAN_REJECT_SPAM, &SCAN_VIRUS],
+    repeat: false,
+    required: false,
+};
 
 pub static SCAN_LEARN: NodeSpec = NodeSpec {
     name: "learn",
@@ -898,7 +929,9 @@ pub static SCAN: NodeSpec = NodeSpec {
         &SCAN_MAX_SIZE,
         &SCAN_ON_FAILURE,
         &SCAN_SUBMISSION,
+        &SCAN_DELIVER,
         &SCAN_SPAM,
+        &SCAN_REJECT_SPAM,
         &SCAN_VIRUS,
         &SCAN_LEARN,
     ],

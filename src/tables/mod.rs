@@ -12,7 +12,7 @@ pub mod scan;
 pub mod screen;
 
 pub use outbound::{OutboundTable, OutboundTls, RouteTable, TlsReportsTable};
-pub use scan::{ScanEndpoint, ScanLearn, ScanTable};
+pub use scan::{ScanEndpoint, ScanLearn, ScanPolicy, ScanTable, VirusAction};
 pub use screen::{AnswerRange, DnsblTable, DnsblZone, GreylistTable};
 
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ fn hash_with_empty_field(t: &Tables) -> String {
 
 /// Bumped whenever the meaning or shape of the tables changes (4: ACME
 /// certificates keep their key under `dane #true`; `outbound { dane
-/// mta-sts }`).
+/// mta-sts }`; the per-domain scanning policy).
 pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -325,6 +325,10 @@ pub struct DomainTable {
     /// `before` and `after` scripts.
     pub sieve_before: Vec<PathBuf>,
     pub sieve_after: Vec<PathBuf>,
+    /// This domain's own scanning policy (`domain { scan { } }`); `None`:
+    /// the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -18,6 +18,34 @@ use std::path::{Path, PathBuf};
 use mailc::compile::{self, Options, Output};
 use mailc::diag::{self, Style};
 
+/// Runs `mailc deliver -C CONFIG ARGS...` with `message` on standard
+/// input: the exit code (-1 for a signal) and standard error.
+pub fn mailc_deliver(config: &Path, args: &[&str], message: &str) -> (i32, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailc"))
+        .arg("deliver")
+        .arg("-C")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -249,6 +249,13 @@ impl Rspamd {
         Rspamd::start_with(Some(&redis.addr))
     }
 
+    /// rspamd without its `greylist` action (`actions { greylist = null }`):
+    /// every message gets an action mailc delivers under a lenient policy,
+    /// for tests that read what was delivered.
+    pub fn start_without_greylist() -> Rspamd {
+        Rspamd::start_with_local(None, &[("actions.conf", "greylist = null;\n")])
+    }
+
     /// How many messages its classifier learned (`learned` of the
     /// controller's `/stat`).
     pub fn learned(&self) -> u64 {
@@ -265,10 +272,18 @@ impl Rspamd {
     }
 
     fn start_with(redis: Option<&str>) -> Rspamd {
+        Rspamd::start_with_local(redis, &[])
+    }
+
+    /// `local`: files written into `local.d` (name, content).
+    fn start_with_local(redis: Option<&str>, local: &[(&str, &str)]) -> Rspamd {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for d in ["conf/override.d", "conf/local.d", "db", "run", "log"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for (name, content) in local {
+            std::fs::write(root.join("conf/local.d").join(name), content).unwrap();
         }
         if let Some(addr) = redis {
             std::fs::write(
