@@ -3,7 +3,10 @@
 //! secure vs insecure, SERVFAIL is a failed lookup (defer), a TLSA RRset of
 //! 1,000 records (truncated over UDP, a 64 KiB message over TCP) is read within its
 //! bounds and only the first 32 records are ever matched, garbage and
-//! silence are bounded failures.
+//! silence are bounded failures. And CNAME expansion (RFC 7672 §2.2.3)
+//! against a real authoritative server behind an AD-setting forwarder.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,4 +180,88 @@ async fn garbage_and_silence_are_bounded_failures() {
     let closed: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let r = secure::tlsa(&[closed], "one.example.test", 25, t).await;
     assert!(matches!(r, DaneLookup::Failed(_)), "{r:?}");
+}
+
+/// RFC 7672 §2.2.3 against a real authoritative server (hickory-server on
+/// loopback) behind a forwarder that sets the AD bit per name, as a
+/// validating resolver would for a partly signed zone: an MX host that is
+/// a CNAME has its TLSA records looked up at the expanded name first, then
+/// at the original one; records count only from secure answers; the names
+/// a DANE-TA certificate may carry are both.
+#[test]
+fn tlsa_lookups_follow_a_secure_cname_expansion() {
+    use common::dns_server::{CountingProxy, DnsServer};
+    let rec = |b: u8| format!("3 1 1 {}", format!("{b:02x}").repeat(32));
+    let zone = format!(
+        "mx 300 IN CNAME real\n\
+         real 300 IN A 127.0.0.2\n\
+         _25._tcp.real 300 IN TLSA {}\n\
+         _25._tcp.mx 300 IN TLSA {}\n\
+         fallback 300 IN CNAME plain\n\
+         plain 300 IN A 127.0.0.3\n\
+         _25._tcp.fallback 300 IN TLSA {}\n\
+         hop 300 IN CNAME unsigned\n\
+         unsigned 300 IN A 127.0.0.4\n\
+         _25._tcp.unsigned 300 IN TLSA {}\n\
+         _25._tcp.hop 300 IN TLSA {}\n\
+         insecurechain 300 IN CNAME real\n\
+         _25._tcp.insecurechain 300 IN TLSA {}\n\
+         direct 300 IN A 127.0.0.5\n\
+         _25._tcp.direct 300 IN TLSA {}\n",
+        rec(0x11),
+        rec(0x22),
+        rec(0x33),
+        rec(0x44),
+        rec(0x55),
+        rec(0x66),
+        rec(0x77)
+    );
+    let dns = DnsServer::start(&[("example.test.", zone)]);
+    let proxy = CountingProxy::start_judging(
+        dns.addr,
+        Arc::new(|name: &str| {
+            name != "_25._tcp.unsigned.example.test." && name != "insecurechain.example.test."
+        }),
+    );
+    let servers = [proxy.addr];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lookup = |host: &str| {
+        rt.block_on(secure::tlsa_expanded(
+            &servers,
+            host,
+            25,
+            Duration::from_secs(2),
+        ))
+    };
+    let first_byte = |l: &DaneLookup| match l {
+        DaneLookup::Records(r) => r.iter().map(|t| t.data[0]).collect::<Vec<_>>(),
+        other => panic!("no records: {other:?}"),
+    };
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // The expanded name's records win over the original's.
+    let (l, n) = lookup("mx.example.test");
+    assert_eq!(first_byte(&l), [0x11]);
+    assert_eq!(n, names(&["mx.example.test", "real.example.test"]));
+    // None at the expanded name (secure denial): the original's.
+    let (l, n) = lookup("fallback.example.test.");
+    assert_eq!(first_byte(&l), [0x33]);
+    assert_eq!(n, names(&["fallback.example.test", "plain.example.test"]));
+    assert!(proxy.asked("_25._tcp.plain.example.test", RecordType::TLSA));
+    // Insecure records at the expanded name are not used.
+    let (l, _) = lookup("hop.example.test");
+    assert_eq!(first_byte(&l), [0x55]);
+    // An address answer (CNAME chain included) that is not secure: no DANE,
+    // whatever TLSA records exist.
+    let (l, n) = lookup("insecurechain.example.test");
+    assert_eq!(l, DaneLookup::NotApplicable);
+    assert_eq!(n, names(&["insecurechain.example.test"]));
+    assert!(!proxy.asked("_25._tcp.insecurechain.example.test", RecordType::TLSA));
+    // No CNAME: one name, one TLSA query.
+    let (l, n) = lookup("direct.example.test");
+    assert_eq!(first_byte(&l), [0x77]);
+    assert_eq!(n, names(&["direct.example.test"]));
 }

@@ -30,7 +30,13 @@ pub struct SecureAnswer {
     pub authentic: bool,
     /// The records of the asked type in the answer section.
     pub records: Vec<RData>,
+    /// Where the CNAME chain in the answer section leads from the name
+    /// asked (lower case, no trailing dot); `None` without a CNAME.
+    pub expanded: Option<String>,
 }
+
+/// Most CNAME hops followed in one answer.
+const MAX_CNAME_HOPS: usize = 8;
 
 /// The servers to ask: the configured ones, else those of
 /// `/etc/resolv.conf`.
@@ -151,10 +157,24 @@ fn answer(msg: Message, qname: &Name, rtype: RecordType) -> Result<SecureAnswer,
         .filter(|r| r.record_type() == rtype)
         .map(|r| r.data.clone())
         .collect();
+    // The CNAME chain from the name asked, bounded (a loop ends it).
+    let mut at = qname.clone();
+    for _ in 0..MAX_CNAME_HOPS {
+        let next = msg.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(c) if r.name == at => Some(c.0.clone()),
+            _ => None,
+        });
+        match next {
+            Some(n) => at = n,
+            None => break,
+        }
+    }
+    let expanded = (at != *qname).then(|| at.to_ascii().trim_end_matches('.').to_ascii_lowercase());
     Ok(SecureAnswer {
         rcode: msg.metadata.response_code,
         authentic: msg.metadata.authentic_data,
         records,
+        expanded,
     })
 }
 
@@ -173,23 +193,60 @@ pub async fn mx_secure(servers: &[SocketAddr], domain: &str, timeout: Duration) 
 /// only when the host's address records are secure; insecure answers and
 /// no records are [`DaneLookup::NotApplicable`]; a SERVFAIL (the
 /// validating resolver's answer to a bogus signature) or no answer is
-/// [`DaneLookup::Failed`].
+/// [`DaneLookup::Failed`]. See [`tlsa_expanded`] for CNAMEs.
 pub async fn tlsa(servers: &[SocketAddr], host: &str, port: u16, timeout: Duration) -> DaneLookup {
-    let addr_secure = match query(servers, host, RecordType::A, timeout).await {
+    tlsa_expanded(servers, host, port, timeout).await.0
+}
+
+/// [`tlsa`], and the names a DANE-TA certificate may carry (RFC 7672
+/// §3.2.2): the MX host name, and when its address records came through
+/// a secure CNAME chain (the resolver vouches for the whole answer), the
+/// expanded name too. TLSA records are then looked up at the expanded
+/// name first and, when it has no secure ones, at the original name
+/// (RFC 7672 §2.2.3); records count only from a secure answer, and a
+/// failed lookup at either name fails the whole.
+pub async fn tlsa_expanded(
+    servers: &[SocketAddr],
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> (DaneLookup, Vec<String>) {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let mut names = vec![host.clone()];
+    let mut expanded = None;
+    let addr_secure = match query(servers, &host, RecordType::A, timeout).await {
         Ok(a) if a.rcode == ResponseCode::ServFail => {
-            return DaneLookup::Failed(format!("{host} A: SERVFAIL"));
+            return (DaneLookup::Failed(format!("{host} A: SERVFAIL")), names);
         }
-        Ok(a) if a.authentic && !a.records.is_empty() => true,
-        Ok(_) => match query(servers, host, RecordType::AAAA, timeout).await {
-            Ok(a) => a.authentic && !a.records.is_empty(),
-            Err(_) => false,
+        Ok(a) if a.authentic && !a.records.is_empty() => {
+            expanded = a.expanded;
+            true
+        }
+        Ok(_) => match query(servers, &host, RecordType::AAAA, timeout).await {
+            Ok(a) if a.authentic && !a.records.is_empty() => {
+                expanded = a.expanded;
+                true
+            }
+            Ok(_) | Err(_) => false,
         },
-        Err(e) => return DaneLookup::Failed(e),
+        Err(e) => return (DaneLookup::Failed(e), names),
     };
     if !addr_secure {
-        return DaneLookup::NotApplicable;
+        return (DaneLookup::NotApplicable, names);
     }
-    let name = format!("_{port}._tcp.{}", host.trim_end_matches('.'));
+    if let Some(e) = expanded {
+        names.push(e.clone());
+        match tlsa_at(servers, &e, port, timeout).await {
+            DaneLookup::NotApplicable => {}
+            found => return (found, names),
+        }
+    }
+    (tlsa_at(servers, &host, port, timeout).await, names)
+}
+
+/// The secure TLSA records at `_<port>._tcp.<name>`.
+async fn tlsa_at(servers: &[SocketAddr], name: &str, port: u16, timeout: Duration) -> DaneLookup {
+    let name = format!("_{port}._tcp.{name}");
     match query(servers, &name, RecordType::TLSA, timeout).await {
         Err(e) => DaneLookup::Failed(e),
         Ok(a) => match a.rcode {

@@ -376,9 +376,9 @@ async fn connect(
                 break 'hops;
             }
         };
-        let host_policy = match domain_tls {
+        let (host_policy, dane_names) = match domain_tls {
             Some(d) => d.for_host(rt, hop).await,
-            None => HostPolicy::None,
+            None => (HostPolicy::None, Vec::new()),
         };
         let attempt = |mx: Option<&Connection>, addr: &std::net::SocketAddr, outcome| {
             if let Some(d) = domain_tls {
@@ -423,7 +423,7 @@ async fn connect(
                 settings.implicit_tls = false;
                 settings.cert_check = CertCheck::Dane {
                     records: Arc::new(records.clone()),
-                    names: vec![hop.host.trim_end_matches('.').to_string()],
+                    names: dane_names.clone(),
                 };
             }
             HostPolicy::DaneEncryptOnly(_) => {
@@ -906,16 +906,26 @@ impl DomainTls {
     }
 
     /// The policy for one MX host: its TLSA records when the MX RRset is
-    /// secure, then [`tls_policy::decide`].
-    pub async fn for_host(&self, rt: &OutboundRuntime, hop: &Hop) -> HostPolicy {
-        let lookup = if self.mx_secure {
+    /// secure, then [`tls_policy::decide`]; and the names its certificate
+    /// may carry under DANE-TA (the host, and its secure CNAME expansion).
+    pub async fn for_host(&self, rt: &OutboundRuntime, hop: &Hop) -> (HostPolicy, Vec<String>) {
+        let host = hop.host.trim_end_matches('.').to_string();
+        let (lookup, names) = if self.mx_secure {
             let port = hop.addrs.first().map_or(25, |a| a.port());
-            crate::dns::secure::tlsa(&rt.dnssec_servers, &hop.host, port, rt.resolver.timeout())
-                .await
+            crate::dns::secure::tlsa_expanded(
+                &rt.dnssec_servers,
+                &host,
+                port,
+                rt.resolver.timeout(),
+            )
+            .await
         } else {
-            DaneLookup::NotApplicable
+            (DaneLookup::NotApplicable, vec![host])
         };
-        tls_policy::decide(&hop.host, &lookup, self.sts.as_ref())
+        (
+            tls_policy::decide(&hop.host, &lookup, self.sts.as_ref()),
+            names,
+        )
     }
 
     /// The TLS-RPT record of one attempt under `policy`.

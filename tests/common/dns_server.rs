@@ -115,6 +115,16 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub fn start(upstream: SocketAddr, claim_secure: bool) -> CountingProxy {
+        CountingProxy::start_judging(upstream, Arc::new(move |_: &str| claim_secure))
+    }
+
+    /// As [`CountingProxy::start`], with the AD bit set on the answers to
+    /// the names (lower case, trailing dot) `secure` says yes to: a zone
+    /// signed in part, as a validating resolver would report it.
+    pub fn start_judging(
+        upstream: SocketAddr,
+        secure: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    ) -> CountingProxy {
         use hickory_server::proto::op::Message;
         use std::sync::atomic::Ordering;
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -134,9 +144,11 @@ impl CountingProxy {
                         continue;
                     };
                     let query = buf[..n].to_vec();
+                    let mut claim_secure = false;
                     if let Ok(m) = Message::from_vec(&query)
                         && let Some(q) = m.queries.first()
                     {
+                        claim_secure = secure(&q.name().to_ascii().to_ascii_lowercase());
                         seen.lock().unwrap().push(SeenQuery {
                             name: q.name().to_ascii().to_ascii_lowercase(),
                             rtype: q.query_type(),
