@@ -847,3 +847,67 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// With ACME and no server running, `mailc tls rollover` leaves the request
+/// for the server and says so (exit 3) after `--wait`; it touches neither
+/// the certificate nor the key.
+#[test]
+fn tls_rollover_with_acme_waits_for_the_server() {
+    let s = site();
+    let acme = s.state.join("tls/acme");
+    std::fs::create_dir_all(&acme).unwrap();
+    // The certificate an earlier order stored.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["mail.example.com".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(acme.join("mail.example.com.pem"), cert.pem()).unwrap();
+    std::fs::write(acme.join("mail.example.com.key"), key.serialize_pem()).unwrap();
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "tls self-signed=#true\n",
+        "tls {\n    acme directory=\"https://127.0.0.1:9/dir\"\n}\ndane #true\nlisten \"https\" \"0.0.0.0:443\"\n",
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let zone = snippet(&s);
+    assert_eq!(tlsa_lines(&zone).len(), 2, "{zone}");
+    let server = DnsServer::start(&[("example.com.", zone)]);
+    let addr = server.addr.to_string();
+    let before = std::fs::read(acme.join("mail.example.com.key")).unwrap();
+    let out = mailc(&[
+        "tls",
+        "rollover",
+        "--force",
+        "--wait",
+        "1",
+        "--resolver",
+        &addr,
+        &s.config,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("asked the server to renew"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("is `mailc serve` running?"),
+        "{}",
+        stdout(&out)
+    );
+    let request: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.state.join("tls/dane-rollover.request")).unwrap())
+            .unwrap();
+    let next = mailc::dns::dane::key_spki_sha256(&s.state.join("tls/dane-next.key")).unwrap();
+    assert_eq!(request["next"], next.as_str());
+    assert_eq!(
+        std::fs::read(acme.join("mail.example.com.key")).unwrap(),
+        before
+    );
+}

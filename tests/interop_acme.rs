@@ -646,3 +646,66 @@ fn dane_rollover_renews_on_the_next_key_and_swaps_it_in() {
     assert!(zone.contains(&next) && zone.contains(&fresh), "{zone}");
     assert!(!zone.contains(&current), "{zone}");
 }
+
+/// A switch whose order fails (the CA is gone): `mailc tls rollover`
+/// reports the server's error, and nothing changes — the current
+/// certificate and key are still served, the next key stays next.
+#[test]
+#[ignore]
+fn a_failed_dane_rollover_keeps_the_current_certificate() {
+    let imaps_port = free_port();
+    let mut pebble = start_pebble(imaps_port, free_port(), 90 * 86_400, None);
+    let server = Server::start(&acme_body(
+        imaps_port,
+        &pebble,
+        "tls-alpn-01",
+        "dane #true\n",
+    ));
+    let root = pebble.issuing_root();
+    let addr = server.addr("imaps");
+    let first = wait_for_issued(&server, addr, "mail.example.test", &pebble, &root);
+    let current = served_spki(&first);
+    let state = server.state();
+    let next_key = state.join("tls/dane-next.key");
+    let next = key_spki(&next_key);
+    let zone = format!(
+        "_25._tcp.mail 3600 IN TLSA 3 1 1 {current}\n_25._tcp.mail 3600 IN TLSA 3 1 1 {next}\n"
+    );
+    let dns = common::dns_server::DnsServer::start(&[("example.test.", zone)]);
+    let resolver = dns.addr.to_string();
+    // The CA goes away.
+    let _ = pebble.pebble.child.kill();
+    let _ = pebble.pebble.child.wait();
+
+    let config = server.config.display().to_string();
+    let out = mailc(&[
+        "tls",
+        "rollover",
+        "--force",
+        "--resolver",
+        &resolver,
+        "--wait",
+        "150",
+        &config,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}\n{}", server.log_text());
+    assert!(
+        err.contains("the server could not get a certificate on the next key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the old certificate and key are still served"),
+        "{err}"
+    );
+    let t = tls_connect(addr, "mail.example.test", &root).expect("still verified");
+    assert_eq!(served_spki(&t), current, "the current certificate stays");
+    assert_eq!(
+        key_spki(&state.join("tls/acme/mail.example.test.key")),
+        current
+    );
+    assert_eq!(key_spki(&next_key), next, "the next key stays next");
+    assert!(!state.join("tls/dane-rollover.request").exists());
+    assert!(!state.join("tls/dane-switch.json").exists());
+    assert!(server.count_log("DANE rollover failed") >= 1);
+}
