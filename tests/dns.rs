@@ -911,3 +911,55 @@ fn tls_rollover_with_acme_waits_for_the_server() {
         before
     );
 }
+
+/// `mailc serve` with `dane #true` looks whether the next key's record is
+/// live (through its `resolver`) and records the first sighting, so the
+/// wait before the switch counts without anyone running `mailc plan`.
+#[test]
+fn the_server_records_when_the_next_key_is_first_seen_published() {
+    let next = rcgen::KeyPair::generate().unwrap();
+    let hash: String = {
+        use rcgen::PublicKeyData;
+        use sha2::Digest;
+        sha2::Sha256::digest(next.subject_public_key_info())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let dns = DnsServer::start(&[(
+        "example.test.",
+        format!("_25._tcp.mail 3600 IN TLSA 3 1 1 {hash}\n"),
+    )]);
+    let pem = next.serialize_pem();
+    let server = common::server::Server::start_with_state_files(
+        &format!(
+            "dane #true\nresolver \"{}\"\nlisten \"smtp\" \"127.0.0.1:0\"\n",
+            dns.addr
+        ),
+        &[("tls/dane-next.key", pem.as_bytes())],
+    );
+    let seen = server.state().join("tls/dane-next.seen");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no sighting recorded\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+    assert_eq!(v["key"], hash.as_str());
+    assert!(
+        v["first-seen"].as_u64().unwrap().abs_diff(now()) < 60,
+        "{v}"
+    );
+    assert!(
+        server.wait_log(
+            "the next key's TLSA record is published",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.log_text()
+    );
+}

@@ -3,7 +3,8 @@
 //! `mailc tls rollover` and `mailc serve` agree on where it stands:
 //!
 //! - `dane-next.seen`: the next key's TLSA data and when it was first
-//!   seen published (by `mailc plan` or `mailc tls rollover`). The switch
+//!   seen published (by `mailc plan`, `mailc tls rollover`, or
+//!   `mailc serve` every 15 minutes: `services::dane_watch`). The switch
 //!   waits until it has been live for the TTL; a record that disappears
 //!   starts the wait again.
 //! - `dane-rollover.request`: the switch asked for by `mailc tls rollover`

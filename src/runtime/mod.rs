@@ -273,6 +273,7 @@ async fn start_services(compiled: &Compiled, state: &Path) -> Option<Services> {
     #[cfg(feature = "acme")]
     crate::services::acme::start(&shared);
     crate::services::tls_reports::start(&shared);
+    crate::services::dane_watch::start(&shared);
     for entry in recovered {
         let _ = shared.delivery.send(entry);
     }

@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod conn;
+pub mod dane_watch;
 pub mod delivery;
 pub mod dmarc_reports;
 pub mod dnsbl;
