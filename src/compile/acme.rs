@@ -145,6 +145,11 @@ pub(super) fn acme_source(
         // `dane #true` publishes TLSA 3 1 1 of this key: renewals must
         // not change it (the key changes only by the rollover).
         keep_key: cfg.dane.as_ref().is_some_and(|d| d.value),
+        dane_next_key: cfg
+            .dane
+            .as_ref()
+            .is_some_and(|d| d.value)
+            .then(|| state_dir.join("tls").join("dane-next.key")),
     }))
 }
 

@@ -209,6 +209,12 @@ pub fn settle(p: &KeyPaths, now: u64) -> Result<Settled, String> {
     if current != next {
         return Ok(Settled::Unchanged);
     }
+    // The key file must hold the key too before the next key may go (a
+    // switch interrupted between the chain and the key: start-up restores
+    // the key from the next key first).
+    if dane::key_spki_sha256(&p.key).ok().as_deref() != Some(current.as_str()) {
+        return Ok(Settled::Unchanged);
+    }
     let switch = match read_switch(p) {
         // Recorded already (a crash came before the new next key).
         Some(s) if s.to == current => s,
@@ -404,6 +410,24 @@ mod tests {
         write_json(&p, &tls_file(&p, SWITCH_FILE), &recorded).unwrap();
         assert_eq!(settle(&p, 9).unwrap(), Settled::Switched(recorded));
         assert_ne!(dane::key_spki_sha256(&p.next_key).unwrap(), next_hash);
+    }
+
+    /// The chain is on the next key but the key file still holds the old
+    /// key (a crash between the two writes): nothing is settled, the next
+    /// key stays for start-up to restore the key from.
+    #[test]
+    fn settle_waits_for_the_key_file_to_match() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = paths(tmp.path());
+        settle(&p, 1).unwrap();
+        let old = tmp.path().join("old.key");
+        std::fs::write(&old, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        serve_cert_on(&p, &p.next_key.clone());
+        std::fs::copy(&old, &p.key).unwrap();
+        let next = std::fs::read(&p.next_key).unwrap();
+        assert_eq!(settle(&p, 2).unwrap(), Settled::Unchanged);
+        assert_eq!(std::fs::read(&p.next_key).unwrap(), next);
+        assert!(read_switch(&p).is_none());
     }
 
     #[test]

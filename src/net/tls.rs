@@ -108,6 +108,10 @@ impl LiveCerts {
         }
         let key = match load(&a.cert, &a.key) {
             Ok(key) => key,
+            Err(e) if let Some(k) = recover_dane_switch(a) => {
+                tracing::warn!(error = %e, cert = %a.cert.display(), "the ACME chain is on the DANE next key (a switch was interrupted before its key was stored): key restored");
+                k
+            }
             Err(e) => {
                 // Missing, or a crash between writing the key and the
                 // chain: the renewal task orders a new one at once.
@@ -137,6 +141,19 @@ impl LiveCerts {
             }
         }
     }
+}
+
+/// A DANE switch interrupted between storing the chain and the key: the
+/// chain loads with the next key, which is then stored as the key (the
+/// switch is settled afterwards by `dns::rollover::settle`).
+fn recover_dane_switch(a: &AcmeCert) -> Option<CertifiedKey> {
+    let next = a.dane_next_key.as_ref()?;
+    let key = load(&a.cert, next).ok()?;
+    let pem = std::fs::read(next).ok()?;
+    if let Err(e) = fsutil::write_atomic_durable(&a.key, &pem) {
+        tracing::warn!(error = %e, key = %a.key.display(), "cannot store the recovered key");
+    }
+    Some(key)
 }
 
 #[derive(Debug)]
@@ -448,6 +465,50 @@ mod tests {
             } => a.clone(),
             _ => unreachable!(),
         }
+    }
+
+    /// A DANE switch stores the chain on the next key before the key: after
+    /// a crash between the two, start-up serves the chain with the next
+    /// key and stores it as the key.
+    #[test]
+    fn a_switch_interrupted_before_the_key_was_stored_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = acme_of(&acme_tables(dir.path()));
+        let next_key = dir.path().join("tls/dane-next.key");
+        a.keep_key = true;
+        a.dane_next_key = Some(next_key.clone());
+        let old = rcgen::KeyPair::generate().unwrap();
+        let next = rcgen::KeyPair::generate().unwrap();
+        let chain = rcgen::CertificateParams::new(a.order_names.clone())
+            .unwrap()
+            .self_signed(&next)
+            .unwrap();
+        fsutil::create_private_dir(a.cert.parent().unwrap()).unwrap();
+        fsutil::create_private_dir(next_key.parent().unwrap()).unwrap();
+        std::fs::write(&a.cert, chain.pem()).unwrap();
+        std::fs::write(&a.key, old.serialize_pem()).unwrap();
+        std::fs::write(&next_key, next.serialize_pem()).unwrap();
+        let live = LiveCerts::new(Challenges::new());
+        let served = live.acme_slot(&a).unwrap().get();
+        assert_eq!(
+            served.cert[0].as_ref(),
+            chain.der().as_ref(),
+            "not a placeholder"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&a.key).unwrap(),
+            next.serialize_pem(),
+            "the key file now holds the chain's key"
+        );
+        assert!(load(&a.cert, &a.key).is_ok());
+        // Without DANE there is nothing to recover from: a placeholder.
+        std::fs::write(&a.key, old.serialize_pem()).unwrap();
+        a.dane_next_key = None;
+        let served = LiveCerts::new(Challenges::new())
+            .acme_slot(&a)
+            .unwrap()
+            .get();
+        assert_ne!(served.cert[0].as_ref(), chain.der().as_ref());
     }
 
     #[test]

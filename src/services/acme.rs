@@ -331,6 +331,14 @@ mod client {
 
     /// Writes the key, then the chain, durably; loads them back (which
     /// checks that they match) and swaps them in. Returns the serial.
+    ///
+    /// Under `dane #true` the order is the other way round: the key is
+    /// either the one already stored (a renewal) or the DANE next key (a
+    /// switch), which stays in its own file until the switch is settled;
+    /// so after a crash between the two writes, start-up finds the chain's
+    /// key there ([`tls::LiveCerts::acme_slot`]) and nothing is lost. A new
+    /// key without DANE is written first: a crash then leaves a pair that
+    /// does not match, and a new order is placed.
     fn store_and_swap(
         shared: &Shared,
         a: &AcmeCert,
@@ -340,10 +348,21 @@ mod client {
         if let Some(dir) = a.cert.parent() {
             fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        fsutil::write_atomic_durable(&a.key, key.as_bytes())
-            .map_err(|e| format!("{}: {e}", a.key.display()))?;
-        fsutil::write_atomic_durable(&a.cert, chain.as_bytes())
-            .map_err(|e| format!("{}: {e}", a.cert.display()))?;
+        let write_key = || {
+            fsutil::write_atomic_durable(&a.key, key.as_bytes())
+                .map_err(|e| format!("{}: {e}", a.key.display()))
+        };
+        let write_chain = || {
+            fsutil::write_atomic_durable(&a.cert, chain.as_bytes())
+                .map_err(|e| format!("{}: {e}", a.cert.display()))
+        };
+        if a.keep_key {
+            write_chain()?;
+            write_key()?;
+        } else {
+            write_key()?;
+            write_chain()?;
+        }
         let certified = tls::load(&a.cert, &a.key).map_err(|e| e.to_string())?;
         let serial = crate::net::certinfo::read(&a.cert)
             .map(|i| i.serial)
@@ -546,6 +565,7 @@ mod tests {
             retry_min_secs: 60,
             retry_max_secs: 6 * 3600,
             keep_key: false,
+            dane_next_key: None,
         };
         assert!(client::reused_key(&a).is_none(), "a new key without DANE");
         a.keep_key = true;

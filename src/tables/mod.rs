@@ -179,6 +179,11 @@ pub struct AcmeCert {
     /// records pin it); otherwise every certificate gets a new key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_key: bool,
+    /// With `dane #true`, the DANE next key (`<state>/tls/dane-next.key`):
+    /// a switch stores the chain on it before the key file, and a start
+    /// after a crash between the two finds the chain's key here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dane_next_key: Option<PathBuf>,
 }
 
 #[derive(
