@@ -791,6 +791,24 @@ fn tls_rollover_with_certificate_files() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].ends_with(DANE_NEXT), "{lines:?}");
     assert!(!lines[1].ends_with(DANE_NEXT) && !lines[1].ends_with(DANE_CURRENT));
+    // `mailc tls status` shows both keys and the switch.
+    let out = mailc(&["tls", "status", &s.config]);
+    let status = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        status.contains("DANE _25._tcp.mail.example.com (TLSA 3 1 1)"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("current key: {DANE_NEXT}")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("next key: {}", &lines[1][lines[1].len() - 64..])),
+        "{status}"
+    );
+    assert!(status.contains("last switch: "), "{status}");
+    assert!(status.contains(&format!(" to {DANE_NEXT}")), "{status}");
     // And the plan stays as it is until DNS changes.
     let (_, again) = plan(&s, &server, false);
     assert!(again.contains("3. switch       done"), "{again}");
@@ -906,6 +924,11 @@ fn tls_rollover_with_acme_waits_for_the_server() {
             .unwrap();
     let next = mailc::dns::dane::key_spki_sha256(&s.state.join("tls/dane-next.key")).unwrap();
     assert_eq!(request["next"], next.as_str());
+    let status = stdout(&mailc(&["tls", "status", &s.config]));
+    assert!(
+        status.contains(&format!("to {next}: pending (the server carries it out)")),
+        "{status}"
+    );
     assert_eq!(
         std::fs::read(acme.join("mail.example.com.key")).unwrap(),
         before

@@ -1,8 +1,9 @@
 //! `mailc tls status CONFIG`: every certificate the config declares, as
 //! the server finds it on disk: the names it is selected by and covers,
 //! issuer, validity, serial, where it comes from, and for ACME the last
-//! renewal attempt and its error. Reads files only; the server need not
-//! run.
+//! renewal attempt and its error; with `dane #true`, the TLSA data of the
+//! current and next keys and where the rollover stands. Reads files only;
+//! the server need not run.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -59,6 +60,51 @@ fn unix_to_utc(secs: i64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// With `dane #true`: both keys' TLSA data and where the rollover stands
+/// (from the state directory; no DNS lookup).
+fn render_dane(tables: &Tables, now: i64, s: &mut String) {
+    use crate::dns::{dane, rollover};
+    let Some(p) = dane::key_paths(tables) else {
+        return;
+    };
+    let _ = writeln!(s, "\nDANE _25._tcp.{} (TLSA 3 1 1)", p.host);
+    let current = dane::cert_spki_sha256(&p.cert).ok();
+    let next = dane::key_spki_sha256(&p.next_key).ok();
+    let _ = writeln!(
+        s,
+        "  current key: {}",
+        current.as_deref().unwrap_or("no certificate on disk")
+    );
+    match &next {
+        Some(n) => {
+            let _ = writeln!(s, "  next key: {n} ({})", p.next_key.display());
+            let seen = match rollover::first_seen(&p, n) {
+                Some(t) => format!("since {}", when(t as i64, now)),
+                None => "not yet (by `mailc plan`, `mailc tls rollover` or the server)".into(),
+            };
+            let _ = writeln!(s, "  next key seen published: {seen}");
+        }
+        None => {
+            let _ = writeln!(s, "  next key: none yet (`mailc dns` makes one)");
+        }
+    }
+    if let Some(r) = rollover::read_request(&p) {
+        let state = match &r.error {
+            Some(e) => format!("failed: {e}"),
+            None => "pending (the server carries it out)".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  switch requested: {} to {}: {state}",
+            when(r.requested_at as i64, now),
+            r.next
+        );
+    }
+    if let Some(w) = rollover::read_switch(&p) {
+        let _ = writeln!(s, "  last switch: {} to {}", when(w.at as i64, now), w.to);
+    }
 }
 
 pub fn render(tables: &Tables, now: i64) -> String {
@@ -135,6 +181,7 @@ pub fn render(tables: &Tables, now: i64) -> String {
             }
         }
     }
+    render_dane(tables, now, &mut s);
     s
 }
 
