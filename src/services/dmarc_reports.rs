@@ -78,30 +78,19 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 
 /// The writer and the runner, for the life of the server.
 pub fn start(shared: &Arc<Shared>) {
-    if let Some(rx) = shared.dmarc_rows.0.take_receiver() {
-        let s = shared.clone();
-        tokio::spawn(periods::write_rows(
-            rx,
-            MAX_ROWS_FILE,
-            "DMARC report rows",
-            move || {
-                let snapshot = s.snapshot();
-                let cfg = snapshot.tables.inbound.dmarc_reports.as_ref()?;
-                Some((dir(&snapshot.tables.state_dir), cfg.interval_secs))
-            },
-        ));
-        let s = shared.clone();
-        tokio::spawn(periods::run_every_period(
-            shared.clone(),
-            |t| t.inbound.dmarc_reports.as_ref().map(|c| c.interval_secs),
-            move |now| {
-                let s = s.clone();
-                async move {
-                    run_once(&s, now).await;
-                }
-            },
-        ));
-    }
+    periods::start(
+        shared,
+        &shared.dmarc_rows.0,
+        periods::Service {
+            what: "DMARC report rows",
+            max_file: MAX_ROWS_FILE,
+            dir,
+            interval: |t| t.inbound.dmarc_reports.as_ref().map(|c| c.interval_secs),
+        },
+        |s, now| async move {
+            run_once(&s, now).await;
+        },
+    );
 }
 
 /// What one run did.

@@ -77,11 +77,53 @@ impl<R> RowQueue<R> {
     }
 }
 
+/// What a report service is, for [`start`].
+pub struct Service {
+    /// The rows' name in log lines.
+    pub what: &'static str,
+    /// A period's file stops growing here.
+    pub max_file: u64,
+    /// Its directory under the state directory.
+    pub dir: fn(&Path) -> PathBuf,
+    /// The period length in the tables; `None`: the service is off.
+    pub interval: fn(&crate::tables::Tables) -> Option<u64>,
+}
+
+/// Starts the writer (once: it takes the queue's receiver) and the runner
+/// calling `run_once(shared, now)` at each period's end, for the life of
+/// the server.
+pub fn start<R, F, Fut>(
+    shared: &std::sync::Arc<super::Shared>,
+    queue: &RowQueue<R>,
+    service: Service,
+    run_once: F,
+) where
+    R: Timed,
+    F: Fn(std::sync::Arc<super::Shared>, u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some(rx) = queue.take_receiver() else {
+        return;
+    };
+    let s = shared.clone();
+    tokio::spawn(write_rows(rx, service.max_file, service.what, move || {
+        let snapshot = s.snapshot();
+        let i = (service.interval)(&snapshot.tables)?;
+        Some(((service.dir)(&snapshot.tables.state_dir), i))
+    }));
+    let s = shared.clone();
+    tokio::spawn(run_every_period(
+        shared.clone(),
+        service.interval,
+        move |now| run_once(s.clone(), now),
+    ));
+}
+
 /// The writer task: drains the queue in batches and appends each batch to
 /// the period files of `target()` (the directory and the period length,
 /// read at each batch: a reload may change them; `None`: reports are off
 /// and the batch is dropped).
-pub async fn write_rows<R: Timed>(
+async fn write_rows<R: Timed>(
     mut rx: mpsc::Receiver<R>,
     max_file: u64,
     what: &'static str,
@@ -116,7 +158,7 @@ pub async fn write_rows<R: Timed>(
 /// at most (a reload may turn reports on or change the interval; a run
 /// that hit its budget continues), `run_once(now)` while `interval` of
 /// the current tables is `Some`; until shutdown.
-pub async fn run_every_period<F, Fut>(
+async fn run_every_period<F, Fut>(
     shared: std::sync::Arc<super::Shared>,
     interval: fn(&crate::tables::Tables) -> Option<u64>,
     mut run_once: F,

@@ -84,30 +84,19 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 
 /// The writer and the runner, for the life of the server.
 pub fn start(shared: &std::sync::Arc<Shared>) {
-    if let Some(rx) = shared.tls_attempts.0.take_receiver() {
-        let s = shared.clone();
-        tokio::spawn(periods::write_rows(
-            rx,
-            MAX_ROWS_FILE,
-            "TLS report attempts",
-            move || {
-                let snapshot = s.snapshot();
-                let cfg = snapshot.tables.outbound.tls_reports.as_ref()?;
-                Some((dir(&snapshot.tables.state_dir), cfg.interval_secs))
-            },
-        ));
-        let s = shared.clone();
-        tokio::spawn(periods::run_every_period(
-            shared.clone(),
-            |t| t.outbound.tls_reports.as_ref().map(|c| c.interval_secs),
-            move |now| {
-                let s = s.clone();
-                async move {
-                    run_once(&s, now).await;
-                }
-            },
-        ));
-    }
+    periods::start(
+        shared,
+        &shared.tls_attempts.0,
+        periods::Service {
+            what: "TLS report attempts",
+            max_file: MAX_ROWS_FILE,
+            dir,
+            interval: |t| t.outbound.tls_reports.as_ref().map(|c| c.interval_secs),
+        },
+        |s, now| async move {
+            run_once(&s, now).await;
+        },
+    );
 }
 
 /// What one run did.
