@@ -155,6 +155,34 @@ fn explain_outputs() {
     insta::assert_snapshot!("explain_multi_domain", normalize(&all));
 }
 
+/// With `scan { }`, an address's explanation names the scanning policy
+/// that applies to it: its domain's own or the server's.
+#[test]
+fn explain_names_the_scanning_policy() {
+    let cfg = root().join("examples/filtering.kdl");
+    let line = |address: &str| {
+        let out = mailc()
+            .args(["explain", "--offline"])
+            .arg(&cfg)
+            .arg(address)
+            .assert()
+            .code(0);
+        String::from_utf8_lossy(&out.get_output().stdout)
+            .lines()
+            .find(|l| l.starts_with("scanning"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        line("carol@example.net"),
+        "scanning     the domain's own policy: spam to Junk from 4.0, never refused; a virus to Junk"
+    );
+    assert_eq!(
+        line("alice@example.org"),
+        "scanning     the server's policy: spam to Junk from 5.0, refused (550) from 15.0; a virus refused (554)"
+    );
+}
+
 #[test]
 fn hash_password_from_stdin_verifies() {
     let out = mailc()

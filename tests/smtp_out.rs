@@ -1168,10 +1168,12 @@ async fn a_dane_mismatch_fails_the_handshake_as_tlsa_invalid() {
         acceptor,
     )
     .await;
-    let (err, failure) = Connection::open_reporting(peer.addr, &dane(vec![dane_ee(&other)]))
+    let (err, failure, local) = Connection::open_reporting(peer.addr, &dane(vec![dane_ee(&other)]))
         .await
         .err()
         .unwrap();
+    // Our end of the failed connection, for TLS-RPT's sending-mta-ip.
+    assert_eq!(local.map(|a| a.ip()), Some(peer.addr.ip()));
     assert!(
         matches!(&err, ConnError::Temporary(t) if t.contains("no TLSA record matches")),
         "{err:?}"
@@ -1183,10 +1185,11 @@ async fn a_dane_mismatch_fails_the_handshake_as_tlsa_invalid() {
 #[tokio::test]
 async fn required_tls_without_starttls_is_starttls_not_supported() {
     let peer = Peer::start(script(vec![start(), vec![ehlo(&["PIPELINING"])], quit()])).await;
-    let (err, failure) = Connection::open_reporting(peer.addr, &dane(vec![]))
+    let (err, failure, local) = Connection::open_reporting(peer.addr, &dane(vec![]))
         .await
         .err()
         .unwrap();
+    assert!(local.is_some_and(|a| a.ip().is_loopback()), "{local:?}");
     assert!(matches!(err, ConnError::Temporary(_)), "{err:?}");
     assert_eq!(
         failure.map(|f| f.0),

@@ -675,4 +675,26 @@ fn domain_lines(o: &mut String, c: &Compiled, sources: &Sources, domain: &Domain
             LocalPartCase::Sensitive => "case-sensitive",
         }
     );
+    if let Some(scan) = &c.tables.scan {
+        let (whose, p) = match &domain.scan {
+            Some(p) => ("the domain's own", p),
+            None => ("the server's", &scan.policy),
+        };
+        let virus = match p.virus {
+            crate::tables::VirusAction::Reject => "refused (554)",
+            crate::tables::VirusAction::Discard => "discarded",
+            crate::tables::VirusAction::Junk => "to Junk",
+            crate::tables::VirusAction::Accept => "delivered, marked",
+        };
+        let refused = if p.reject_spam {
+            format!("refused (550) from {:.1}", p.spam_reject)
+        } else {
+            "never refused".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "scanning     {whose} policy: spam to Junk from {:.1}, {refused}; a virus {virus}",
+            p.spam_junk,
+        );
+    }
 }

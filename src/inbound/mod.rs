@@ -134,18 +134,24 @@ pub fn decide(policy: &InboundPolicy, s: &Summary) -> Decision {
 /// Fields of other authserv-ids stay. Borrowed when there is nothing to
 /// remove.
 pub fn strip_forged<'a>(message: &'a [u8], authserv_id: &str) -> std::borrow::Cow<'a, [u8]> {
+    remove_fields(message, |field| claims(field, authserv_id))
+}
+
+/// The message without the header fields (whole, with their folded lines)
+/// for which `forged` is true; the body is not looked at. Borrowed when
+/// nothing goes.
+pub fn remove_fields(message: &[u8], forged: impl Fn(&[u8]) -> bool) -> std::borrow::Cow<'_, [u8]> {
     let end = header_end(message);
-    let fields = fields(&message[..end]);
-    let forged: Vec<(usize, usize)> = fields
+    let gone: Vec<(usize, usize)> = fields(&message[..end])
         .into_iter()
-        .filter(|&(start, stop)| claims(&message[start..stop], authserv_id))
+        .filter(|&(start, stop)| forged(&message[start..stop]))
         .collect();
-    if forged.is_empty() {
+    if gone.is_empty() {
         return std::borrow::Cow::Borrowed(message);
     }
     let mut out = Vec::with_capacity(message.len());
     let mut at = 0;
-    for (start, stop) in forged {
+    for (start, stop) in gone {
         out.extend_from_slice(&message[at..start]);
         at = stop;
     }

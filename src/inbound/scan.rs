@@ -475,28 +475,12 @@ fn fold(field: &str) -> String {
 /// The message without incoming copies of the fields in [`FIELDS`] (in
 /// its header only).
 pub fn strip_forged(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let end = super::header_end(message);
-    let forged: Vec<(usize, usize)> = super::fields(&message[..end])
-        .into_iter()
-        .filter(|&(start, stop)| {
-            let field = &message[start..stop];
-            let name_end = field.iter().position(|&b| b == b':').unwrap_or(0);
-            let name = std::str::from_utf8(&field[..name_end]).unwrap_or("").trim();
-            FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name))
-                || name.to_ascii_lowercase().starts_with("x-rspamd-")
-        })
-        .collect();
-    if forged.is_empty() {
-        return std::borrow::Cow::Borrowed(message);
-    }
-    let mut out = Vec::with_capacity(message.len());
-    let mut at = 0;
-    for (start, stop) in forged {
-        out.extend_from_slice(&message[at..start]);
-        at = stop;
-    }
-    out.extend_from_slice(&message[at..]);
-    std::borrow::Cow::Owned(out)
+    super::remove_fields(message, |field| {
+        let name_end = field.iter().position(|&b| b == b':').unwrap_or(0);
+        let name = std::str::from_utf8(&field[..name_end]).unwrap_or("").trim();
+        FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name))
+            || name.to_ascii_lowercase().starts_with("x-rspamd-")
+    })
 }
 
 #[cfg(test)]

@@ -28,19 +28,16 @@
 //!   twice, with the same Report-ID (receivers drop duplicates by it).
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::Shared;
+use super::report_periods::{self as periods, RowQueue, Timed};
 use super::submit::{self, Submission};
 use crate::inbound::report::{
     self, Aggregator, Destination, MAX_DESTINATIONS_PER_DOMAIN, ReportRow, Reporter,
 };
-use crate::store::fsutil;
 
 /// Rows waiting for the writer; beyond this the MX drops rows rather than
 /// wait or grow.
@@ -53,41 +50,24 @@ pub const MAX_REPORTS_PER_RUN: usize = 200;
 pub const MAX_PERIODS_PER_RUN: usize = 16;
 
 /// Where the MX puts rows: the sending half of the writer's channel.
-pub struct RowLog {
-    tx: mpsc::Sender<ReportRow>,
-    rx: Mutex<Option<mpsc::Receiver<ReportRow>>>,
-    dropped: std::sync::atomic::AtomicU64,
-}
+pub struct RowLog(RowQueue<ReportRow>);
 
 impl Default for RowLog {
     fn default() -> Self {
-        let (tx, rx) = mpsc::channel(ROW_QUEUE);
-        RowLog {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            dropped: Default::default(),
-        }
+        RowLog(RowQueue::new(ROW_QUEUE, "DMARC report rows"))
     }
 }
 
 impl RowLog {
     /// Queues a row for the writer; never waits.
     pub fn record(&self, row: ReportRow) {
-        if self.tx.try_send(row).is_err() {
-            let n = self
-                .dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n.is_power_of_two() {
-                tracing::warn!(
-                    dropped = n + 1,
-                    "DMARC report rows dropped: the writer is behind"
-                );
-            }
-        }
+        self.0.push(row);
     }
+}
 
-    fn take_receiver(&self) -> Option<mpsc::Receiver<ReportRow>> {
-        self.rx.lock().ok()?.take()
+impl Timed for ReportRow {
+    fn at(&self) -> u64 {
+        self.at
     }
 }
 
@@ -96,122 +76,21 @@ pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("dmarc-reports")
 }
 
-fn rows_file(dir: &Path, begin: u64, end: u64) -> PathBuf {
-    dir.join(format!("{begin}-{end}.rows"))
-}
-
 /// The writer and the runner, for the life of the server.
 pub fn start(shared: &Arc<Shared>) {
-    if let Some(rx) = shared.dmarc_rows.take_receiver() {
-        tokio::spawn(write_rows(shared.clone(), rx));
-        tokio::spawn(run(shared.clone()));
-    }
-}
-
-async fn write_rows(shared: Arc<Shared>, mut rx: mpsc::Receiver<ReportRow>) {
-    let mut batch = Vec::new();
-    while let Some(row) = rx.recv().await {
-        batch.push(row);
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(row) => batch.push(row),
-                Err(_) => break,
-            }
-        }
-        let snapshot = shared.snapshot();
-        let Some(cfg) = snapshot.tables.inbound.dmarc_reports.clone() else {
-            batch.clear();
-            continue;
-        };
-        let state = snapshot.tables.state_dir.clone();
-        let rows = std::mem::take(&mut batch);
-        let written =
-            tokio::task::spawn_blocking(move || append(&dir(&state), &rows, cfg.interval_secs))
-                .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot write DMARC report rows"),
-            Err(e) => tracing::error!(error = %e, "DMARC report writer failed"),
-        }
-    }
-}
-
-/// Appends rows to their periods' files; one fsync per file touched.
-fn append(dir: &Path, rows: &[ReportRow], interval: u64) -> std::io::Result<()> {
-    if !dir.exists() {
-        fsutil::create_private_dir(dir)?;
-    }
-    let mut files: Vec<((u64, u64), std::fs::File, Vec<u8>)> = Vec::new();
-    let mut created = false;
-    for row in rows {
-        let p = report::period(row.at, interval);
-        let at = match files.iter().position(|(q, ..)| *q == p) {
-            Some(i) => i,
-            None => {
-                let path = rows_file(dir, p.0, p.1);
-                created |= !path.exists();
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)?;
-                files.push((p, f, Vec::new()));
-                files.len() - 1
-            }
-        };
-        if let Ok(line) = serde_json::to_vec(row) {
-            files[at].2.extend_from_slice(&line);
-            files[at].2.push(b'\n');
-        }
-    }
-    for (p, mut f, buf) in files {
-        if f.metadata()?.len() + buf.len() as u64 > MAX_ROWS_FILE {
-            tracing::warn!(period = p.0, "DMARC report rows file full: rows dropped");
-            continue;
-        }
-        f.write_all(&buf)?;
-        f.sync_data()?;
-    }
-    if created {
-        fsutil::sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-async fn run(shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let interval = shared
-            .snapshot()
-            .tables
-            .inbound
-            .dmarc_reports
-            .as_ref()
-            .map(|c| c.interval_secs);
-        // Wake at the next period's end plus the grace, or within a minute
-        // (a reload may turn reports on or change the interval; a run that
-        // hit its budget continues).
-        let wait = match interval {
-            Some(i) => {
-                let now = super::unix_now();
-                let (_, end) = report::period(now, i);
-                (end + grace(i) - now).min(60)
-            }
-            None => 60,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
-            _ = shutdown.changed() => return,
-        }
-        if interval.is_some() {
-            run_once(&shared, super::unix_now()).await;
-        }
-    }
-}
-
-/// Time after a period's end before its report is made: rows of messages
-/// checked just before the end are still being written.
-fn grace(interval: u64) -> u64 {
-    (interval / 4).clamp(1, 300)
+    periods::start(
+        shared,
+        &shared.dmarc_rows.0,
+        periods::Service {
+            what: "DMARC report rows",
+            max_file: MAX_ROWS_FILE,
+            dir,
+            interval: |t| t.inbound.dmarc_reports.as_ref().map(|c| c.interval_secs),
+        },
+        |s, now| async move {
+            run_once(&s, now).await;
+        },
+    );
 }
 
 /// What one run did.
@@ -238,7 +117,7 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
     let dir = dir(&snapshot.tables.state_dir);
     let closed = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || closed_periods(&dir, now))
+        tokio::task::spawn_blocking(move || periods::closed_periods(&dir, now))
             .await
             .unwrap_or_default()
     };
@@ -287,9 +166,10 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
                         break 'domains;
                     }
                 }
-                let journal = journal_file(&dir, begin, end);
+                let journal = periods::journal_file(&dir, begin, end);
                 let line = key.clone();
-                let noted = tokio::task::spawn_blocking(move || note(&journal, &line)).await;
+                let noted =
+                    tokio::task::spawn_blocking(move || periods::note(&journal, &line)).await;
                 if !matches!(noted, Ok(Ok(()))) {
                     tracing::error!(period = begin, "cannot write the DMARC report journal");
                     return summary;
@@ -299,12 +179,8 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
         }
         if complete {
             let dir = dir.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = std::fs::remove_file(rows_file(&dir, begin, end));
-                let _ = std::fs::remove_file(journal_file(&dir, begin, end));
-                fsutil::sync_dir(&dir)
-            })
-            .await;
+            let _ =
+                tokio::task::spawn_blocking(move || periods::remove_period(&dir, begin, end)).await;
             summary.periods_done += 1;
         } else {
             break;
@@ -415,69 +291,26 @@ async fn txt(resolver: &crate::dns::resolver::Resolver, name: &str) -> Result<Ve
     }
 }
 
-fn journal_file(dir: &Path, begin: u64, end: u64) -> PathBuf {
-    dir.join(format!("{begin}-{end}.sent"))
-}
-
-/// Periods whose file is closed at `now` (their end plus the grace has
-/// passed), oldest first.
-fn closed_periods(dir: &Path, now: u64) -> Vec<(u64, u64)> {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(u64, u64)> = read
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let (b, e) = name.strip_suffix(".rows")?.split_once('-')?;
-            let (b, e): (u64, u64) = (b.parse().ok()?, e.parse().ok()?);
-            (e > b && e + grace(e - b) <= now).then_some((b, e))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 type Loaded = (Aggregator, HashSet<String>, usize);
 
 /// A period's rows, aggregated (line by line: memory bounded by distinct
 /// records), and the destinations already done.
 fn load(dir: &Path, begin: u64, end: u64) -> std::io::Result<Loaded> {
     let mut agg = Aggregator::default();
-    let mut bad = 0;
-    let f = std::fs::File::open(rows_file(dir, begin, end))?;
-    for line in std::io::BufReader::new(f).split(b'\n') {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<ReportRow>(&line) {
-            Ok(row) => agg.add(row),
-            // A torn last line after a crash, or damage: counted, skipped.
-            Err(_) => bad += 1,
-        }
-    }
-    let done = match std::fs::read_to_string(journal_file(dir, begin, end)) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
-        Err(e) => return Err(e),
-    };
+    let (done, bad) = periods::load(dir, begin, end, |row| agg.add(row))?;
     Ok((agg, done, bad))
-}
-
-/// One journal line, fsynced.
-fn note(journal: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal)?;
-    f.write_all(format!("{line}\n").as_bytes())?;
-    f.sync_data()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::report_periods::{closed_periods, journal_file, note, rows_file};
+    use std::io::Write;
+
+    fn append(d: &Path, rows: &[ReportRow], interval: u64) -> std::io::Result<()> {
+        periods::append(d, rows, interval, MAX_ROWS_FILE, "DMARC report rows")
+    }
+
     use crate::inbound::report::{Align, PublishedPolicy, ReportUri, Requested};
     use crate::queue::Queue;
 

@@ -24,6 +24,7 @@ pub mod mta_sts;
 pub mod notify;
 pub mod outbound;
 pub mod pop3;
+pub mod report_periods;
 pub mod scan;
 pub mod smtp_in;
 pub mod smtp_out;

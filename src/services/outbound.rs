@@ -380,21 +380,22 @@ async fn connect(
             Some(d) => d.for_host(rt, hop).await,
             None => (HostPolicy::None, Vec::new()),
         };
-        let attempt = |mx: Option<&Connection>, addr: &std::net::SocketAddr, outcome| {
-            if let Some(d) = domain_tls {
-                record_tls(
-                    rt,
-                    d.attempt(
-                        domain,
-                        &host_policy,
-                        &hop.host,
-                        mx.and_then(|c| c.local_addr()).map(|a| a.ip()),
-                        Some(addr.ip()),
-                        outcome,
-                    ),
-                );
-            }
-        };
+        let attempt =
+            |local: Option<std::net::SocketAddr>, addr: &std::net::SocketAddr, outcome| {
+                if let Some(d) = domain_tls {
+                    record_tls(
+                        rt,
+                        d.attempt(
+                            domain,
+                            &host_policy,
+                            &hop.host,
+                            local.map(|a| a.ip()),
+                            Some(addr.ip()),
+                            outcome,
+                        ),
+                    );
+                }
+            };
         match &host_policy {
             HostPolicy::Skip { kind, reason, .. } => {
                 tracing::info!(host = %hop.host, %reason, "outbound TLS policy: host skipped");
@@ -460,13 +461,13 @@ async fn connect(
                             },
                         },
                     };
-                    attempt(Some(&c), addr, outcome);
+                    attempt(c.local_addr(), addr, outcome);
                     return Ok(c);
                 }
-                Err((e, tls_failure)) => {
+                Err((e, tls_failure, local)) => {
                     if let Some((kind, why)) = tls_failure {
                         attempt(
-                            None,
+                            local,
                             addr,
                             Outcome::Failure {
                                 kind,

@@ -308,30 +308,35 @@ impl Connection {
     /// TCP connect (bounded), greeting, EHLO (HELO fallback), STARTTLS when
     /// offered, EHLO again, AUTH when the settings ask for it.
     pub async fn open(addr: SocketAddr, s: &ClientSettings) -> Result<Connection, ConnError> {
-        Self::open_reporting(addr, s).await.map_err(|(e, _)| e)
+        Self::open_reporting(addr, s).await.map_err(|(e, _, _)| e)
     }
 
     /// Like [`Connection::open`]; a failure also says, when TLS was the
     /// reason (no STARTTLS where TLS is required, a handshake or
-    /// certificate check that failed), which RFC 8460 failure it was.
+    /// certificate check that failed), which RFC 8460 failure it was, and
+    /// our end of the connection when there was one (TLS-RPT's
+    /// `sending-mta-ip`).
     pub async fn open_reporting(
         addr: SocketAddr,
         s: &ClientSettings,
-    ) -> Result<Connection, (ConnError, Option<TlsFailure>)> {
+    ) -> Result<Connection, (ConnError, Option<TlsFailure>, Option<SocketAddr>)> {
         let mut tls_failure = None;
-        Self::open_inner(addr, s, &mut tls_failure)
+        let mut local = None;
+        Self::open_inner(addr, s, &mut tls_failure, &mut local)
             .await
-            .map_err(|e| (e, tls_failure))
+            .map_err(|e| (e, tls_failure, local))
     }
 
     async fn open_inner(
         addr: SocketAddr,
         s: &ClientSettings,
         tls_failure: &mut Option<TlsFailure>,
+        local_out: &mut Option<SocketAddr>,
     ) -> Result<Connection, ConnError> {
         use crate::outbound::tlsrpt::FailureType;
         let tcp = connect(addr, s.source, s.timeouts.connect).await?;
         let local = tcp.local_addr().ok();
+        *local_out = local;
         let mut conn = Connection {
             local,
             wire: Wire::Plain(tcp),

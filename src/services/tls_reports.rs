@@ -28,24 +28,19 @@
 //!   twice, with the same report-id.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use super::Shared;
+use super::report_periods::{self as periods, RowQueue, Timed};
 use super::submit::{self, Submission};
-use crate::inbound::report::period;
 use crate::outbound::tls_report::{
     self as tr, Aggregator, Destination, MAX_DESTINATIONS_PER_DOMAIN, Reporter, Row,
 };
 use crate::outbound::tlsrpt::{TlsAttempt, TlsRptSink};
-use crate::store::fsutil;
 
 /// Attempts waiting for the writer; beyond this they are dropped.
 pub const ATTEMPT_QUEUE: usize = 10_000;
@@ -62,41 +57,23 @@ pub const HTTPS_RETRY_SECS: u64 = 86_400;
 const MAX_RESPONSE: usize = 16 << 10;
 
 /// The SMTP client's sink: the sending half of the writer's channel.
-pub struct AttemptLog {
-    tx: mpsc::Sender<Row>,
-    rx: Mutex<Option<mpsc::Receiver<Row>>>,
-    dropped: AtomicU64,
-}
+pub struct AttemptLog(RowQueue<Row>);
 
 impl Default for AttemptLog {
     fn default() -> Self {
-        let (tx, rx) = mpsc::channel(ATTEMPT_QUEUE);
-        AttemptLog {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            dropped: AtomicU64::new(0),
-        }
+        AttemptLog(RowQueue::new(ATTEMPT_QUEUE, "TLS report attempts"))
     }
 }
 
 impl TlsRptSink for AttemptLog {
     fn record(&self, attempt: TlsAttempt) {
-        let row = Row::new(super::unix_now(), &attempt);
-        if self.tx.try_send(row).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() {
-                tracing::warn!(
-                    dropped = n + 1,
-                    "TLS report attempts dropped: the writer is behind"
-                );
-            }
-        }
+        self.0.push(Row::new(super::unix_now(), &attempt));
     }
 }
 
-impl AttemptLog {
-    fn take_receiver(&self) -> Option<mpsc::Receiver<Row>> {
-        self.rx.lock().ok()?.take()
+impl Timed for Row {
+    fn at(&self) -> u64 {
+        self.at
     }
 }
 
@@ -105,123 +82,21 @@ pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("tls-reports")
 }
 
-fn rows_file(dir: &Path, begin: u64, end: u64) -> PathBuf {
-    dir.join(format!("{begin}-{end}.rows"))
-}
-
-fn journal_file(dir: &Path, begin: u64, end: u64) -> PathBuf {
-    dir.join(format!("{begin}-{end}.sent"))
-}
-
 /// The writer and the runner, for the life of the server.
 pub fn start(shared: &std::sync::Arc<Shared>) {
-    if let Some(rx) = shared.tls_attempts.take_receiver() {
-        tokio::spawn(write_rows(shared.clone(), rx));
-        tokio::spawn(run(shared.clone()));
-    }
-}
-
-async fn write_rows(shared: std::sync::Arc<Shared>, mut rx: mpsc::Receiver<Row>) {
-    let mut batch = Vec::new();
-    while let Some(row) = rx.recv().await {
-        batch.push(row);
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(row) => batch.push(row),
-                Err(_) => break,
-            }
-        }
-        let snapshot = shared.snapshot();
-        let Some(cfg) = snapshot.tables.outbound.tls_reports.clone() else {
-            batch.clear();
-            continue;
-        };
-        let state = snapshot.tables.state_dir.clone();
-        let rows = std::mem::take(&mut batch);
-        let written =
-            tokio::task::spawn_blocking(move || append(&dir(&state), &rows, cfg.interval_secs))
-                .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot write TLS report attempts"),
-            Err(e) => tracing::error!(error = %e, "TLS report writer failed"),
-        }
-    }
-}
-
-/// Appends rows to their periods' files; one fsync per file touched.
-pub fn append(dir: &Path, rows: &[Row], interval: u64) -> std::io::Result<()> {
-    if !dir.exists() {
-        fsutil::create_private_dir(dir)?;
-    }
-    let mut files: Vec<((u64, u64), std::fs::File, Vec<u8>)> = Vec::new();
-    let mut created = false;
-    for row in rows {
-        let p = period(row.at, interval);
-        let at = match files.iter().position(|(q, ..)| *q == p) {
-            Some(i) => i,
-            None => {
-                let path = rows_file(dir, p.0, p.1);
-                created |= !path.exists();
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)?;
-                files.push((p, f, Vec::new()));
-                files.len() - 1
-            }
-        };
-        if let Ok(line) = serde_json::to_vec(row) {
-            files[at].2.extend_from_slice(&line);
-            files[at].2.push(b'\n');
-        }
-    }
-    for (p, mut f, buf) in files {
-        if f.metadata()?.len() + buf.len() as u64 > MAX_ROWS_FILE {
-            tracing::warn!(period = p.0, "TLS report file full: attempts dropped");
-            continue;
-        }
-        f.write_all(&buf)?;
-        f.sync_data()?;
-    }
-    if created {
-        fsutil::sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-async fn run(shared: std::sync::Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let interval = shared
-            .snapshot()
-            .tables
-            .outbound
-            .tls_reports
-            .as_ref()
-            .map(|c| c.interval_secs);
-        let wait = match interval {
-            Some(i) => {
-                let now = super::unix_now();
-                let (_, end) = period(now, i);
-                (end + grace(i) - now).min(60)
-            }
-            None => 60,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
-            _ = shutdown.changed() => return,
-        }
-        if interval.is_some() {
-            run_once(&shared, super::unix_now()).await;
-        }
-    }
-}
-
-/// Time after a period's end before its report is made: attempts that
-/// ended just before are still being written.
-fn grace(interval: u64) -> u64 {
-    (interval / 4).clamp(1, 300)
+    periods::start(
+        shared,
+        &shared.tls_attempts.0,
+        periods::Service {
+            what: "TLS report attempts",
+            max_file: MAX_ROWS_FILE,
+            dir,
+            interval: |t| t.outbound.tls_reports.as_ref().map(|c| c.interval_secs),
+        },
+        |s, now| async move {
+            run_once(&s, now).await;
+        },
+    );
 }
 
 /// What one run did.
@@ -253,7 +128,7 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
     let dir = dir(&snapshot.tables.state_dir);
     let closed = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || closed_periods(&dir, now))
+        tokio::task::spawn_blocking(move || periods::closed_periods(&dir, now))
             .await
             .unwrap_or_default()
     };
@@ -354,12 +229,8 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
         }
         if complete {
             let dir = dir.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = std::fs::remove_file(rows_file(&dir, begin, end));
-                let _ = std::fs::remove_file(journal_file(&dir, begin, end));
-                fsutil::sync_dir(&dir)
-            })
-            .await;
+            let _ =
+                tokio::task::spawn_blocking(move || periods::remove_period(&dir, begin, end)).await;
             summary.periods_done += 1;
         }
     }
@@ -367,9 +238,9 @@ pub async fn run_once(shared: &Shared, now: u64) -> RunSummary {
 }
 
 async fn journal(dir: &Path, begin: u64, end: u64, line: &str) -> bool {
-    let journal = journal_file(dir, begin, end);
+    let journal = periods::journal_file(dir, begin, end);
     let line = line.to_string();
-    let noted = tokio::task::spawn_blocking(move || note(&journal, &line)).await;
+    let noted = tokio::task::spawn_blocking(move || periods::note(&journal, &line)).await;
     if !matches!(noted, Ok(Ok(()))) {
         tracing::error!(period = begin, "cannot write the TLS report journal");
         return false;
@@ -552,62 +423,24 @@ async fn post(
     }
 }
 
-/// Periods whose file is closed at `now`, oldest first.
-fn closed_periods(dir: &Path, now: u64) -> Vec<(u64, u64)> {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(u64, u64)> = read
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let (b, e) = name.strip_suffix(".rows")?.split_once('-')?;
-            let (b, e): (u64, u64) = (b.parse().ok()?, e.parse().ok()?);
-            (e > b && e + grace(e - b) <= now).then_some((b, e))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 type Loaded = (Aggregator, HashSet<String>, usize);
 
 /// A period's rows, aggregated line by line, and the destinations done.
 fn load(dir: &Path, begin: u64, end: u64) -> std::io::Result<Loaded> {
     let mut agg = Aggregator::default();
-    let mut bad = 0;
-    let f = std::fs::File::open(rows_file(dir, begin, end))?;
-    for line in std::io::BufReader::new(f).split(b'\n') {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<Row>(&line) {
-            Ok(row) => agg.add(row),
-            Err(_) => bad += 1,
-        }
-    }
-    let done = match std::fs::read_to_string(journal_file(dir, begin, end)) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
-        Err(e) => return Err(e),
-    };
+    let (done, bad) = periods::load(dir, begin, end, |row| agg.add(row))?;
     Ok((agg, done, bad))
-}
-
-/// One journal line, fsynced.
-fn note(journal: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal)?;
-    f.write_all(format!("{line}\n").as_bytes())?;
-    f.sync_data()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::report_periods::{closed_periods, journal_file, note, rows_file};
+    use std::io::Write;
+
+    fn append(d: &Path, rows: &[Row], interval: u64) -> std::io::Result<()> {
+        periods::append(d, rows, interval, MAX_ROWS_FILE, "TLS report attempts")
+    }
     use crate::outbound::tlsrpt::{FailureType, Outcome, PolicyType};
     use crate::queue::Queue;
 
@@ -675,7 +508,7 @@ mod tests {
         for _ in 0..ATTEMPT_QUEUE + 5 {
             log.record(a.clone());
         }
-        assert_eq!(log.dropped.load(Ordering::Relaxed), 5);
+        assert_eq!(log.0.dropped(), 5);
     }
 
     /// No TXT record can be found (the harness's resolver answers
