@@ -740,7 +740,11 @@ fn tls_rollover_with_certificate_files() {
         text.contains("3. switch       NOW    `mailc tls rollover CONFIG`"),
         "{text}"
     );
-    let out = rollover(&s, &server, false);
+    // Without --resolver: the configuration's `resolver` is asked.
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("resolver \"{}\"\n{config}", server.addr)).unwrap();
+    let out = mailc(&["tls", "rollover", &s.config]);
+    std::fs::write(&s.config, config).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
