@@ -11,7 +11,8 @@ the latency each message gained from scanning (1-session runs: 1/rate on
 minus 1/rate off).
 
 Variants: mailc (scan off), mailc+rspamd, mailc+clamd, postfix (no milter),
-postfix+rspamd (smtpd_milters = inet:127.0.0.1:PROXY).
+postfix+rspamd (smtpd_milters = inet:127.0.0.1:PROXY, as rspamd's docs
+show it) and postfix+rspamd-unix (the same proxy worker on a Unix socket).
 
 usage: bench/scan_bench.py [--messages 1000] [--size 10240] [--sessions 1,10] [--rounds 3]
 
@@ -87,7 +88,8 @@ def start_rspamd(work):
         os.makedirs(os.path.join(conf, d), exist_ok=True)
     files = {
         "override.d/worker-normal.inc": f'bind_socket = "127.0.0.1:{RSPAMD_NORMAL}";\ncount = 1;\n',
-        "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{RSPAMD_PROXY}";\nmilter = yes;\n'
+        "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{RSPAMD_PROXY}";\n'
+        f'bind_socket = "{conf}/run/proxy.sock mode=0666";\nmilter = yes;\n'
         'timeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\ncount = 1;\n',
         "override.d/worker-controller.inc": f'bind_socket = "127.0.0.1:{RSPAMD_CONTROLLER}";\ncount = 1;\n',
         "override.d/worker-fuzzy.inc": "count = 0;\n",
@@ -249,6 +251,10 @@ def main():
             ("postfix", "", None),
             ("postfix+rspamd", f"smtpd_milters = inet:127.0.0.1:{RSPAMD_PROXY}\n"
                                "milter_default_action = tempfail\nmilter_protocol = 6\n", rspamd),
+            # The same milter over a Unix socket: no TCP Nagle/delayed-ACK
+            # interaction between Postfix's milter client and rspamd.
+            ("postfix+rspamd-unix", f"smtpd_milters = unix:{work}/rspamd/run/proxy.sock\n"
+                                    "milter_default_action = tempfail\nmilter_protocol = 6\n", rspamd),
         ]:
             pwork = os.path.join(work, name)
             os.makedirs(pwork)
@@ -290,7 +296,7 @@ def main():
         results[key] = tuple(sorted(x[i] for x in rs)[len(rs) // 2] for i in range(3))
     print()
     print(f"{'':16} {'sessions':>8} {'accepted msg/s':>15} {'delivered msg/s':>16} {'added ms/msg (1 session)':>25}")
-    for name in ("mailc", "mailc+rspamd", "mailc+clamd", "postfix", "postfix+rspamd"):
+    for name in ("mailc", "mailc+rspamd", "mailc+clamd", "postfix", "postfix+rspamd", "postfix+rspamd-unix"):
         if (name, sessions[0]) not in results:
             continue
         base = "mailc" if name.startswith("mailc") else "postfix"
@@ -306,6 +312,8 @@ def main():
         per_round = sorted(a[0] / b[0] for a, b in zip(rounds[("mailc+rspamd", s)], rounds[("postfix+rspamd", s)]))
         print(f"mailc+rspamd / postfix+rspamd, sessions={s}: accepted {m[0] / p[0]:.2f}x, delivered {m[1] / p[1]:.2f}x"
               f" (medians of {len(per_round)} rounds; per-round ratios {', '.join(f'{x:.2f}' for x in per_round)})")
+        u = results[("postfix+rspamd-unix", s)]
+        print(f"mailc+rspamd / postfix+rspamd-unix, sessions={s}: accepted {m[0] / u[0]:.2f}x, delivered {m[1] / u[1]:.2f}x")
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(work, ignore_errors=True)
 
