@@ -11,9 +11,15 @@ the latency each message gained from scanning (1-session runs: 1/rate on
 minus 1/rate off).
 
 Variants: mailc (scan off), mailc+rspamd, mailc+clamd, postfix (no milter),
-postfix+rspamd (smtpd_milters = inet:127.0.0.1:PROXY).
+postfix+rspamd (smtpd_milters = inet:127.0.0.1:PROXY, as rspamd's docs
+show it) and postfix+rspamd-unix (the same proxy worker on a Unix socket).
 
-usage: bench/scan_bench.py [--messages 1000] [--size 10240] [--sessions 1,10]
+usage: bench/scan_bench.py [--messages 1000] [--size 10240] [--sessions 1,10] [--rounds 3]
+
+Every variant's server runs for the whole run; each round loads them in
+turn, and the table gives the median of the rounds (with the per-round
+mailc+rspamd / postfix+rspamd ratios), so a disturbance of the machine
+during one load does not decide the result.
 Needs: root (Postfix, the daemons' users), Debian's postfix, rspamd,
 clamav-daemon; a release build (cargo build --release).
 """
@@ -82,7 +88,8 @@ def start_rspamd(work):
         os.makedirs(os.path.join(conf, d), exist_ok=True)
     files = {
         "override.d/worker-normal.inc": f'bind_socket = "127.0.0.1:{RSPAMD_NORMAL}";\ncount = 1;\n',
-        "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{RSPAMD_PROXY}";\nmilter = yes;\n'
+        "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{RSPAMD_PROXY}";\n'
+        f'bind_socket = "{conf}/run/proxy.sock mode=0666";\nmilter = yes;\n'
         'timeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\ncount = 1;\n',
         "override.d/worker-controller.inc": f'bind_socket = "127.0.0.1:{RSPAMD_CONTROLLER}";\ncount = 1;\n',
         "override.d/worker-fuzzy.inc": "count = 0;\n",
@@ -202,6 +209,7 @@ def main():
     ap.add_argument("--size", type=int, default=10240)
     ap.add_argument("--sessions", default="1,10")
     ap.add_argument("--only", choices=["mailc", "postfix"], default=None)
+    ap.add_argument("--rounds", type=int, default=3, help="repeat every load; medians are reported")
     args = ap.parse_args()
     if args.only != "postfix" and not os.path.exists(sb.MAILC):
         raise SystemExit("build first: cargo build --release")
@@ -219,60 +227,76 @@ def main():
     rspamd = start_rspamd(work)
     clamd = start_clamd(work)
     results, cpu, dcpu = {}, {}, {}
+    rounds = {}
+    servers = []  # (name, pids(), daemon, stop())
     port = 12527
     try:
         print(f"ham: {os.path.getsize(msg)} bytes; rspamd says {scan_verdict(msg)}")
+        # Every variant's server runs for the whole benchmark (an idle one
+        # costs nothing); the rounds go through the variants in turn, so
+        # that a disturbance of the machine hits them alike.
         variants = [("mailc", "", None), ("mailc+rspamd", mailc_scan_block(rspamd=True), rspamd),
                     ("mailc+clamd", mailc_scan_block(clamd=True), clamd)]
         for name, block, daemon in (variants if args.only != "postfix" else []):
             vwork = os.path.join(work, name)
             os.makedirs(vwork)
             proc, dirs = sb.start_mailc(vwork, port, sb.NO_CHECKS + block)
-            try:
-                for s in sessions:
-                    c0 = sb.cpu_seconds(proc.pid)
-                    d0 = daemon_cpu(daemon) if daemon else 0.0
-                    results[(name, s)] = sb.run_load(port, args.messages, args.size, s, dirs, lambda: [proc.pid])
-                    cpu[(name, s)] = (sb.cpu_seconds(proc.pid) - c0) / args.messages * 1e6
-                    dcpu[(name, s)] = ((daemon_cpu(daemon) - d0) / args.messages * 1e6) if daemon else 0.0
-                    report(name, s, results, cpu, dcpu)
-            finally:
+
+            def stop(proc=proc):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
+            servers.append((name, port, dirs, (lambda proc=proc: [proc.pid]), daemon, stop))
             port += 1
         for name, extra, daemon in [] if args.only == "mailc" else [
             ("postfix", "", None),
             ("postfix+rspamd", f"smtpd_milters = inet:127.0.0.1:{RSPAMD_PROXY}\n"
                                "milter_default_action = tempfail\nmilter_protocol = 6\n", rspamd),
+            # The same milter over a Unix socket: no TCP Nagle/delayed-ACK
+            # interaction between Postfix's milter client and rspamd.
+            ("postfix+rspamd-unix", f"smtpd_milters = unix:{work}/rspamd/run/proxy.sock\n"
+                                    "milter_default_action = tempfail\nmilter_protocol = 6\n", rspamd),
         ]:
             pwork = os.path.join(work, name)
             os.makedirs(pwork)
             os.chmod(pwork, 0o755)
             etc, dirs = sb.start_postfix(pwork, port, extra)
             spool = os.path.join(pwork, "pf-spool")
-            try:
-                for s in sessions:
-                    pids = sb.postfix_pids(spool)
-                    c0 = sum(sb.cpu_seconds(p) for p in pids)
-                    d0 = daemon_cpu(daemon) if daemon else 0.0
-                    results[(name, s)] = sb.run_load(port, args.messages, args.size, s, dirs, lambda: sb.postfix_pids(spool))
-                    # smtpd processes come and go: this undercounts, and says so.
-                    cpu[(name, s)] = (sum(sb.cpu_seconds(p) for p in sb.postfix_pids(spool)) - c0) / args.messages * 1e6
-                    dcpu[(name, s)] = ((daemon_cpu(daemon) - d0) / args.messages * 1e6) if daemon else 0.0
-                    report(name, s, results, cpu, dcpu)
-            finally:
+
+            def stop(etc=etc):
                 subprocess.run(["postfix", "-c", etc, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # smtpd processes come and go: their CPU is undercounted.
+            servers.append((name, port, dirs, (lambda spool=spool: sb.postfix_pids(spool)), daemon, stop))
             port += 1
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                print(f"-- round {r + 1} of {args.rounds}", flush=True)
+            for name, p, dirs, pids, daemon, _ in servers:
+                for s in sessions:
+                    c0 = sum(sb.cpu_seconds(x) for x in pids())
+                    d0 = daemon_cpu(daemon) if daemon else 0.0
+                    results[(name, s)] = sb.run_load(p, args.messages, args.size, s, dirs, pids)
+                    cpu[(name, s)] = (sum(sb.cpu_seconds(x) for x in pids()) - c0) / args.messages * 1e6
+                    dcpu[(name, s)] = ((daemon_cpu(daemon) - d0) / args.messages * 1e6) if daemon else 0.0
+                    rounds.setdefault((name, s), []).append(results[(name, s)])
+                    report(name, s, results, cpu, dcpu)
     finally:
+        for *_, stop in servers:
+            try:
+                stop()
+            except Exception as e:  # noqa: BLE001 - keep stopping the others
+                print(f"stopping: {e}")
         for d in (rspamd, clamd):
             try:
                 os.killpg(d.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             d.wait(timeout=30)
+    # Per variant: the median over the rounds.
+    for key, rs in rounds.items():
+        results[key] = tuple(sorted(x[i] for x in rs)[len(rs) // 2] for i in range(3))
     print()
     print(f"{'':16} {'sessions':>8} {'accepted msg/s':>15} {'delivered msg/s':>16} {'added ms/msg (1 session)':>25}")
-    for name in ("mailc", "mailc+rspamd", "mailc+clamd", "postfix", "postfix+rspamd"):
+    for name in ("mailc", "mailc+rspamd", "mailc+clamd", "postfix", "postfix+rspamd", "postfix+rspamd-unix"):
         if (name, sessions[0]) not in results:
             continue
         base = "mailc" if name.startswith("mailc") else "postfix"
@@ -285,7 +309,11 @@ def main():
     print()
     for s in sessions if args.only is None else []:
         m, p = results[("mailc+rspamd", s)], results[("postfix+rspamd", s)]
-        print(f"mailc+rspamd / postfix+rspamd, sessions={s}: accepted {m[0] / p[0]:.2f}x, delivered {m[1] / p[1]:.2f}x")
+        per_round = sorted(a[0] / b[0] for a, b in zip(rounds[("mailc+rspamd", s)], rounds[("postfix+rspamd", s)]))
+        print(f"mailc+rspamd / postfix+rspamd, sessions={s}: accepted {m[0] / p[0]:.2f}x, delivered {m[1] / p[1]:.2f}x"
+              f" (medians of {len(per_round)} rounds; per-round ratios {', '.join(f'{x:.2f}' for x in per_round)})")
+        u = results[("postfix+rspamd-unix", s)]
+        print(f"mailc+rspamd / postfix+rspamd-unix, sessions={s}: accepted {m[0] / u[0]:.2f}x, delivered {m[1] / u[1]:.2f}x")
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(work, ignore_errors=True)
 
