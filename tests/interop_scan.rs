@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::inbound::{files_in, send, wait_for};
-use common::scanners::{Clamd, Rspamd, Spamd, eicar, gtube};
+use common::scanners::{Clamd, Rspamd, Spamd, base64, eicar, gtube};
 use common::server::{Server, standard_domain};
 use mailc::services::scan::{self as client, Endpoint};
 
@@ -23,14 +23,8 @@ fn mx(scan: &str) -> Server {
     ))
 }
 
-/// Now, as a Date: field (SpamAssassin scores dates far from its clock,
-/// which would make the golden fields depend on the day).
 fn now() -> String {
-    let out = std::process::Command::new("date")
-        .args(["-u", "-R"])
-        .output()
-        .expect("date runs");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::scanners::date_now()
 }
 
 fn message(subject: &str, body: &str) -> String {
@@ -56,24 +50,6 @@ fn with_attachment(content: &str) -> String {
     )
     .unwrap();
     m
-}
-
-fn base64(b: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The scanners' fields of a delivered message, in order, with spamd's

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::scanners::{Clamd, Rspamd, Spamd, eicar, gtube};
+use common::scanners::{Clamd, Rspamd, Spamd, base64, eicar, gtube};
 use common::server::{Raw, Server, standard_domain};
 use common::tool;
 
@@ -26,40 +26,15 @@ const FROM: &str = "s@sender.test";
 const RCPT: &str = "alice@example.test";
 const HELO: &str = "mx.sender.test";
 
-fn date() -> String {
-    let out = std::process::Command::new("date")
-        .args(["-u", "-R"])
-        .output()
-        .expect("date runs");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Messages that exercise different rules and MIME shapes.
 fn corpus() -> Vec<(&'static str, String)> {
-    let d = date();
+    let d = common::scanners::date_now();
     let head = |subject: &str, id: &str| {
         format!(
             "From: Sender <s@sender.test>\r\nTo: alice@example.test\r\nSubject: {subject}\r\nDate: {d}\r\nMessage-ID: <{id}@sender.test>\r\n"
         )
     };
-    let b64 = |s: &str| {
-        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for c in b.chunks(3) {
-            let n = (c[0] as u32) << 16
-                | (*c.get(1).unwrap_or(&0) as u32) << 8
-                | *c.get(2).unwrap_or(&0) as u32;
-            for i in 0..4 {
-                out.push(if i <= c.len() {
-                    T[(n >> (18 - 6 * i) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        out
-    };
+    let b64 = |s: &str| base64(s.as_bytes());
     vec![
         (
             "ham",
@@ -309,37 +284,45 @@ fn scanners_own_clients_agree_with_mailc() {
     for m in &got {
         let what = subject_of(m);
         let bytes = scanned_bytes(m);
-        let out = run(
-            tool("rspamc")
-                .args(["-h", &rspamd.addr, "--json", "-F", FROM, "-r", RCPT])
-                .args(["-i", "127.0.0.1", "--helo", HELO, "symbols"]),
-            &bytes,
-        );
-        let json: serde_json::Value = serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("{what}: rspamc --json: {e}: {out}"));
-        let theirs = json["score"].as_f64().expect("score");
+        let status = field(m, "X-Spam-Status").expect("X-Spam-Status");
         let ours: f64 = field(m, "X-Spam-Score")
             .expect("X-Spam-Score")
             .parse()
             .unwrap();
+        // rspamd is not quite deterministic on the same bytes (its DNS
+        // lookups fail at a dead loopback port, and a symbol may depend on
+        // how fast): rspamc is asked up to three times and one of its
+        // answers must equal what mailc wrote, score, action and symbols.
+        let mut answers = Vec::new();
+        let mut action = String::new();
+        let matched = (0..3).any(|_| {
+            let out = run(
+                tool("rspamc")
+                    .args(["-h", &rspamd.addr, "--json", "-F", FROM, "-r", RCPT])
+                    .args(["-i", "127.0.0.1", "--helo", HELO, "symbols"]),
+                &bytes,
+            );
+            let json: serde_json::Value = serde_json::from_str(out.trim())
+                .unwrap_or_else(|e| panic!("{what}: rspamc --json: {e}: {out}"));
+            let theirs = json["score"].as_f64().expect("score");
+            action = json["action"].as_str().expect("action").to_string();
+            let symbols: BTreeSet<String> = json["symbols"]
+                .as_object()
+                .expect("symbols")
+                .keys()
+                .cloned()
+                .collect();
+            let same = (ours - theirs).abs() < 0.051
+                && status.contains(&format!("action=\"{action}\""))
+                && our_tests(&status) == symbols;
+            answers.push((theirs, action.clone(), symbols));
+            same
+        });
         assert!(
-            (ours - theirs).abs() < 0.051,
-            "{what}: mailc wrote {ours}, rspamc says {theirs}"
+            matched,
+            "{what}: mailc wrote {ours} {status}; rspamc said {answers:?}"
         );
-        let action = json["action"].as_str().expect("action");
-        let status = field(m, "X-Spam-Status").expect("X-Spam-Status");
-        assert!(
-            status.contains(&format!("action=\"{action}\"")),
-            "{what}: {status} against rspamc's {action}"
-        );
-        actions.insert(action.to_string());
-        let symbols: BTreeSet<String> = json["symbols"]
-            .as_object()
-            .expect("symbols")
-            .keys()
-            .cloned()
-            .collect();
-        assert_eq!(our_tests(&status), symbols, "{what}: symbols of {status}");
+        actions.insert(action);
     }
     assert!(
         actions.contains("reject") && actions.contains("no action"),
