@@ -82,7 +82,12 @@ fn exchange<S: Read + Write>(s: &mut S, request: &[u8]) -> Reply {
             return r;
         }
         let mut chunk = [0u8; 16384];
-        let n = s.read(&mut chunk).expect("read response");
+        let n = loop {
+            match s.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.expect("read response"),
+            }
+        };
         assert!(
             n > 0,
             "closed before a whole response: {:?}",
@@ -306,6 +311,7 @@ fn closed_after(t: &mut TcpStream, started: Instant) -> (Duration, Vec<u8>) {
     let mut chunk = [0u8; 4096];
     loop {
         match t.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => return (started.elapsed(), got),
             Ok(n) => got.extend_from_slice(&chunk[..n]),
         }

@@ -259,7 +259,14 @@ impl Client {
                 }
             }
             let mut chunk = [0u8; 16384];
-            let n = self.stream.read(&mut chunk)?;
+            // A stop and continue (SIGSTOP/SIGCONT, a frozen machine) ends a
+            // read with a timeout with EINTR (signal(7)): read again.
+            let n = loop {
+                match self.stream.read(&mut chunk) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,

@@ -309,7 +309,13 @@ fn tcp_pipe(mut client: TcpStream, upstream: SocketAddr) {
         let _ = up2.shutdown(std::net::Shutdown::Write);
     });
     let mut buf = [0u8; 4096];
-    while let Ok(n) = up.read(&mut buf) {
+    loop {
+        let n = match up.read(&mut buf) {
+            Ok(n) => n,
+            // A stop and continue ends a read with a timeout with EINTR.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
         if n == 0 || client.write_all(&buf[..n]).is_err() {
             break;
         }

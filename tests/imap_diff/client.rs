@@ -63,7 +63,14 @@ impl Client {
 
     fn fill(&mut self) -> Result<(), ClientError> {
         let mut chunk = [0u8; 16384];
-        let n = self.stream.read(&mut chunk)?;
+        // A stop and continue (SIGSTOP/SIGCONT, a frozen machine) ends a
+        // read with a timeout with EINTR (signal(7)): read again.
+        let n = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
         if n == 0 {
             return Err(ClientError::Closed);
         }
