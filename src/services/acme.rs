@@ -115,6 +115,7 @@ mod client {
     use crate::net::challenges::Challenges;
     use crate::net::tls;
     use crate::services::Shared;
+    use crate::services::acme_http::{self, BAD_NONCE};
     use crate::store::fsutil;
     use crate::tables::{AcmeCert, AcmeChallenge, CertSource};
 
@@ -126,7 +127,6 @@ mod client {
     /// row the order is placed again at once, this many times in all,
     /// before the error counts as a failure.
     const BAD_NONCE_ATTEMPTS: u32 = 5;
-    const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
     /// How long one order may take, validation and issuance included.
     const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
     /// How often a DANE-pinned certificate's directory is looked at for a
@@ -374,10 +374,9 @@ mod client {
     /// The account of this directory: from its credentials file, or
     /// created and saved.
     async fn account(a: &AcmeCert) -> Result<Account, String> {
-        let builder = || match &a.ca_file {
-            Some(ca) => Account::builder_with_root(ca)
-                .map_err(|e| format!("ACME CA file {}: {e}", ca.display())),
-            None => Account::builder().map_err(|e| format!("ACME HTTP client: {e}")),
+        let builder = || -> Result<_, String> {
+            let http = acme_http::Http::new(a.ca_file.as_deref())?;
+            Ok(Account::builder_with_http(Box::new(http)))
         };
         if let Ok(bytes) = std::fs::read(&a.account) {
             let creds: AccountCredentials = serde_json::from_slice(&bytes)

@@ -6,6 +6,8 @@
 //! Maildirs.
 
 pub mod acme;
+#[cfg(feature = "acme")]
+pub mod acme_http;
 pub mod conn;
 pub mod dane_watch;
 pub mod delivery;
