@@ -265,6 +265,8 @@ pub struct Rspamd {
     pub addr: String,
     /// The controller (`/learnspam`, `/learnham`, `/stat`).
     pub controller: String,
+    /// rspamd's only DNS server.
+    pub dns: NxDomain,
 }
 
 impl Rspamd {
@@ -339,11 +341,17 @@ impl Rspamd {
         // No milter proxy, no fuzzy storage: only what mailc talks to.
         std::fs::write(o.join("worker-proxy.inc"), "enabled = false;\ncount = 0;\n").unwrap();
         std::fs::write(o.join("worker-fuzzy.inc"), "enabled = false;\ncount = 0;\n").unwrap();
-        // DNS to a loopback port where nothing answers: no lookups leave
-        // the machine, and they fail at once.
+        // DNS to a loopback server that answers NXDOMAIN at once: no
+        // lookup leaves the machine, and each has the same answer in every
+        // run (a closed port gave errors or timeouts, and rspamd's symbols
+        // varied with them).
+        let dns = NxDomain::start();
         std::fs::write(
             o.join("options.inc"),
-            "dns {\n  nameserver = [\"127.0.0.1:9\"];\n  timeout = 0.5s;\n  retransmits = 1;\n}\n",
+            format!(
+                "dns {{\n  nameserver = [\"{}\"];\n  timeout = 1s;\n  retransmits = 2;\n}}\n",
+                dns.addr
+            ),
         )
         .unwrap();
         std::fs::write(
@@ -383,8 +391,79 @@ impl Rspamd {
             daemon,
             addr,
             controller: format!("127.0.0.1:{controller}"),
+            dns,
         }
     }
+}
+
+/// A DNS server on loopback answering every query with NXDOMAIN (same id
+/// and question, no records), in a thread that ends with the value.
+pub struct NxDomain {
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Queries answered.
+    pub answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl NxDomain {
+    pub fn start() -> NxDomain {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let answered = std::sync::Arc::new(AtomicUsize::new(0));
+        let (s, a) = (stop.clone(), answered.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(answer) = nxdomain(&buf[..n]) {
+                    let _ = socket.send_to(&answer, peer);
+                    a.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        NxDomain {
+            addr,
+            stop,
+            answered,
+        }
+    }
+}
+
+impl Drop for NxDomain {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The NXDOMAIN answer to a query with one question (RFC 1035 §4.1): its id
+/// and question, QR, RD copied, RA, RCODE 3; None for what is not such a
+/// query.
+fn nxdomain(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 || query[4..6] != [0, 1] {
+        return None;
+    }
+    let mut i = 12;
+    while *query.get(i)? != 0 {
+        if query[i] & 0xc0 != 0 {
+            return None;
+        }
+        i += usize::from(query[i]) + 1;
+    }
+    let end = i + 5;
+    let question = query.get(12..end)?;
+    let flags: u16 = 0x8000 | (u16::from(query[2] & 0x01) << 8) | 0x0080 | 3;
+    let mut answer = query[..2].to_vec();
+    answer.extend_from_slice(&flags.to_be_bytes());
+    answer.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    answer.extend_from_slice(question);
+    Some(answer)
 }
 
 /// A private Redis (no persistence) for rspamd's statistics.
