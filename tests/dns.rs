@@ -819,6 +819,76 @@ fn tls_rollover_with_certificate_files() {
     assert!(!again.contains("made a fresh next key"), "{again}");
 }
 
+/// The zone publishes the TLSA RRset with a TTL of a day, longer than
+/// mailc's: `mailc tls rollover` and `mailc plan` wait that long (a cache
+/// may hold the RRset without the next key for a day), and the TTL seen
+/// is kept with the first sighting.
+#[test]
+fn the_rollover_waits_for_the_zones_longer_ttl() {
+    let s = dane_site(true);
+    let zone = snippet(&s).replace("_25._tcp.mail     IN TLSA", "_25._tcp.mail 86400 IN TLSA");
+    assert_eq!(zone.matches(" 86400 IN TLSA").count(), 2, "{zone}");
+    let server = DnsServer::start(&[("example.com.", zone)]);
+    let out = rollover(&s, &server, false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more (the TTL is 86400s)"),
+        "{}",
+        stderr(&out)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.state.join("tls/dane-next.seen")).unwrap())
+            .unwrap();
+    assert_eq!(seen["ttl"], 86400, "{seen}");
+    // Seen two hours ago (mailc's TTL is over) but the zone's day is not.
+    let seen_at = now() - 7200;
+    std::fs::write(
+        s.state.join("tls/dane-next.seen"),
+        format!("{{\"key\": \"{DANE_NEXT}\", \"first-seen\": {seen_at}, \"ttl\": 86400}}"),
+    )
+    .unwrap();
+    let out = rollover(&s, &server, false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("seen published for 7200s only"),
+        "{}",
+        stderr(&out)
+    );
+    // (`plan()` masks the numbers; here they are the point.)
+    let wait_step = |s: &Site| {
+        let addr = server.addr.to_string();
+        let out = mailc(&["plan", "--resolver", &addr, &s.config, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["rollovers"][0]["steps"][1].clone()
+    };
+    let step = wait_step(&s);
+    assert_eq!(step["state"], "now", "{step}");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(detail.contains("(TTL 86400s)"), "{detail}");
+    let left: u64 = detail
+        .split("wait ")
+        .nth(1)
+        .and_then(|w| w.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{detail}"));
+    assert!(left.abs_diff(86_400 - 7200) < 60, "{detail}");
+    // A day later: the switch may go.
+    std::fs::write(
+        s.state.join("tls/dane-next.seen"),
+        format!(
+            "{{\"key\": \"{DANE_NEXT}\", \"first-seen\": {}, \"ttl\": 86400}}",
+            now() - 86_401
+        ),
+    )
+    .unwrap();
+    let step = wait_step(&s);
+    assert_eq!(step["state"], "done", "{step}");
+    assert!(
+        step["detail"].as_str().unwrap().contains("(TTL 86400s)"),
+        "{step}"
+    );
+}
+
 #[test]
 fn tls_rollover_needs_dane() {
     let s = site();

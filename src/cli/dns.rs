@@ -171,7 +171,7 @@ pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bo
             let live_tlsa = live::live_tlsa(&r, &t.host).await?;
             plan.rollovers.push(live::dane_rollover(
                 t,
-                &live_tlsa,
+                &live_tlsa.data,
                 &dane_state(&c, t, &live_tlsa),
             ));
         }
@@ -205,7 +205,7 @@ pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bo
 pub(super) fn dane_state(
     c: &Compiled,
     keys: &dns::dane::TlsaKeys,
-    live_tlsa: &[String],
+    live_tlsa: &live::LiveTlsa,
 ) -> live::DaneState {
     let now = crate::services::unix_now();
     let Some(p) = dns::dane::key_paths(&c.tables) else {
@@ -214,14 +214,15 @@ pub(super) fn dane_state(
             ..live::DaneState::default()
         };
     };
-    let first_seen = keys.next.as_ref().and_then(|n| {
-        rollover::observe(&p, n, live_tlsa.contains(n), now).unwrap_or_else(|e| {
+    let seen = keys.next.as_ref().and_then(|n| {
+        rollover::observe(&p, n, live_tlsa.contains(n), live_tlsa.ttl, now).unwrap_or_else(|e| {
             eprintln!("mailc: cannot record when the next DANE key was seen: {e}");
-            rollover::first_seen(&p, n).filter(|_| live_tlsa.contains(n))
+            rollover::seen(&p, n).filter(|_| live_tlsa.contains(n))
         })
     });
     live::DaneState {
-        first_seen,
+        first_seen: seen.as_ref().map(|s| s.first_seen),
+        ttl_seen: seen.map_or(0, |s| s.ttl).max(live_tlsa.ttl),
         switch: rollover::read_switch(&p),
         now,
     }

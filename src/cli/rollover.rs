@@ -94,16 +94,21 @@ fn rollover(
         })
         .map_err(|e| format!("looking up _25._tcp.{} (resolver {name}): {e}", p.host))?;
     let now = crate::services::unix_now();
-    let first_seen = rollover::observe(&p, &next, live_tlsa.contains(&next), now)?;
-    match rollover::readiness(first_seen, now, u64::from(TTL)) {
+    let seen = rollover::observe(&p, &next, live_tlsa.contains(&next), live_tlsa.ttl, now)?;
+    // mailc's TTL, or the longer one the zone publishes the RRset with.
+    let wait = seen
+        .as_ref()
+        .map_or(u64::from(TTL.max(live_tlsa.ttl)), rollover::Seen::wait);
+    match rollover::readiness(seen.map(|s| s.first_seen), now, wait) {
         Readiness::NotPublished => {
             return Err(format!(
-                "the next key's record `_25._tcp.{} TLSA 3 1 1 {next}` is not published (resolver {name} has {}); publish it (`mailc dns {}`), wait the TTL ({TTL}s), then run this again",
+                "the next key's record `_25._tcp.{} TLSA 3 1 1 {next}` is not published (resolver {name} has {}); publish it (`mailc dns {}`), wait the TTL ({wait}s), then run this again",
                 p.host,
-                if live_tlsa.is_empty() {
+                if live_tlsa.data.is_empty() {
                     "no TLSA 3 1 1 record there".to_string()
                 } else {
                     live_tlsa
+                        .data
                         .iter()
                         .map(|h| short(h))
                         .collect::<Vec<_>>()
@@ -114,7 +119,7 @@ fn rollover(
         }
         Readiness::Waiting { since, left } if !force => {
             return Err(format!(
-                "the next key's record has been seen published for {}s only; senders may still have the old RRset cached: wait {left}s more (the TTL is {TTL}s), or pass --force if you know it has been live long enough",
+                "the next key's record has been seen published for {}s only; senders may still have the old RRset cached: wait {left}s more (the TTL is {wait}s), or pass --force if you know it has been live long enough",
                 now.saturating_sub(since)
             ));
         }
@@ -140,7 +145,7 @@ fn rollover(
     )?;
     let chosen = chosen_source(tables, &p);
     match chosen {
-        Some(CertSource::Acme(_)) => acme(&p, config, &next, &current, wait_secs),
+        Some(CertSource::Acme(_)) => acme(&p, config, &next, &current, wait_secs, wait),
         _ => files(&p, tables, config, &next),
     }
 }
@@ -164,6 +169,7 @@ fn acme(
     next: &str,
     current: &str,
     wait_secs: u64,
+    ttl: u64,
 ) -> Result<i32, String> {
     println!(
         "asked the server to renew the certificate on the next key {} (request {})",
@@ -184,7 +190,7 @@ fn acme(
             println!("new next key {}: publish its record:", p.next_key.display());
             println!("  _25._tcp.{}. IN TLSA 3 1 1 {fresh}", p.host);
             println!(
-                "retire the old record once senders' caches have expired (the TTL, {TTL}s):\n  _25._tcp.{}. IN TLSA 3 1 1 {current}",
+                "retire the old record once senders' caches have expired (the TTL, {ttl}s):\n  _25._tcp.{}. IN TLSA 3 1 1 {current}",
                 p.host
             );
             println!(

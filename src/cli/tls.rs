@@ -80,8 +80,12 @@ fn render_dane(tables: &Tables, now: i64, s: &mut String) {
     match &next {
         Some(n) => {
             let _ = writeln!(s, "  next key: {n} ({})", p.next_key.display());
-            let seen = match rollover::first_seen(&p, n) {
-                Some(t) => format!("since {}", when(t as i64, now)),
+            let seen = match rollover::seen(&p, n) {
+                Some(s) => format!(
+                    "since {} (switch after {}s)",
+                    when(s.first_seen as i64, now),
+                    s.wait()
+                ),
                 None => "not yet (by `mailc plan`, `mailc tls rollover` or the server)".into(),
             };
             let _ = writeln!(s, "  next key seen published: {seen}");

@@ -124,6 +124,9 @@ fn short(hex: &str) -> String {
 pub struct DaneState {
     /// When the next key was first seen published (unix seconds).
     pub first_seen: Option<u64>,
+    /// The longest TTL of the TLSA RRset seen live (0: none seen); the
+    /// wait is this or mailc's own TTL, whichever is longer.
+    pub ttl_seen: u32,
     /// The last switch done.
     pub switch: Option<super::rollover::Switch>,
     pub now: u64,
@@ -139,7 +142,7 @@ pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String], state: &Dane
     use super::rollover::{Readiness, readiness};
     let has = |h: &Option<String>| h.as_ref().is_some_and(|h| live.contains(h));
     let next_live = has(&keys.next);
-    let ttl = u64::from(super::TTL);
+    let ttl = u64::from(super::TTL.max(state.ttl_seen));
     let ready = match readiness(state.first_seen.filter(|_| next_live), state.now, ttl) {
         Readiness::Ready { .. } => true,
         Readiness::NotPublished | Readiness::Waiting { .. } => false,
@@ -250,11 +253,28 @@ pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String], state: &Dane
     }
 }
 
-/// The live `3 1 1` TLSA data at `_25._tcp.<host>`.
-pub async fn live_tlsa(r: &TokioResolver, host: &str) -> Result<Vec<String>, DnsError> {
+/// The TLSA RRset live at `_25._tcp.<host>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveTlsa {
+    /// The `3 1 1` data (lower-case hex).
+    pub data: Vec<String>,
+    /// The RRset's TTL as the resolver gave it (0 when there is none): a
+    /// cache may keep the RRset without the next key this long, so the
+    /// rollover waits at least this.
+    pub ttl: u32,
+}
+
+impl LiveTlsa {
+    pub fn contains(&self, data: &str) -> bool {
+        self.data.iter().any(|d| d == data)
+    }
+}
+
+/// The live `3 1 1` TLSA data at `_25._tcp.<host>`, with the RRset's TTL.
+pub async fn live_tlsa(r: &TokioResolver, host: &str) -> Result<LiveTlsa, DnsError> {
     let name = format!("_25._tcp.{}", lower_fqdn(host));
-    Ok(query(r, &name, RecordType::TLSA)
-        .await?
+    let (records, ttl) = query_with_ttl(r, &name, RecordType::TLSA).await?;
+    let data = records
         .iter()
         .filter_map(live_data)
         .filter_map(|d| match d {
@@ -266,7 +286,8 @@ pub async fn live_tlsa(r: &TokioResolver, host: &str) -> Result<Vec<String>, Dns
             } => Some(data),
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok(LiveTlsa { data, ttl })
 }
 
 /// DKIM selector rollovers seen in a plan, per domain: a configured
@@ -396,6 +417,15 @@ pub fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, DnsError> {
 
 /// Answers of one query, as zone-file text; empty for NXDOMAIN/NODATA.
 async fn query(r: &TokioResolver, name: &str, rtype: RecordType) -> Result<Vec<RData>, DnsError> {
+    Ok(query_with_ttl(r, name, rtype).await?.0)
+}
+
+/// Answers of one query and their longest TTL (0 without answers).
+async fn query_with_ttl(
+    r: &TokioResolver,
+    name: &str,
+    rtype: RecordType,
+) -> Result<(Vec<RData>, u32), DnsError> {
     let lookup = tokio::time::timeout(
         QUERY_TIMEOUT + Duration::from_secs(1),
         r.lookup(name, rtype),
@@ -407,13 +437,12 @@ async fn query(r: &TokioResolver, name: &str, rtype: RecordType) -> Result<Vec<R
             rtype: rtype.to_string(),
             seconds: QUERY_TIMEOUT.as_secs() + 1,
         }),
-        Ok(Ok(l)) => Ok(l
-            .answers()
-            .iter()
-            .filter(|rec| rec.record_type() == rtype)
-            .map(|rec| rec.data.clone())
-            .collect()),
-        Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
+        Ok(Ok(l)) => {
+            let answers = l.answers().iter().filter(|rec| rec.record_type() == rtype);
+            let ttl = answers.clone().map(|rec| rec.ttl).max().unwrap_or(0);
+            Ok((answers.map(|rec| rec.data.clone()).collect(), ttl))
+        }
+        Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok((Vec::new(), 0)),
         Ok(Err(e)) => Err(DnsError::Query {
             name: name.to_string(),
             rtype: rtype.to_string(),
@@ -1073,6 +1102,18 @@ mod tests {
         assert_eq!(r.steps[1].state, Done);
         assert_eq!(r.steps[2].state, Now);
         assert!(r.steps[2].detail.contains("mailc tls rollover"));
+        // The zone's RRset has a longer TTL than mailc's: that is the wait.
+        let long = DaneState {
+            ttl_seen: 7200,
+            ..waited.clone()
+        };
+        let r = dane_rollover(&k, &["c".into(), "n".into()], &long);
+        assert_eq!(r.steps[1].state, Now);
+        assert!(
+            r.steps[1].detail.contains("wait 3600s more (TTL 7200s)"),
+            "{r:?}"
+        );
+        assert_eq!(r.steps[2].state, Pending);
         // A key that is neither: retire it.
         let r = dane_rollover(&k, &["c".into(), "n".into(), "old".into()], &seen);
         assert_eq!(r.steps[3].state, Now);
@@ -1096,6 +1137,7 @@ mod tests {
         let after = keys(Some("n"), Some("n2"));
         let state = DaneState {
             first_seen: None,
+            ttl_seen: 0,
             switch: Some(crate::dns::rollover::Switch {
                 from: Some("c".into()),
                 to: "n".into(),

@@ -47,6 +47,20 @@ pub struct Seen {
     pub key: String,
     /// Unix seconds.
     pub first_seen: u64,
+    /// The longest TTL of the TLSA RRset seen since (0 in files written
+    /// before it was recorded).
+    #[serde(default)]
+    pub ttl: u32,
+}
+
+impl Seen {
+    /// How long the record must have been live before the switch: the
+    /// TTL of the records mailc writes, or the longer one seen live (an
+    /// admin's zone may publish the RRset with another TTL, and a cache
+    /// keeps the RRset without the next key that long).
+    pub fn wait(&self) -> u64 {
+        u64::from(self.ttl.max(super::TTL))
+    }
 }
 
 /// A switch asked for by `mailc tls rollover`.
@@ -104,34 +118,43 @@ fn remove(path: &Path) -> Result<(), String> {
 }
 
 /// Records what a lookup saw of the next key `next` at `now`: published
-/// (`live`) or not. Returns when it was first seen published, `None` when
-/// it is not published (the wait starts again next time it is).
-pub fn observe(p: &KeyPaths, next: &str, live: bool, now: u64) -> Result<Option<u64>, String> {
+/// (`live`, in an RRset with TTL `ttl`) or not. Returns when it was first
+/// seen published and the longest TTL seen, `None` when it is not
+/// published (the wait starts again next time it is).
+pub fn observe(
+    p: &KeyPaths,
+    next: &str,
+    live: bool,
+    ttl: u32,
+    now: u64,
+) -> Result<Option<Seen>, String> {
     let path = tls_file(p, SEEN_FILE);
     let known = read_json::<Seen>(&path).filter(|s| s.key == next);
     if !live {
         remove(&path)?;
         return Ok(None);
     }
-    if let Some(s) = known {
-        return Ok(Some(s.first_seen.min(now)));
-    }
-    write_json(
-        p,
-        &path,
-        &Seen {
+    let seen = match known {
+        Some(s) if s.ttl >= ttl && s.first_seen <= now => return Ok(Some(s)),
+        Some(s) => Seen {
+            first_seen: s.first_seen.min(now),
+            ttl: s.ttl.max(ttl),
+            ..s
+        },
+        None => Seen {
             key: next.to_string(),
             first_seen: now,
+            ttl,
         },
-    )?;
-    Ok(Some(now))
+    };
+    write_json(p, &path, &seen)?;
+    Ok(Some(seen))
 }
 
-/// When the next key `next` was first seen published, from the file only.
-pub fn first_seen(p: &KeyPaths, next: &str) -> Option<u64> {
-    read_json::<Seen>(&tls_file(p, SEEN_FILE))
-        .filter(|s| s.key == next)
-        .map(|s| s.first_seen)
+/// What the file says of the next key `next`: when it was first seen
+/// published, and the longest TTL seen.
+pub fn seen(p: &KeyPaths, next: &str) -> Option<Seen> {
+    read_json::<Seen>(&tls_file(p, SEEN_FILE)).filter(|s| s.key == next)
 }
 
 /// Whether the switch may happen.
@@ -297,11 +320,14 @@ mod tests {
     fn the_wait_starts_when_first_seen_and_again_after_a_disappearance() {
         let tmp = tempfile::tempdir().unwrap();
         let p = paths(tmp.path());
-        assert_eq!(observe(&p, "n1", false, 100).unwrap(), None);
-        assert_eq!(observe(&p, "n1", true, 100).unwrap(), Some(100));
+        let since = |s: Option<Seen>| s.map(|s| s.first_seen);
+        assert_eq!(observe(&p, "n1", false, 0, 100).unwrap(), None);
+        assert_eq!(since(observe(&p, "n1", true, 300, 100).unwrap()), Some(100));
         // Seen again later: still since 100.
-        assert_eq!(observe(&p, "n1", true, 500).unwrap(), Some(100));
-        assert_eq!(first_seen(&p, "n1"), Some(100));
+        assert_eq!(since(observe(&p, "n1", true, 300, 500).unwrap()), Some(100));
+        assert_eq!(since(seen(&p, "n1")), Some(100));
+        // A TTL shorter than mailc's own: the wait is mailc's TTL.
+        assert_eq!(seen(&p, "n1").unwrap().wait(), 3600);
         assert_eq!(
             readiness(Some(100), 500, 3600),
             Readiness::Waiting {
@@ -315,13 +341,13 @@ mod tests {
         );
         assert_eq!(readiness(None, 3700, 3600), Readiness::NotPublished);
         // Gone from DNS: forgotten; back: the wait starts again.
-        assert_eq!(observe(&p, "n1", false, 600).unwrap(), None);
-        assert_eq!(first_seen(&p, "n1"), None);
-        assert_eq!(observe(&p, "n1", true, 700).unwrap(), Some(700));
+        assert_eq!(observe(&p, "n1", false, 0, 600).unwrap(), None);
+        assert_eq!(seen(&p, "n1"), None);
+        assert_eq!(since(observe(&p, "n1", true, 300, 700).unwrap()), Some(700));
         // Another next key: its own wait.
-        assert_eq!(first_seen(&p, "n2"), None);
-        assert_eq!(observe(&p, "n2", true, 800).unwrap(), Some(800));
-        assert_eq!(first_seen(&p, "n1"), None);
+        assert_eq!(seen(&p, "n2"), None);
+        assert_eq!(since(observe(&p, "n2", true, 300, 800).unwrap()), Some(800));
+        assert_eq!(seen(&p, "n1"), None);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(tls_file(&p, SEEN_FILE))
             .unwrap()
@@ -336,8 +362,35 @@ mod tests {
         let p = paths(tmp.path());
         fsutil::create_private_dir(&tmp.path().join("tls")).unwrap();
         std::fs::write(tls_file(&p, SEEN_FILE), b"{not json").unwrap();
-        assert_eq!(first_seen(&p, "n"), None);
-        assert_eq!(observe(&p, "n", true, 9).unwrap(), Some(9));
+        assert_eq!(seen(&p, "n"), None);
+        assert_eq!(
+            observe(&p, "n", true, 60, 9).unwrap().map(|s| s.first_seen),
+            Some(9)
+        );
+    }
+
+    /// A zone publishing the RRset with a longer TTL than mailc's: the
+    /// longest TTL seen is kept and is the wait; a resolver's cache
+    /// counting it down does not shorten it; an older file without it
+    /// means mailc's TTL.
+    #[test]
+    fn the_wait_is_the_longest_ttl_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = paths(tmp.path());
+        let s = observe(&p, "n", true, 86_400, 1_000).unwrap().unwrap();
+        assert_eq!((s.first_seen, s.wait()), (1_000, 86_400));
+        let s = observe(&p, "n", true, 80_000, 5_000).unwrap().unwrap();
+        assert_eq!((s.first_seen, s.wait()), (1_000, 86_400));
+        assert_eq!(seen(&p, "n").unwrap().ttl, 86_400);
+        assert_eq!(
+            readiness(Some(s.first_seen), 80_000, s.wait()),
+            Readiness::Waiting {
+                since: 1_000,
+                left: 7_400
+            }
+        );
+        std::fs::write(tls_file(&p, SEEN_FILE), br#"{"key":"n","first-seen":7}"#).unwrap();
+        assert_eq!(seen(&p, "n").unwrap().wait(), 3600);
     }
 
     #[test]
@@ -352,7 +405,7 @@ mod tests {
         assert_eq!(settle(&p, 2).unwrap(), Settled::Unchanged);
         let old_hash = dane::cert_spki_sha256(&p.cert).unwrap();
         let next_hash = dane::key_spki_sha256(&p.next_key).unwrap();
-        observe(&p, &next_hash, true, 2).unwrap();
+        observe(&p, &next_hash, true, 3600, 2).unwrap();
         write_request(
             &p,
             &Request {
@@ -379,7 +432,7 @@ mod tests {
         );
         assert_eq!(read_switch(&p), Some(s.clone()));
         assert!(read_request(&p).is_none());
-        assert_eq!(first_seen(&p, &next_hash), None);
+        assert_eq!(seen(&p, &next_hash), None);
         let fresh = dane::key_spki_sha256(&p.next_key).unwrap();
         assert_ne!(fresh, next_hash);
         assert_ne!(fresh, old_hash);

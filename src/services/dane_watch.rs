@@ -47,8 +47,8 @@ async fn look(shared: &Shared) {
     match found {
         Ok(records) => {
             let now = crate::services::unix_now();
-            match rollover::observe(&p, &next, records.contains(&next), now) {
-                Ok(Some(since)) if since == now => {
+            match rollover::observe(&p, &next, records.contains(&next), records.ttl, now) {
+                Ok(Some(seen)) if seen.first_seen == now => {
                     tracing::info!(host = %p.host, "DANE: the next key's TLSA record is published; `mailc tls rollover` can switch to it after the TTL");
                 }
                 Ok(_) => {}
