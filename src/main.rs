@@ -94,7 +94,8 @@ enum Command {
     /// Compare the wanted DNS records with live DNS: exit 0 in sync, 2 changes, 1 error.
     Plan {
         config: PathBuf,
-        /// Ask this DNS server (IP:PORT) instead of the system's resolvers.
+        /// Ask this DNS server (IP:PORT) instead of the configuration's
+        /// first `resolver` (or, without one, the system's).
         #[arg(long)]
         resolver: Option<std::net::SocketAddr>,
         #[arg(long, value_enum, default_value = "text")]

@@ -744,7 +744,16 @@ fn tls_rollover_with_certificate_files() {
     let config = std::fs::read_to_string(&s.config).unwrap();
     std::fs::write(&s.config, format!("resolver \"{}\"\n{config}", server.addr)).unwrap();
     let out = mailc(&["tls", "rollover", &s.config]);
+    // `mailc plan` too.
+    let planned = mailc(&["plan", &s.config]);
     std::fs::write(&s.config, config).unwrap();
+    assert!(
+        stdout(&planned).contains(&format!("(resolver {})", server.addr)),
+        "{}{}",
+        stdout(&planned),
+        stderr(&planned)
+    );
+    assert!(stdout(&planned).contains("2. wait-ttl     done"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(

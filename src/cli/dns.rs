@@ -156,6 +156,10 @@ pub fn plan(config: &Path, resolver: Option<SocketAddr>, json: bool, verbose: bo
             return 1;
         }
     };
+    // Like the server and `mailc tls rollover`: the configuration's
+    // resolver unless told otherwise (the DANE rollover's sightings are
+    // shared, so all three should ask the same server).
+    let resolver = resolver.or_else(|| c.tables.resolvers.first().copied());
     let name = resolver.map_or_else(|| "system".to_string(), |a| a.to_string());
     let tlsa = match dns::dane::tlsa_keys(&c.tables) {
         Ok(t) => t,
