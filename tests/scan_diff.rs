@@ -137,10 +137,28 @@ fn field(m: &str, name: &str) -> Option<String> {
     })
 }
 
+/// The corpus message whose body `m` has (the bodies differ).
+fn original<'a>(corpus: &'a [(&'static str, String)], m: &str) -> &'a str {
+    let body = |s: &str| s.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    corpus
+        .iter()
+        .find(|(_, c)| body(c) == body(m))
+        .map(|(_, c)| c.as_str())
+        .unwrap_or_else(|| panic!("not from the corpus: {m}"))
+}
+
 /// The bytes mailc gave the scanners: the delivered message without the
-/// fields delivery put on top (Return-Path, Delivered-To) and the scan's.
-fn scanned_bytes(m: &str) -> Vec<u8> {
-    let stripped = mailc::inbound::scan::strip_forged(m.as_bytes()).into_owned();
+/// fields delivery put on top (Return-Path, Delivered-To) and the scan's,
+/// with the Subject it had when it came (rspamd's `rewrite subject`
+/// replaces it after the scan).
+fn scanned_bytes(m: &str, corpus: &[(&'static str, String)]) -> Vec<u8> {
+    let subject = original(corpus, m)
+        .split("\r\n")
+        .find(|l| l.starts_with("Subject:"))
+        .map(|l| format!("{l}\r\n"))
+        .expect("the corpus has subjects");
+    let m = mailc::inbound::replace_field(m.as_bytes(), "Subject", subject.as_bytes());
+    let stripped = mailc::inbound::scan::strip_forged(&m).into_owned();
     let text = String::from_utf8(stripped).unwrap();
     let mut rest = text.as_str();
     for name in ["Return-Path:", "Delivered-To:"] {
@@ -213,7 +231,7 @@ fn scanners_own_clients_agree_with_mailc() {
     let mut infected = 0;
     for m in &got {
         let what = subject_of(m);
-        let bytes = scanned_bytes(m);
+        let bytes = scanned_bytes(m, &corpus);
         // spamc -c: "SCORE/THRESHOLD"; -y: the rule names.
         let c = run(tool("spamc").args(["-d", host, "-p", port, "-c"]), &bytes);
         let (score, _) = c.trim().split_once('/').expect("spamc -c answers");
@@ -278,12 +296,13 @@ fn scanners_own_clients_agree_with_mailc() {
         assert_eq!(send(&s, m), 250, "{what}: the policy delivers everything");
     }
     let mut actions = BTreeSet::new();
+    let mut rewritten = 0;
     let taken = corpus.len();
     let got = delivered(&s, taken);
     assert_eq!(got.len(), taken);
     for m in &got {
         let what = subject_of(m);
-        let bytes = scanned_bytes(m);
+        let bytes = scanned_bytes(m, &corpus);
         let status = field(m, "X-Spam-Status").expect("X-Spam-Status");
         let ours: f64 = field(m, "X-Spam-Score")
             .expect("X-Spam-Score")
@@ -297,6 +316,7 @@ fn scanners_own_clients_agree_with_mailc() {
         // symbols.
         let mut answers = Vec::new();
         let mut action = String::new();
+        let mut subject = None;
         let matched = (0..3).any(|_| {
             let out = run(
                 tool("rspamc")
@@ -308,6 +328,7 @@ fn scanners_own_clients_agree_with_mailc() {
                 .unwrap_or_else(|e| panic!("{what}: rspamc --json: {e}: {out}"));
             let theirs = json["score"].as_f64().expect("score");
             action = json["action"].as_str().expect("action").to_string();
+            subject = json["subject"].as_str().map(str::to_string);
             let symbols: BTreeSet<String> = json["symbols"]
                 .as_object()
                 .expect("symbols")
@@ -324,11 +345,43 @@ fn scanners_own_clients_agree_with_mailc() {
             matched,
             "{what}: mailc wrote {ours} {status}; rspamc said {answers:?}"
         );
+        // The Subject: rspamd's new one with `rewrite subject`, else the
+        // sender's, byte for byte.
+        let delivered_subject = field(m, "Subject").expect("a Subject");
+        if action == "rewrite subject" {
+            let theirs = subject.unwrap_or_else(|| panic!("{what}: rspamc gave no subject"));
+            // rspamd gives the field's value, in encoded words when the
+            // text is not ASCII: the same text once decoded.
+            let decoded = |m: &[u8]| {
+                mail_parser::MessageParser::default()
+                    .parse(m)
+                    .and_then(|p| p.subject().map(str::to_string))
+            };
+            let ours = decoded(m.as_bytes());
+            assert_eq!(
+                ours,
+                decoded(format!("Subject: {theirs}\r\n\r\n").as_bytes()),
+                "{what}: {delivered_subject} against rspamd's {theirs}"
+            );
+            assert!(
+                ours.as_deref()
+                    .is_some_and(|s| s.starts_with("***SPAM*** ")),
+                "{what}: {ours:?}"
+            );
+            rewritten += 1;
+        } else {
+            let sent = field(original(&corpus, m), "Subject").unwrap();
+            assert_eq!(delivered_subject, sent, "{what}");
+        }
         actions.insert(action);
     }
     assert!(
         actions.contains("reject") && actions.contains("no action"),
         "the corpus reaches both ends of rspamd's scale: {actions:?}"
+    );
+    assert!(
+        rewritten > 0,
+        "a message between 3 and rspamd's `add header` gets `rewrite subject`: {actions:?}"
     );
     eprintln!("scan_diff took {:?}", t0.elapsed());
 }

@@ -371,10 +371,7 @@ fn content_scan(
             format!("{} (scanners: {})", reply.lines.join(" "), verdict.summary),
         )
     })?;
-    let mut out = Vec::with_capacity(verdict.header.len() + stripped.len());
-    out.extend_from_slice(verdict.header.as_bytes());
-    out.extend_from_slice(&stripped);
-    Ok(Some((out, fates)))
+    Ok(Some((verdict.message(&stripped), fates)))
 }
 
 /// The exit code that matters more: temporary failures first (the MTA

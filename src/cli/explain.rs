@@ -231,6 +231,9 @@ pub fn run_message(config: &Path, args: &MessageArgs, offline: bool) -> i32 {
         let v = crate::inbound::scan::decide(st, &results, &t.hostname);
         println!("scanners: {}", v.summary);
         print!("{}", v.header.replace("\r\n", "\n"));
+        if let Some(subject) = &v.subject {
+            print!("(replaces the Subject) {}", subject.replace("\r\n", "\n"));
+        }
         for d in t.domains.values() {
             if let Some(p) = &d.scan {
                 let f = checks

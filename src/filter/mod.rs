@@ -790,38 +790,16 @@ fn encode_value(name: &str, value: &str) -> String {
         return match value.rfind('<') {
             Some(i) if !value[..i].is_ascii() => {
                 let display = value[..i].trim().trim_matches('"');
-                format!(" {} {}", encoded_words(display), &value[i..])
+                format!(
+                    " {} {}",
+                    crate::proto::header::encoded_words(display),
+                    &value[i..]
+                )
             }
             _ => format!(" {value}"),
         };
     }
-    format!(" {}", encoded_words(value))
-}
-
-/// `=?utf-8?b?...?=` words of at most 75 characters (RFC 2047 §2),
-/// folded, each holding whole characters.
-fn encoded_words(text: &str) -> String {
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in text.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(std::mem::take(&mut chunk));
-        }
-        chunk.push(c);
-    }
-    if !chunk.is_empty() {
-        words.push(chunk);
-    }
-    words
-        .iter()
-        .map(|w| {
-            format!(
-                "=?utf-8?b?{}?=",
-                crate::proto::sasl::base64_encode(w.as_bytes())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n ")
+    format!(" {}", crate::proto::header::encoded_words(value))
 }
 
 /// Per-script results.

@@ -159,6 +159,44 @@ pub fn remove_fields(message: &[u8], forged: impl Fn(&[u8]) -> bool) -> std::bor
     std::borrow::Cow::Owned(out)
 }
 
+/// The message with its first `name` field (whole, with its folded lines)
+/// replaced by `field` (CRLF-terminated) and any further `name` fields
+/// removed; without one, `field` goes at the end of the header. The body
+/// is not looked at.
+pub fn replace_field(message: &[u8], name: &str, field: &[u8]) -> Vec<u8> {
+    let end = header_end(message);
+    let mut out = Vec::with_capacity(message.len() + field.len());
+    let mut at = 0;
+    let mut placed = false;
+    for (start, stop) in fields(&message[..end]) {
+        if !field_name(&message[start..stop]).eq_ignore_ascii_case(name.as_bytes()) {
+            continue;
+        }
+        out.extend_from_slice(&message[at..start]);
+        if !placed {
+            out.extend_from_slice(field);
+            placed = true;
+        }
+        at = stop;
+    }
+    if !placed {
+        out.extend_from_slice(&message[..end]);
+        out.extend_from_slice(field);
+        at = end;
+    }
+    out.extend_from_slice(&message[at..]);
+    out
+}
+
+/// A field's name: what comes before its colon, without surrounding
+/// whitespace (empty without a colon).
+fn field_name(field: &[u8]) -> &[u8] {
+    let Some(colon) = memchr(b':', field) else {
+        return b"";
+    };
+    field[..colon].trim_ascii()
+}
+
 /// Where the header ends: after the empty line, or the whole message when
 /// there is none.
 fn header_end(message: &[u8]) -> usize {
@@ -242,6 +280,25 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_field_in_place_once() {
+        let m = b"Received: x\r\nSubject: old\r\n folded\r\nTo: a@b\r\nsubject : again\r\n\r\nSubject: body\r\n";
+        assert_eq!(
+            replace_field(m, "Subject", b"Subject: new\r\n"),
+            b"Received: x\r\nSubject: new\r\nTo: a@b\r\n\r\nSubject: body\r\n".to_vec()
+        );
+        // None there: at the end of the header.
+        assert_eq!(
+            replace_field(b"To: a@b\r\n\r\nbody\r\n", "Subject", b"Subject: new\r\n"),
+            b"To: a@b\r\nSubject: new\r\n\r\nbody\r\n".to_vec()
+        );
+        // A field whose name only starts like it stays.
+        assert_eq!(
+            replace_field(b"Subjects: a\r\n\r\n", "Subject", b"Subject: n\r\n"),
+            b"Subjects: a\r\nSubject: n\r\n\r\n".to_vec()
+        );
+    }
 
     /// The compiler's defaults (`compile::defaults`).
     fn policy() -> InboundPolicy {

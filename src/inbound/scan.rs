@@ -15,6 +15,9 @@
 //!   `Infected (NAME)`;
 //! - `X-Spam-Scanned: skipped (...)` or `unscanned (...)` when a message was
 //!   not scanned (too large; a scanner failed and `on-failure "accept"`).
+//!
+//! With rspamd's action `rewrite subject`, the Subject rspamd gives
+//! replaces the message's own, in place ([`Verdict::message`]).
 
 use crate::envelope::Envelope;
 use crate::proto::scan::{RspamdAction, SpamReport, VirusReport};
@@ -102,7 +105,30 @@ pub struct Verdict {
     pub header: String,
     /// For the log: one line naming what each scanner said.
     pub summary: String,
+    /// The Subject field rspamd asked for (its action `rewrite subject`),
+    /// CRLF-terminated; it replaces the message's own.
+    pub subject: Option<String>,
 }
+
+impl Verdict {
+    /// The message to keep: the fields on top of `stripped` (the message
+    /// without forged copies, [`strip_forged`]), its Subject rewritten
+    /// when rspamd asked.
+    pub fn message(&self, stripped: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.header.len() + stripped.len() + 64);
+        out.extend_from_slice(self.header.as_bytes());
+        match &self.subject {
+            Some(field) => {
+                out.extend_from_slice(&super::replace_field(stripped, "Subject", field.as_bytes()))
+            }
+            None => out.extend_from_slice(stripped),
+        }
+        out
+    }
+}
+
+/// The longest Subject text taken from rspamd (characters).
+const MAX_SUBJECT: usize = 998;
 
 fn spam_reply(why: String) -> Reply {
     Reply::new(550, Enhanced(5, 7, 1), why)
@@ -120,10 +146,16 @@ fn fmt_score(s: f64) -> String {
 /// fields that record them.
 pub fn decide(t: &ScanTable, r: &Results, hostname: &str) -> Verdict {
     let (header, summary) = fields(t, r, hostname);
+    let subject = match &r.rspamd {
+        Some(Outcome::Done(rep)) if r.too_large.is_none() => rep.subject.as_deref(),
+        _ => None,
+    }
+    .map(|s| crate::proto::header::unstructured_field("Subject", s, MAX_SUBJECT));
     Verdict {
         fate: fate(t, &t.policy, r),
         header,
         summary,
+        subject,
     }
 }
 
@@ -514,6 +546,7 @@ mod tests {
             threshold: 5.0,
             symbols: vec!["MISSING_DATE".into(), "NO_RELAYS".into()],
             action: None,
+            subject: None,
         }))
     }
 
@@ -524,6 +557,7 @@ mod tests {
             threshold: 15.0,
             symbols: vec!["GTUBE".into()],
             action: Some(action),
+            subject: None,
         }))
     }
 
@@ -576,6 +610,47 @@ mod tests {
         };
         assert_eq!(reply.code, 550);
         assert_eq!(reply.enhanced, Some(Enhanced(5, 7, 1)));
+    }
+
+    /// rspamd's `rewrite subject`: its Subject replaces the message's in
+    /// place, as one clean field (no line break from rspamd gets through);
+    /// without it the message is untouched under the fields.
+    #[test]
+    fn rspamd_rewrites_the_subject() {
+        let t = table();
+        let mut rep = rspamd(RspamdAction::RewriteSubject);
+        if let Some(Outcome::Done(r)) = &mut rep {
+            r.subject = Some("***SPAM*** cheap\r\nBcc: victim@example.test".into());
+        }
+        let v = decide(
+            &t,
+            &Results {
+                rspamd: rep,
+                ..Default::default()
+            },
+            "h",
+        );
+        assert!(matches!(v.fate, Fate::Deliver { junk: true, .. }));
+        let m = v.message(b"To: a@b\r\nSubject: cheap\r\nX: y\r\n\r\nSubject: body\r\n");
+        let text = String::from_utf8(m).unwrap();
+        assert!(
+            text.ends_with(
+                "To: a@b\r\nSubject: ***SPAM*** cheap Bcc: victim@example.test\r\nX: y\r\n\r\nSubject: body\r\n"
+            ),
+            "{text}"
+        );
+        assert!(text.starts_with(&v.header));
+        let v = decide(
+            &t,
+            &Results {
+                rspamd: rspamd(RspamdAction::AddHeader),
+                ..Default::default()
+            },
+            "h",
+        );
+        assert_eq!(v.subject, None);
+        let m = b"Subject: cheap\r\n\r\nbody\r\n";
+        assert_eq!(v.message(m), [v.header.as_bytes(), m].concat());
     }
 
     #[test]
@@ -712,6 +787,7 @@ mod tests {
             threshold: 5.0,
             symbols: (0..30).map(|i| format!("RULE_NUMBER_{i}")).collect(),
             action: None,
+            subject: None,
         };
         let h = spam_fields(&table(), "spamd", &rep, false);
         for line in h.split("\r\n") {

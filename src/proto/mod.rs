@@ -3,6 +3,7 @@
 //!
 //! Parsers keep "need more bytes" apart from "invalid", and cap every line.
 
+pub mod header;
 pub mod imap;
 pub mod managesieve;
 pub mod pop3;

@@ -862,6 +862,7 @@ mod tests {
                     // Enough rules that the status is folded.
                     symbols: (0..12).map(|i| format!("SOME_RULE_{i}")).collect(),
                     action: None,
+                    subject: None,
                 })),
                 clamd: Some(Outcome::Done(virus)),
                 ..Results::default()

@@ -215,11 +215,8 @@ impl Spooler {
             "content scan"
         );
         let fates = combined?;
-        let mut message = Vec::with_capacity(verdict.header.len() + stripped.len());
-        message.extend_from_slice(verdict.header.as_bytes());
-        message.extend_from_slice(&stripped);
+        accepted.message = verdict.message(&stripped);
         drop(stripped);
-        accepted.message = message;
         accepted.envelope.size = accepted.message.len() as u64;
         let discarded = crate::inbound::scan::apply(&mut accepted.envelope, &fates);
         if !discarded.is_empty() {

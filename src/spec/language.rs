@@ -834,7 +834,7 @@ value_node!(
 pub static SCAN_SPAM: NodeSpec = NodeSpec {
     name: "spam",
     doc: "What spamd's score means (rspamd's own action is used for rspamd: reject → 550, \
-          soft reject and greylist → 451, add header and rewrite subject → Junk).",
+          soft reject and greylist → 451, add header → Junk, rewrite subject → Junk with rspamd's Subject).",
     args: Args::NONE,
     props: &[
         opt(

@@ -282,9 +282,16 @@ impl Rspamd {
 
     /// rspamd without its `greylist` action (`actions { greylist = null }`):
     /// every message gets an action mailc delivers under a lenient policy,
-    /// for tests that read what was delivered.
+    /// for tests that read what was delivered; from score 3 to its `add
+    /// header` the action is `rewrite subject` (`***SPAM*** %s`).
     pub fn start_without_greylist() -> Rspamd {
-        Rspamd::start_with_local(None, &[("actions.conf", "greylist = null;\n")])
+        Rspamd::start_with_local(
+            None,
+            &[(
+                "actions.conf",
+                "greylist = null;\nrewrite_subject = 3;\nsubject = \"***SPAM*** %s\";\n",
+            )],
+        )
     }
 
     /// How many messages its classifier learned (`learned` of the

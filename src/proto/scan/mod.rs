@@ -55,6 +55,9 @@ pub struct SpamReport {
     pub symbols: Vec<String>,
     /// rspamd's action; `None` for spamd.
     pub action: Option<RspamdAction>,
+    /// rspamd's rewritten Subject (its `subject` member, with the action
+    /// `rewrite subject`); `None` for spamd.
+    pub subject: Option<String>,
 }
 
 /// rspamd's actions (its `actions` config), as `/checkv2` names them.

@@ -221,6 +221,8 @@ struct CheckJson {
     #[serde(default)]
     symbols: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
     error: Option<String>,
+    /// The new Subject with `rewrite subject`.
+    subject: Option<String>,
 }
 
 /// The verdict in a `/checkv2` reply.
@@ -258,6 +260,9 @@ pub fn check_report(resp: &Response) -> Result<SpamReport, Invalid> {
         threshold: json.required_score,
         symbols,
         action: Some(action),
+        subject: json
+            .subject
+            .filter(|_| action == RspamdAction::RewriteSubject),
     })
 }
 
@@ -368,6 +373,16 @@ mod tests {
         let rep = check_report(&r).unwrap();
         assert!(rep.is_spam);
         assert_eq!(rep.action, Some(RspamdAction::Reject));
+        assert_eq!(rep.subject, None);
+
+        // `rewrite subject` comes with the new Subject; another action's
+        // `subject` member is not taken.
+        let r = done(b"HTTP/1.0 200 OK\r\n\r\n{\"score\":4,\"required_score\":15,\"action\":\"rewrite subject\",\"subject\":\"***SPAM*** hi\",\"symbols\":{}}");
+        let rep = check_report(&r).unwrap();
+        assert_eq!(rep.action, Some(RspamdAction::RewriteSubject));
+        assert_eq!(rep.subject.as_deref(), Some("***SPAM*** hi"));
+        let r = done(b"HTTP/1.0 200 OK\r\n\r\n{\"score\":4,\"required_score\":15,\"action\":\"add header\",\"subject\":\"x\",\"symbols\":{}}");
+        assert_eq!(check_report(&r).unwrap().subject, None);
         let r = done(b"HTTP/1.1 200 OK\r\n\r\n{\"action\":\"soft reject\",\"score\":1e400}");
         assert!(check_report(&r).is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{}", true).is_err());

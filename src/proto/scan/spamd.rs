@@ -258,6 +258,7 @@ pub fn report(reply: &Reply, cmd: Command) -> Result<SpamReport, Invalid> {
         threshold,
         symbols,
         action: None,
+        subject: None,
     })
 }
 
