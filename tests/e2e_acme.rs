@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::server::Server;
@@ -47,13 +46,7 @@ fn an_unreachable_directory_is_recorded_and_retried_later() {
     let mut imap = common::tls::Lines::new(common::tls::connect(server.addr("imaps")));
     assert!(imap.line().unwrap().starts_with("* OK"));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mailc"))
-        .args(["tls", "status"])
-        .arg(&server.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = common::mailc_tls_status(&server.config);
     assert!(
         text.contains("source: acme (https://127.0.0.1:9/dir, tls-alpn-01)"),
         "{text}"

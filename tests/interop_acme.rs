@@ -350,17 +350,7 @@ fn tls_alpn_01_issues_renews_and_swaps_without_dropping_connections() {
     );
 
     // `mailc tls status` shows the ACME certificate.
-    let out = Command::new(env!("CARGO_BIN_EXE_mailc"))
-        .args(["tls", "status"])
-        .arg(&server.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::mailc_tls_status(&server.config);
     assert!(text.contains("source: acme"), "{text}");
     assert!(
         text.contains("mail.example.test, autoconfig.example.test"),
@@ -399,12 +389,7 @@ fn a_ca_rejecting_every_nonce_is_retried_a_bounded_number_of_times() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(server.count_log(rejected), 15);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mailc"))
-        .args(["tls", "status"])
-        .arg(&server.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::mailc_tls_status(&server.config);
     assert!(text.contains("source: acme"), "{text}");
     assert!(
         text.contains("urn:ietf:params:acme:error:badNonce"),
@@ -496,26 +481,12 @@ fn http_01_issues_through_the_http_listener() {
         "{}",
         pebble.pebble.log()
     );
-    let status = mailc_tls_status(&server);
+    let status = common::mailc_tls_status(&server.config);
     assert!(
         status.contains("acme (") && status.contains("http-01)"),
         "{status}"
     );
     assert!(status.contains("last error: none"), "{status}");
-}
-
-fn mailc_tls_status(server: &Server) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mailc"))
-        .args(["tls", "status"])
-        .arg(&server.config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// TLS-ALPN-01 answered by the `https` listener (port 443 in production),

@@ -18,6 +18,22 @@ use std::path::{Path, PathBuf};
 use mailc::compile::{self, Options, Output};
 use mailc::diag::{self, Style};
 
+/// `mailc tls status CONFIG`: its standard output; it must succeed.
+pub fn mailc_tls_status(config: &Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailc"))
+        .args(["tls", "status"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Runs `mailc deliver -C CONFIG ARGS...` with `message` on standard
 /// input: the exit code (-1 for a signal) and standard error.
 pub fn mailc_deliver(config: &Path, args: &[&str], message: &str) -> (i32, String) {
