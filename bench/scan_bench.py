@@ -15,6 +15,7 @@ postfix+rspamd (smtpd_milters = inet:127.0.0.1:PROXY, as rspamd's docs
 show it) and postfix+rspamd-unix (the same proxy worker on a Unix socket).
 
 usage: bench/scan_bench.py [--messages 1000] [--size 10240] [--sessions 1,10] [--rounds 3]
+       [--rspamd-workers 1]
 
 Every variant's server runs for the whole run; each round loads them in
 turn, and the table gives the median of the rounds (with the per-round
@@ -79,18 +80,20 @@ def wait(check, what, timeout=60):
     raise SystemExit(f"{what} did not start within {timeout} s")
 
 
-def start_rspamd(work):
-    """rspamd with the Debian rules, its workers on loopback ports, DNS to
-    a closed loopback port (no query leaves the machine), no Redis (Bayes
-    and the Redis-backed modules are off, as on a fresh install)."""
+def start_rspamd(work, workers=1):
+    """rspamd with the Debian rules, its workers on loopback ports (`workers`
+    normal and proxy processes each), DNS to a loopback server answering
+    NXDOMAIN (no query leaves the machine), no Redis (Bayes and the
+    Redis-backed modules are off, as on a fresh install)."""
     conf = os.path.join(work, "rspamd")
     for d in ("local.d", "override.d", "run", "db", "log"):
         os.makedirs(os.path.join(conf, d), exist_ok=True)
     files = {
-        "override.d/worker-normal.inc": f'bind_socket = "127.0.0.1:{RSPAMD_NORMAL}";\ncount = 1;\n',
+        "override.d/worker-normal.inc": f'bind_socket = "127.0.0.1:{RSPAMD_NORMAL}";\ncount = {workers};\n',
         "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{RSPAMD_PROXY}";\n'
         f'bind_socket = "{conf}/run/proxy.sock mode=0666";\nmilter = yes;\n'
-        'timeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\ncount = 1;\n',
+        'timeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n'
+        f'count = {workers};\n',
         "override.d/worker-controller.inc": f'bind_socket = "127.0.0.1:{RSPAMD_CONTROLLER}";\ncount = 1;\n',
         "override.d/worker-fuzzy.inc": "count = 0;\n",
         "local.d/options.inc": f'dns {{\n  nameserver = ["127.0.0.1:{DNS_PORT}"];\n  timeout = 0.5s;\n  retransmits = 1;\n}}\n',
@@ -210,6 +213,8 @@ def main():
     ap.add_argument("--sessions", default="1,10")
     ap.add_argument("--only", choices=["mailc", "postfix"], default=None)
     ap.add_argument("--rounds", type=int, default=3, help="repeat every load; medians are reported")
+    ap.add_argument("--rspamd-workers", type=int, default=1,
+                    help="rspamd's normal and proxy (milter) worker processes")
     args = ap.parse_args()
     if args.only != "postfix" and not os.path.exists(sb.MAILC):
         raise SystemExit("build first: cargo build --release")
@@ -224,7 +229,7 @@ def main():
     sb.PAYLOAD = ["-F", msg, "-f", "alice@remote.example"]
     sessions = [int(s) for s in args.sessions.split(",")]
     dns = nxdomain_server()
-    rspamd = start_rspamd(work)
+    rspamd = start_rspamd(work, args.rspamd_workers)
     clamd = start_clamd(work)
     results, cpu, dcpu = {}, {}, {}
     rounds = {}
