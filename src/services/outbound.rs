@@ -380,8 +380,10 @@ async fn connect(
             Some(d) => d.for_host(rt, hop).await,
             None => (HostPolicy::None, Vec::new()),
         };
+        // One TLS-RPT result for this host (`local`, `peer`: the addresses
+        // of a connection, when one was made).
         let attempt =
-            |local: Option<std::net::SocketAddr>, addr: &std::net::SocketAddr, outcome| {
+            |local: Option<std::net::SocketAddr>, peer: Option<std::net::IpAddr>, outcome| {
                 if let Some(d) = domain_tls {
                     record_tls(
                         rt,
@@ -390,7 +392,7 @@ async fn connect(
                             &host_policy,
                             &hop.host,
                             local.map(|a| a.ip()),
-                            Some(addr.ip()),
+                            peer,
                             outcome,
                         ),
                     );
@@ -399,22 +401,14 @@ async fn connect(
         match &host_policy {
             HostPolicy::Skip { kind, reason, .. } => {
                 tracing::info!(host = %hop.host, %reason, "outbound TLS policy: host skipped");
-                if let Some(d) = domain_tls {
-                    record_tls(
-                        rt,
-                        d.attempt(
-                            domain,
-                            &host_policy,
-                            &hop.host,
-                            None,
-                            None,
-                            Outcome::Failure {
-                                kind: *kind,
-                                reason: Some(reason.clone()),
-                            },
-                        ),
-                    );
-                }
+                attempt(
+                    None,
+                    None,
+                    Outcome::Failure {
+                        kind: *kind,
+                        reason: Some(reason.clone()),
+                    },
+                );
                 last_error = reason.clone();
                 all_permanent = false;
                 continue 'hops;
@@ -461,14 +455,14 @@ async fn connect(
                             },
                         },
                     };
-                    attempt(c.local_addr(), addr, outcome);
+                    attempt(c.local_addr(), Some(addr.ip()), outcome);
                     return Ok(c);
                 }
                 Err((e, tls_failure, local)) => {
                     if let Some((kind, why)) = tls_failure {
                         attempt(
                             local,
-                            addr,
+                            Some(addr.ip()),
                             Outcome::Failure {
                                 kind,
                                 reason: Some(why),
