@@ -347,26 +347,6 @@ fn address_field(address: &str, global: bool) -> String {
     }
 }
 
-/// A field whose value may be long (a diagnostic): folded at spaces so no
-/// line passes 78 characters where it can be helped.
-fn folded_field(out: &mut String, name: &str, value: &str) {
-    let mut line_len = name.len() + 1;
-    out.push_str(name);
-    out.push(':');
-    for word in value.split(' ').filter(|w| !w.is_empty()).flat_map(chunks) {
-        if line_len + 1 + word.len() > 78 && line_len > name.len() + 1 {
-            out.push_str("\r\n   ");
-            line_len = 3;
-        } else {
-            out.push(' ');
-            line_len += 1;
-        }
-        out.push_str(word);
-        line_len += word.len();
-    }
-    out.push_str("\r\n");
-}
-
 fn delivery_status(hostname: &str, env: &Envelope, rcpts: &[DsnRecipient], global: bool) -> String {
     let text = |s: &str| {
         let s = clean(s, MAX_DIAGNOSTIC);
@@ -402,7 +382,7 @@ fn delivery_status(hostname: &str, env: &Envelope, rcpts: &[DsnRecipient], globa
             out.push_str(&format!("Remote-MTA: dns; {}\r\n", text(mta)));
         }
         if let Some(diag) = &r.diagnostic {
-            folded_field(&mut out, "Diagnostic-Code", &text(diag));
+            crate::proto::header::folded_field(&mut out, "Diagnostic-Code", &text(diag));
         }
         out.push_str(&format!(
             "Last-Attempt-Date: {}\r\n",
@@ -551,24 +531,13 @@ fn human_text(kind: DsnKind, hostname: &str, rcpts: &[DsnRecipient], returned: R
     t
 }
 
-/// A word cut into pieces of at most 72 characters, so that no line of
-/// the report passes the 998-octet limit whatever a remote server sent.
-fn chunks(word: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = word;
-    while rest.chars().count() > 72 {
-        let cut = rest.char_indices().nth(72).map_or(rest.len(), |(i, _)| i);
-        out.push(&rest[..cut]);
-        rest = &rest[cut..];
-    }
-    out.push(rest);
-    out
-}
-
 /// Appends `text` wrapped at 72 columns, each line with `indent`.
 fn wrap(out: &mut String, text: &str, indent: &str) {
     let mut line = String::from(indent);
-    for word in text.split_whitespace().flat_map(chunks) {
+    for word in text
+        .split_whitespace()
+        .flat_map(crate::proto::header::chunks)
+    {
         if line.chars().count() + 1 + word.chars().count() > 72 && line.len() > indent.len() {
             out.push_str(&line);
             out.push('\n');
@@ -671,22 +640,5 @@ mod tests {
     #[test]
     fn xtext_encoding() {
         assert_eq!(xtext("abc+d=e f"), "abc+2Bd+3De+20f");
-    }
-
-    #[test]
-    fn folding_keeps_words() {
-        let mut s = String::new();
-        folded_field(
-            &mut s,
-            "Diagnostic-Code",
-            &format!("smtp; 550 {}", "word ".repeat(30)),
-        );
-        assert!(s.lines().all(|l| l.len() <= 78), "{s}");
-        assert_eq!(s.matches("word").count(), 30);
-        assert!(s.lines().skip(1).all(|l| l.starts_with("   ")));
-        let mut s = String::new();
-        folded_field(&mut s, "Diagnostic-Code", &"x".repeat(1500));
-        assert!(s.lines().all(|l| l.len() <= 100), "{s}");
-        assert_eq!(s.matches('x').count(), 1500);
     }
 }

@@ -40,29 +40,45 @@ pub fn unstructured_field(name: &str, text: &str, max: usize) -> String {
         clean.push(c);
     }
     if clean.is_ascii() {
-        format!("{name}: {}\r\n", fold_words(name.len() + 2, &clean))
+        let mut field = String::with_capacity(clean.len() + name.len() + 8);
+        folded_field(&mut field, name, &clean);
+        field
     } else {
         format!("{name}: {}\r\n", encoded_words(&clean))
     }
 }
 
-/// ASCII words folded before 78 characters a line where a space allows.
-fn fold_words(first: usize, text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut line = first;
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            if line + 1 + word.len() > 78 {
-                out.push_str("\r\n ");
-                line = 1;
-            } else {
-                out.push(' ');
-                line += 1;
-            }
+/// A field whose value may be long (a DSN's diagnostic, a subject): folded
+/// at spaces so no line passes 78 characters where it can be helped.
+pub fn folded_field(out: &mut String, name: &str, value: &str) {
+    let mut line_len = name.len() + 1;
+    out.push_str(name);
+    out.push(':');
+    for word in value.split(' ').filter(|w| !w.is_empty()).flat_map(chunks) {
+        if line_len + 1 + word.len() > 78 && line_len > name.len() + 1 {
+            out.push_str("\r\n   ");
+            line_len = 3;
+        } else {
+            out.push(' ');
+            line_len += 1;
         }
         out.push_str(word);
-        line += word.len();
+        line_len += word.len();
     }
+    out.push_str("\r\n");
+}
+
+/// A word cut into pieces of at most 72 characters, so that no line passes
+/// the 998-octet limit whatever the text (a remote server's reply).
+pub fn chunks(word: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = word;
+    while rest.chars().count() > 72 {
+        let cut = rest.char_indices().nth(72).map_or(rest.len(), |(i, _)| i);
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
     out
 }
 
@@ -92,6 +108,27 @@ mod tests {
         let long = unstructured_field("Subject", &"word ".repeat(300), 1000);
         assert!(long.lines().all(|l| l.len() <= 78), "{long}");
         assert_eq!(long.matches("word").count(), 200);
-        assert!(unstructured_field("Subject", &"x".repeat(5000), 998).len() < 1010);
+        // At most `max` characters kept, and no line too long even for
+        // one long word.
+        let huge = unstructured_field("Subject", &"x".repeat(5000), 998);
+        assert_eq!(huge.matches('x').count(), 998);
+        assert!(huge.lines().all(|l| l.len() <= 100), "{huge}");
+    }
+
+    #[test]
+    fn folding_keeps_words() {
+        let mut s = String::new();
+        folded_field(
+            &mut s,
+            "Diagnostic-Code",
+            &format!("smtp; 550 {}", "word ".repeat(30)),
+        );
+        assert!(s.lines().all(|l| l.len() <= 78), "{s}");
+        assert_eq!(s.matches("word").count(), 30);
+        assert!(s.lines().skip(1).all(|l| l.starts_with("   ")));
+        let mut s = String::new();
+        folded_field(&mut s, "Diagnostic-Code", &"x".repeat(1500));
+        assert!(s.lines().all(|l| l.len() <= 100), "{s}");
+        assert_eq!(s.matches('x').count(), 1500);
     }
 }
