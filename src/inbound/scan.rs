@@ -612,6 +612,18 @@ mod tests {
         assert_eq!(reply.enhanced, Some(Enhanced(5, 7, 1)));
     }
 
+    /// The server's verdict on rspamd's outcome alone.
+    fn decide_rspamd(t: &ScanTable, outcome: Option<Outcome<SpamReport>>) -> Verdict {
+        decide(
+            t,
+            &Results {
+                rspamd: outcome,
+                ..Default::default()
+            },
+            "h",
+        )
+    }
+
     /// rspamd's `rewrite subject`: its Subject replaces the message's in
     /// place, as one clean field (no line break from rspamd gets through);
     /// without it the message is untouched under the fields.
@@ -622,14 +634,7 @@ mod tests {
         if let Some(Outcome::Done(r)) = &mut rep {
             r.subject = Some("***SPAM*** cheap\r\nBcc: victim@example.test".into());
         }
-        let v = decide(
-            &t,
-            &Results {
-                rspamd: rep,
-                ..Default::default()
-            },
-            "h",
-        );
+        let v = decide_rspamd(&t, rep);
         assert!(matches!(v.fate, Fate::Deliver { junk: true, .. }));
         let m = v.message(b"To: a@b\r\nSubject: cheap\r\nX: y\r\n\r\nSubject: body\r\n");
         let text = String::from_utf8(m).unwrap();
@@ -640,14 +645,7 @@ mod tests {
             "{text}"
         );
         assert!(text.starts_with(&v.header));
-        let v = decide(
-            &t,
-            &Results {
-                rspamd: rspamd(RspamdAction::AddHeader),
-                ..Default::default()
-            },
-            "h",
-        );
+        let v = decide_rspamd(&t, rspamd(RspamdAction::AddHeader));
         assert_eq!(v.subject, None);
         let m = b"Subject: cheap\r\n\r\nbody\r\n";
         assert_eq!(v.message(m), [v.header.as_bytes(), m].concat());
@@ -656,17 +654,7 @@ mod tests {
     #[test]
     fn rspamd_actions() {
         let t = table();
-        let d = |a| {
-            decide(
-                &t,
-                &Results {
-                    rspamd: rspamd(a),
-                    ..Default::default()
-                },
-                "h",
-            )
-            .fate
-        };
+        let d = |a| decide_rspamd(&t, rspamd(a)).fate;
         assert!(matches!(d(RspamdAction::Reject), Fate::Reject(r) if r.code == 550));
         assert!(matches!(d(RspamdAction::SoftReject), Fate::Defer(r) if r.code == 451));
         assert!(matches!(d(RspamdAction::Greylist), Fate::Defer(r) if r.code == 451));
@@ -682,14 +670,7 @@ mod tests {
             d(RspamdAction::NoAction),
             Fate::Deliver { junk: false, .. }
         ));
-        let v = decide(
-            &t,
-            &Results {
-                rspamd: rspamd(RspamdAction::AddHeader),
-                ..Default::default()
-            },
-            "h",
-        );
+        let v = decide_rspamd(&t, rspamd(RspamdAction::AddHeader));
         assert!(
             v.header
                 .replace("\r\n\t", " ")
