@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use crate::compile::{self, Options};
 use crate::dns::dane::{self, KeyPaths};
+use crate::dns::live;
 use crate::dns::rollover::{self, Readiness, Request};
-use crate::dns::{TTL, live};
 use crate::tables::{CertSource, Tables};
 
 /// Exit status when the server has not carried out the request in time.
@@ -96,9 +96,7 @@ fn rollover(
     let now = crate::services::unix_now();
     let seen = rollover::observe(&p, &next, live_tlsa.contains(&next), live_tlsa.ttl, now)?;
     // mailc's TTL, or the longer one the zone publishes the RRset with.
-    let wait = seen
-        .as_ref()
-        .map_or(u64::from(TTL.max(live_tlsa.ttl)), rollover::Seen::wait);
+    let wait = rollover::wait_for(seen.as_ref().map_or(live_tlsa.ttl, |s| s.ttl));
     match rollover::readiness(seen.map(|s| s.first_seen), now, wait) {
         Readiness::NotPublished => {
             return Err(format!(

@@ -142,7 +142,7 @@ pub fn dane_rollover(keys: &super::dane::TlsaKeys, live: &[String], state: &Dane
     use super::rollover::{Readiness, readiness};
     let has = |h: &Option<String>| h.as_ref().is_some_and(|h| live.contains(h));
     let next_live = has(&keys.next);
-    let ttl = u64::from(super::TTL.max(state.ttl_seen));
+    let ttl = super::rollover::wait_for(state.ttl_seen);
     let ready = match readiness(state.first_seen.filter(|_| next_live), state.now, ttl) {
         Readiness::Ready { .. } => true,
         Readiness::NotPublished | Readiness::Waiting { .. } => false,

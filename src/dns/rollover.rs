@@ -59,8 +59,14 @@ impl Seen {
     /// admin's zone may publish the RRset with another TTL, and a cache
     /// keeps the RRset without the next key that long).
     pub fn wait(&self) -> u64 {
-        u64::from(self.ttl.max(super::TTL))
+        wait_for(self.ttl)
     }
+}
+
+/// The wait before a switch when the RRset was seen with TTL `ttl_seen`
+/// (0: not seen): that TTL or mailc's own, whichever is longer.
+pub fn wait_for(ttl_seen: u32) -> u64 {
+    u64::from(ttl_seen.max(super::TTL))
 }
 
 /// A switch asked for by `mailc tls rollover`.
